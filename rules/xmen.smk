@@ -1,0 +1,118 @@
+# xmen: the one wildcard rule that runs experiments. Shipped with xmen; do not edit in generated Snakefiles.
+#
+# Experiments come from each set's experiment.yml (the single source of truth), loaded by xmen_load_set().
+# The rule's shell text must stay byte-stable across xmen releases and regenerations: Snakemake reruns every
+# finished experiment whose recorded rule code differs ("Code has changed").
+import os as _xmen_os
+
+import yaml as _xmen_yaml
+
+XMEN_DONE = "xmen.done"
+XMEN_EXPERIMENTS = {}  # experiment path (relative to the working directory) -> run options
+XMEN_TARGETS = []
+_XMEN_SET_CACHE = {}
+# What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
+_XMEN_SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
+
+try:
+    _XMEN_LOADER = _xmen_yaml.CSafeLoader
+except AttributeError:
+    _XMEN_LOADER = _xmen_yaml.SafeLoader
+
+
+def xmen_load_set(set_dir):
+    """Run options of every linked experiment of the set in set_dir, keyed by path relative to the workdir."""
+    set_dir = _xmen_os.path.normpath(set_dir)
+    if set_dir in _XMEN_SET_CACHE:
+        return _XMEN_SET_CACHE[set_dir]
+    with open(_xmen_os.path.join(set_dir, "experiment.yml"), encoding="utf-8") as handle:
+        data = _xmen_yaml.load(handle, Loader=_XMEN_LOADER) or {}
+    defaults = data.get("options") or {}
+    loaded = {}
+    for name, options in (data.get("experiments") or {}).items():
+        merged = dict(defaults)
+        merged.update(options or {})
+        merged["requires"] = [
+            _xmen_os.path.normpath(_xmen_os.path.join(set_dir, required)) for required in merged.get("requires") or []
+        ]
+        loaded[_xmen_os.path.normpath(_xmen_os.path.join(set_dir, str(name)))] = merged
+    _XMEN_SET_CACHE[set_dir] = loaded
+    return loaded
+
+
+def _xmen_done_mtime(path):
+    try:
+        return _xmen_os.stat(_xmen_os.path.join(path, XMEN_DONE)).st_mtime_ns
+    except OSError:
+        return None
+
+
+def xmen_pending(experiments):
+    """Experiments that need a run: no status file, or a requirement finished after them.
+
+    Filtering finished experiments here keeps Snakemake from building a DAG over thousands of finished jobs;
+    pass `--config xmen_check_all=1` to let Snakemake check every experiment itself.
+    """
+    if config.get("xmen_check_all"):
+        return list(experiments)
+    pending = []
+    for path, options in experiments.items():
+        done = _xmen_done_mtime(path)
+        if done is None:
+            pending.append(path)
+            continue
+        for required in options.get("requires") or ():
+            required_done = _xmen_done_mtime(required)
+            if required_done is None or required_done > done:
+                pending.append(path)
+                break
+    return pending
+
+
+def xmen_add_set(set_dir):
+    """Add a set's experiments to the workflow and its pending ones to the default target."""
+    loaded = xmen_load_set(set_dir)
+    XMEN_EXPERIMENTS.update(loaded)
+    XMEN_TARGETS.extend(_xmen_os.path.join(path, XMEN_DONE) for path in xmen_pending(loaded))
+
+
+def _xmen_options(exp):
+    exp = _xmen_os.path.normpath(exp)
+    if exp not in XMEN_EXPERIMENTS:
+        # A requirement in a set this workflow did not load: read that set on demand.
+        XMEN_EXPERIMENTS.update(xmen_load_set(_xmen_os.path.dirname(exp) or "."))
+    return XMEN_EXPERIMENTS.get(exp, {})
+
+
+def _xmen_requires(wildcards):
+    return [_xmen_os.path.join(path, XMEN_DONE) for path in _xmen_options(wildcards.exp).get("requires") or ()]
+
+
+def _xmen_threads(wildcards):
+    return int(_xmen_options(wildcards.exp).get("threads") or 1)
+
+
+def _xmen_resource(name):
+    """Resource callable: a value, or a list of values per attempt (the last one repeats)."""
+
+    def resource(wildcards, attempt):
+        value = (_xmen_options(wildcards.exp).get("resources") or {}).get(name)
+        if isinstance(value, list):
+            value = value[min(attempt, len(value)) - 1] if value else None
+        if value is None:
+            # Snakemake skips a None resource, but cannot convert one for sized resources (mem_mb, disk_mb...).
+            value = _XMEN_SIZED_FALLBACK.get(name)
+        return value
+
+    return resource
+
+
+def xmen_resource_names():
+    names = set()
+    for options in XMEN_EXPERIMENTS.values():
+        names.update((options.get("resources") or {}).keys())
+    return sorted(names)
+
+
+def xmen_retries():
+    return max([int(options.get("retries") or 0) for options in XMEN_EXPERIMENTS.values()] or [0])

@@ -1,0 +1,26 @@
+# xmen: targets and the experiment rule. Included after the sets were added with xmen_add_set().
+
+
+localrules:
+    xmen_all,
+
+
+rule xmen_all:
+    default_target: True
+    input:
+        XMEN_TARGETS,
+
+
+rule xmen_experiment:
+    input:
+        _xmen_requires,
+    output:
+        "{exp}/xmen.done",
+    log:
+        "{exp}/xmen.log",
+    threads: _xmen_threads
+    resources:
+        **{name: _xmen_resource(name) for name in xmen_resource_names()},
+    retries: xmen_retries()
+    run:
+        shell("bash {wildcards.exp:q}/run.sh > {log:q} 2>&1 && echo finished > {output:q}")

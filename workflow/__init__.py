@@ -1,0 +1,1 @@
+"""Snakemake assets of xmen (package data; see xmen._assets)."""

@@ -1,0 +1,108 @@
+"""The global configuration: ``$XMEN/config.yml``, else ``~/.xmen/config.yml``.
+
+It remembers which experiment classes exist (name -> script), extra folders for their imports, the header put
+at the top of each generated run.sh, whether ``init`` prompts for a purpose, and the sets that were created (so
+that ``config --clean`` can forget the ones that are gone). The location is read at call time so tests and users
+can redirect it with ``XMEN``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import files
+from .errors import StateFileError
+
+CONFIG_FILE = "config.yml"
+
+
+def config_dir() -> Path:
+    """Folder of the global configuration (``$XMEN`` wins over ``~/.xmen``)."""
+    env = os.environ.get("XMEN")
+    return Path(env).expanduser() if env else Path.home() / ".xmen"
+
+
+def config_path() -> Path:
+    return config_dir() / CONFIG_FILE
+
+
+@dataclass
+class GlobalConfig:
+    """A snapshot of the global configuration."""
+
+    prompt: bool = True
+    python_paths: list[str] = field(default_factory=list)
+    experiments: dict[str, str] = field(default_factory=dict)
+    header: str = ""
+    sets: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GlobalConfig":
+        config = cls()
+        config.prompt = bool(data.get("prompt", True))
+        config.python_paths = [str(p) for p in data.get("python_paths") or []]
+        config.experiments = {str(k): str(v) for k, v in (data.get("experiments") or {}).items()}
+        config.header = str(data.get("header") or "")
+        config.sets = [str(s) for s in data.get("sets") or []]
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "python_paths": list(self.python_paths),
+            "experiments": dict(self.experiments),
+            "header": self.header,
+            "sets": list(self.sets),
+        }
+
+
+_COMMENTS = {
+    "prompt": "Ask for a purpose when a set is initialised (never when stdin is not a terminal)",
+    "python_paths": "Folders put on PYTHONPATH for experiment modules",
+    "experiments": "Experiment classes: name -> script that defines them",
+    "header": "Text put at the top of every generated run.sh (after the shebang)",
+    "sets": "Experiment sets created on this machine",
+}
+
+
+def load() -> GlobalConfig:
+    """The current configuration; a missing file is the default configuration."""
+    path = config_path()
+    if not path.exists():
+        return GlobalConfig()
+    return GlobalConfig.from_dict(files.read_yaml(path))
+
+
+def update(change: Callable[[GlobalConfig], None]) -> GlobalConfig:
+    """Locked read-modify-write, so concurrent xmen commands never lose each other's changes."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with files.locked(path):
+        try:
+            config = GlobalConfig.from_dict(files.read_yaml(path)) if path.exists() else GlobalConfig()
+        except StateFileError as exc:
+            raise StateFileError(f"global configuration is corrupt ({exc}); fix or delete {path}") from None
+        change(config)
+        files.write_yaml(path, config.to_dict(), _COMMENTS)
+    return config
+
+
+def remember_set(root: str | os.PathLike[str]) -> None:
+    root = str(Path(root).resolve())
+
+    def add(config: GlobalConfig) -> None:
+        if root not in config.sets:
+            config.sets.append(root)
+
+    update(add)
+
+
+def forget_set(root: str | os.PathLike[str]) -> None:
+    root = str(Path(root).resolve())
+
+    def remove(config: GlobalConfig) -> None:
+        config.sets = [s for s in config.sets if s != root]
+
+    update(remove)

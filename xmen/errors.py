@@ -1,0 +1,39 @@
+"""One error family for xmen.
+
+The library raises these; only the CLI edge turns them into a one-line message and an exit code.
+"""
+from __future__ import annotations
+
+
+class XmenError(Exception):
+    """Base of every error xmen reports to a user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        # Messages are shown on one line: fold any newline a user value brought in.
+        super().__init__(" ".join(str(message).split("\n")))
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(XmenError, ValueError):
+    """The user asked for something malformed (bad YAML, unknown parameter, ...)."""
+
+    exit_code = 2
+
+
+class NotASetError(XmenError, FileNotFoundError):
+    """A folder that should hold an experiment set does not."""
+
+
+class SetExistsError(XmenError, FileExistsError):
+    """Refusing to create a set over an existing one."""
+
+
+class StateFileError(XmenError, OSError):
+    """A YAML state file is missing, unreadable or corrupt."""
+
+
+class ExperimentError(XmenError):
+    """An experiment definition is invalid (parameter table, type mismatch, ...)."""

@@ -1,0 +1,1 @@
+"""Example experiments: the tutorial experiment."""
