@@ -70,10 +70,19 @@ def xmen_pending(experiments):
 
 
 def xmen_add_set(set_dir):
-    """Add a set's experiments to the workflow and its pending ones to the default target."""
+    """Add a set's experiments to the workflow and its pending ones to the default target.
+
+    `--config xmen_targets=FILE` (written by `xmen run GLOB`) narrows the default target to the experiments
+    listed in FILE, one path per line.
+    """
     loaded = xmen_load_set(set_dir)
     XMEN_EXPERIMENTS.update(loaded)
-    XMEN_TARGETS.extend(_xmen_os.path.join(path, XMEN_DONE) for path in xmen_pending(loaded))
+    chosen = loaded
+    if config.get("xmen_targets"):
+        with open(config["xmen_targets"], encoding="utf-8") as handle:
+            wanted = {_xmen_os.path.normpath(line.rstrip("\n")) for line in handle if line.strip()}
+        chosen = {path: options for path, options in loaded.items() if path in wanted}
+    XMEN_TARGETS.extend(_xmen_os.path.join(path, XMEN_DONE) for path in xmen_pending(chosen))
 
 
 def _xmen_options(exp):

@@ -304,12 +304,12 @@ def _attach_optional_commands() -> None:
         cli.add_command(list_command, "list")
     except ImportError:
         pass
-    try:
-        from .cli_run import demo_command, run_command
-    except ImportError:  # pragma: no cover - during development
-        return
+    from .cli_run import ci_command, demo_command, run_command, workflow_command
+
     cli.add_command(run_command, "run")
     cli.add_command(demo_command, "demo")
+    cli.add_command(ci_command, "ci")
+    cli.add_command(workflow_command, "workflow")
 
 
 _attach_optional_commands()

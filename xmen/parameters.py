@@ -84,17 +84,19 @@ def _annotation_text(source: str, node: ast.expr | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a forward reference: 'int'
         return _normalise(node.value)
     segment = ast.get_source_segment(source, node)
-    return _normalise(segment) if segment is not None else ast.unparse(node)
+    if segment is None or "\n" in segment:  # a multi-line annotation: the canonical one-line spelling
+        return ast.unparse(node)
+    return _normalise(segment)
 
 
 def _value_text(source: str, node: ast.expr | None) -> str | None:
     if node is None:
         return None
     segment = ast.get_source_segment(source, node)
-    if segment is None:
+    # Keep the author's spelling ('h', 1e-3); a multi-line literal gets its canonical one-line spelling.
+    if segment is None or "\n" in segment:
         return ast.unparse(node)
-    # Keep the author's spelling ('h', 1e-3) but fold a multi-line literal onto one line for docs.
-    return _normalise(segment) if "\n" in segment else segment
+    return segment
 
 
 def _marker_for(node: ast.stmt, comments: Mapping[int, str]) -> str | None:
@@ -132,6 +134,14 @@ def _body_targets(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.Assign):
         return [t.id for t in node.targets if isinstance(t, ast.Name)]
     return []
+
+
+def _calls_parent_init(stmt: ast.stmt) -> bool:
+    """Does ``stmt`` call ``super().__init__(...)`` or ``Base.__init__(self, ...)``?"""
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__":
+            return True
+    return False
 
 
 def _walk_function(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterable[ast.stmt]:
@@ -213,7 +223,10 @@ def parse_class_source(source: str, owner: str = "") -> ClassTable:
             if not args:
                 continue
             self_name = args[0].arg
-            top_level = {id(s) for s in stmt.body}
+            # Plain re-assignments count as a new default only when unconditional and after the parent's
+            # __init__ ran (an assignment before super().__init__() is overwritten by the parent).
+            first = next((i for i, s in enumerate(stmt.body) if _calls_parent_init(s)), 0)
+            top_level = {id(s) for s in stmt.body[first:]}
             for inner in _walk_function(stmt):
                 names = _self_targets(inner, self_name)
                 if names:

@@ -1,0 +1,213 @@
+"""Running a set's pending experiments: with Snakemake, or with a launcher command like the original xmen.
+
+Snakemake is driven through its command line in a subprocess rather than its Python API: the CLI is the stable,
+documented interface, it applies profiles exactly as a user's own ``snakemake`` call does, and a crash or a
+never-ending cluster poll in it cannot take the xmen process down with it.
+
+Which experiments are pending is decided here from the files (the status file ``xmen.done`` and its mtime
+against each requirement's), the same rule the generated Snakefile applies, so a dry run needs no Snakemake start
+and a run with nothing to do returns at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from . import files, status
+from .errors import StateFileError, XmenError
+from .expset import PARAMS_FILE, RUN_FILE, SET_FILE, ExperimentSet
+
+RUN_LOCK = Path(".xmen") / "run.lock"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An experiment that would run, and why."""
+
+    name: str
+    reason: str
+    status: str
+
+
+def _done_mtime(folder: Path) -> int | None:
+    try:
+        return os.stat(folder / status.DONE_FILE).st_mtime_ns
+    except OSError:
+        return None
+
+
+def plan(exp_set: ExperimentSet, patterns: Sequence[str] | None = None) -> tuple[list[Pending], list[Pending]]:
+    """(pending, skipped): linked experiments matching ``patterns`` that need a run, and those left alone.
+
+    An experiment needs a run when its status file is missing, or older than a requirement's. One that is
+    running right now (live heartbeat) is skipped: its runner holds it.
+    """
+    data = exp_set.data()
+    defaults = data.get("options") or {}
+    linked: dict[str, Any] = data.get("experiments") or {}
+    chosen = set(exp_set.match(list(patterns) if patterns else ["*"]))
+    pending: list[Pending] = []
+    skipped: list[Pending] = []
+    for name, options in linked.items():
+        if name not in chosen:
+            continue
+        folder = exp_set.root / name
+        done = _done_mtime(folder)
+        requires = (options or {}).get("requires", defaults.get("requires")) or []
+        if done is not None:
+            reason = None
+            for required in requires:
+                required_done = _done_mtime(Path(os.path.normpath(exp_set.root / required)))
+                if required_done is None:
+                    reason = f"requirement {required} pending"
+                    break
+                if required_done > done:
+                    reason = f"requirement {required} reran"
+                    break
+            if reason:
+                pending.append(Pending(name, reason, status.FINISHED))
+            continue
+        try:
+            params = files.read_yaml(folder / PARAMS_FILE)
+        except StateFileError as exc:
+            skipped.append(Pending(name, f"unreadable params.yml: {exc}", "corrupt"))
+            continue
+        current = exp_set.status_of(name) if params.get("_status") == status.RUNNING else str(params.get("_status"))
+        if current == status.RUNNING:
+            skipped.append(Pending(name, "running now", current))
+            continue
+        if current in status.FAILED:
+            reason = f"failed ({current})"
+        elif current == status.FINISHED:
+            reason = "status file missing"
+        elif params.get("_reset"):
+            reason = "reset"
+        else:
+            reason = "new"
+        pending.append(Pending(name, reason, current))
+    return pending, skipped
+
+
+@contextlib.contextmanager
+def run_lock(root: Path) -> Iterator[None]:
+    """One ``xmen run`` per set at a time.
+
+    Snakemake's own locks are per output file, and a Snakemake process that finishes deletes the whole
+    ``.snakemake/locks`` folder, other processes' locks included; so xmen serialises its runs itself and gives
+    Snakemake ``--nolock``. The job runner's per-experiment lock still stops any second launcher.
+    """
+    lock_file = root / RUN_LOCK
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise XmenError(f"another xmen run is running on {root}; wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def snakemake_command(
+    targets_file: Path | None,
+    *,
+    cores: int | None = None,
+    profile: str | None = None,
+    extra: Sequence[str] = (),
+    dry_run: bool = False,
+) -> list[str]:
+    command = [sys.executable, "-m", "snakemake", "--nolock"]
+    if profile:
+        command += ["--profile", profile]
+    if cores is not None:
+        command += ["--cores", str(cores), "--jobs", str(cores)]
+    if targets_file is not None:
+        command += ["--config", f"xmen_targets={targets_file}"]
+    if dry_run:
+        command += ["--dry-run"]
+    command += list(extra)
+    return command
+
+
+def run_with_snakemake(
+    exp_set: ExperimentSet,
+    pending: Sequence[Pending],
+    *,
+    cores: int | None = None,
+    profile: str | None = None,
+    extra: Sequence[str] = (),
+    everything: bool = False,
+) -> int:
+    """Run ``pending`` through Snakemake in the set's root; Snakemake's exit code.
+
+    With ``everything`` the Snakefile's own default target is used (all pending experiments of the set).
+    """
+    root = exp_set.root
+    with run_lock(root):
+        targets_file = None
+        try:
+            if not everything:
+                handle = tempfile.NamedTemporaryFile(
+                    "w", dir=root / ".xmen", prefix="targets-", suffix=".txt", delete=False, encoding="utf-8"
+                )
+                with handle:
+                    handle.write("".join(f"{p.name}\n" for p in pending))
+                targets_file = Path(handle.name)
+            command = snakemake_command(
+                targets_file.relative_to(root) if targets_file else None,
+                cores=cores, profile=profile, extra=extra,
+            )
+            return subprocess.call(command, cwd=root)
+        finally:
+            if targets_file is not None:
+                targets_file.unlink(missing_ok=True)
+
+
+def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequence[str], echo) -> int:
+    """The original xmen's way: run each pending run.sh with ``launcher`` (sh, bash, sbatch, screen -dm bash...)."""
+    failures = 0
+    for item in pending:
+        run_script = exp_set.root / item.name / RUN_FILE
+        command = list(launcher) + [str(run_script)]
+        echo(f"\nRunning: {shlex.join(command)}")
+        try:
+            code = subprocess.call(command)
+        except FileNotFoundError:
+            raise XmenError(f"launcher not found: {launcher[0]}") from None
+        if code != 0:
+            failures += 1
+    return 1 if failures else 0
+
+
+def summary(exp_set: ExperimentSet, names: Sequence[str]) -> dict[str, list[str]]:
+    """Names of ``names`` grouped by their status now."""
+    grouped: dict[str, list[str]] = {}
+    for name in names:
+        grouped.setdefault(exp_set.status_of(name), []).append(name)
+    return grouped
+
+
+def failure_reason(exp_set: ExperimentSet, name: str) -> str:
+    try:
+        params = exp_set.params(name)
+    except StateFileError as exc:
+        return str(exc)
+    return str(params.get("_error") or "")
+
+
+def find_set_roots(top: Path) -> list[Path]:
+    from .expset import find_sets
+
+    return list(find_sets(top))
+
+
+__all__ = ["Pending", "plan", "run_with_snakemake", "launch", "summary", "SET_FILE"]

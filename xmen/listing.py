@@ -1,0 +1,945 @@
+"""Rows for ``xmen list``: find experiment sets, read their experiments through an index cache, filter, format.
+
+Sets hold 10k-100k experiments, and parsing that many ``params.yml`` files takes minutes, so each set keeps an index
+at ``<root>/.xmen/index.json`` holding, per linked experiment, the ``(inode, mtime_ns, ctime_ns, size)`` of its
+``params.yml`` and the row read from it. A listing stats every selected ``params.yml`` and re-reads only those whose
+signature changed; the index is rewritten (atomically, last writer wins) only when something did. The folders stay
+the source of truth: a missing, corrupt or foreign index is ignored and rebuilt, and an entry is only stored when
+the file's timestamps are older than :data:`RACY_NS` at read time, so that two writes within one timestamp tick
+(same size, recycled inode) can never hide behind an unchanged signature (git's "racily clean" rule).
+
+pandas is imported only by :func:`to_dataframe` and by :func:`render_table` for tables it must format itself.
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from . import status as st
+from .errors import StateFileError, UsageError
+from .predicates import ColumnPattern, Predicate, parse_param_filters
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = [
+    "FIXED_COLUMNS",
+    "ListResult",
+    "SetInfo",
+    "collect",
+    "common_root",
+    "find_sets",
+    "render_csv",
+    "render_notebook",
+    "render_table",
+    "table_columns",
+    "to_dataframe",
+]
+
+SET_FILE = "experiment.yml"
+PARAMS_FILE = "params.yml"
+INDEX_DIR = ".xmen"
+INDEX_FILE = "index.json"
+INDEX_FORMAT = "xmen-list-index"
+INDEX_VERSION = 1
+#: Files whose mtime or ctime is this close to the time they were read are re-read next time rather than trusted
+#: from the index: 2 s covers the coarsest timestamps in use (FAT; ext3 and some NFS servers have 1 s).
+RACY_NS = 2_000_000_000
+
+#: Columns every row has, in the order of the tutorial's ``xmen list -v``; parameters and messages follow.
+FIXED_COLUMNS = ("root", "name", "created", "type", "purpose", "mac", "host", "user", "home", "status", "commit")
+META_COLUMNS = ("mac", "host", "user", "home")
+
+# In-memory experiment record: (context, status, params, messages, liveness) where context is the tuple below,
+# shared between the experiments of one registration, and liveness holds ``_run``/``_started`` of running ones.
+_CONTEXT_FIELDS = ("created", "type", "purpose", "mac", "host", "user", "home", "commit")
+_Context = tuple[Any, ...]
+_Record = tuple[_Context, Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]
+_Signature = tuple[int, int, int, int]
+
+_MISSING: Any = float("nan")  # what a row without a parameter/message shows, as pandas would
+
+
+# ---------------------------------------------------------------------------------------------- results
+@dataclass
+class SetInfo:
+    """One listed set: its folder, what experiment.yml says about it, and its listed experiments."""
+
+    root: str
+    type: Any = None
+    created: Any = None
+    purpose: Any = None
+    notes: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ListResult:
+    """Rows (plain dicts, see :data:`FIXED_COLUMNS` plus ``params`` and ``messages`` dicts) and what went wrong.
+
+    ``problems`` holds ``(path, reason)`` for each set or experiment that could not be read; the others are listed.
+    """
+
+    rows: list[dict[str, Any]]
+    problems: list[tuple[str, str]]
+    sets: list[SetInfo]
+    patterns: list[str]
+    filtered: bool = False
+
+    def param_names(self) -> list[str]:
+        """Parameter names in order of first appearance."""
+        return _union(row["params"] for row in self.rows)
+
+    def message_names(self) -> list[str]:
+        """Message names in order of first appearance."""
+        return _union(row["messages"] for row in self.rows)
+
+
+def _union(dicts: Iterable[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    last: Any = None
+    for d in dicts:
+        if d is last:  # rows of one registration often share nothing, but cached dicts repeat: skip cheaply
+            continue
+        last = d
+        for key in d:
+            if key not in seen:
+                seen[key] = None
+    return list(seen)
+
+
+# ---------------------------------------------------------------------------------------------- globs
+_MAGIC = re.compile(r"[*?[]")
+
+
+@dataclass(frozen=True)
+class _Glob:
+    """An absolute glob split into the folder a walk starts from and the components left to match below it."""
+
+    text: str
+    start: str
+    parts: tuple[str, ...]
+    regex: re.Pattern[str] | None  # set when the glob holds '**' (any number of folders); matches relative paths
+
+    def covers(self, rel: tuple[str, ...]) -> bool:
+        """Whether the folder ``start/rel`` or one of its ancestors matches the whole glob (selecting all below)."""
+        if self.regex is not None:
+            return any(self.regex.fullmatch("/".join(rel[:k])) for k in range(len(rel) + 1))
+        n = len(self.parts)
+        return len(rel) >= n and all(fnmatch.fnmatchcase(rel[i], self.parts[i]) for i in range(n))
+
+    def may_lead(self, rel: tuple[str, ...]) -> bool:
+        """Whether anything at or below ``start/rel`` can match (prunes the walk)."""
+        if self.regex is not None:
+            return True
+        n = min(len(rel), len(self.parts))
+        return all(fnmatch.fnmatchcase(rel[i], self.parts[i]) for i in range(n))
+
+    def name_matcher(self, rel: tuple[str, ...]) -> Callable[[str], bool] | None:
+        """For a set at ``start/rel`` not covered as a whole: which experiment names the glob selects, if any."""
+        if self.regex is not None:
+            prefix = "/".join(rel) + "/" if rel else ""
+            regex = self.regex
+            return lambda name: regex.fullmatch(prefix + name) is not None
+        if len(rel) == len(self.parts) - 1:
+            last = self.parts[-1]
+            return lambda name: fnmatch.fnmatchcase(name, last)
+        return None
+
+
+def _glob_regex(parts: Sequence[str]) -> re.Pattern[str]:
+    """Regex for a relative glob in which ``*``/``?`` stay within a folder and a ``**`` component spans folders."""
+    out = []
+    for i, part in enumerate(parts):
+        sep = "/" if i < len(parts) - 1 else ""
+        if part == "**":
+            out.append("(?:.*/)?" if sep else ".*")
+            continue
+        out.append(_component_regex(part) + sep)
+    return re.compile("".join(out))
+
+
+def _component_regex(part: str) -> str:
+    """One glob component as a regex that never crosses '/'."""
+    out = []
+    i = 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = part.find("]", i + 2 if i + 1 < len(part) and part[i + 1] in "!]" else i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                inner = part[i + 1 : j]
+                if inner.startswith("!"):
+                    inner = "^" + inner[1:]
+                out.append("[" + inner.replace("\\", "\\\\") + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _enclosing_set(folder: str) -> str | None:
+    """The nearest folder at or above ``folder`` holding an experiment.yml."""
+    current = folder
+    while True:
+        if os.path.isfile(os.path.join(current, SET_FILE)):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def _compile_glob(glob: str, cwd: str) -> _Glob:
+    """Make ``glob`` absolute (relative to ``cwd``) and find where to start walking for it."""
+    text = os.path.normpath(os.path.join(cwd, os.path.expanduser(glob)))
+    components = [c for c in text.split(os.sep) if c]
+    static: list[str] = []
+    for component in components:
+        if _MAGIC.search(component):
+            break
+        static.append(component)
+    rest = components[len(static) :]
+    start = os.sep + os.sep.join(static)
+    # Inside a set (e.g. in an experiment folder, or a glob over a set's experiments): walk from the set root.
+    enclosing = _enclosing_set(start)
+    if enclosing is not None and enclosing != start:
+        extra = [c for c in start[len(enclosing) :].split(os.sep) if c]
+        rest = extra + rest
+        start = enclosing
+    regex = _glob_regex(rest) if "**" in rest else None
+    return _Glob(text, start, tuple(rest), regex)
+
+
+# ---------------------------------------------------------------------------------------------- index
+def _signature(stat: os.stat_result) -> _Signature:
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+
+
+def _settled(stat: os.stat_result, now_ns: int) -> bool:
+    """Whether a file's last change is old enough that any later change must alter its signature."""
+    return max(stat.st_mtime_ns, stat.st_ctime_ns) < now_ns - RACY_NS
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy of a YAML value (dates, sets, bytes become text), used for fresh and cached rows alike."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _get(mapping: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def _read_text(path: str) -> tuple[os.stat_result, str]:
+    """Contents of ``path`` and the signature of exactly that version (fstat of the open file)."""
+    try:
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            data = handle.read()
+    except FileNotFoundError:
+        raise StateFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return stat, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateFileError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_mapping(path: str) -> tuple[os.stat_result, dict[str, Any]]:
+    """Parse a YAML mapping; StateFileError with a one-line reason otherwise."""
+    from .files import load_yaml_text
+
+    stat, text = _read_text(path)
+    data = load_yaml_text(text, path)
+    if not isinstance(data, dict):
+        raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
+    return stat, data
+
+
+def _read_params(path: str) -> tuple[os.stat_result, dict[str, Any]]:
+    """Read one params.yml (the one expensive step the index exists to avoid; tests count calls)."""
+    return _read_mapping(path)
+
+
+def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Record:
+    """The listed part of a params.yml, JSON-safe, with its context shared through ``contexts``."""
+    meta = params.get("_meta")
+    context = tuple(
+        _jsonable(v)
+        for v in (
+            params.get("_created"),
+            _get(params, "_version", "class"),
+            params.get("_purpose"),
+            _get(meta, "mac"),
+            _get(meta, "host"),
+            _get(meta, "user"),
+            _get(meta, "home"),
+            _get(params, "_version", "git", "commit"),
+        )
+    )
+    context = contexts.setdefault(context, context)
+    status = _jsonable(params.get("_status", st.DEFAULT))
+    user = {}
+    for key, value in params.items():
+        key = key if isinstance(key, str) else str(key)
+        if not key.startswith("_"):
+            user[key] = _jsonable(value)
+    messages = _jsonable(params.get("_messages"))
+    messages = messages if isinstance(messages, dict) else {}
+    liveness = None
+    if status == st.RUNNING:
+        liveness = {k: _jsonable(params[k]) for k in ("_run", "_started") if k in params}
+    return (context, status, user, messages, liveness)
+
+
+def _reason(exc: Exception, path: str) -> str:
+    """The message of a StateFileError without the leading path (reported next to it)."""
+    text = str(exc)
+    return text[len(path) + 2 :] if text.startswith(path + ": ") else text
+
+
+class _SetState:
+    """One set during a listing: its index as loaded, what experiment.yml says, and the entries to write back."""
+
+    def __init__(self, root: str, now_ns: int) -> None:
+        self.root = root
+        self.now_ns = now_ns
+        self.index_path = os.path.join(root, INDEX_DIR, INDEX_FILE)
+        self.problem: str | None = None
+        self.info: dict[str, Any] = {}
+        self.names: list[str] = []
+        self.changed = False
+        self._old_contexts: list[Any] = []
+        self._old: dict[str, Any] = {}
+        self._new: dict[str, tuple[_Signature, _Record] | None] = {}
+        self._set_entry: list[Any] | None = None
+        self._load()
+
+    # -- reading
+    def _load_index(self) -> dict[str, Any] | None:
+        try:
+            with open(self.index_path, "rb") as handle:
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or data.get("version") != INDEX_VERSION:
+            return None  # not ours, or another version
+        return data
+
+    def _load(self) -> None:
+        data = self._load_index()
+        cached_set = None
+        if data is not None:
+            contexts = data.get("contexts")
+            entries = data.get("experiments")
+            if isinstance(contexts, list) and isinstance(entries, dict):
+                self._old_contexts, self._old = contexts, entries
+            cached_set = data.get("set")
+        else:
+            self.changed = True  # no usable index: write one
+        path = os.path.join(self.root, SET_FILE)
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            self.problem = f"cannot read {SET_FILE}: {exc.strerror or exc}"
+            return
+        if isinstance(cached_set, list) and len(cached_set) == 2 and cached_set[0] == list(_signature(stat)):
+            info = cached_set[1]
+            if isinstance(info, dict) and isinstance(info.get("names"), list):
+                self.info = info
+                self.names = info["names"]
+                self._set_entry = cached_set
+                return
+        try:
+            stat, data = _read_mapping(path)
+        except StateFileError as exc:
+            self.problem = _reason(exc, path)
+            return
+        linked = data.get("experiments") or {}
+        if isinstance(linked, dict):
+            names = [str(k) for k in linked]
+        elif isinstance(linked, list):
+            names = [str(k) for k in linked]
+        else:
+            self.problem = f"{SET_FILE}: 'experiments' is a {type(linked).__name__}, expected a mapping"
+            return
+        notes = data.get("notes") or []
+        notes = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
+        self.info = {
+            "type": _jsonable(data.get("type")),
+            "created": _jsonable(data.get("created")),
+            "purpose": _jsonable(data.get("purpose")),
+            "notes": notes,
+            "names": names,
+        }
+        self.names = names
+        self._set_entry = [list(_signature(stat)), self.info] if _settled(stat, self.now_ns) else None
+        if cached_set != self._set_entry:
+            self.changed = True
+
+    def _cached(self, name: str, stat: os.stat_result) -> _Record | None:
+        """The indexed record of ``name`` if its signature still matches ``stat``."""
+        entry = self._old.get(name)
+        if entry is None:
+            return None
+        try:
+            if (
+                entry[0] != stat.st_ino
+                or entry[1] != stat.st_mtime_ns
+                or entry[2] != stat.st_ctime_ns
+                or entry[3] != stat.st_size
+            ):
+                return None
+            context = self._old_contexts[entry[4]]
+            status, user, messages, liveness = entry[5], entry[6], entry[7], entry[8]
+        except (IndexError, KeyError, TypeError):
+            return None
+        if not (isinstance(context, list) and isinstance(user, dict) and isinstance(messages, dict)):
+            return None
+        if liveness is not None and not isinstance(liveness, dict):
+            return None
+        return (tuple(context), status, user, messages, liveness)
+
+    def records(
+        self, names: Iterable[str], contexts: dict[_Context, _Context], problems: list[tuple[str, str]]
+    ) -> Iterator[tuple[str, _Record]]:
+        """Records of ``names`` (linked experiments), from the index where still valid, else from disk."""
+        root = self.root
+        for name in names:
+            path = f"{root}/{name}/{PARAMS_FILE}"
+            try:
+                stat = os.stat(path)
+            except OSError as exc:
+                problems.append((os.path.join(root, name), f"cannot read {PARAMS_FILE}: {exc.strerror or exc}"))
+                self._forget(name)
+                continue
+            record = self._cached(name, stat)
+            if record is not None:
+                context = contexts.setdefault(record[0], record[0])
+                record = (context,) + record[1:]
+                yield name, record
+                continue
+            try:
+                stat, params = _read_params(path)
+            except StateFileError as exc:
+                problems.append((os.path.join(root, name), _reason(exc, path)))
+                self._forget(name)
+                continue
+            record = _record(params, contexts)
+            if _settled(stat, self.now_ns):
+                self._new[name] = (_signature(stat), record)
+                self.changed = True
+            else:
+                self._forget(name)
+            yield name, record
+
+    def _forget(self, name: str) -> None:
+        if name in self._old:
+            self.changed = True
+        self._new[name] = None
+
+    # -- writing
+    def save(self) -> None:
+        """Write the index back if anything changed; never fail a listing over it (read-only folders, full disks)."""
+        linked = set(self.names)
+        if not self.changed and all(name in linked for name in self._old):
+            return
+        contexts: dict[tuple[Any, ...], int] = {}
+        entries: dict[str, list[Any]] = {}
+
+        def context_id(context: Sequence[Any]) -> int:
+            key = tuple(context)
+            return contexts.setdefault(key, len(contexts))
+
+        for name in self.names:
+            if name in self._new:
+                fresh = self._new[name]
+                if fresh is None:
+                    continue
+                sig, (context, status, user, messages, liveness) = fresh
+                entries[name] = [*sig, context_id(context), status, user, messages, liveness]
+                continue
+            entry = self._old.get(name)
+            if isinstance(entry, list) and len(entry) == 9:
+                try:
+                    old_context = self._old_contexts[entry[4]]
+                except (IndexError, TypeError):
+                    continue
+                if isinstance(old_context, list):
+                    entries[name] = entry[:4] + [context_id(old_context)] + entry[5:]
+        document = {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "set": self._set_entry,
+            "contexts": [list(c) for c in contexts],
+            "experiments": entries,
+        }
+        try:
+            from .files import write_text_atomic
+
+            text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+            os.makedirs(os.path.join(self.root, INDEX_DIR), exist_ok=True)
+            write_text_atomic(self.index_path, text)
+        except (OSError, ValueError, TypeError):
+            pass  # the folders are the truth; the next listing simply reads them again
+
+
+# ---------------------------------------------------------------------------------------------- finding sets
+def _scan(folder: str) -> list[os.DirEntry[str]] | None:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return None
+
+
+def _select(
+    globs: Sequence[str], cwd: str, now_ns: int
+) -> tuple[list[_Glob], dict[str, tuple[_SetState, Callable[[str], bool] | None]]]:
+    """Walk from each glob's start; map each set root reached to its state and which of its experiments match.
+
+    The matcher is ``None`` when the whole set is selected. Linked experiment folders, hidden folders (``.xmen``,
+    ``.snakemake``, ``.git``) and unlinked experiment folders are never descended into.
+    """
+    patterns = [_compile_glob(g, cwd) for g in globs]
+    states: dict[str, _SetState] = {}
+    matchers: dict[str, list[Callable[[str], bool]] | None] = {}
+    for pattern in patterns:
+        seen: set[tuple[int, int]] = set()
+        stack: list[tuple[str, tuple[str, ...]]] = [(pattern.start, ())]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                stat = os.stat(folder)
+            except OSError:
+                continue
+            key = (stat.st_dev, stat.st_ino)
+            if key in seen:  # a symlink loop, or two paths to one folder
+                continue
+            seen.add(key)
+            entries = _scan(folder)
+            if entries is None:
+                continue
+            is_set = any(e.name == SET_FILE and e.is_file() for e in entries)
+            linked: set[str] = set()
+            if is_set:
+                state = states.get(folder)
+                if state is None:
+                    state = states[folder] = _SetState(folder, now_ns)
+                linked = set(state.names)
+                if pattern.covers(rel):
+                    matchers[folder] = None
+                else:
+                    matcher = pattern.name_matcher(rel)
+                    if matcher is not None and matchers.get(folder, []) is not None:
+                        matchers.setdefault(folder, []).append(matcher)  # type: ignore[union-attr]
+                if state.problem is not None:
+                    continue  # cannot tell its experiment folders from other folders: do not descend
+            depth = len(rel)
+            explicit_hidden = pattern.regex is None and depth < len(pattern.parts) and pattern.parts[depth][:1] == "."
+            for entry in entries:
+                name = entry.name
+                if name in linked or (name[0] == "." and not explicit_hidden):
+                    continue
+                try:
+                    if not entry.is_dir():
+                        continue
+                except OSError:
+                    continue
+                child = rel + (name,)
+                if not pattern.may_lead(child):
+                    continue
+                if is_set and os.path.exists(os.path.join(entry.path, PARAMS_FILE)):
+                    continue  # an unlinked experiment folder
+                stack.append((entry.path, child))
+    selected: dict[str, tuple[_SetState, Callable[[str], bool] | None]] = {}
+    for root in sorted(matchers):
+        chosen = matchers[root]
+        if chosen is None:
+            selected[root] = (states[root], None)
+        elif chosen:
+            tests = list(chosen)
+            selected[root] = (states[root], lambda name, tests=tests: any(t(name) for t in tests))
+    return patterns, selected
+
+
+def find_sets(globs: Sequence[str] | None = None, cwd: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Roots of the sets that ``globs`` select, as a whole or through some of their experiments.
+
+    Without globs, every set at or below ``cwd`` (default: the current folder). A glob is matched against set roots
+    and their folders (selecting every set below a match) and against ``root/name`` experiment paths; relative
+    globs are relative to ``cwd``, ``*`` stays within one folder and ``**`` spans folders.
+    """
+    base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    _, selected = _select(list(globs or [base]), base, time.time_ns())
+    return [Path(root) for root in selected]
+
+
+# ---------------------------------------------------------------------------------------------- collecting
+def _type_matches(pattern: str, value: Any) -> bool:
+    """``-n``: a glob or a regex over the whole type name."""
+    if value is None:
+        return False
+    text = str(value)
+    if fnmatch.fnmatchcase(text, pattern):
+        return True
+    try:
+        return re.fullmatch(pattern, text) is not None
+    except re.error:
+        return False
+
+
+_effective_status: Callable[..., str] | None = None
+
+
+def _liveness_checker() -> Callable[..., str] | None:
+    """xmen.heartbeat.effective_status, imported on first need (None while that module does not exist)."""
+    global _effective_status
+    if _effective_status is None:
+        try:
+            from .heartbeat import effective_status
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("xmen.heartbeat", f"{__package__}.heartbeat"):
+                raise
+            return None
+        _effective_status = effective_status
+    return _effective_status
+
+
+def _shown_status(status: Any, liveness: dict[str, Any] | None, exp_dir: str) -> str:
+    """The status a user should see: a ``running`` experiment whose heartbeat went stale is ``lost``."""
+    if status != st.RUNNING:
+        return str(status) if status is not None else st.DEFAULT
+    checker = _liveness_checker()
+    if checker is None:
+        return st.RUNNING
+    params = {"_status": status, **(liveness or {})}
+    try:
+        return checker(params, exp_dir)
+    except OSError:
+        return st.RUNNING
+
+
+def collect(
+    globs: Sequence[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    *,
+    params: Sequence[str] = (),
+    type: str | None = None,
+    status: Sequence[str] = (),
+) -> ListResult:
+    """Experiments selected by ``globs`` (default: every set below ``cwd``) passing every filter.
+
+    ``params`` are ``-p`` values (only their predicates filter rows, see :mod:`xmen.predicates`), ``type`` a glob or
+    regex over the experiment class (``_version.class``, else the set's ``type``) and ``status`` the statuses to
+    keep (``lost`` included). Unreadable sets and experiments are reported in ``problems``, never raised.
+    """
+    unknown = [s for s in status if s not in st.ALL]
+    if unknown:
+        raise UsageError(f"unknown status {unknown[0]!r} (choose from {', '.join(st.ALL)})")
+    predicates = [f for f in parse_param_filters(params) if isinstance(f, Predicate)]
+    wanted_status = set(status)
+    base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    now_ns = time.time_ns()
+    patterns, selected = _select(list(globs or [base]), base, now_ns)
+
+    rows: list[dict[str, Any]] = []
+    problems: list[tuple[str, str]] = []
+    sets: list[SetInfo] = []
+    contexts: dict[_Context, _Context] = {}
+    for root, (state, matcher) in selected.items():
+        if state.problem is not None:
+            problems.append((root, state.problem))
+            continue
+        info = state.info
+        names = state.names if matcher is None else [n for n in state.names if matcher(n)]
+        names = [n for n in names if n and "/" not in n and n not in (".", "..")]
+        listed = SetInfo(root, info.get("type"), info.get("created"), info.get("purpose"), list(info.get("notes", [])))
+        set_type = info.get("type")
+        for name, (context, raw_status, user, messages, liveness) in state.records(names, contexts, problems):
+            exp_type = context[1] if context[1] is not None else set_type
+            if type is not None and not _type_matches(type, exp_type):
+                continue
+            if predicates and not all(p.matches(user) for p in predicates):
+                continue
+            shown = _shown_status(raw_status, liveness, f"{root}/{name}")
+            if wanted_status and shown not in wanted_status:
+                continue
+            rows.append(
+                {
+                    "root": root,
+                    "name": name,
+                    "created": context[0],
+                    "type": exp_type,
+                    "purpose": context[2],
+                    "mac": context[3],
+                    "host": context[4],
+                    "user": context[5],
+                    "home": context[6],
+                    "status": shown,
+                    "commit": context[7],
+                    "params": user,
+                    "messages": messages,
+                }
+            )
+            listed.names.append(name)
+        state.save()
+        sets.append(listed)
+    filtered = bool(predicates or type is not None or wanted_status)
+    return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
+
+
+# ---------------------------------------------------------------------------------------------- columns
+def common_root(roots: Iterable[str]) -> str:
+    """The folder the roots are shown relative to: their common parent (a set's parent when there is one set)."""
+    unique = sorted(set(roots))
+    if not unique:
+        return ""
+    prefix = os.path.commonpath(unique)
+    if prefix in unique:
+        prefix = os.path.dirname(prefix)
+    return prefix
+
+
+def table_columns(
+    result: ListResult,
+    *,
+    verbose: bool = False,
+    status: bool | None = None,
+    created: bool = False,
+    git: bool = False,
+    meta: bool = False,
+    purpose: bool = False,
+    messages: str | None = None,
+    params: Sequence[str] = (),
+    relative_roots: bool = True,
+) -> tuple[list[str], list[list[Any]]]:
+    """Column labels and values (column-major) for the chosen options; absent parameters/messages are NaN.
+
+    ``status=None`` shows status only when no other column was asked for (the default view: root, name, status).
+    ``verbose`` shows every column, parameters and messages restricted by ``params`` regexes/``messages`` if given.
+    Names clashing with a fixed column or a parameter get a ``[param]``/``[message]`` suffix.
+    """
+    filters = parse_param_filters(params)
+    regexes = [f for f in filters if isinstance(f, ColumnPattern)]
+    predicate_names = [f.name for f in filters if isinstance(f, Predicate)]
+    try:
+        message_regex = re.compile(messages) if messages is not None else None
+    except re.error as exc:
+        raise UsageError(
+            f"bad message regex {messages!r}: {exc} (put GLOBs before -m, or give -m a regex such as '.*')"
+        ) from None
+    if status is None:
+        status = verbose or not (created or git or meta or purpose or messages is not None or params)
+
+    fixed = ["root", "name"]
+    if verbose or created:
+        fixed.append("created")
+    if verbose:
+        fixed.append("type")
+    if verbose or purpose:
+        fixed.append("purpose")
+    if verbose or meta:
+        fixed.extend(META_COLUMNS)
+    if status:
+        fixed.append("status")
+    if verbose or git:
+        fixed.append("commit")
+
+    all_params = result.param_names()
+    if regexes or predicate_names or not verbose:
+        chosen = {p: None for p in all_params if any(r.selects(p) for r in regexes)}
+        for name in predicate_names:
+            chosen.setdefault(name, None)
+        param_names = [p for p in all_params if p in chosen] + [p for p in chosen if p not in all_params]
+    else:
+        param_names = all_params
+    if message_regex is not None:
+        message_names = [m for m in result.message_names() if message_regex.fullmatch(m)]
+    else:
+        message_names = result.message_names() if verbose else []
+
+    rows = result.rows
+    labels: list[str] = []
+    columns: list[list[Any]] = []
+    prefix = common_root(r["root"] for r in rows) if relative_roots else ""
+    for key in fixed:
+        if key == "root" and relative_roots:
+            cache: dict[str, str] = {}
+            values = [cache.get(r["root"]) or cache.setdefault(r["root"], os.path.relpath(r["root"], prefix)) for r in rows]
+        else:
+            values = [r[key] for r in rows]
+        labels.append(key)
+        columns.append(values)
+    taken = set(fixed)
+    for key in param_names:
+        labels.append(f"{key} [param]" if key in taken else key)
+        columns.append([r["params"].get(key, _MISSING) for r in rows])
+    taken.update(param_names)
+    for key in message_names:
+        labels.append(f"{key} [message]" if key in taken else key)
+        columns.append([r["messages"].get(key, _MISSING) for r in rows])
+    return labels, columns
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _frame(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> "pandas.DataFrame":
+    """A DataFrame keeping YAML's None apart from a missing value: numeric columns are numbers, others objects."""
+    import pandas as pd
+
+    data = {}
+    for i, values in enumerate(columns):
+        present = [v for v in values if v is not _MISSING]
+        numeric = bool(present) and all(_is_number(v) for v in present)
+        data[i] = pd.Series(values, dtype=None if numeric else object) if values else pd.Series([], dtype=object)
+    frame = pd.DataFrame(data)
+    frame.columns = list(labels)
+    return frame
+
+
+def _plain_table(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> str | None:
+    """What ``DataFrame.to_string()`` prints for columns of plain text, without importing pandas (it costs 0.5 s).
+
+    Returns None when a value is not text (or None), or holds characters pandas would escape or measure otherwise.
+    """
+    texts: list[list[str]] = []
+    for label, values in zip(labels, columns):
+        out: list[str] = []
+        for v in values:
+            if v.__class__ is str:
+                out.append(v)
+            elif v is None:
+                out.append("None")
+            else:
+                return None
+        if not label.isprintable() or not "".join(out).isprintable():
+            return None
+        texts.append(out)
+    n = len(columns[0]) if columns else 0
+    index = [str(i) for i in range(n)]
+    index_width = len(index[-1]) if index else 0
+    widths = [max(len(label), max(map(len, col), default=0)) for label, col in zip(labels, texts)]
+    lines = [" " * index_width + "".join("  " + label.rjust(w) for label, w in zip(labels, widths))]
+    justified = [[s.rjust(w) for s in col] for col, w in zip(texts, widths)]
+    for i in range(n):
+        lines.append(index[i].ljust(index_width) + "".join("  " + col[i] for col in justified))
+    return "\n".join(lines)
+
+
+def render_table(
+    labels: Sequence[str],
+    columns: Sequence[Sequence[Any]],
+    max_width: int | None = None,
+    max_rows: int | None = None,
+) -> str:
+    """The table as pandas ``DataFrame.to_string`` prints it; ``max_width`` caps each column's width (longer values
+    end in ``...``) and ``max_rows`` shows only the first and last rows. Plain-text tables skip pandas (same text)."""
+    n = len(columns[0]) if columns else 0
+    fits = (max_rows is None or n <= max_rows) and (
+        max_width is None or all(len(str(v)) <= max_width for col in columns for v in col)
+    )
+    if fits:
+        text = _plain_table(labels, columns)
+        if text is not None:
+            return text
+    return _frame(labels, columns).to_string(max_rows=max_rows, max_colwidth=max_width)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None or value is _MISSING:
+        return ""
+    if isinstance(value, float) and value != value:
+        return ""
+    return value
+
+
+def render_csv(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> str:
+    """CSV like ``DataFrame.to_csv()``: an unnamed index column first, empty cells for None and missing values."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["", *labels])
+    n = len(columns[0]) if columns else 0
+    for i in range(n):
+        writer.writerow([i, *(_csv_cell(col[i]) for col in columns)])
+    return out.getvalue()
+
+
+def render_notebook(result: ListResult, show_empty: bool | None = None) -> str:
+    """The ``xmen list -l`` view: each set with its listed experiments, purpose, creation time, type and notes.
+
+    Sets without listed experiments are shown only when no filter dropped rows (``show_empty`` overrides)."""
+    if show_empty is None:
+        show_empty = not result.filtered
+    blocks = []
+    shown = [s for s in result.sets if s.names or show_empty]
+    for i, info in enumerate(shown):
+        lines = [f"{i:>2} {info.root}"]
+        lines.extend(f"     |- {name}" for name in info.names)
+        lines.append(f"     Purpose: {'' if info.purpose is None else info.purpose}")
+        lines.append(f"     Created: {'' if info.created is None else info.created}")
+        lines.append(f"     Type: {'' if info.type is None else info.type}")
+        lines.append("     Notes: ")
+        lines.extend(f"       {note}" for note in info.notes)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+# ---------------------------------------------------------------------------------------------- python API
+def to_dataframe(
+    globs: Sequence[str] | str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    *,
+    params: Sequence[str] = (),
+    type: str | None = None,
+    status: Sequence[str] = (),
+    messages: str | None = None,
+    relative_roots: bool = False,
+) -> "pandas.DataFrame":
+    """Experiments as a pandas DataFrame, for notebooks and scripts.
+
+    Takes the filters of ``xmen list``: ``globs`` (default: every set below ``cwd``), ``params`` (``-p`` regexes
+    choose parameter columns, predicates such as ``"lr<0.01"`` also filter rows), ``type`` (``-n``), ``status``
+    (statuses to keep) and ``messages`` (regex of message columns; default all). Columns are
+    :data:`FIXED_COLUMNS` (``root`` absolute unless ``relative_roots``), then parameters, then messages; a
+    parameter an experiment lacks is NaN, while a YAML null stays None. Unreadable experiments are skipped; call
+    :func:`collect` to see why. Uses the same index cache as the command line, so repeated calls are fast.
+
+    >>> df = to_dataframe("~/experiments/*", params=["lr<0.01"], status=["finished"])  # doctest: +SKIP
+    """
+    if isinstance(globs, str):
+        globs = [globs]
+    result = collect(globs, cwd, params=params, type=type, status=status)
+    labels, columns = table_columns(
+        result, verbose=True, messages=messages, params=params, relative_roots=relative_roots
+    )
+    return _frame(labels, columns)
