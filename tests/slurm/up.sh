@@ -342,7 +342,7 @@ case $state in
         scontrol update nodename=localhost state=resume || true
         ;;
 esac
-node_ready() { [[ $(node_state) =~ ^(idle|mix|alloc) ]]; }
+node_ready() { [[ $(node_state) =~ ^(idle|mix|alloc)$ ]]; }
 wait_for "node 'localhost' to be idle (sinfo)" node_ready
 log "node is $(node_state)"
 
