@@ -4,6 +4,8 @@
 # The rule's shell text must stay byte-stable across xmen releases and regenerations: Snakemake reruns every
 # finished experiment whose recorded rule code differs ("Code has changed").
 import os as _xmen_os
+import re as _xmen_re
+import shlex as _xmen_shlex
 
 import yaml as _xmen_yaml
 
@@ -27,6 +29,13 @@ def xmen_load_set(set_dir):
         return _XMEN_SET_CACHE[set_dir]
     with open(_xmen_os.path.join(set_dir, "experiment.yml"), encoding="utf-8") as handle:
         data = _xmen_yaml.load(handle, Loader=_XMEN_LOADER) or {}
+    recorded = data.get("root")
+    if recorded and _xmen_os.path.realpath(recorded) != _xmen_os.path.realpath(set_dir):
+        # run.sh files name absolute paths: running a moved set would run the old copy.
+        raise ValueError(
+            f"the experiment set in {_xmen_os.path.abspath(set_dir)} was moved from {recorded}; "
+            f"run `xmen relink -r {_xmen_os.path.abspath(set_dir)}` first"
+        )
     defaults = data.get("options") or {}
     loaded = {}
     for name, options in (data.get("experiments") or {}).items():
@@ -48,24 +57,37 @@ def _xmen_done_mtime(path):
 
 
 def xmen_pending(experiments):
-    """Experiments that need a run: no status file, or a requirement finished after them.
+    """Experiments that need a run, plus the requirements they wait for that need one too.
 
-    Filtering finished experiments here keeps Snakemake from building a DAG over thousands of finished jobs;
-    pass `--config xmen_check_all=1` to let Snakemake check every experiment itself.
+    An experiment needs a run when its status file is missing, or a requirement needs a run or finished after
+    it. Requirements that need a run are targets themselves: Snakemake does not rerun a missing input whose
+    consumer's output is still present. Filtering finished experiments here keeps Snakemake from building a
+    DAG over thousands of finished jobs; `--config xmen_check_all=1` lets Snakemake check everything itself.
     """
     if config.get("xmen_check_all"):
         return list(experiments)
-    pending = []
-    for path, options in experiments.items():
+    verdict = {}
+
+    def needs_run(path, trail=()):
+        if path in verdict:
+            return verdict[path]
+        if path in trail:  # a cycle: Snakemake reports it
+            return True
         done = _xmen_done_mtime(path)
-        if done is None:
-            pending.append(path)
-            continue
-        for required in options.get("requires") or ():
-            required_done = _xmen_done_mtime(required)
-            if required_done is None or required_done > done:
-                pending.append(path)
-                break
+        result = done is None
+        for required in _xmen_options(path).get("requires") or ():
+            if needs_run(required, trail + (path,)):
+                result = True
+            else:
+                required_done = _xmen_done_mtime(required)
+                if done is not None and required_done is not None and required_done > done:
+                    result = True
+        verdict[path] = result
+        return result
+
+    pending = [path for path in experiments if needs_run(path)]
+    chosen = set(pending)
+    pending += sorted(path for path, result in verdict.items() if result and path not in chosen)
     return pending
 
 
@@ -125,3 +147,24 @@ def xmen_resource_names():
 
 def xmen_retries():
     return max([int(options.get("retries") or 0) for options in XMEN_EXPERIMENTS.values()] or [0])
+
+
+def xmen_run_experiment(wildcards, threads, resources, log, output):
+    """The job: run.sh with its resources in the environment, then the status file, written last.
+
+    The experiment sees XMEN_ATTEMPT, XMEN_THREADS and XMEN_<RESOURCE> (e.g. XMEN_MEM_MB), so a retry with
+    more memory can use it. The rule calls this function so that its own code stays one stable line.
+    """
+    env = {"XMEN_THREADS": threads}
+    for name, value in resources.items():
+        if name.startswith("_") or value is None:
+            continue
+        key = "XMEN_ATTEMPT" if name == "xmen_attempt" else "XMEN_" + _xmen_re.sub(r"\W", "_", name).upper()
+        env[key] = value
+    prefix = " ".join(f"{key}={_xmen_shlex.quote(str(value))}" for key, value in env.items())
+    run_script = _xmen_os.path.join(wildcards.exp, "run.sh")
+    command = (
+        f"{prefix} bash {_xmen_shlex.quote(run_script)} > {_xmen_shlex.quote(log[0])} 2>&1"
+        f" && echo finished > {_xmen_shlex.quote(output[0])}"
+    )
+    shell(command.replace("{", "{{").replace("}", "}}"))

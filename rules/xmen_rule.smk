@@ -20,7 +20,8 @@ rule xmen_experiment:
         "{exp}/xmen.log",
     threads: _xmen_threads
     resources:
+        xmen_attempt=lambda wildcards, attempt: attempt,
         **{name: _xmen_resource(name) for name in xmen_resource_names()},
     retries: xmen_retries()
     run:
-        shell("bash {wildcards.exp:q}/run.sh > {log:q} 2>&1 && echo finished > {output:q}")
+        xmen_run_experiment(wildcards, threads, resources, log, output)

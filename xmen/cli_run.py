@@ -49,6 +49,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     from .expset import ExperimentSet
 
     exp_set = ExperimentSet(root or os.getcwd())
+    _relink_moved_sets(exp_set.root, recursive=False)
     extra = ctx.meta.get("xmen_snakemake_args", [])
     if launcher and (profile or jobs or extra):
         raise UsageError("a launcher command runs run.sh itself: --profile, -j and -- args are for Snakemake")
@@ -155,6 +156,7 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
 
     from ._assets import asset
 
+    _relink_moved_sets(Path(folder))
     workflow = Path(str(asset("workflow", "Snakefile")))
     profile_path = profile or str(asset("config", "ci"))
     command = [
@@ -177,3 +179,16 @@ def workflow_command() -> None:
     from ._assets import asset
 
     click.echo(str(asset("workflow", "Snakefile")))
+
+
+def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
+    """Relink sets that were moved or cloned (their run.sh files name absolute paths)."""
+    from . import files
+    from .expset import SET_FILE, ExperimentSet, find_sets
+
+    roots = list(find_sets(top)) if recursive else [top]
+    for root in roots:
+        recorded = files.read_yaml(root / SET_FILE).get("root")
+        if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
+            ExperimentSet(root).relink()
+            click.echo(f"Relinked {root} (moved from {recorded})", err=True)

@@ -292,16 +292,19 @@ def _tee_output(log_path: Path) -> Iterator[None]:
         return
     lock = threading.Lock()
     originals = (sys.stdout, sys.stderr)
-    tees = (_Tee(originals[0], log, lock), _Tee(originals[1], log, lock))
-    sys.stdout, sys.stderr = tees
+    # A missing stream (pythonw, a closed fd) is not teed: there is nothing to copy it from.
+    tees = tuple(_Tee(stream, log, lock) if stream is not None else None for stream in originals)
+    sys.stdout = tees[0] or sys.stdout  # type: ignore[assignment]
+    sys.stderr = tees[1] or sys.stderr  # type: ignore[assignment]
     try:
         yield
     finally:
         for tee in tees:
-            tee.flush()
-        if sys.stdout is tees[0]:
+            if tee is not None:
+                tee.flush()
+        if tees[0] is not None and sys.stdout is tees[0]:
             sys.stdout = originals[0]
-        if sys.stderr is tees[1]:
+        if tees[1] is not None and sys.stderr is tees[1]:
             sys.stderr = originals[1]
         with lock:
             log.close()
@@ -522,11 +525,11 @@ class Experiment:
         else:
             folders.append(os.path.dirname(path))
             argv = [sys.executable, "-m", "xmen.experiment", f"{path}:{cls.__qualname__}"]
-        # If xmen itself is only importable through PYTHONPATH (a checkout), the job needs that folder too.
-        xmen_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env_path = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if xmen_parent in env_path and xmen_parent not in folders:
-            folders.append(xmen_parent)
+        # Whatever made the class importable now (xmen config --add_path, a checkout of xmen itself on PYTHONPATH)
+        # is needed by the job too, which may start from a clean environment (cron, SLURM, another shell).
+        for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+            if entry and os.path.abspath(entry) not in folders:
+                folders.append(os.path.abspath(entry))
         return argv, folders
 
     def script_text(self) -> str:

@@ -127,32 +127,48 @@ def _exit_code(rc: int, final: str) -> int:
     return rc
 
 
-def _run_child(script: str, params: str) -> tuple[int, list[int]]:
-    """Run ``bash script params``, forwarding signals; (return code, signals received in order)."""
-    received: list[int] = []
-    child: subprocess.Popen[bytes] | None = None
+class _Forwarder:
+    """Signal handlers for the runner's whole life: record every signal and pass it on to the child while it runs.
 
-    def forward(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        if child is not None and child.returncode is None:
+    Installed before the child starts and removed only after the outcome is recorded, so that a late signal can
+    neither be lost (it is forwarded as soon as the child exists) nor kill the runner before it writes the status.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.child: subprocess.Popen[bytes] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Forwarder":
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in FORWARDED}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        child = self.child
+        if child is not None and child.returncode is None:  # never signal a reaped (possibly reused) pid
             try:
                 os.kill(child.pid, signum)
             except ProcessLookupError:
                 pass
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
-    try:
-        env = dict(os.environ)
-        env[ENV_JOB] = "1"
-        env[ENV_JOB_PARAMS] = params
-        child = subprocess.Popen(["bash", script, params], env=env)
-        if received:  # a signal came between installing the handlers and the child existing
-            forward(received.pop(), None)
-        rc = child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return rc, received
+    def run(self, argv: list[str], env: dict[str, str]) -> int:
+        """Start the child, pass on any signal that came before it existed, wait for it; its return code."""
+        try:
+            self.child = subprocess.Popen(argv, env=env)
+        except OSError as exc:  # no bash: the shell's own code for "command not found"
+            print(f"xmen.job: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
+            return 127
+        if self.received:
+            self._forward(self.received[-1])
+        return self.child.wait()
 
 
 def run_job(params_path: str, script_path: str) -> int:
@@ -190,35 +206,44 @@ def run_job(params_path: str, script_path: str) -> int:
             data["_run"] = run
             data.pop("_error", None)
 
-        files.update_yaml(params, start, RUN_COMMENTS)
-        with Heartbeat(exp_dir):
-            rc, received = _run_child(script, params)
-        outcome: dict[str, Any] = {}
-
-        def finish(data: dict[str, Any]) -> None:
-            final, reason = _final_status(rc, data.get("_status"), received)
-            ran = data.get("_run") if isinstance(data.get("_run"), dict) else dict(run)
-            ran.update(ended=now_time(), returncode=rc)
-            data["_run"] = ran
-            data["_status"] = final
-            if reason is not None:
-                data["_error"] = reason
-            elif final == st.FINISHED:
-                data.pop("_error", None)
-            outcome.update(status=final, error=data.get("_error"))
-
-        try:
-            files.update_yaml(params, finish, RUN_COMMENTS)
-        except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
-            print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
-            outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
-        final = outcome["status"]
-        if final != st.FINISHED:
-            detail = f": {outcome['error']}" if outcome.get("error") else ""
-            print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)
-        return _exit_code(rc, final)
+        with _Forwarder() as forwarder:
+            files.update_yaml(params, start, RUN_COMMENTS)
+            env = dict(os.environ)
+            env[ENV_JOB] = "1"
+            env[ENV_JOB_PARAMS] = params
+            with Heartbeat(exp_dir):
+                rc = forwarder.run(["bash", script, params], env)
+            return _record_outcome(params, exp_dir, rc, forwarder.received, run)
     finally:
         release(fd)
+
+
+def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run: dict[str, Any]) -> int:
+    """Write the final status after the child exited; the runner's exit code."""
+    outcome: dict[str, Any] = {}
+
+    def finish(data: dict[str, Any]) -> None:
+        final, reason = _final_status(rc, data.get("_status"), received)
+        ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
+        ran.update(ended=now_time(), returncode=rc)
+        data["_run"] = ran
+        data["_status"] = final
+        if reason is not None:
+            data["_error"] = reason
+        elif final == st.FINISHED:
+            data.pop("_error", None)
+        outcome.update(status=final, error=data.get("_error"))
+
+    try:
+        files.update_yaml(params, finish, RUN_COMMENTS)
+    except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
+        print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
+        outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
+    final = outcome["status"]
+    if final != st.FINISHED:
+        detail = f": {outcome['error']}" if outcome.get("error") else ""
+        print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)
+    return _exit_code(rc, final)
 
 
 def main(argv: list[str] | None = None) -> int:

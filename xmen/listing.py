@@ -830,29 +830,33 @@ def _frame(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> "pandas.D
 def _plain_table(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> str | None:
     """What ``DataFrame.to_string()`` prints for columns of plain text, without importing pandas (it costs 0.5 s).
 
-    Returns None when a value is not text (or None), or holds characters pandas would escape or measure otherwise.
+    pandas right-justifies ``" " + value`` in a column as wide as its widest cell or header and joins the columns
+    with one space. Returns None when a value is not text (or None), has leading/trailing whitespace or characters
+    pandas would escape or measure otherwise: such tables go through pandas itself.
     """
     texts: list[list[str]] = []
     for label, values in zip(labels, columns):
         out: list[str] = []
         for v in values:
             if v.__class__ is str:
+                if v and (v[0].isspace() or v[-1].isspace()):
+                    return None
                 out.append(v)
             elif v is None:
                 out.append("None")
             else:
                 return None
-        if not label.isprintable() or not "".join(out).isprintable():
+        if not label.isprintable() or label != label.strip() or not "".join(out).isprintable():
             return None
         texts.append(out)
     n = len(columns[0]) if columns else 0
     index = [str(i) for i in range(n)]
     index_width = len(index[-1]) if index else 0
-    widths = [max(len(label), max(map(len, col), default=0)) for label, col in zip(labels, texts)]
-    lines = [" " * index_width + "".join("  " + label.rjust(w) for label, w in zip(labels, widths))]
+    widths = [max(len(label), 1 + max(map(len, col), default=0)) for label, col in zip(labels, texts)]
+    lines = [" " * index_width + "".join(" " + label.rjust(w) for label, w in zip(labels, widths))]
     justified = [[s.rjust(w) for s in col] for col, w in zip(texts, widths)]
     for i in range(n):
-        lines.append(index[i].ljust(index_width) + "".join("  " + col[i] for col in justified))
+        lines.append(index[i].ljust(index_width) + "".join(" " + col[i] for col in justified))
     return "\n".join(lines)
 
 

@@ -1,0 +1,265 @@
+"""Real Snakemake runs of generated sets: targets, dry runs, reruns, dependencies, retries, kills, CI profile."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xmen import files
+from xmen.expset import ExperimentSet
+
+pytestmark = pytest.mark.timeout(300)
+
+DEFAULTS = """\
+a: h  # (str) A parameter (default='h')
+b: 17  # (int) Another parameter (default=17)
+fail: 0  # (int) Exit code to fail with on the first attempts (default=0)
+sleep: 0  # (float) Seconds to sleep (default=0)
+"""
+# A plain shell experiment: appends to runs.txt (to count runs), can sleep, and fails while
+# XMEN_MEM_MB < 2000 when fail is set (to show retries with growing memory).
+SCRIPT = r"""#!/bin/bash
+params="$1"
+value() { sed -n "s/^$1: *\([^ #]*\).*/\1/p" "$params" | tr -d "'"; }
+echo "attempt=${XMEN_ATTEMPT:-?} mem=${XMEN_MEM_MB:-?} a=$(value a)" >> runs.txt
+sleep "$(value sleep)"
+if [ "$(value fail)" != "0" ] && [ "${XMEN_MEM_MB:-0}" -lt 2000 ]; then
+    echo "not enough memory: ${XMEN_MEM_MB:-none}" >&2
+    exit "$(value fail)"
+fi
+echo "done a=$(value a)"
+"""
+
+
+def xmen(*args: str, cwd: Path, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "xmen.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"xmen {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def snakemake(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XMEN", str(tmp_path / "xmen-config"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "script.sh").write_text(SCRIPT)
+    (tmp_path / "defaults.yml").write_text(DEFAULTS)
+    return tmp_path
+
+
+def make_set(env: Path, name: str, sweep: str | None = None, *extra: str) -> Path:
+    root = env / name
+    xmen("init", "-s", str(env / "script.sh"), "-d", str(env / "defaults.yml"), "-r", str(root), cwd=env)
+    if sweep:
+        xmen("register", sweep, *extra, cwd=root)
+    return root
+
+
+def statuses(root: Path) -> dict[str, str]:
+    exp_set = ExperimentSet(root)
+    return {name: exp_set.status_of(name) for name in exp_set.experiments}
+
+
+def runs(root: Path, name: str) -> list[str]:
+    path = root / name / "runs.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def dry_run_jobs(root: Path, *args: str) -> set[str]:
+    """Experiments `snakemake -n` would run."""
+    proc = snakemake("-n", *args, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return set(re.findall(r"wildcards: exp=(.+)", proc.stdout + proc.stderr))
+
+
+def xmen_dry_run(root: Path, *args: str) -> dict[str, str]:
+    proc = xmen("run", "-n", *args, cwd=root)
+    rows = {}
+    for line in proc.stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and not line.endswith("would run."):
+            rows[parts[0]] = " ".join(parts[2:])
+    return rows
+
+
+def test_sweep_runs_with_snakemake_and_status_agrees(env):
+    root = make_set(env, "set_a", "{a: 1.0 | 2.0, b: None | cat}")
+    proc = snakemake("--cores", "2", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert set(statuses(root).values()) == {"finished"}
+    for name in ExperimentSet(root).experiments:
+        assert (root / name / "xmen.done").read_text() == "finished\n"
+        assert files.read_yaml(root / name / "params.yml")["_status"] == "finished"
+        assert "done a=" in (root / name / "xmen.log").read_text()
+        assert len(runs(root, name)) == 1
+    # Nothing pending afterwards, for both views.
+    assert dry_run_jobs(root) == set()
+    assert "Nothing to run" in xmen("run", "-n", cwd=root).stdout
+
+
+def test_lint_is_clean(env):
+    root = make_set(env, "set_a", "{a: x | y}", "--requires", "a=x") if False else make_set(env, "set_a", "{a: x | y}")
+    xmen("register", "{a: z}", "--requires", "a=x", "--resources", "mem_mb=100,200 runtime=3", cwd=root)
+    proc = snakemake("--lint", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
+
+
+def test_dry_runs_agree_and_list_exactly_the_pending(env):
+    root = make_set(env, "set_a", "{a: 1 | 2 | 3}")
+    assert dry_run_jobs(root) == {"a=1", "a=2", "a=3"}
+    assert set(xmen_dry_run(root)) == {"a=1", "a=2", "a=3"}
+    assert set(xmen_dry_run(root).values()) == {"new"}
+    xmen("run", "a=1", cwd=root)
+    assert statuses(root) == {"a=1": "finished", "a=2": "registered", "a=3": "registered"}
+    assert dry_run_jobs(root) == {"a=2", "a=3"}
+    assert set(xmen_dry_run(root)) == {"a=2", "a=3"}
+    # The glob narrows both.
+    assert set(xmen_dry_run(root, "a=2")) == {"a=2"}
+
+
+def test_reregister_reset_unlink_change_only_what_they_should(env):
+    root = make_set(env, "set_a", "{a: 1 | 2}")
+    assert snakemake("--cores", "2", cwd=root).returncode == 0
+    done_before = {n: (root / n / "xmen.done").stat().st_mtime_ns for n in ("a=1", "a=2")}
+    snakefile_before = (root / "Snakefile").read_bytes()
+
+    # Adding experiments regenerates the Snakefile; the finished ones are not rerun ("Code has changed" etc.).
+    xmen("register", "{a: 3 | 4}", cwd=root)
+    assert (root / "Snakefile").read_bytes() == snakefile_before  # rule text is byte-stable
+    assert dry_run_jobs(root) == {"a=3", "a=4"}
+    assert dry_run_jobs(root, "--config", "xmen_check_all=1") == {"a=3", "a=4"}  # Snakemake's own check agrees
+    assert snakemake("--cores", "2", cwd=root).returncode == 0
+    assert {n: (root / n / "xmen.done").stat().st_mtime_ns for n in ("a=1", "a=2")} == done_before
+    assert [len(runs(root, n)) for n in ("a=1", "a=2", "a=3", "a=4")] == [1, 1, 1, 1]
+
+    # Reset makes exactly that one pending again, with the reason.
+    xmen("reset", "a=2", cwd=root)
+    assert statuses(root)["a=2"] == "registered"
+    assert xmen_dry_run(root) == {"a=2": "reset"}
+    assert dry_run_jobs(root) == {"a=2"}
+
+    # Unlink removes it from the workflow but keeps its folder.
+    xmen("unlink", "a=2", cwd=root)
+    assert dry_run_jobs(root) == set()
+    assert (root / "a=2" / "params.yml").exists()
+    assert "a=2" not in ExperimentSet(root).experiments
+    xmen("relink", "-e", "a=2", cwd=root)
+    assert dry_run_jobs(root) == {"a=2"}
+    assert snakemake("--cores", "2", cwd=root).returncode == 0
+    assert len(runs(root, "a=2")) == 2 and len(runs(root, "a=1")) == 1
+
+
+def test_dependency_chain_across_two_sets(env):
+    train = make_set(env, "train", "{a: t1 | t2}")
+    evaluate = make_set(env, "eval", "{a: e1}", "--requires", "../train/a=t*")
+    proc = snakemake("--cores", "2", cwd=evaluate)
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(train) == {"a=t1": "finished", "a=t2": "finished"}
+    assert statuses(evaluate) == {"a=e1": "finished"}
+    t_done = max((train / n / "xmen.done").stat().st_mtime_ns for n in ("a=t1", "a=t2"))
+    e_started = (evaluate / "a=e1" / "runs.txt").stat().st_mtime_ns
+    assert e_started >= t_done
+    # Rerunning a requirement makes the dependent pending again.
+    xmen("reset", "a=t1", cwd=train)
+    assert xmen_dry_run(evaluate) == {"a=e1": "requirement ../train/a=t1 pending"}
+    assert dry_run_jobs(evaluate) == {"a=e1", "../train/a=t1"}
+    assert snakemake("--cores", "1", cwd=evaluate).returncode == 0
+    assert len(runs(evaluate, "a=e1")) == 2 and len(runs(train, "a=t2")) == 1
+
+
+def test_retries_with_growing_memory(env):
+    root = make_set(env, "set_a", "{a: flaky, fail: 3}", "--resources", "mem_mb=1000,2000", "--retries", "2")
+    proc = snakemake("--cores", "1", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert runs(root, "a=flaky__fail=3") == ["attempt=1 mem=1000 a=flaky", "attempt=2 mem=2000 a=flaky"]
+    assert statuses(root) == {"a=flaky__fail=3": "finished"}
+
+
+def test_failure_is_reported_and_the_rest_still_run(env):
+    root = make_set(env, "set_a", "{a: ok1 | ok2}")
+    xmen("register", "{a: bad, fail: 4}", cwd=root)
+    proc = xmen("run", cwd=root, check=False)
+    assert proc.returncode != 0
+    assert statuses(root) == {"a=ok1": "finished", "a=ok2": "finished", "a=bad__fail=4": "error"}
+    assert "exit code 4" in files.read_yaml(root / "a=bad__fail=4" / "params.yml")["_error"]
+    assert "error: a=bad__fail=4" in proc.stderr
+    assert xmen_dry_run(root) == {"a=bad__fail=4": "failed (error)"}
+
+
+def test_ci_profile_fails_after_running_the_others(env):
+    root = make_set(env, "set_a", "{a: bad, fail: 2}")
+    xmen("register", "{a: ok1 | ok2 | ok3}", cwd=root)
+    xmen("config", "--install-profiles", cwd=root)
+    assert (env / "xdg" / "snakemake" / "ci" / "config.yaml").is_file()
+    proc = snakemake("--profile", "ci", "--cores", "1", cwd=root)
+    assert proc.returncode != 0
+    assert statuses(root) == {"a=bad__fail=2": "error", "a=ok1": "finished", "a=ok2": "finished", "a=ok3": "finished"}
+
+
+def test_kill_9_of_a_running_experiment_then_a_new_run_finishes_it(env):
+    root = make_set(env, "set_a", "{a: slow, sleep: 30}")
+    xmen("register", "{a: quick}", cwd=root)
+    run = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=root,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    params = root / "a=slow__sleep=30" / "params.yml"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if "_run" in files.read_yaml(params) and runs(root, "a=slow__sleep=30"):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the experiment never started")
+    pid = files.read_yaml(params)["_run"]["pid"]
+    os.killpg(run.pid, signal.SIGKILL)  # the whole run: snakemake, the job runner, the experiment
+    run.wait()
+    subprocess.run(["pkill", "-9", "-s", str(run.pid)], check=False)
+    assert statuses(root)["a=slow__sleep=30"] == "lost"  # the runner's pid is gone on this host
+    assert pid
+    # The next run (its sleep cut short) picks it up again and finishes it.
+    xmen("register", "{a: slow, sleep: 0}", "-n", "unused", cwd=root, check=False)
+    text = params.read_text().replace("sleep: 30", "sleep: 0")
+    files.write_text_atomic(params, text)
+    proc = xmen("run", cwd=root)
+    assert statuses(root)["a=slow__sleep=30"] == "finished", proc.stderr
+
+
+def test_two_xmen_runs_never_run_an_experiment_twice(env):
+    root = make_set(env, "set_a", "{a: 1 | 2 | 3, sleep: 1}")
+    first = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "-j", "2"], cwd=root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = xmen("run", cwd=root, check=False)
+    # A plain snakemake at the same time, on the same targets, is stopped by the job runner's lock.
+    third = snakemake("--cores", "2", cwd=root)
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert second.returncode != 0 and "another xmen run" in second.stderr
+    for name in ExperimentSet(root).experiments:
+        assert len(runs(root, name)) == 1, (name, runs(root, name), third.stderr[-2000:])
+    assert set(statuses(root).values()) == {"finished"}
+
+
+def test_launcher_form_runs_each_pending_run_sh(env):
+    root = make_set(env, "set_a", "{a: 1 | 2}")
+    proc = xmen("run", "*", "bash", cwd=root)
+    assert proc.stdout.count("Running: bash ") == 2
+    assert statuses(root) == {"a=1": "finished", "a=2": "finished"}
+    # Finished by a launcher is finished for Snakemake too: the status file agrees.
+    assert dry_run_jobs(root) == set()
