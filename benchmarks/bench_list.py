@@ -155,17 +155,22 @@ def main() -> None:
                 build_set(root, n)
             time.sleep(listing.RACY_NS / 1e9 + 0.5)  # let every file settle, or the index would not trust them
             index = root / listing.INDEX_DIR / listing.INDEX_FILE
+            delta = root / listing.INDEX_DIR / listing.DELTA_FILE
             base = best(lambda: baseline(root))
 
             def line(figure: str, seconds: float) -> None:
                 print(f"{figure:<16}{n:>8}{seconds:>10.3f}{base:>12.3f}{seconds / base:>8.3f}", flush=True)
 
-            def cold_library() -> float:
+            def no_index() -> None:
                 index.unlink(missing_ok=True)
+                delta.unlink(missing_ok=True)
+
+            def cold_library() -> float:
+                no_index()
                 return library(root)
 
             def cold_cli() -> float:
-                index.unlink(missing_ok=True)
+                no_index()
                 return run_cli(root)[0]
 
             line("lib-cold", best(cold_library, 2))
@@ -175,8 +180,12 @@ def main() -> None:
             line("cli-warm", min(t for t, _ in timings))
             peak = max(peak, (n, max(rss for _, rss in timings)))
             line("cli-warm-csv", best(lambda: run_cli(root, "--csv", "-v")[0]))
+            # One experiment finished (its params.yml rewritten) since the last listing, as while experiments run.
             changed = root / next(iter(json.loads(index.read_text())["experiments"])) / "params.yml"
-            changed.write_text(changed.read_text().replace("_status: registered", "_status: finished "))
+            text = changed.read_text()
+            swapped = ("_status: registered", "_status: finished  ")
+            changed.write_text(text.replace(*swapped) if swapped[0] in text else text.replace(*swapped[::-1]))
+            time.sleep(listing.RACY_NS / 1e9 + 0.5)
             line("cli-1-changed", run_cli(root)[0])
             if drop_caches():
                 line("cli-dropcache", run_cli(root)[0])

@@ -134,6 +134,8 @@ def test_status_and_messages_combine_as_one_flag_group(run):
     assert out.splitlines()[0].split() == ["root", "name", "status"]
     code, out, _ = run("set_a", "-m")
     assert code == 0 and out.splitlines()[0].split() == ["root", "name", "time"]
+    code, out, _ = run("-sm", "--csv")
+    assert code == 0 and out.splitlines()[0] == ",root,name,status,time"
 
 
 def test_a_glob_after_m_is_a_bad_regex_with_a_hint(run):
@@ -240,7 +242,8 @@ def test_globs_are_relative_to_the_current_folder(run):
     make_set(run.top)
     make_set(run.top, name="set_b")
     code, out, _ = run("set_b/*cat")
-    assert [line.split()[1:3] for line in out.splitlines()[1:-2]] == [["set_b", "a=1.0__b=cat"], ["set_b", "a=2.0__b=cat"]]
+    rows = [line.split()[1:3] for line in out.splitlines()[1:-2]]
+    assert rows == [["set_b", "a=1.0__b=cat"], ["set_b", "a=2.0__b=cat"]]
     assert out.endswith(f"Roots relative to: {run.top}\n")
     code, out, _ = run("*None", cwd=run.top / "set_a")
     assert [line.split()[2] for line in out.splitlines()[1:-2]] == ["a=1.0__b=None", "a=2.0__b=None"]

@@ -296,7 +296,8 @@ def test_update_never_executes_yaml_tags(tmp_path: Path, capsys: pytest.CaptureF
     payload = f"!!python/object/apply:os.system ['touch {marker}']"
     code, _, err = cli(capsys, AnExperiment(), "--update", payload, "--name")
     assert code != 0 and err.startswith("error: --update: invalid YAML") and err.count("\n") == 1
-    code, _, err = cli(capsys, AnExperiment(), "--update", f"{{a: !!python/object/apply:os.system ['touch {marker}']}}", "--name")
+    nested = f"{{a: !!python/object/apply:os.system ['touch {marker}']}}"
+    code, _, err = cli(capsys, AnExperiment(), "--update", nested, "--name")
     assert code != 0 and err.count("\n") == 1
     assert not marker.exists()
 
@@ -318,11 +319,23 @@ def test_register_refuses_an_existing_experiment(tmp_path: Path, capsys: pytest.
 
 def test_execute_refuses_parameters_the_class_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = AnExperiment().register(tmp_path, "e")
-    files.update_yaml(folder / "params.yml", lambda d: d.update(b="seventeen"))
+    files.update_yaml(folder / "params.yml", lambda d: d.update(zz=1))
     code, out, err = cli(capsys, AnExperiment(), "--execute", str(folder / "params.yml"))
-    assert code == 2 and "parameter b: expected int" in err and out == ""
+    assert code == 2 and "has no parameter 'zz'" in err and out == ""
     data = files.read_yaml(folder / "params.yml")
-    assert data["_status"] == st.ERROR and "expected int" in data["_error"]
+    assert data["_status"] == st.ERROR and "zz" in data["_error"]
+
+
+def test_execute_runs_a_registered_value_of_another_type_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tutorial registers b: None | cat for an int (register warned) and runs them."""
+    folder = AnExperiment().register(tmp_path, "e")
+    files.update_yaml(folder / "params.yml", lambda d: d.update(b="cat"))
+    code, out, err = cli(capsys, AnExperiment(), "--execute", str(folder / "params.yml"))
+    assert code == 0 and "b = cat" in out
+    assert "warning: parameter b: expected int, got str 'cat'" in err
+    assert files.read_yaml(folder / "params.yml")["_status"] == st.FINISHED
 
 
 def test_execute_refuses_while_another_process_runs_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,7 +38,6 @@ def test_kill_9_during_writes_never_corrupts(tmp_path: Path) -> None:
     path = tmp_path / "params.yml"
     files.write_yaml(path, _version(0))
     rng = random.Random(1234)
-    versions_seen = set()
     mid_write = 0
     trials = 200
     for trial in range(trials):
@@ -57,15 +56,14 @@ def test_kill_9_during_writes_never_corrupts(tmp_path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         data = files.read_yaml(path)  # raises if truncated, empty or unparseable
-        assert data == _version(data["version"])
-        versions_seen.add(data["version"])
+        assert data == _version(data["version"])  # one whole version, not a mix
+        assert trial * 100_000 < data["version"] < (trial + 1) * 100_000  # and one this writer wrote
         leftovers = _leftovers(tmp_path)  # a temp file left behind: that kill landed inside a write
         mid_write += bool(leftovers)
         for name in leftovers:
             os.unlink(tmp_path / name)
-    # The kills landed at many different moments, many of them in the middle of a write.
-    assert len(versions_seen) > trials // 2
-    assert mid_write > trials // 10
+    # Some kills did land in the middle of a write (typically a third of them; fewer on a loaded machine).
+    assert mid_write >= 3
 
 
 def _contender(path: str, key: str, increments: int) -> None:
@@ -95,7 +93,9 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("broken", ["fsync", "replace"])
-def test_failed_write_keeps_original_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
+def test_failed_write_keeps_original_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
     path = tmp_path / "params.yml"
     files.write_yaml(path, {"a": 1}, {"a": "help"})
     before = path.read_bytes()
@@ -166,10 +166,21 @@ def test_comments_round_trip(tmp_path: Path) -> None:
         "l": [1, 2],
         "n": None,
     }
-    comments = {"_version": "Version", "a": "(str) A parameter (default='h')", "s": "(str) tricky", "l": "(List[int]) L"}
+    comments = {
+        "_version": "Version",
+        "a": "(str) A parameter (default='h')",
+        "s": "(str) tricky",
+        "l": "(List[int]) L",
+    }
     files.write_yaml(path, data, comments)
     text = path.read_text()
     assert "a: h  # (str) A parameter (default='h')\n" in text
     assert files.read_yaml(path) == data
     assert list(files.read_yaml(path)) == list(data)
     assert files.read_comments(path) == comments
+    # a long text is folded over several lines by the dumper; its comment goes above it and survives updates
+    long_text = "word " * 60
+    files.update_yaml(path, lambda d: d.update(_purpose=long_text), {"_purpose": "Why"})
+    files.update_yaml(path, lambda d: d.update(a="i"))
+    assert files.read_yaml(path)["_purpose"] == long_text
+    assert files.read_comments(path) == {**comments, "_purpose": "Why"}

@@ -146,17 +146,18 @@ def test_trapping_script_gets_the_forwarded_signal(tmp_path: Path) -> None:
 
 
 def test_two_runners_run_the_script_once(tmp_path: Path) -> None:
-    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\nsleep 0.5\n')
+    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\nsleep 1\n')
     procs = [runner(params, script) for _ in range(2)]
     outputs = [p.communicate(timeout=30) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert (params.parent / "count").read_text() == "ran\n"
+    # the second waited for the first instead of running it again
     assert any("being run by another process" in err for _, err in outputs)
     assert files.read_yaml(params)["_status"] == st.FINISHED
 
 
 def test_waiting_runner_fails_when_the_first_failed(tmp_path: Path) -> None:
-    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\nsleep 0.5\nexit 4\n')
+    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\nsleep 1\nexit 4\n')
     procs = [runner(params, script) for _ in range(2)]
     for proc in procs:
         proc.communicate(timeout=30)
@@ -164,12 +165,17 @@ def test_waiting_runner_fails_when_the_first_failed(tmp_path: Path) -> None:
     assert (params.parent / "count").read_text() == "ran\n"
 
 
-def test_finished_experiment_is_not_run_again(tmp_path: Path) -> None:
-    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\n')
+def test_status_file_follows_the_runs(tmp_path: Path) -> None:
+    """xmen.done exists exactly when the last run finished, whoever launched it; a new run starts without it."""
+    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\n[ -e "$(dirname "$1")/xmen.done" ] && exit 9\nexit "$(cat "$(dirname "$1")/code" 2>/dev/null || echo 0)"\n')
+    done = params.parent / st.DONE_FILE
     assert run_job(params, script).returncode == 0
-    proc = run_job(params, script)
-    assert proc.returncode == 0 and "already finished" in proc.stderr
-    assert (params.parent / "count").read_text() == "ran\n"
+    assert done.read_text() == "finished\n"
+    # Asked again (Snakemake after a requirement reran, or a user), it runs again.
+    (params.parent / "code").write_text("5")
+    assert run_job(params, script).returncode == 5
+    assert not done.exists() and files.read_yaml(params)["_status"] == st.ERROR
+    assert (params.parent / "count").read_text() == "ran\nran\n"
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:

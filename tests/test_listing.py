@@ -97,9 +97,9 @@ def reads(monkeypatch):
     calls: list[str] = []
     real = listing._read_params
 
-    def counting(path: str):
+    def counting(path: str, *args: Any):
         calls.append(path)
-        return real(path)
+        return real(path, *args)
 
     monkeypatch.setattr(listing, "_read_params", counting)
     return calls
@@ -114,13 +114,16 @@ def index_of(root: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ finding sets
-def test_find_sets_walks_below_cwd_but_not_into_experiments_or_hidden_folders(tmp_path):
+def test_find_sets_walks_below_cwd_but_not_into_experiments_hidden_folders_or_environments(tmp_path):
     a = make_set(tmp_path, 2, name="set_a")
     b = make_set(tmp_path / "project" / "deep", 1, name="set_b")
     # Sets hidden where a walk must not look: inside a linked experiment, a hidden folder, .snakemake.
     make_set(a / "i=0", 1, name="inside_experiment")
     make_set(tmp_path / ".hidden", 1, name="set_h")
     make_set(a / ".snakemake", 1, name="set_s")
+    make_set(tmp_path / "venv" / "lib", 1, name="set_v")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    make_set(tmp_path / "node_modules", 1, name="set_n")
     nested = make_set(a / "sub", 1, name="nested")  # an ordinary subfolder of a set may hold a set
     assert listing.find_sets(cwd=tmp_path) == sorted([a, b, nested])
     assert listing.find_sets(cwd=tmp_path / "project") == [b]
@@ -264,6 +267,68 @@ def test_odd_yaml_values_are_the_same_cold_and_warm(tmp_path, settled):
     assert json.dumps(cold, sort_keys=True) == json.dumps(warm, sort_keys=True)
 
 
+# ------------------------------------------------------------------------------------------ reading params.yml
+ODD_DOCUMENTS = [
+    "a: 1\nb: x  # comment\n",
+    "# leading comment\n\na: 1\n",
+    "\ufeffa: 1\nb: 2\n",
+    "a:\n- 1\n- [2, 3]\nb:\n  c: {d: e}\n",
+    "a: 'x\ny'\nb: 1\n",  # quoted value continued at column 0
+    'a: "x\nb: y"\n',
+    "a: {x: 1,\ny: 2}\n",
+    "a: [1,\n2]\n",
+    "a: b\nc\n",  # invalid: both parsers must reject it
+    "a: |\n  line\n\n  more\nb: >\n  folded\n  text\n",
+    "a: &x {k: 1}\nb: *x\n",  # alias across entries
+    "a: 1\n<<: {a: 2, z: 3}\n",  # merge key: explicit keys win whatever the order
+    "---\na: 1\n",
+    "a: 1\n...\n",
+    "%YAML 1.1\n---\na: 1\n",
+    "? a\n: 1\n",
+    "a: 1\na: 2\n",  # duplicate keys: the last wins in place
+    "-x: 1\n-y: [2]\n",
+    "1: one\nnull: nothing\ntrue: yes\n",
+    "a: 1\r\nb: 2\r\n",
+    "a: 1\n\tb: 2\n",
+    "",
+    "# only a comment\n",
+    "- a\n- b\n",
+    "just text\n",
+    "a: 2020-01-02\nb: 1e-3\nc: 1.0e-3\nd: 0x1f\ne: ~\nf: .inf\n",
+]
+
+
+@pytest.mark.parametrize("text", ODD_DOCUMENTS)
+def test_entry_by_entry_parsing_equals_the_whole_document(tmp_path, text):
+    path = tmp_path / "params.yml"
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        expected: Any = files.read_yaml(path)
+    except Exception as exc:  # noqa: BLE001 - compare failures too
+        expected = type(exc)
+    memo: dict[str, Any] = {}
+    for _ in range(2):  # the second time from the memo
+        try:
+            got: Any = listing._read_params(str(path), memo)[1]
+        except Exception as exc:  # noqa: BLE001
+            got = type(exc)
+        assert got == expected and (not isinstance(got, dict) or list(got) == list(expected))
+
+
+def test_entry_by_entry_parsing_of_generated_params(tmp_path):
+    rng = random.Random(7)
+    atoms = [0, -3, 1.5, 1e-3, "1e-3", True, None, "", "yes", "a: b", "x #y", "multi\nline\n", "'q'", '"dq"',
+             "2020-01-02", "~", "- dash", "#hash", "tab\tin", "é", [], {}, [1, [2]], {"k": {"n": [None]}}]
+    memo: dict[str, Any] = {}
+    for i in range(200):
+        data = {f"k{j}" if j % 3 else f"_k{j}": rng.choice(atoms) for j in range(rng.randint(1, 8))}
+        comments = {k: rng.choice(["help", "with: colon", "# hash"]) for k in data if rng.random() < 0.5}
+        path = tmp_path / f"p{i}.yml"
+        path.write_text(files.dump_params(data, comments))
+        got = listing._read_params(str(path), memo)[1]
+        assert got == files.read_yaml(path) == data
+
+
 # ------------------------------------------------------------------------------------------ the index
 def test_second_listing_reads_no_unchanged_file(tmp_path, settled, reads):
     root = make_set(tmp_path, 5)
@@ -352,6 +417,70 @@ def test_deleted_index_and_stale_index_from_a_concurrent_lister(tmp_path, settle
     index_of(root).unlink()
     assert statuses(listing.collect(cwd=tmp_path)) == {"i=0": "registered", "i=1": "finished", "i=2": "registered"}
     assert index_of(root).is_file()
+
+
+def delta_of(root: Path) -> Path:
+    return root / ".xmen" / "index-delta.json"
+
+
+def test_changes_go_to_a_small_delta_until_it_is_folded_into_the_index(tmp_path, settled, reads, monkeypatch):
+    monkeypatch.setattr(listing, "DELTA_MIN", 3)
+    root = make_set(tmp_path, 5)
+    listing.collect(cwd=tmp_path)
+    base = index_of(root).stat()
+    assert not delta_of(root).exists()
+    set_status(root, "i=1", "finished")
+    set_status(root, "i=2", "error")
+    reads.clear()
+    assert statuses(listing.collect(cwd=tmp_path))["i=1"] == "finished"
+    assert len(reads) == 2
+    assert (index_of(root).stat().st_ino, index_of(root).stat().st_mtime_ns) == (base.st_ino, base.st_mtime_ns)
+    assert sorted(json.loads(delta_of(root).read_text())["experiments"]) == ["i=1", "i=2"]
+    reads.clear()
+    assert statuses(listing.collect(cwd=tmp_path)) == {
+        "i=0": "registered", "i=1": "finished", "i=2": "error", "i=3": "registered", "i=4": "registered",
+    }
+    assert reads == []  # the delta serves the changed ones
+    set_status(root, "i=3", "stopped")
+    set_status(root, "i=4", "stopped")
+    reads.clear()
+    assert statuses(listing.collect(cwd=tmp_path))["i=4"] == "stopped"
+    assert not delta_of(root).exists()  # four changes > DELTA_MIN: folded into the base
+    assert json.loads(index_of(root).read_text())["experiments"]["i=4"][5] == "stopped"
+    reads.clear()
+    listing.collect(cwd=tmp_path)
+    assert reads == []
+
+
+@pytest.mark.parametrize("garbage", ["", "{", "[]", '{"format": "xmen-list-index", "version": 1, "contexts": [], '
+                                     '"experiments": {"i=0": [1, 2, 3, 4, -1, "finished", {}, {}, null]}}'])
+def test_corrupt_delta_is_ignored(tmp_path, settled, garbage):
+    root = make_set(tmp_path, 2)
+    set_status(root, "i=0", "finished")
+    listing.collect(cwd=tmp_path)
+    delta_of(root).parent.mkdir(exist_ok=True)
+    delta_of(root).write_text(garbage)
+    assert statuses(listing.collect(cwd=tmp_path)) == {"i=0": "finished", "i=1": "registered"}
+
+
+def test_concurrent_listings_while_statuses_change(tmp_path):
+    import subprocess
+    import sys
+
+    root = make_set(tmp_path, 300)
+    code = (
+        "import sys; from xmen import listing; listing.RACY_NS = 0\n"
+        "for _ in range(5): listing.collect(cwd=sys.argv[1])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env) for _ in range(4)]
+    for i in range(0, 300, 7):
+        set_status(root, f"i={i}", "finished")
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    expected = {f"i={i}": "finished" if i % 7 == 0 else "registered" for i in range(300)}
+    assert statuses(listing.collect(cwd=tmp_path)) == expected
+    json.loads(index_of(root).read_text())  # whole, whoever wrote last
+    assert not list((root / ".xmen").glob("*.tmp"))
 
 
 def test_unlinked_experiment_disappears_and_leaves_the_index(tmp_path, settled):
@@ -504,6 +633,13 @@ def test_other_tables_go_through_pandas():
     assert "n0" in short and "n49" in short and "n25" not in short and ".." in short
 
 
+@pytest.mark.parametrize("max_width", [4, 5, 6, 7, 8, 30])
+def test_max_width_matches_pandas_at_the_boundary(max_width):
+    labels, columns = ["root", "name"], [["set_a", "s"], ["abcdef", "abcdefg"]]
+    expected = listing._frame(labels, columns).to_string(max_colwidth=max_width)
+    assert listing.render_table(labels, columns, max_width=max_width) == expected
+
+
 def test_frame_keeps_none_apart_from_missing():
     frame = listing._frame(["a", "b", "c"], [[1.0, listing._MISSING], [None, "cat"], [1, 2]])
     assert frame["a"].dtype == "float64" and frame["c"].dtype == "int64"
@@ -568,6 +704,18 @@ def test_import_listing_does_not_import_pandas():
     code = "import sys, xmen.listing, xmen.cli_list; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_invalid_linked_names_are_reported(tmp_path):
+    root = make_set(tmp_path, 2)
+
+    def link_bad(data: dict[str, Any]) -> None:
+        data["experiments"]["../escape"] = {}
+
+    files.update_yaml(root / "experiment.yml", link_bad)
+    result = listing.collect(cwd=tmp_path)
+    assert [r["name"] for r in result.rows] == ["i=0", "i=1"]
+    assert result.problems == [(str(root), "experiment.yml links an invalid experiment name '../escape'")]
 
 
 def test_dates_in_experiment_yml_do_not_break_the_index(tmp_path, settled):

@@ -111,7 +111,9 @@ class Child(AnExperiment):
     assert list(merged) == ["a", "b", "d"]
     assert merged["a"] == Param("a", "str", "'z'", "A parameter", "")  # help kept from the parent
     assert merged["b"].default == "17"
-    grandchild = parse_class_source("class G(Child):\n    def __init__(self):\n        super().__init__()\n        self.b = 3\n")
+    grandchild = parse_class_source(
+        "class G(Child):\n    def __init__(self):\n        super().__init__()\n        self.b = 3\n"
+    )
     assert merge_tables([parent, child, grandchild])["b"].default == "3"
 
 

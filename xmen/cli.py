@@ -298,12 +298,9 @@ def rm_command(root, yes) -> None:
 
 def _attach_optional_commands() -> None:
     """Commands living in their own modules (kept apart so each stays one idea)."""
-    try:  # TODO(lead): make strict once cli_list lands
-        from .cli_list import list_command
+    from .cli_list import list_command
 
-        cli.add_command(list_command, "list")
-    except ImportError:
-        pass
+    cli.add_command(list_command, "list")
     from .cli_run import ci_command, demo_command, run_command, workflow_command
 
     cli.add_command(run_command, "run")

@@ -11,7 +11,7 @@ import click
 
 from . import listing
 from . import status as st
-from .errors import XmenError
+from .errors import UsageError, XmenError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -19,21 +19,22 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str | None, statuses: Sequence[str]) -> str:
     """The tutorial's message, naming every filter in force."""
     param_text = ", ".join(params) if params else "None"
-    message = (
-        f"No experiments found which match glob pattern {', '.join(patterns)}. "
-        f"With parameter filter = {param_text} and type filter = {type_}"
-    )
     if statuses:
-        message = message.replace(" and type filter", ", type filter") + f" and status filter = {', '.join(statuses)}"
-    return message + "."
+        filters = f"parameter filter = {param_text}, type filter = {type_} and status filter = {', '.join(statuses)}"
+    else:
+        filters = f"parameter filter = {param_text} and type filter = {type_}"
+    return f"No experiments found which match glob pattern {', '.join(patterns)}. With {filters}."
 
 
 @click.command("list", context_settings=CONTEXT)
 @click.argument("globs", nargs=-1, metavar="[GLOB]...")
-@click.option("-v", "--verbose", is_flag=True, help="Show every column: dates, type, purpose, meta, git, parameters, messages.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show every column: dates, type, purpose, meta, git, parameters, messages."
+)
 @click.option(
     "-p", "--param", "params", multiple=True, metavar="REGEX_OR_PREDICATE",
-    help="Show parameters matching REGEX ('w_.*'), or filter by a predicate ('lr<0.01', '1<a<=2', 'b==cat'). Repeatable.",
+    help="Show parameters matching REGEX ('w_.*'), or filter by a predicate ('lr<0.01', '1<a<=2', 'b==cat'). "
+    "Repeatable.",
 )
 @click.option("-n", "--type", "type_", metavar="TYPE", help="Only experiments whose type matches TYPE (glob or regex).")
 @click.option("-s", "--status", "show_status", is_flag=True, help="Show the status column.")
@@ -53,7 +54,7 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
 @click.option("-l", "--list", "notebook", is_flag=True, help="Show each set with its experiments, purpose and notes.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout and nothing else (roots relative).")
 @click.option("--max_width", "--max-width", "max_width", type=click.IntRange(min=4), metavar="N",
-              help="Truncate values wider than N characters.")
+              help="Cap each column at N characters (longer values end in '...').")
 @click.option("--max_rows", "--max-rows", "max_rows", type=click.IntRange(min=1), metavar="N",
               help="Show only the first and last rows when there are more than N.")
 def list_command(
@@ -78,41 +79,42 @@ def list_command(
     A GLOB matches set folders (listing every set below them) and ROOT/NAME experiment paths; relative GLOBs are
     relative to the current folder. Without column options the table shows root, name and status.
     """
-    if notebook and as_csv:
-        raise click.UsageError("-l/--list and --csv cannot be combined")
-    statuses = [s.lower() for s in status_is]
-    result = listing.collect(list(globs) or None, params=params, type=type_, status=statuses)
-    # Check the column options before printing anything (a bad -p/-m regex is a usage error, not a warning).
-    labels, columns = listing.table_columns(
-        result,
-        verbose=verbose,
-        status=True if show_status else None,
-        created=created,
-        git=git,
-        meta=meta,
-        purpose=purpose,
-        messages=messages,
-        params=params,
-        relative_roots=True,
-    )
-    for path, reason in result.problems:
-        click.echo(f"Warning: skipped {path}: {reason}", err=True)
+    with listing.no_gc():  # a short-lived command building 100k rows: cyclic GC passes only cost time
+        if notebook and as_csv:
+            raise UsageError("-l/--list and --csv cannot be combined")
+        statuses = [s.lower() for s in status_is]
+        result = listing.collect(list(globs) or None, params=params, type=type_, status=statuses)
+        # Check the column options before printing anything (a bad -p/-m regex is a usage error, not a warning).
+        labels, columns = listing.table_columns(
+            result,
+            verbose=verbose,
+            status=True if show_status else None,
+            created=created,
+            git=git,
+            meta=meta,
+            purpose=purpose,
+            messages=messages,
+            params=params,
+            relative_roots=True,
+        )
+        for path, reason in result.problems:
+            click.echo(f"Warning: skipped {path}: {reason}", err=True)
 
-    if notebook:
-        text = listing.render_notebook(result)
-        if text:
-            click.echo(text)
+        if notebook:
+            text = listing.render_notebook(result)
+            if text:
+                click.echo(text)
+                return
+        elif result.rows:
+            if as_csv:
+                click.echo(listing.render_csv(labels, columns), nl=False)
+            else:
+                table = listing.render_table(labels, columns, max_width=max_width, max_rows=max_rows)
+                prefix = listing.common_root(row["root"] for row in result.rows)
+                click.echo(f"{table}\n\nRoots relative to: {prefix}")
             return
-    elif result.rows:
-        if as_csv:
-            click.echo(listing.render_csv(labels, columns), nl=False)
-        else:
-            table = listing.render_table(labels, columns, max_width=max_width, max_rows=max_rows)
-            prefix = listing.common_root(row["root"] for row in result.rows)
-            click.echo(f"{table}\n\nRoots relative to: {prefix}")
-        return
-    message = _no_experiments(result.patterns, params, type_, statuses)
-    click.echo(message, err=as_csv)  # keep --csv output pure: an empty stdout is an empty CSV
+        message = _no_experiments(result.patterns, params, type_, statuses)
+        click.echo(message, err=as_csv)  # keep --csv output pure: an empty stdout is an empty CSV
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,8 +54,16 @@ from . import job as _job
 from . import status as st
 from .errors import ExperimentError, UsageError, XmenError
 from .heartbeat import Heartbeat
-from .parameters import ClassTable, Param, class_table, coerce_value, merge_tables, to_yaml_safe, with_block
-from .parameters import yaml_comment
+from .parameters import (
+    ClassTable,
+    Param,
+    class_table,
+    coerce_value,
+    merge_tables,
+    to_yaml_safe,
+    with_block,
+    yaml_comment,
+)
 from .provenance import get_git, get_meta, get_version, hostname, now_time
 
 DEFAULTS_FILE = "defaults.yml"
@@ -375,7 +383,8 @@ def _os_errors(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise XmenError(f"cannot {what}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from None
+        where = f": {exc.filename}" if exc.filename else ""
+        raise XmenError(f"cannot {what}: {exc.strerror or exc}{where}") from None
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -463,10 +472,12 @@ class Experiment:
         """Current parameter values, in table order."""
         return {name: getattr(self, name, None) for name in params_table(type(self))}
 
-    def update(self, overrides: Mapping[str, Any]) -> None:
+    def update(self, overrides: Mapping[str, Any], strict: bool = True) -> None:
         """Set parameters from a mapping; unknown names and values not fitting the annotation are UsageErrors.
 
-        Everything is checked before anything is set, so a failed update changes nothing.
+        Everything is checked before anything is set, so a failed update changes nothing. With ``strict=False`` a
+        value that does not fit its annotation is kept with a warning on stderr: ``xmen register`` already warned
+        about it and the user registered it anyway (the tutorial sweeps ``b: None | cat`` for an ``int``).
         """
         if not isinstance(overrides, Mapping):
             raise UsageError(f"expected a mapping of parameters, got {type(overrides).__name__}")
@@ -478,7 +489,15 @@ class Experiment:
             raise UsageError(
                 f"{type(self).__name__} has no parameter{plural} {', '.join(map(repr, unknown))} (parameters: {known})"
             )
-        checked = {str(k): coerce_value(table[str(k)].type, v, f"parameter {k}") for k, v in overrides.items()}
+        checked = {}
+        for key, value in overrides.items():
+            try:
+                checked[str(key)] = coerce_value(table[str(key)].type, value, f"parameter {key}")
+            except UsageError as exc:
+                if strict:
+                    raise
+                print(f"warning: {exc}", file=sys.stderr, flush=True)
+                checked[str(key)] = value
         for name, value in checked.items():
             setattr(self, name, value)
 
@@ -630,7 +649,7 @@ class Experiment:
         data = files.read_yaml(path)
         values = {k: v for k, v in data.items() if not str(k).startswith("_")}
         try:
-            self.update(values)
+            self.update(values, strict=False)
         except UsageError as exc:
             reason = f"{path}: {exc}"
 
@@ -743,7 +762,9 @@ class Experiment:
 
     def prepare_debug(self, directory: str | os.PathLike[str] | None = None) -> Path:
         """Write a ``params.yml`` (overwriting one there) into ``directory`` (created if needed) or a fresh
-        temporary folder, for a debug run; its path."""
+        temporary folder, for a debug run (``--debug``); its path, ready for :meth:`execute`.
+
+        (Not called ``debug()``: ``debug`` is too common a parameter name to reserve.)"""
         with _os_errors("create the debug folder"):
             if directory:
                 folder = Path(directory).absolute()
@@ -755,10 +776,6 @@ class Experiment:
             with files.locked(target):
                 files.write_yaml(target, data, params_comments(type(self)))
         return target
-
-    def debug(self, directory: str | os.PathLike[str] | None = None) -> str:
-        """Run now in ``directory`` or a fresh temporary folder (see :meth:`prepare_debug`); the final status."""
-        return self.execute(self.prepare_debug(directory))
 
     # -- command line ---------------------------------------------------------------------------------------------
 

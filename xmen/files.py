@@ -168,14 +168,24 @@ def update_yaml(
 
 
 def read_comments(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Help comments written by ``dump_params`` (``key: value  # help``), keyed by top-level key."""
+    """Help comments written by ``dump_params`` (``key: value  # help``), keyed by top-level key.
+
+    Also reads the ``# key: help`` line that ``dump_params`` puts above a multi-line scalar (a long text folded by
+    the dumper), so such comments survive ``update_yaml`` too.
+    """
     comments: dict[str, str] = {}
     try:
         with open(path, encoding="utf-8") as handle:
             lines = handle.read().split("\n")
     except OSError:
         return comments
-    for line in lines:
+    for index, line in enumerate(lines):
+        if line.startswith("# ") and index + 1 < len(lines):
+            following = lines[index + 1]
+            key, sep, _ = following.partition(":")
+            if sep and key and following[0] not in " \t-#'\"" and line.startswith(f"# {key}: "):
+                comments[key] = line[len(f"# {key}: "):]
+            continue
         if not line or line[0] in " \t-#":
             continue
         key, sep, _ = line.partition(":")

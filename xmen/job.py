@@ -5,15 +5,19 @@ script does:
 
 1. An exclusive ``flock`` on ``<exp_dir>/.xmen-job.lock`` makes sure one experiment never runs twice at once (two
    ``xmen run`` launchers, or a Snakemake whose lock was deleted by another run). A runner finding the lock taken
-   waits for the holder and exits 0 if the experiment ``finished``, else 1, without running anything. A runner that
-   gets the lock for an experiment that already ``finished`` does not run it again either (``xmen reset`` first).
-2. ``_status: running`` and ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded.
+   waits for the holder and exits 0 if the experiment ``finished``, else 1, without running anything. A runner
+   that gets the lock runs the experiment even if it finished before: whoever started it (Snakemake after a
+   requirement reran, a user) asked for a new run.
+2. The status file ``xmen.done`` is removed, and ``_status: running`` and
+   ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded.
 3. A heartbeat thread keeps ``.xmen-heartbeat`` fresh (readers turn a stale ``running`` into ``lost``).
 4. ``bash SCRIPT_SH PARAMS_YML`` runs as a child with ``XMEN_JOB=1`` (a python experiment then leaves the heartbeat
    to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it.
 5. If the child did not record a final status itself (plain shell scripts never do, and ``kill -9`` prevents anyone
    from doing so), the runner does: ``finished`` on exit 0, ``timeout`` after SIGTERM/SIGUSR1 (what SLURM sends
    before the time limit), ``stopped`` after SIGINT/SIGHUP, else ``error``, with a one-line ``_error`` reason.
+   A finished experiment gets its status file ``xmen.done`` (written last), whoever launched it, so Snakemake and
+   xmen agree on what is finished.
 6. The exit code is the child's (128+N when it was killed by signal N); 0 only for a finished experiment.
 """
 from __future__ import annotations
@@ -191,9 +195,9 @@ def run_job(params_path: str, script_path: str) -> int:
         print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
         return 0 if status == st.FINISHED else 1
     try:
-        if files.read_yaml(params).get("_status") == st.FINISHED:
-            print(f"xmen.job: {exp_dir} already finished; not running it again", file=sys.stderr, flush=True)
-            return 0
+        done_file = os.path.join(exp_dir, st.DONE_FILE)
+        if os.path.lexists(done_file):
+            os.unlink(done_file)
         run: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "started": now_time()}
         attempt = _attempt()
         if attempt is not None:
@@ -240,6 +244,8 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
         print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
         outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
     final = outcome["status"]
+    if final == st.FINISHED:
+        files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n")
     if final != st.FINISHED:
         detail = f": {outcome['error']}" if outcome.get("error") else ""
         print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)

@@ -1,19 +1,24 @@
 """Rows for ``xmen list``: find experiment sets, read their experiments through an index cache, filter, format.
 
-Sets hold 10k-100k experiments, and parsing that many ``params.yml`` files takes minutes, so each set keeps an index
-at ``<root>/.xmen/index.json`` holding, per linked experiment, the ``(inode, mtime_ns, ctime_ns, size)`` of its
-``params.yml`` and the row read from it. A listing stats every selected ``params.yml`` and re-reads only those whose
-signature changed; the index is rewritten (atomically, last writer wins) only when something did. The folders stay
-the source of truth: a missing, corrupt or foreign index is ignored and rebuilt, and an entry is only stored when
-the file's timestamps are older than :data:`RACY_NS` at read time, so that two writes within one timestamp tick
-(same size, recycled inode) can never hide behind an unchanged signature (git's "racily clean" rule).
+Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set keeps
+an index in ``<root>/.xmen/``: ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
+size)`` of its ``params.yml`` and the row read from it (``[ino, mtime, ctime, size, context, status, params,
+messages, liveness]``, with the creation/type/purpose/meta/commit ``context`` shared between rows), plus the parsed
+``experiment.yml`` under its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats
+every selected ``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer
+wins) only what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
+rebuilt, and an entry is only stored when the file's mtime and ctime are older than :data:`RACY_NS` at read time,
+so that two writes within one timestamp tick (same size, recycled inode) cannot hide behind an unchanged signature
+(git's "racily clean" rule). A ``running`` row costs one more stat, of its heartbeat, to tell ``lost`` apart.
 
 pandas is imported only by :func:`to_dataframe` and by :func:`render_table` for tables it must format itself.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
+import gc
 import io
 import json
 import os
@@ -48,6 +53,9 @@ SET_FILE = "experiment.yml"
 PARAMS_FILE = "params.yml"
 INDEX_DIR = ".xmen"
 INDEX_FILE = "index.json"
+DELTA_FILE = "index-delta.json"
+#: The delta is folded into the base once it holds more than this many entries or a tenth of the set.
+DELTA_MIN = 500
 INDEX_FORMAT = "xmen-list-index"
 INDEX_VERSION = 1
 #: Files whose mtime or ctime is this close to the time they were read are re-read next time rather than trusted
@@ -104,15 +112,9 @@ class ListResult:
 
 
 def _union(dicts: Iterable[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    last: Any = None
+    seen: dict[str, Any] = {}
     for d in dicts:
-        if d is last:  # rows of one registration often share nothing, but cached dicts repeat: skip cheaply
-            continue
-        last = d
-        for key in d:
-            if key not in seen:
-                seen[key] = None
+        seen.update(d)  # keeps each key where it first appeared; runs in C
     return list(seen)
 
 
@@ -282,9 +284,61 @@ def _read_mapping(path: str) -> tuple[os.stat_result, dict[str, Any]]:
     return stat, data
 
 
-def _read_params(path: str) -> tuple[os.stat_result, dict[str, Any]]:
+# Where a top-level entry of a block mapping starts: a line beginning with anything but space, comment or '- '.
+_ENTRY_START = re.compile(r"^(?:[^\s#-]|-\S)", re.M)
+# Top-level constructs whose meaning spans entries (documents, directives, explicit/merge keys, anchors, flow).
+_NEEDS_WHOLE = re.compile(r"^(?:---|\.\.\.|%|\?|:|<<|[&*!{\[|>@`])", re.M)
+_MEMO_LIMIT = 4096
+
+
+def _parse_entries(text: str, memo: dict[str, Any]) -> dict[str, Any] | None:
+    """Parse a params.yml entry by entry, reusing entries seen in other files; None when that is not equivalent.
+
+    Experiments of a set share most of their text (``_version``, ``_meta``, ``_root``, most parameters), and the
+    YAML constructor is the slow part of reading them, so each top-level ``key: value`` chunk is parsed once. A
+    chunk boundary inside a quoted or flow value leaves an unparsable chunk, and anything that links entries
+    (aliases, merge keys, documents, directives) is sent to the whole-file parser, whose errors users then see.
+    """
+    if _NEEDS_WHOLE.search(text):
+        return None
+    starts = [m.start() for m in _ENTRY_START.finditer(text)]
+    if not starts:
+        return None
+    starts[0] = 0  # leading comments and a BOM belong to the first entry, as in the whole document
+    starts.append(len(text))
+    from .files import load_yaml_text
+
+    result: dict[str, Any] = {}
+    for begin, end in zip(starts, starts[1:]):
+        chunk = text[begin:end]
+        parsed = memo.get(chunk)
+        if parsed is None:
+            try:
+                parsed = load_yaml_text(chunk)
+            except StateFileError:
+                return None
+            if not isinstance(parsed, dict):
+                return None
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[chunk] = parsed
+        result.update(parsed)
+    return result
+
+
+def _read_params(path: str, memo: dict[str, Any] | None = None) -> tuple[os.stat_result, dict[str, Any]]:
     """Read one params.yml (the one expensive step the index exists to avoid; tests count calls)."""
-    return _read_mapping(path)
+    if memo is None:
+        return _read_mapping(path)
+    stat, text = _read_text(path)
+    data = _parse_entries(text, memo)
+    if data is None:
+        from .files import load_yaml_text
+
+        data = load_yaml_text(text, path)
+        if not isinstance(data, dict):
+            raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
+    return stat, data
 
 
 def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Record:
@@ -325,44 +379,72 @@ def _reason(exc: Exception, path: str) -> str:
 
 
 class _SetState:
-    """One set during a listing: its index as loaded, what experiment.yml says, and the entries to write back."""
+    """One set during a listing: its index as loaded, what experiment.yml says, and the entries to write back.
+
+    The index is two files of the same format: ``index.json`` with every entry and a small ``index-delta.json``
+    with the entries re-read since, so that a listing while experiments run (their params.yml change all the time)
+    rewrites a few entries rather than all 100k. The delta is folded into the base once it holds a tenth of the set.
+    Any mix of the two files, even from different listings, is correct: each entry carries its own signature.
+    """
 
     def __init__(self, root: str, now_ns: int) -> None:
         self.root = root
         self.now_ns = now_ns
         self.index_path = os.path.join(root, INDEX_DIR, INDEX_FILE)
+        self.delta_path = os.path.join(root, INDEX_DIR, DELTA_FILE)
         self.problem: str | None = None
         self.info: dict[str, Any] = {}
         self.names: list[str] = []
-        self.changed = False
-        self._old_contexts: list[Any] = []
+        self._rewrite = False  # the base must be rewritten (missing, corrupt, or experiment.yml changed)
+        self._old_contexts: list[_Context | None] = []
         self._old: dict[str, Any] = {}
+        self._delta_names: set[str] = set()
         self._new: dict[str, tuple[_Signature, _Record] | None] = {}
         self._set_entry: list[Any] | None = None
         self._load()
 
     # -- reading
-    def _load_index(self) -> dict[str, Any] | None:
+    @staticmethod
+    def _load_document(path: str) -> dict[str, Any] | None:
         try:
-            with open(self.index_path, "rb") as handle:
+            with open(path, "rb") as handle:
                 data = json.loads(handle.read())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or data.get("version") != INDEX_VERSION:
             return None  # not ours, or another version
+        if not isinstance(data.get("contexts"), list) or not isinstance(data.get("experiments"), dict):
+            return None
         return data
 
+    def _add_entries(self, data: dict[str, Any], delta: bool) -> None:
+        """Merge one index file's entries, renumbering its contexts after those already loaded."""
+        offset = len(self._old_contexts)
+        # Validated once here so that each cached row costs a few comparisons; None marks a bad context.
+        self._old_contexts.extend(
+            tuple(c) if isinstance(c, list) and len(c) == len(_CONTEXT_FIELDS) else None for c in data["contexts"]
+        )
+        entries: dict[str, Any] = data["experiments"]
+        if not delta:
+            self._old.update(entries)
+            return
+        for name, entry in entries.items():
+            if isinstance(entry, list) and len(entry) == 9 and entry[4].__class__ is int and entry[4] >= 0:
+                entry[4] += offset
+                self._old[name] = entry
+                self._delta_names.add(name)
+
     def _load(self) -> None:
-        data = self._load_index()
+        base = self._load_document(self.index_path)
         cached_set = None
-        if data is not None:
-            contexts = data.get("contexts")
-            entries = data.get("experiments")
-            if isinstance(contexts, list) and isinstance(entries, dict):
-                self._old_contexts, self._old = contexts, entries
-            cached_set = data.get("set")
+        if base is not None:
+            self._add_entries(base, delta=False)
+            cached_set = base.get("set")
         else:
-            self.changed = True  # no usable index: write one
+            self._rewrite = True  # no usable index: write one
+        delta = self._load_document(self.delta_path)
+        if delta is not None:
+            self._add_entries(delta, delta=True)
         path = os.path.join(self.root, SET_FILE)
         try:
             stat = os.stat(path)
@@ -371,9 +453,10 @@ class _SetState:
             return
         if isinstance(cached_set, list) and len(cached_set) == 2 and cached_set[0] == list(_signature(stat)):
             info = cached_set[1]
-            if isinstance(info, dict) and isinstance(info.get("names"), list):
+            names = info.get("names") if isinstance(info, dict) else None
+            if isinstance(names, list) and all(name.__class__ is str for name in names):
                 self.info = info
-                self.names = info["names"]
+                self.names = names
                 self._set_entry = cached_set
                 return
         try:
@@ -382,9 +465,7 @@ class _SetState:
             self.problem = _reason(exc, path)
             return
         linked = data.get("experiments") or {}
-        if isinstance(linked, dict):
-            names = [str(k) for k in linked]
-        elif isinstance(linked, list):
+        if isinstance(linked, (dict, list)):
             names = [str(k) for k in linked]
         else:
             self.problem = f"{SET_FILE}: 'experiments' is a {type(linked).__name__}, expected a mapping"
@@ -401,89 +482,87 @@ class _SetState:
         self.names = names
         self._set_entry = [list(_signature(stat)), self.info] if _settled(stat, self.now_ns) else None
         if cached_set != self._set_entry:
-            self.changed = True
+            self._rewrite = True
 
-    def _cached(self, name: str, stat: os.stat_result) -> _Record | None:
-        """The indexed record of ``name`` if its signature still matches ``stat``."""
-        entry = self._old.get(name)
-        if entry is None:
-            return None
+    def _cached(self, entry: Any, stat: os.stat_result) -> _Record | None:
+        """The indexed record ``entry`` if its signature still matches ``stat`` (None for any malformed entry)."""
         try:
-            if (
-                entry[0] != stat.st_ino
-                or entry[1] != stat.st_mtime_ns
-                or entry[2] != stat.st_ctime_ns
-                or entry[3] != stat.st_size
-            ):
+            ino, mtime, ctime, size, context_id, status, user, messages, liveness = entry
+            if ino != stat.st_ino or mtime != stat.st_mtime_ns or ctime != stat.st_ctime_ns or size != stat.st_size:
                 return None
-            context = self._old_contexts[entry[4]]
-            status, user, messages, liveness = entry[5], entry[6], entry[7], entry[8]
-        except (IndexError, KeyError, TypeError):
+            if context_id.__class__ is not int or context_id < 0:
+                return None
+            context = self._old_contexts[context_id]
+        except (ValueError, IndexError, TypeError):
             return None
-        if not (isinstance(context, list) and isinstance(user, dict) and isinstance(messages, dict)):
+        if context is None or user.__class__ is not dict or messages.__class__ is not dict:
             return None
-        if liveness is not None and not isinstance(liveness, dict):
+        if liveness is not None and liveness.__class__ is not dict:
             return None
-        return (tuple(context), status, user, messages, liveness)
+        return (context, status, user, messages, liveness)
 
     def records(
         self, names: Iterable[str], contexts: dict[_Context, _Context], problems: list[tuple[str, str]]
     ) -> Iterator[tuple[str, _Record]]:
         """Records of ``names`` (linked experiments), from the index where still valid, else from disk."""
         root = self.root
+        memo: dict[str, Any] = {}
+        old = self._old
         for name in names:
             path = f"{root}/{name}/{PARAMS_FILE}"
             try:
                 stat = os.stat(path)
             except OSError as exc:
                 problems.append((os.path.join(root, name), f"cannot read {PARAMS_FILE}: {exc.strerror or exc}"))
-                self._forget(name)
+                self._new[name] = None
                 continue
-            record = self._cached(name, stat)
+            entry = old.get(name)
+            record = self._cached(entry, stat) if entry is not None else None
             if record is not None:
-                context = contexts.setdefault(record[0], record[0])
-                record = (context,) + record[1:]
                 yield name, record
                 continue
             try:
-                stat, params = _read_params(path)
+                stat, params = _read_params(path, memo)
             except StateFileError as exc:
                 problems.append((os.path.join(root, name), _reason(exc, path)))
-                self._forget(name)
+                self._new[name] = None
                 continue
             record = _record(params, contexts)
-            if _settled(stat, self.now_ns):
-                self._new[name] = (_signature(stat), record)
-                self.changed = True
-            else:
-                self._forget(name)
+            # A file changed within RACY_NS is read again next time: its signature cannot vouch for its content.
+            self._new[name] = (_signature(stat), record) if _settled(stat, self.now_ns) else None
             yield name, record
-
-    def _forget(self, name: str) -> None:
-        if name in self._old:
-            self.changed = True
-        self._new[name] = None
 
     # -- writing
     def save(self) -> None:
-        """Write the index back if anything changed; never fail a listing over it (read-only folders, full disks)."""
+        """Write what changed: the delta, or the whole index when it must be rebuilt or the delta grew large.
+
+        Entries known to be stale (re-read but too recent to store, unreadable, unlinked) are simply left out;
+        one left behind in the base is harmless, as its signature no longer matches. Never fails a listing.
+        """
         linked = set(self.names)
-        if not self.changed and all(name in linked for name in self._old):
+        fresh = [name for name, new in self._new.items() if new is not None]
+        full = self._rewrite or any(name not in linked for name in self._old)
+        if not full and not fresh:
             return
+        if not full:
+            delta = [n for n in self._delta_names if n not in self._new] + fresh
+            if len(delta) <= max(DELTA_MIN, len(self.names) // 10):
+                self._write(self.delta_path, delta, None)
+                return
+        self._write(self.index_path, self.names, self._set_entry)
+        with contextlib.suppress(OSError):
+            os.unlink(self.delta_path)
+
+    def _write(self, path: str, names: Iterable[str], set_entry: list[Any] | None) -> None:
         contexts: dict[tuple[Any, ...], int] = {}
         entries: dict[str, list[Any]] = {}
-
-        def context_id(context: Sequence[Any]) -> int:
-            key = tuple(context)
-            return contexts.setdefault(key, len(contexts))
-
-        for name in self.names:
+        for name in names:
             if name in self._new:
                 fresh = self._new[name]
                 if fresh is None:
                     continue
                 sig, (context, status, user, messages, liveness) = fresh
-                entries[name] = [*sig, context_id(context), status, user, messages, liveness]
+                entries[name] = [*sig, contexts.setdefault(context, len(contexts)), status, user, messages, liveness]
                 continue
             entry = self._old.get(name)
             if isinstance(entry, list) and len(entry) == 9:
@@ -491,12 +570,12 @@ class _SetState:
                     old_context = self._old_contexts[entry[4]]
                 except (IndexError, TypeError):
                     continue
-                if isinstance(old_context, list):
-                    entries[name] = entry[:4] + [context_id(old_context)] + entry[5:]
+                if old_context is not None:
+                    entries[name] = entry[:4] + [contexts.setdefault(old_context, len(contexts))] + entry[5:]
         document = {
             "format": INDEX_FORMAT,
             "version": INDEX_VERSION,
-            "set": self._set_entry,
+            "set": set_entry,
             "contexts": [list(c) for c in contexts],
             "experiments": entries,
         }
@@ -504,13 +583,31 @@ class _SetState:
             from .files import write_text_atomic
 
             text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-            os.makedirs(os.path.join(self.root, INDEX_DIR), exist_ok=True)
-            write_text_atomic(self.index_path, text)
-        except (OSError, ValueError, TypeError):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_text_atomic(path, text)
+        except (OSError, ValueError, TypeError, RecursionError):
             pass  # the folders are the truth; the next listing simply reads them again
 
 
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: loading 100k rows of small dicts triggers full collections that find
+    nothing (the rows hold no cycles) yet cost a third of a warm listing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # ---------------------------------------------------------------------------------------------- finding sets
+# Folders a walk from a project folder would otherwise spend most of its time in.
+_NOT_SETS_NAMES = frozenset({"__pycache__", "node_modules", "site-packages"})
+_NOT_SETS_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
+
+
 def _scan(folder: str) -> list[os.DirEntry[str]] | None:
     try:
         with os.scandir(folder) as entries:
@@ -525,7 +622,7 @@ def _select(
     """Walk from each glob's start; map each set root reached to its state and which of its experiments match.
 
     The matcher is ``None`` when the whole set is selected. Linked experiment folders, hidden folders (``.xmen``,
-    ``.snakemake``, ``.git``) and unlinked experiment folders are never descended into.
+    ``.snakemake``, ``.git``), unlinked experiment folders and Python/conda environments are never descended into.
     """
     patterns = [_compile_glob(g, cwd) for g in globs]
     states: dict[str, _SetState] = {}
@@ -546,6 +643,8 @@ def _select(
             entries = _scan(folder)
             if entries is None:
                 continue
+            if any(e.name in _NOT_SETS_MARKERS for e in entries):
+                continue  # a Python or conda environment: thousands of folders, never a set
             is_set = any(e.name == SET_FILE and e.is_file() for e in entries)
             linked: set[str] = set()
             if is_set:
@@ -565,7 +664,7 @@ def _select(
             explicit_hidden = pattern.regex is None and depth < len(pattern.parts) and pattern.parts[depth][:1] == "."
             for entry in entries:
                 name = entry.name
-                if name in linked or (name[0] == "." and not explicit_hidden):
+                if name in linked or (name[0] == "." and not explicit_hidden) or name in _NOT_SETS_NAMES:
                     continue
                 try:
                     if not entry.is_dir():
@@ -660,6 +759,18 @@ def collect(
     regex over the experiment class (``_version.class``, else the set's ``type``) and ``status`` the statuses to
     keep (``lost`` included). Unreadable sets and experiments are reported in ``problems``, never raised.
     """
+    with no_gc():
+        return _collect(globs, cwd, params=params, type=type, status=status)
+
+
+def _collect(
+    globs: Sequence[str] | None,
+    cwd: str | os.PathLike[str] | None,
+    *,
+    params: Sequence[str],
+    type: str | None,
+    status: Sequence[str],
+) -> ListResult:
     unknown = [s for s in status if s not in st.ALL]
     if unknown:
         raise UsageError(f"unknown status {unknown[0]!r} (choose from {', '.join(st.ALL)})")
@@ -673,22 +784,33 @@ def collect(
     problems: list[tuple[str, str]] = []
     sets: list[SetInfo] = []
     contexts: dict[_Context, _Context] = {}
+    type_ok: dict[Any, bool] = {}
     for root, (state, matcher) in selected.items():
         if state.problem is not None:
             problems.append((root, state.problem))
             continue
         info = state.info
         names = state.names if matcher is None else [n for n in state.names if matcher(n)]
-        names = [n for n in names if n and "/" not in n and n not in (".", "..")]
-        listed = SetInfo(root, info.get("type"), info.get("created"), info.get("purpose"), list(info.get("notes", [])))
+        for bad in [n for n in names if not n or "/" in n or n in (".", "..")]:
+            problems.append((root, f"{SET_FILE} links an invalid experiment name {bad!r}"))
+            names = [n for n in names if n != bad]
+        notes = info.get("notes")
+        listed = SetInfo(root, info.get("type"), info.get("created"), info.get("purpose"), list(notes or []))
         set_type = info.get("type")
         for name, (context, raw_status, user, messages, liveness) in state.records(names, contexts, problems):
             exp_type = context[1] if context[1] is not None else set_type
-            if type is not None and not _type_matches(type, exp_type):
-                continue
+            if type is not None:
+                ok = type_ok.get(exp_type)
+                if ok is None:
+                    ok = type_ok[exp_type] = _type_matches(type, exp_type)
+                if not ok:
+                    continue
             if predicates and not all(p.matches(user) for p in predicates):
                 continue
-            shown = _shown_status(raw_status, liveness, f"{root}/{name}")
+            if raw_status.__class__ is str and raw_status != st.RUNNING:
+                shown = raw_status  # the common case, without a call
+            else:
+                shown = _shown_status(raw_status, liveness, f"{root}/{name}")
             if wanted_status and shown not in wanted_status:
                 continue
             rows.append(
@@ -788,11 +910,12 @@ def table_columns(
     rows = result.rows
     labels: list[str] = []
     columns: list[list[Any]] = []
-    prefix = common_root(r["root"] for r in rows) if relative_roots else ""
+    roots = {r["root"] for r in rows}
+    prefix = common_root(roots) if relative_roots else ""
+    relative = {root: os.path.relpath(root, prefix) for root in roots} if relative_roots else {}
     for key in fixed:
         if key == "root" and relative_roots:
-            cache: dict[str, str] = {}
-            values = [cache.get(r["root"]) or cache.setdefault(r["root"], os.path.relpath(r["root"], prefix)) for r in rows]
+            values = [relative[r["root"]] for r in rows]
         else:
             values = [r[key] for r in rows]
         labels.append(key)
@@ -834,30 +957,28 @@ def _plain_table(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> str
     with one space. Returns None when a value is not text (or None), has leading/trailing whitespace or characters
     pandas would escape or measure otherwise: such tables go through pandas itself.
     """
-    texts: list[list[str]] = []
+    if not columns or not columns[0]:
+        return None  # pandas prints 'Empty DataFrame ...'
+    texts: list[Sequence[str]] = []
+    widths: list[int] = []
     for label, values in zip(labels, columns):
-        out: list[str] = []
-        for v in values:
-            if v.__class__ is str:
-                if v and (v[0].isspace() or v[-1].isspace()):
-                    return None
-                out.append(v)
-            elif v is None:
-                out.append("None")
-            else:
+        distinct = set(values)  # roots, statuses, dates repeat: check each text once
+        if None in distinct:
+            distinct.discard(None)
+            distinct.add("None")
+            values = ["None" if v is None else v for v in values]
+        for v in distinct:
+            if v.__class__ is not str or (v and (v[0].isspace() or v[-1].isspace())):
                 return None
-        if not label.isprintable() or label != label.strip() or not "".join(out).isprintable():
+        if not label.isprintable() or label != label.strip() or not "".join(distinct).isprintable():
             return None
-        texts.append(out)
-    n = len(columns[0]) if columns else 0
-    index = [str(i) for i in range(n)]
-    index_width = len(index[-1]) if index else 0
-    widths = [max(len(label), 1 + max(map(len, col), default=0)) for label, col in zip(labels, texts)]
-    lines = [" " * index_width + "".join(" " + label.rjust(w) for label, w in zip(labels, widths))]
-    justified = [[s.rjust(w) for s in col] for col, w in zip(texts, widths)]
-    for i in range(n):
-        lines.append(index[i].ljust(index_width) + "".join(" " + col[i] for col in justified))
-    return "\n".join(lines)
+        texts.append(values)
+        widths.append(max(len(label), 1 + max(map(len, distinct), default=0)))
+    n = len(columns[0])
+    index_width = len(str(n - 1))
+    header = " " * index_width + "".join(" " + label.rjust(w) for label, w in zip(labels, widths))
+    row = f"{{:<{index_width}}}" + "".join(f" {{:>{w}}}" for w in widths)
+    return "\n".join([header, *map(row.format, range(n), *texts)])
 
 
 def render_table(
@@ -869,8 +990,9 @@ def render_table(
     """The table as pandas ``DataFrame.to_string`` prints it; ``max_width`` caps each column's width (longer values
     end in ``...``) and ``max_rows`` shows only the first and last rows. Plain-text tables skip pandas (same text)."""
     n = len(columns[0]) if columns else 0
+    # pandas truncates " " + value, so a value exactly max_width long is already cut.
     fits = (max_rows is None or n <= max_rows) and (
-        max_width is None or all(len(str(v)) <= max_width for col in columns for v in col)
+        max_width is None or all(len(str(v)) < max_width for col in columns for v in col)
     )
     if fits:
         text = _plain_table(labels, columns)
