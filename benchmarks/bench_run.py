@@ -3,7 +3,9 @@
 Builds synthetic sets of trivial experiments in a temporary folder with the real command line
 (``xmen init -s script.sh -d defaults.yml -r ROOT`` with a script that does nothing, then ``xmen register "{i: 0 | 1 |
 ...}"``; two keys ``i`` x ``j`` above 1,000 combinations, e.g. 100 x 100 for 10,000) and prints one line per figure:
-``figure  N  xmen_s  baseline_s  ratio  target  verdict``.
+``figure  N  xmen_s  baseline_s  ratio  target  verdict  cpu_s``, where ``cpu_s`` is the user + system CPU seconds of
+the command and of the baseline (with their children): on a shared machine CPU time varies less than wall time.
+The ``xmen`` executable next to this interpreter is used (not a shim on PATH); Snakemake is ``python -m snakemake``.
 
 1. Local run of N pending experiments: ``xmen run`` (1a) and ``snakemake`` with the set's default profile (1b), each
    in its own freshly registered set, against the floor ``find -name run.sh | xargs -0 -P 2 -n 1 bash`` (the same
@@ -24,21 +26,22 @@ Builds synthetic sets of trivial experiments in a temporary folder with the real
    Target <= 3x and <= 2 s.
 5. ``python -c "import xmen"`` against ``python -c pass``, medians of 21 interleaved runs. Target <= +60 ms.
 
-Short commands are repeated (up to 3 times, while they take under ~15 s in all) and the median is shown. Every
+The commands of figures 2 and 3 run 3 times each, interleaved (A B C A B C ...), and the median run is shown. Every
 command runs with HOME, XMEN and XDG_CONFIG_HOME pointing into the temporary folder, so neither the user's xmen
 configuration nor their Snakemake profiles are read or changed. Each run is checked to have finished every
-experiment (a warning is printed otherwise). Default run: about 9 minutes on 2 cores; ``--large`` adds ~35 minutes.
+experiment (a warning is printed otherwise). Default run: about 10 minutes on 2 cores; ``--large`` adds ~35 minutes.
+``--tmp /dev/shm`` builds everything on tmpfs, which takes the disk (fsync, inode allocation) out of the figures.
 
 Run: ``python benchmarks/bench_run.py [--large] [--sizes run=1000 dry=10000 register=10000] [--figures 1,2,3,4,5]
-[--keep DIR]``.
+[--keep DIR] [--tmp DIR]``.
 """
 from __future__ import annotations
 
 import argparse
-import resource
 import importlib.metadata
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -48,7 +51,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = {"run": 1000, "dry": 10000, "register": 10000}
@@ -134,7 +137,10 @@ class Row:
         )
 
 
-HEAD = f"{'figure':<44} {'N':>6} {'xmen_s':>9} {'baseline_s':>10} {'ratio':>6}  {'target':<18} {'verdict':<14} cpu_s(xmen/base)"
+HEAD = (
+    f"{'figure':<44} {'N':>6} {'xmen_s':>9} {'baseline_s':>10} {'ratio':>6}  {'target':<18} {'verdict':<14} "
+    "cpu_s(xmen/base)"
+)
 
 
 @dataclass
@@ -179,12 +185,18 @@ class Bench:
             raise BenchError(f"exit code {code}: {' '.join(cmd)}\n  " + "\n  ".join(tail))
         return M(elapsed, cpu)
 
-    def median(self, cmd: Sequence[str], cwd: Path, log: str, timeout: float, budget: float = 15.0) -> M:
-        """The run of median wall time among up to 3 runs (fewer when they are slow)."""
-        runs: list[M] = []
-        while len(runs) < 3 and (not runs or sum(r.wall for r in runs) < budget):
-            runs.append(self.run(cmd, cwd, log, timeout))
-        return sorted(runs, key=lambda r: r.wall)[(len(runs) - 1) // 2]
+    def medians(
+        self, commands: Sequence[tuple[Sequence[str], str]], cwd: Path, timeout: float, rounds: int = 3
+    ) -> list[M]:
+        """For each (command, log): the run of median wall time among ``rounds`` runs, interleaved round by round.
+
+        Interleaving spreads a burst of load from other processes over all the commands compared.
+        """
+        runs: list[list[M]] = [[] for _ in commands]
+        for _ in range(rounds):
+            for index, (cmd, log) in enumerate(commands):
+                runs[index].append(self.run(cmd, cwd, log, timeout))
+        return [sorted(r, key=lambda m: m.wall)[(len(r) - 1) // 2] for r in runs]
 
     # ------------------------------------------------------------------ sets
     def make_set(self, name: str, n: int, timeout: float) -> tuple[Path, M]:
@@ -270,10 +282,11 @@ class Bench:
     def figure2(self, root: Path, n: int) -> None:
         write_plain(root)
         progress(f"figure 2: dry runs of {n} pending")
-        t_xmen = self.median(self.xmen_cmd() + ["run", "-n"], root, "f2-xmen-n.log", 300)
-        t_smk = self.median(self.snakemake_cmd() + ["-n", "-q"], root, "f2-snakemake-n.log", 600)
-        t_plain = self.median(self.snakemake_cmd() + ["-s", "plain.smk", "--workflow-profile", "none", "-n", "-q"],
-                              root, "f2-plain-n.log", 600)
+        t_xmen, t_smk, t_plain = self.medians([
+            (self.xmen_cmd() + ["run", "-n"], "f2-xmen-n.log"),
+            (self.snakemake_cmd() + ["-n", "-q"], "f2-snakemake-n.log"),
+            (self.snakemake_cmd() + ["-s", "plain.smk", "--workflow-profile", "none", "-n", "-q"], "f2-plain-n.log"),
+        ], root, 600)
         for label, value in (("2 xmen run -n / plain -n -q", t_xmen), ("2 snakemake -n -q / plain -n -q", t_smk)):
             self.add(Row(label, n, value, t_plain, "<=1.1x", ratio_verdict(value.wall, t_plain.wall, 1.1)))
 
@@ -284,16 +297,21 @@ class Bench:
         write_plain(root)
         progress("figure 3: dry runs and runs with nothing to do")
         plain = self.snakemake_cmd() + ["-s", "plain.smk", "--workflow-profile", "none"]
-        t_plain_n = self.median(plain + ["-n", "-q"], root, "f3-plain-n.log", 600)
-        t_plain_run = self.median(plain + ["--cores", "2"], root, "f3-plain-run.log", 600)
-        measured = [
-            ("3 xmen run -n, all done / plain -n -q", self.xmen_cmd() + ["run", "-n"], t_plain_n, "<=1 s"),
-            ("3 xmen run, all done / plain run", self.xmen_cmd() + ["run"], t_plain_run, "<=1 s"),
-            ("3 snakemake -n -q, all done / plain", self.snakemake_cmd() + ["-n", "-q"], t_plain_n, "info (<=1 s)"),
-            ("3 snakemake, all done / plain run", self.snakemake_cmd(), t_plain_run, "info (<=1 s)"),
+        t_plain_n, t_plain_run, *measured = self.medians([
+            (plain + ["-n", "-q"], "f3-plain-n.log"),
+            (plain + ["--cores", "2"], "f3-plain-run.log"),
+            (self.xmen_cmd() + ["run", "-n"], "f3-xmen-n.log"),
+            (self.xmen_cmd() + ["run"], "f3-xmen-run.log"),
+            (self.snakemake_cmd() + ["-n", "-q"], "f3-snakemake-n.log"),
+            (self.snakemake_cmd(), "f3-snakemake-run.log"),
+        ], root, 600)
+        rows = [
+            ("3 xmen run -n, all done / plain -n -q", t_plain_n, "<=1 s"),
+            ("3 xmen run, all done / plain run", t_plain_run, "<=1 s"),
+            ("3 snakemake -n -q, all done / plain", t_plain_n, "info (<=1 s)"),
+            ("3 snakemake, all done / plain run", t_plain_run, "info (<=1 s)"),
         ]
-        for index, (label, cmd, base, target) in enumerate(measured):
-            value = self.median(cmd, root, f"f3-{index}.log", 600)
+        for (label, base, target), value in zip(rows, measured):
             verdict = "ok" if value.wall <= 1 else ("MISS" if target == "<=1 s" else "over")
             self.add(Row(label, n, value, base, target, verdict))
 
@@ -429,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run=N (figure 1), dry=N (figures 2 and 3), register=N (figure 4).")
     parser.add_argument("--figures", default="1,2,3,4,5", help="Which figures, e.g. 4,5 (default: all).")
     parser.add_argument("--keep", metavar="DIR", help="Build in DIR (must not exist) and keep it.")
+    parser.add_argument("--tmp", metavar="DIR", help="Make the temporary folder in DIR (e.g. /dev/shm: no disk I/O).")
     args = parser.parse_args(argv)
     sizes = parse_sizes(args.sizes, args.large)
     figures = {f.strip() for f in args.figures.split(",") if f.strip()}
@@ -437,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(args.keep).absolute()
         work.mkdir(parents=True)
     else:
-        work = Path(tempfile.mkdtemp(prefix="xmen-bench-run-"))
+        work = Path(tempfile.mkdtemp(prefix="xmen-bench-run-", dir=args.tmp))
     env = dict(os.environ)
     for var, sub in (("HOME", "home"), ("XMEN", "xmen-config"), ("XDG_CONFIG_HOME", "xdg-config")):
         (work / sub).mkdir()
@@ -448,7 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for line in header():
         print(line)
-    print(f"# sizes: {', '.join(f'{k}={v}' for k, v in sizes.items())}; figures {','.join(sorted(figures))}")
+    fs = subprocess.run(["df", "-T", str(work)], capture_output=True, text=True).stdout.splitlines()[-1:]
+    print(f"# sizes: {', '.join(f'{k}={v}' for k, v in sizes.items())}; figures {','.join(sorted(figures))}; "
+          f"file system of the work folder: {fs[0].split()[1] if fs and len(fs[0].split()) > 1 else '?'}")
     print(HEAD, flush=True)
     bench = Bench(work, env)
     started = time.perf_counter()

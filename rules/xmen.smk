@@ -146,6 +146,11 @@ def xmen_resource_names():
 
 
 def xmen_retries():
+    """The most retries any experiment asked for; 0 (Snakemake's own --retries then applies) outside the main
+    process: inside a cluster job the Snakemake processes run the one attempt they were given, as they are told
+    with --retries 0, which a rule's own `retries:` would otherwise override."""
+    if not workflow.is_main_process:
+        return 0
     return max([int(options.get("retries") or 0) for options in XMEN_EXPERIMENTS.values()] or [0])
 
 

@@ -127,6 +127,25 @@ def test_signal_to_runner_reaches_a_sleeping_script(tmp_path: Path, sig: int, ex
     assert data["_status"] == expected and data["_error"] == reason
 
 
+def test_sigterm_to_the_child_before_the_runner_is_still_a_timeout(tmp_path: Path) -> None:
+    """SLURM signals the whole job, often the script before the runner: the runner's late SIGTERM still counts."""
+    params, script = make_experiment(tmp_path, "runner=$PPID\n(sleep 0.5; kill -TERM \"$runner\") &\nkill -TERM $$\n")
+    proc = run_job(params, script)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    data = files.read_yaml(params)
+    assert data["_status"] == st.TIMEOUT and data["_error"] == "received SIGTERM; killed by signal 15"
+
+
+def test_script_killing_itself_with_sigterm_is_an_error(tmp_path: Path) -> None:
+    """No signal ever reaches the runner: after the grace period the run is an error, not a timeout."""
+    params, script = make_experiment(tmp_path, "kill -TERM $$\n")
+    started = time.monotonic()
+    proc = run_job(params, script)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert files.read_yaml(params)["_status"] == st.ERROR
+    assert time.monotonic() - started < 10
+
+
 def test_trapping_script_gets_the_forwarded_signal(tmp_path: Path) -> None:
     body = """\
     trap 'echo "$XMEN_JOB" > "$(dirname "$1")/got_term"; exit 7' TERM

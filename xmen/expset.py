@@ -75,7 +75,7 @@ class ExperimentSet:
     """The experiment set at ``root`` (raises NotASetError if there is none)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(os.path.abspath(root))
+        self.root = Path(os.path.abspath(os.path.expanduser(root)))
         if not self.root.is_dir():
             raise NotASetError(f"no such folder: {self.root}")
         if not is_set(self.root):

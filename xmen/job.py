@@ -27,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from types import FrameType
 from typing import Any
 
@@ -48,6 +49,9 @@ ENV_ATTEMPT = "XMEN_ATTEMPT"
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 _TIMEOUT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+# Return codes of a child ended by a timeout signal: killed by it (negative) or a shell's 128 + N.
+_SIGNALLED_CODES = frozenset(code for sig in _TIMEOUT_SIGNALS for code in (-sig, 128 + sig))
+SIGNAL_GRACE_SECONDS = 2.0
 
 #: Comments for the keys the runner writes (update_yaml keeps the others).
 RUN_COMMENTS = {
@@ -172,7 +176,20 @@ class _Forwarder:
             return 127
         if self.received:
             self._forward(self.received[-1])
-        return self.child.wait()
+        rc = self.child.wait()
+        if rc in _SIGNALLED_CODES and not self.received:
+            self._wait_for_own_signal()
+        return rc
+
+    def _wait_for_own_signal(self) -> None:
+        """A child that died of SIGTERM/SIGUSR1 before the runner heard of it: wait a moment for the runner's copy.
+
+        SLURM (and `kill` of a process group) signal the whole job, children often first; a script that exits at
+        once would otherwise be recorded as `error: exit code 143` instead of `timeout`.
+        """
+        deadline = time.monotonic() + SIGNAL_GRACE_SECONDS
+        while not self.received and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def run_job(params_path: str, script_path: str) -> int:
