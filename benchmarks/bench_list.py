@@ -30,17 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from xmen import listing  # noqa: E402
+from xmen.expset import _PARAM_COMMENTS  # noqa: E402
 from xmen.files import dump_params, dump_yaml  # noqa: E402
 
+# The comments xmen writes into every params.yml, so the synthetic files look like registered ones.
 _COMMENTS = {
-    "_name": "The name of the experiment (its folder)",
-    "_root": "The experiment set it belongs to",
-    "_status": "default | registered | running | finished | error | stopped | timeout",
-    "_created": "The date the experiment was created",
-    "_purpose": "A description of the experiment purpose",
-    "_version": "Experiment version information",
-    "_meta": "Machine and user that registered the experiment",
-    "_messages": "Messages left by the experiment",
+    **_PARAM_COMMENTS,
     "lr": "Learning rate",
     "seed": "Random seed",
 }

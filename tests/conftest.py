@@ -8,12 +8,14 @@ import pytest
 
 @pytest.fixture
 def xmen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ``HOME`` and the global xmen config (``$XMEN``) into ``tmp_path``; returns the fake home folder.
+    """Point ``HOME``, the global xmen config (``$XMEN``) and the Snakemake profiles (``$XDG_CONFIG_HOME``) into
+    ``tmp_path``; returns the fake home folder.
 
-    Subprocesses started by the test inherit both variables, so nothing a test does touches the real home.
+    Subprocesses started by the test inherit the variables, so nothing a test does touches the real home.
     """
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XMEN", str(tmp_path / "xmen-config"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     return home

@@ -53,11 +53,8 @@ def snakemake(*args: str, cwd: Path, timeout: float = 240) -> subprocess.Complet
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XMEN", str(tmp_path / "xmen-config"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    (tmp_path / "home").mkdir()
+def env(xmen_home, tmp_path, monkeypatch):
+    """A temporary HOME/XMEN/XDG_CONFIG_HOME and a plain shell experiment (script.sh, defaults.yml) in tmp_path."""
     (tmp_path / "script.sh").write_text(SCRIPT)
     (tmp_path / "defaults.yml").write_text(DEFAULTS)
     return tmp_path
