@@ -60,6 +60,27 @@ def test_config_prompt_paths_header_list(env, capsys):
     assert global_config.load().python_paths == []
 
 
+@pytest.mark.parametrize("value, expected", [
+    ("module load cuda", "module load cuda"),  # a command: text
+    ("source /etc/profile", "source /etc/profile"),  # a command with a path: text
+    ("#SBATCH --output=/tmp/x.log", "#SBATCH --output=/tmp/x.log"),  # a directive: text
+])
+def test_header_text_is_kept_as_written(env, capsys, value, expected):
+    assert xmen(capsys, "config", "-H", value)[0] == 0
+    assert global_config.load().header == expected
+
+
+@pytest.mark.parametrize("command", [("config", "-H"), ("register", "{a: x}", "-H")])
+def test_header_path_that_names_no_file_is_an_error(env, capsys, command):
+    root = make_set(env, capsys, sweep=None)
+    before = sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock"))
+    where = ("-r", str(root)) if command[0] == "register" else ()
+    code, out, err = xmen(capsys, *command, "headers/slurm.sh", *where)
+    assert code != 0 and err == "Error: no such header file: headers/slurm.sh\n", err
+    assert global_config.load().header == ""
+    assert sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) == before  # nothing registered
+
+
 def test_config_add_and_remove_experiment(env, capsys):
     script = env / "exps.py"
     script.write_text(

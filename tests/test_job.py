@@ -129,7 +129,8 @@ def test_signal_to_runner_reaches_a_sleeping_script(tmp_path: Path, sig: int, ex
 
 def test_sigterm_to_the_child_before_the_runner_is_still_a_timeout(tmp_path: Path) -> None:
     """SLURM signals the whole job, often the script before the runner: the runner's late SIGTERM still counts."""
-    params, script = make_experiment(tmp_path, "runner=$PPID\n(sleep 0.5; kill -TERM \"$runner\") &\nkill -TERM $$\n")
+    body = 'runner=$PPID\n(sleep 0.5; kill -TERM "$runner") &\nkill -TERM $$\n'
+    params, script = make_experiment(tmp_path, body)
     proc = run_job(params, script)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     data = files.read_yaml(params)
@@ -186,7 +187,10 @@ def test_waiting_runner_fails_when_the_first_failed(tmp_path: Path) -> None:
 
 def test_status_file_follows_the_runs(tmp_path: Path) -> None:
     """xmen.done exists exactly when the last run finished, whoever launched it; a new run starts without it."""
-    params, script = make_experiment(tmp_path, 'echo ran >> "$(dirname "$1")/count"\n[ -e "$(dirname "$1")/xmen.done" ] && exit 9\nexit "$(cat "$(dirname "$1")/code" 2>/dev/null || echo 0)"\n')
+    params, script = make_experiment(tmp_path, (
+        'echo ran >> "$(dirname "$1")/count"\n'
+        '[ -e "$(dirname "$1")/xmen.done" ] && exit 9\n'
+        'exit "$(cat "$(dirname "$1")/code" 2>/dev/null || echo 0)"\n'))
     done = params.parent / st.DONE_FILE
     assert run_job(params, script).returncode == 0
     assert done.read_text() == "finished\n"

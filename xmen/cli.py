@@ -110,8 +110,7 @@ def config_command(prompt, add, add_path, remove, header, show, clean, install_p
 
         changes.append(remove_entry)
     if header is not None:
-        path = Path(os.path.expanduser(header))
-        text = path.read_text(encoding="utf-8") if header and "\n" not in header and path.is_file() else header
+        text = global_config.read_header(header)
         changes.append(lambda c: setattr(c, "header", text))
     if clean:
 

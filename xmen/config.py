@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import files
-from .errors import StateFileError
+from .errors import StateFileError, UsageError
 
 CONFIG_FILE = "config.yml"
 
@@ -106,3 +106,18 @@ def forget_set(root: str | os.PathLike[str]) -> None:
         config.sets = [s for s in config.sets if s != root]
 
     update(remove)
+
+
+def read_header(value: str) -> str:
+    """A run.sh header given as FILE_OR_TEXT: the file's text if it names a file, else the text itself.
+
+    A single word with a slash that names no file is a mistyped path, not a header: run.sh would try to execute it.
+    """
+    if not value or "\n" in value:
+        return value
+    path = Path(os.path.expanduser(value))
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    if "/" in value and not value.startswith("#") and len(value.split()) == 1:
+        raise UsageError(f"no such header file: {value}")
+    return value
