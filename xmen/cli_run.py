@@ -32,7 +32,7 @@ class _SplitDashDash(click.Command):
 @click.argument("launcher", nargs=-1)
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Show what would run and why; run nothing.")
 @click.option("--profile", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
-@click.option("-j", "--jobs", type=int, help="Experiments at once (Snakemake --cores/--jobs).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
 @click.pass_context
 def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
@@ -57,6 +57,11 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     pending, skipped = engine.plan(exp_set, patterns)
     for item in skipped:
         click.echo(f"Skipping {item.name}: {item.reason}", err=True)
+    if not pending and not skipped and not exp_set.match(patterns or ["*"]):
+        if glob:
+            raise XmenError(f"no linked experiment matches {glob!r} in {exp_set.root}")
+        click.echo("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
+        return
     if dry_run:
         if not pending:
             click.echo("Nothing to run: every matching experiment is finished.")
@@ -96,7 +101,7 @@ def _print_plan(pending) -> None:
 
 @click.command("demo", context_settings=CONTEXT)
 @click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where to build the demo (default: a temp folder).")
-@click.option("-j", "--jobs", type=int, default=2, show_default=True, help="Experiments at once.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Experiments at once.")
 def demo_command(folder, jobs) -> None:
     """Run the tutorial end to end: define, register a sweep, run it with Snakemake, list the results."""
     from . import config as global_config
@@ -142,7 +147,7 @@ def _quote(text: str) -> str:
 
 @click.command("ci", cls=_SplitDashDash, context_settings=CONTEXT)
 @click.argument("folder", default=".", type=click.Path(file_okay=False, exists=True))
-@click.option("-j", "--jobs", type=int, help="Experiments at once (default: all cores).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (default: all cores).")
 @click.option("--profile", help="Snakemake profile (default: xmen's shipped ci profile).")
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Only show what would run.")
 @click.pass_context

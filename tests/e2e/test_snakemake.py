@@ -262,3 +262,18 @@ def test_launcher_form_runs_each_pending_run_sh(env):
     assert statuses(root) == {"a=1": "finished", "a=2": "finished"}
     # Finished by a launcher is finished for Snakemake too: the status file agrees.
     assert dry_run_jobs(root) == set()
+
+
+def test_run_says_when_nothing_matches(env):
+    """An empty set is nothing to do (exit 0); a glob that matches no experiment is a mistake (exit 1, one line)."""
+    root = make_set(env, "set_e")
+    proc = xmen("run", cwd=root)
+    assert "the set has no experiments yet" in proc.stderr
+    assert "the set has no experiments yet" in xmen("run", "-n", cwd=root).stdout
+    make_set(env, "set_g", "{a: 1 | 2}")
+    proc = xmen("run", "zzz*", cwd=env / "set_g", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"Error: no linked experiment matches 'zzz*' in {env / 'set_g'}\n"
+    proc = xmen("run", "-j", "0", cwd=env / "set_g", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "-j" in proc.stderr
+    assert set(statuses(env / "set_g").values()) == {"registered"}  # nothing ran
