@@ -8,6 +8,7 @@ import re as _xmen_re
 import shlex as _xmen_shlex
 
 import yaml as _xmen_yaml
+from snakemake.exceptions import WorkflowError as _XmenWorkflowError
 
 XMEN_DONE = "xmen.done"
 XMEN_EXPERIMENTS = {}  # experiment path (relative to the working directory) -> run options
@@ -159,7 +160,17 @@ def xmen_run_experiment(wildcards, threads, resources, log, output):
 
     The experiment sees XMEN_ATTEMPT, XMEN_THREADS and XMEN_<RESOURCE> (e.g. XMEN_MEM_MB), so a retry with
     more memory can use it. The rule calls this function so that its own code stays one stable line.
+    Snakemake's retries are per rule (the most any experiment of the workflow asked for): an attempt beyond
+    the experiment's own retries fails at once, without running it again.
     """
+    options = XMEN_EXPERIMENTS.get(_xmen_os.path.normpath(wildcards.exp)) or {}
+    allowed = 1 + int(options.get("retries") or 0)
+    attempt = int(resources.get("xmen_attempt") or 1)
+    if attempt > allowed:
+        raise _XmenWorkflowError(
+            f"{wildcards.exp}: not run again, attempt {attempt} is beyond its {allowed - 1} retries "
+            f"(see its params.yml _error and {log[0]})"
+        )
     env = {"XMEN_THREADS": threads}
     for name, value in resources.items():
         if name.startswith("_") or value is None:
@@ -168,8 +179,13 @@ def xmen_run_experiment(wildcards, threads, resources, log, output):
         env[key] = value
     prefix = " ".join(f"{key}={_xmen_shlex.quote(str(value))}" for key, value in env.items())
     run_script = _xmen_os.path.join(wildcards.exp, "run.sh")
-    command = (
-        f"{prefix} bash {_xmen_shlex.quote(run_script)} > {_xmen_shlex.quote(log[0])} 2>&1"
-        f" && echo finished > {_xmen_shlex.quote(output[0])}"
-    )
+    command = f"{prefix} bash {_xmen_shlex.quote(run_script)} > {_xmen_shlex.quote(log[0])} 2>&1"
     shell(command.replace("{", "{{").replace("}", "}}"))
+    # xmen's job runner (which every run.sh execs) writes the status file itself; a hand-made run.sh does not.
+    if not _xmen_os.path.exists(output[0]):
+        temporary = f"{output[0]}.tmp{_xmen_os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write("finished\n")
+            handle.flush()
+            _xmen_os.fsync(handle.fileno())
+        _xmen_os.replace(temporary, output[0])

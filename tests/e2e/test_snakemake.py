@@ -189,6 +189,32 @@ def test_retries_with_growing_memory(env):
     assert statuses(root) == {"a=flaky__fail=3": "finished"}
 
 
+def test_retries_are_per_experiment(env):
+    """Snakemake retries per rule; an experiment registered without retries still runs only once."""
+    root = make_set(env, "set_a", "{a: flaky, fail: 3}", "--resources", "mem_mb=1000,2000", "--retries", "2")
+    xmen("register", "{a: once, fail: 5}", cwd=root)  # no retries, fails whatever its memory
+    proc = snakemake("--cores", "1", cwd=root)
+    assert proc.returncode != 0
+    assert runs(root, "a=flaky__fail=3") == ["attempt=1 mem=1000 a=flaky", "attempt=2 mem=2000 a=flaky"]
+    assert runs(root, "a=once__fail=5") == ["attempt=1 mem=1000 a=once"]
+    assert statuses(root) == {"a=flaky__fail=3": "finished", "a=once__fail=5": "error"}
+    assert files.read_yaml(root / "a=once__fail=5" / "params.yml")["_error"] == "exit code 5"
+    assert "beyond its 0 retries" in proc.stdout + proc.stderr
+
+
+def test_hand_written_run_sh_still_gets_its_status_file(env):
+    """A run.sh that does not go through xmen's runner: the rule writes the status file after it succeeded."""
+    root = make_set(env, "set_a", "{a: 1 | 2}")
+    (root / "a=1" / "run.sh").write_text("#!/bin/bash\necho by hand\n")
+    (root / "a=2" / "run.sh").write_text("#!/bin/bash\nexit 4\n")
+    proc = snakemake("--cores", "1", cwd=root)
+    assert proc.returncode != 0
+    assert (root / "a=1" / "xmen.done").read_text() == "finished\n"
+    assert (root / "a=1" / "xmen.log").read_text() == "by hand\n"
+    assert not (root / "a=2" / "xmen.done").exists()
+    assert not list(root.glob("*/xmen.done.tmp*"))
+
+
 def test_failure_is_reported_and_the_rest_still_run(env):
     root = make_set(env, "set_a", "{a: ok1 | ok2}")
     xmen("register", "{a: bad, fail: 4}", cwd=root)
