@@ -3,6 +3,7 @@
 # Experiments come from each set's experiment.yml (the single source of truth), loaded by xmen_load_set().
 # The rule's shell text must stay byte-stable across xmen releases and regenerations: Snakemake reruns every
 # finished experiment whose recorded rule code differs ("Code has changed").
+import inspect as _xmen_inspect
 import os as _xmen_os
 import re as _xmen_re
 import shlex as _xmen_shlex
@@ -14,6 +15,7 @@ XMEN_DONE = "xmen.done"
 XMEN_EXPERIMENTS = {}  # experiment path (relative to the working directory) -> run options
 XMEN_TARGETS = []
 _XMEN_SET_CACHE = {}
+_XMEN_SPECIAL_NAMES = frozenset(["", ".", ".."])  # names normpath changes even without a separator
 # What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
 _XMEN_SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
 
@@ -39,13 +41,21 @@ def xmen_load_set(set_dir):
         )
     defaults = data.get("options") or {}
     loaded = {}
+    prefix = "" if set_dir == "." else set_dir
     for name, options in (data.get("experiments") or {}).items():
         merged = dict(defaults)
-        merged.update(options or {})
+        if options:
+            merged.update(options)
+        requires = merged.get("requires")
         merged["requires"] = [
-            _xmen_os.path.normpath(_xmen_os.path.join(set_dir, required)) for required in merged.get("requires") or []
-        ]
-        loaded[_xmen_os.path.normpath(_xmen_os.path.join(set_dir, str(name)))] = merged
+            _xmen_os.path.normpath(_xmen_os.path.join(set_dir, required)) for required in requires
+        ] if requires else []
+        name = str(name)
+        if _xmen_os.sep in name or name in _XMEN_SPECIAL_NAMES:
+            path = _xmen_os.path.normpath(_xmen_os.path.join(set_dir, name))
+        else:  # a plain folder name: what normpath(join(set_dir, name)) gives, without the work
+            path = _xmen_os.path.join(prefix, name)
+        loaded[path] = merged
     _XMEN_SET_CACHE[set_dir] = loaded
     return loaded
 
@@ -106,6 +116,7 @@ def xmen_add_set(set_dir):
             wanted = {_xmen_os.path.normpath(line.rstrip("\n")) for line in handle if line.strip()}
         chosen = {path: options for path, options in loaded.items() if path in wanted}
     XMEN_TARGETS.extend(_xmen_os.path.join(path, XMEN_DONE) for path in xmen_pending(chosen))
+    _xmen_bind_requires()
 
 
 def _xmen_options(exp):
@@ -116,12 +127,39 @@ def _xmen_options(exp):
     return XMEN_EXPERIMENTS.get(exp, {})
 
 
-def _xmen_requires(wildcards):
+def _xmen_requires_of(wildcards):
+    """The rule's input: the status files of the experiment's requirements."""
     return [_xmen_os.path.join(path, XMEN_DONE) for path in _xmen_options(wildcards.exp).get("requires") or ()]
 
 
+# Snakemake inspects an input function's signature for every job (inspect.signature, the larger part of its cost
+# at 10k jobs) unless the function carries its parameters in this attribute (snakemake.common's
+# overwrite_function_params): give it the real ones once.
+_xmen_requires_of._overwrite_params = _xmen_inspect.signature(_xmen_requires_of).parameters
+_xmen_requires = _xmen_requires_of  # the name the rule's `input:` uses; see _xmen_bind_requires
+
+
+def _xmen_bind_requires():
+    """Make the rule's input a plain empty list when no experiment of the workflow has requirements.
+
+    The input function then would return [] for every job anyway, and Snakemake skips calling it per job. Kept a
+    function outside the main process (a cluster job's Snakemake). An explicit target in a set this workflow did
+    not load is checked when it runs (see _xmen_threads).
+    """
+    global _xmen_requires
+    needed = not workflow.is_main_process or any(options.get("requires") for options in XMEN_EXPERIMENTS.values())
+    _xmen_requires = _xmen_requires_of if needed else []
+
+
 def _xmen_threads(wildcards):
-    return int(_xmen_options(wildcards.exp).get("threads") or 1)
+    options = _xmen_options(wildcards.exp)
+    if options.get("requires") and _xmen_requires is not _xmen_requires_of:
+        # Only an experiment of a set loaded on demand (an explicit target elsewhere) can get here.
+        raise ValueError(
+            f"{wildcards.exp} has requirements, but this workflow (whose own experiments have none) did not "
+            f"schedule them; run it from its own set's folder"
+        )
+    return int(options.get("threads") or 1)
 
 
 def _xmen_resource(name):

@@ -53,7 +53,7 @@ def plan(exp_set: ExperimentSet, patterns: Sequence[str] | None = None) -> tuple
     data = exp_set.data()
     defaults = data.get("options") or {}
     linked: dict[str, Any] = data.get("experiments") or {}
-    chosen = set(exp_set.match(list(patterns) if patterns else ["*"]))
+    chosen = set(exp_set.match(list(patterns) if patterns else ["*"], names=linked))  # experiment.yml parsed once
     pending: list[Pending] = []
     skipped: list[Pending] = []
     for name, options in linked.items():

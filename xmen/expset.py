@@ -98,12 +98,22 @@ class ExperimentSet:
         """Names of the linked experiments, in registration order."""
         return [str(name) for name in (self.data().get("experiments") or {})]
 
-    def match(self, patterns: Iterable[str] | str | None, linked_only: bool = True) -> list[str]:
-        """Linked experiment names matching any glob (by name, or by ``root/name`` for absolute globs)."""
+    def match(
+        self, patterns: Iterable[str] | str | None, linked_only: bool = True, names: Iterable[str] | None = None
+    ) -> list[str]:
+        """Linked experiment names matching any glob (by name, or by ``root/name`` for absolute globs).
+
+        ``names``: the linked names when the caller already parsed experiment.yml (saves parsing it again).
+        """
         if isinstance(patterns, str):
             patterns = [patterns]
         patterns = list(patterns or ["*"])
-        names = self.experiments if linked_only else self._experiment_folders()
+        if names is not None:
+            names = [str(name) for name in names]
+        else:
+            names = self.experiments if linked_only else self._experiment_folders()
+        if "*" in patterns:  # matches every name (fnmatch's '*' matches any text)
+            return list(names)
         chosen = []
         for name in names:
             full = str(self.root / name)
@@ -243,13 +253,18 @@ class ExperimentSet:
             result = RegisterResult()
 
             planned: list[tuple[str, dict[str, Any]]] = []
+            fitted: dict[tuple[str, int], tuple[Any, str | None]] = {}  # the combinations share their Choices
             for combo in combos:
                 overrides: dict[str, Any] = {}
                 for key, choice in combo.items():
-                    if key not in table:
-                        known = ", ".join(table) or "none"
-                        raise UsageError(f"unknown parameter {key!r} (parameters: {known})")
-                    value, problem = _fit(key, choice, table[key])
+                    slot = (key, id(choice))
+                    fit = fitted.get(slot)
+                    if fit is None:
+                        if key not in table:
+                            known = ", ".join(table) or "none"
+                            raise UsageError(f"unknown parameter {key!r} (parameters: {known})")
+                        fit = fitted[slot] = _fit(key, choice, table[key])
+                    value, problem = fit
                     if problem:
                         if strict:
                             raise UsageError(problem)
@@ -268,15 +283,15 @@ class ExperimentSet:
                     planned.append((exp_name, overrides))
 
             seen: set[str] = set()
+            root_text = str(self.root)
             todo: list[tuple[str, dict[str, Any]]] = []
             for exp_name, overrides in planned:
                 if exp_name in seen:
                     raise UsageError(f"the sweep names {exp_name!r} twice")
                 seen.add(exp_name)
-                folder = self.root / exp_name
                 if exp_name in linked:
                     result.skipped.append((exp_name, "already registered"))
-                elif folder.exists() or folder.is_symlink():
+                elif os.path.lexists(os.path.join(root_text, exp_name)):
                     result.skipped.append((exp_name, "folder exists but is not linked (see xmen relink -e)"))
                 else:
                     todo.append((exp_name, overrides))
@@ -297,20 +312,22 @@ class ExperimentSet:
             param_comments.update({k: v for k, v in comments.items() if not k.startswith("_")})
             created_time = _now()
 
+            # Every params.yml is dump_params(params, param_comments); the values they share are dumped once.
+            params_file = _params_renderer(base_params, created_time, param_comments)
+            run_text = _run_script_renderer(script_path, header_text, python)
             written: list[Path] = []
             try:
+                # The new folders' files are written without a per-file fsync: experiment.yml is the commit point
+                # (an experiment it does not link does not exist), and the file system is synced once before it
+                # is replaced, atomically as ever. A failure removes the folders written so far.
                 for exp_name, overrides in todo:
-                    folder = self.root / exp_name
-                    folder.mkdir()
-                    written.append(folder)
-                    params = dict(base_params)
-                    params["_name"] = exp_name
-                    params["_created"] = created_time
-                    params.update(overrides)
-                    files.write_yaml(folder / PARAMS_FILE, _ordered(params), param_comments)
-                    files.write_text_atomic(
-                        folder / RUN_FILE, render_run_script(folder, script_path, header_text, python), mode=0o755
-                    )
+                    folder = os.path.join(root_text, exp_name)
+                    os.mkdir(folder)
+                    written.append(Path(folder))
+                    files.write_new_file(os.path.join(folder, PARAMS_FILE), params_file(exp_name, overrides))
+                    files.write_new_file(os.path.join(folder, RUN_FILE), run_text(folder), mode=0o755)
+                if written:
+                    files.sync_filesystem(root_text)
                 for exp_name in new_names:
                     linked[exp_name] = dict(options)
                 set_data["experiments"] = linked
@@ -537,18 +554,28 @@ def find_sets(top: str | os.PathLike[str], recursive: bool = True) -> Iterator[P
 
 def render_run_script(exp_dir: Path, script: Path, header: str, python: str) -> str:
     """run.sh: header, then the job runner on this experiment (every path shell-quoted)."""
+    return _run_script_renderer(script, header, python)(str(exp_dir))
+
+
+def _run_script_renderer(script: Path, header: str, python: str):
+    """``render_run_script`` for many folders of one set: the text of ``exp_dir`` (an absolute folder path str)."""
     lines = ["#!/bin/bash"]
     if header.strip():
         lines.append(header.rstrip("\n"))
     lines += [
         "# Generated by xmen: runs the set's script.sh on this experiment's params.yml through xmen's job runner,",
         "# which records running/finished/error/timeout in params.yml.",
-        f"cd {shlex.quote(str(exp_dir))} || exit 1",
-        f"exec {shlex.quote(python)} -m xmen.job {shlex.quote(str(exp_dir / PARAMS_FILE))} "
-        f"{shlex.quote(str(script))}",
         "",
     ]
-    return "\n".join(lines)
+    head = "\n".join(lines)
+    tail = f" {shlex.quote(str(script))}\n"
+    runner = f"exec {shlex.quote(python)} -m xmen.job "
+    quote = shlex.quote
+
+    def render(exp_dir: str) -> str:
+        return f"{head}cd {quote(exp_dir)} || exit 1\n{runner}{quote(exp_dir + '/' + PARAMS_FILE)}{tail}"
+
+    return render
 
 
 _HEADER_END = "# Generated by xmen: runs the set's script.sh"
@@ -570,12 +597,9 @@ def _existing_header(run_script: Path, cache: dict[str, str]) -> str:
 
 def _header_text(header: str | None) -> str:
     """The run.sh header: ``header`` as given (a file path or text), else the global configuration's."""
-    if header is None:
-        header = global_config.load().header
-    candidate = Path(os.path.expanduser(header)) if header and "\n" not in header else None
-    if candidate is not None and candidate.is_file():
-        header = candidate.read_text(encoding="utf-8")
-    lines = header.split("\n")
+    # The configured header is already text (config -H read the file); a header given here may name a file.
+    text = global_config.load().header if header is None else global_config.read_header(header)
+    lines = text.split("\n")
     if lines and lines[0].startswith("#!"):
         lines = lines[1:]
     return "\n".join(lines).strip("\n")
@@ -686,6 +710,35 @@ def _base_params(defaults: dict[str, Any], purpose: str, root: str) -> dict[str,
 
 def _ordered(params: dict[str, Any]) -> dict[str, Any]:
     return params
+
+
+def _params_renderer(base_params: dict[str, Any], created: str, comments: dict[str, str]):
+    """The params.yml text of a new experiment from its name and overrides, for many experiments of one sweep.
+
+    The same text as ``files.dump_params(params, comments)`` of ``params = dict(base_params)`` with ``_name``,
+    ``_created`` and then the overrides set (tests compare both): every value is dumped once per sweep.
+    """
+    text = files.ParamsText(comments, plain_keys=("_name",))
+    base = dict(base_params)
+    base["_created"] = created
+    base["_name"] = "x"  # a placeholder, replaced per experiment (the key keeps its position)
+    parts = [text.entry(key, value) for key, value in base.items()]
+    slot = {key: index for index, key in enumerate(base)}
+    name_slot = slot["_name"]
+
+    def render(name: str, overrides: dict[str, Any]) -> str:
+        chunks = parts.copy()
+        chunks[name_slot] = text.entry("_name", name)
+        extra = []
+        for key, value in overrides.items():
+            index = slot.get(key)
+            if index is None:
+                extra.append(text.entry(key, value))  # a key new to the dict goes last, in update order
+            else:
+                chunks[index] = text.entry(key, value)
+        return "".join(chunks + extra) if extra else "".join(chunks)
+
+    return render
 
 
 def _edit_notes(key: str, message: str, delete: bool):

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -78,6 +79,56 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o644
     _fsync_dir(target.parent)
 
 
+def write_new_file(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
+    """Create ``path`` (it must not exist: O_EXCL) holding ``text``, without fsync.
+
+    Only for files in a folder that is brand new and becomes part of a set only through a later atomic state
+    write (experiment.yml, the commit point): call ``sync_filesystem`` before that write, so that whatever the
+    state file names is on disk. The mode is set exactly (no umask), as ``write_text_atomic`` does.
+    """
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def sync_filesystem(path: str | os.PathLike[str]) -> None:
+    """Flush every written file of the file system holding ``path`` to disk (syncfs; sync where it is missing)."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+_SYNCFS: Any = False
+
+
+def _syncfs() -> Any:
+    global _SYNCFS
+    if _SYNCFS is False:
+        _SYNCFS = None
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols, libc included
+            _SYNCFS = libc.syncfs
+            _SYNCFS.argtypes = [ctypes.c_int]
+            _SYNCFS.restype = ctypes.c_int
+        except (OSError, AttributeError, ImportError):  # not Linux/glibc: os.sync() instead
+            _SYNCFS = None
+    return _SYNCFS
+
+
 def load_yaml_text(text: str, source: str = "<string>") -> Any:
     """Parse YAML with the safe loader, turning parser errors into a one-line StateFileError."""
     try:
@@ -113,30 +164,86 @@ def _format_comment(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _commented(key: Any, chunk: str, note: str | None) -> str:
+    """``chunk`` (the YAML of one top-level entry) with its ``# help`` comment, as ``dump_params`` writes it."""
+    if not note:
+        return chunk
+    lines = chunk.rstrip("\n").split("\n")
+    if len(lines) == 1:
+        return f"{lines[0]}  # {_format_comment(note)}\n"
+    first = lines[0]
+    if first.endswith(":"):  # nested value: the comment goes on the key's own line, which ends with ':'
+        return f"{first}  # {_format_comment(note)}\n" + "\n".join(lines[1:]) + "\n"
+    return f"# {key}: {_format_comment(note)}\n{chunk}"  # a multi-line scalar: put the comment above it
+
+
+def param_entry(key: Any, value: Any, note: str | None = None) -> str:
+    """The text ``dump_params`` writes for one top-level ``key: value`` entry with its help comment ``note``."""
+    return _commented(key, dump_yaml({key: value}), note)
+
+
+# A string the dumper writes as a plain scalar, unquoted, whatever its length: no spaces or YAML indicators, not
+# starting with '.', '-' or '=' (it must still resolve to a string: see plain_str_entry).
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*\Z")
+_STR_TAG = "tag:yaml.org,2002:str"
+_resolver: Any = None
+
+
+def _is_plain(text: str) -> bool:
+    global _resolver
+    if not _PLAIN_TEXT.match(text):
+        return False
+    if _resolver is None:
+        _resolver = yaml.resolver.Resolver()
+    # Strings that would read back as something else (yes, null, 123, 1e3, 0x1F, 2026-01-01...) are quoted.
+    return _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+
+
+def plain_str_entry(key: str, value: str, note: str | None = None) -> str:
+    """``param_entry`` for a string value, without running the YAML dumper when the text needs no quoting.
+
+    Identical to ``param_entry(key, value, note)`` (tests compare both over tricky names).
+    """
+    if type(value) is str and _is_plain(key) and _is_plain(value):
+        return _commented(key, f"{key}: {value}\n", note)
+    return param_entry(key, value, note)
+
+
 def dump_params(data: Mapping[str, Any], comments: Mapping[str, str] | None = None) -> str:
     """YAML for params/defaults files: one top-level key at a time, each followed by its ``# help`` comment.
 
     Comments only ever follow a complete top-level entry, so the file stays valid YAML whatever the values hold.
     """
     comments = comments or {}
-    out = io.StringIO()
-    for key, value in data.items():
-        chunk = dump_yaml({key: value})
-        note = comments.get(key)
-        if note:
-            lines = chunk.rstrip("\n").split("\n")
-            if len(lines) == 1:
-                out.write(f"{lines[0]}  # {_format_comment(note)}\n")
-            else:  # nested value: the comment goes on the key's own line, which ends with ':'
-                first = lines[0]
-                if first.endswith(":"):
-                    out.write(f"{first}  # {_format_comment(note)}\n")
-                    out.write("\n".join(lines[1:]) + "\n")
-                else:  # a multi-line scalar: put the comment above it
-                    out.write(f"# {key}: {_format_comment(note)}\n{chunk}")
-        else:
-            out.write(chunk)
-    return out.getvalue()
+    return "".join(param_entry(key, value, comments.get(key)) for key, value in data.items())
+
+
+class ParamsText:
+    """``dump_params`` for many files sharing most of their values (a sweep): each (key, value object) is dumped
+    once and its text reused; a string key in ``plain_keys`` (e.g. ``_name``) skips the dumper when it can.
+
+    The values must not change while the renderer is in use (the cache keys on the value objects, which it keeps
+    alive, so an id is never reused).
+    """
+
+    def __init__(self, comments: Mapping[str, str] | None = None, plain_keys: tuple[str, ...] = ()) -> None:
+        self.comments = dict(comments or {})
+        self.plain_keys = frozenset(plain_keys)
+        self._cache: dict[tuple[Any, int], tuple[Any, str]] = {}
+
+    def entry(self, key: Any, value: Any) -> str:
+        if key in self.plain_keys and type(value) is str:
+            return plain_str_entry(key, value, self.comments.get(key))
+        slot = (key, id(value))
+        hit = self._cache.get(slot)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = param_entry(key, value, self.comments.get(key))
+        self._cache[slot] = (value, text)
+        return text
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        return "".join([self.entry(key, value) for key, value in data.items()])
 
 
 def write_yaml(
