@@ -325,7 +325,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 # --------------------------------------------------------------------------------------------------- 1. tutorial
 @pytest.mark.slurm
 @pytest.mark.timeout(600)
-def test_tutorial_sweep_runs_as_slurm_jobs(slurm, env):
+def test_tutorial_sweep_runs_as_slurm_jobs(slurm, env, slurm_report):
     """The tutorial experiment's sweep, `snakemake --profile slurm`: one SLURM job (array task) per experiment."""
     root = env.path / "set_a"
     if TUTORIAL.is_file():
@@ -351,8 +351,8 @@ def test_tutorial_sweep_runs_as_slurm_jobs(slurm, env):
     assert len(rows) == 4, rows  # one job or array task per experiment, nothing twice
     assert set(by_raw_id(rows)) == set(job_ids.values()), (rows, job_ids)
     assert {row["State"] for row in rows} == {"COMPLETED"}, rows
-    print(f"\ntutorial sweep: 4 experiments, {len(submissions(rows))} sbatch submission(s): "
-          + ", ".join(sorted(row["JobID"] for row in rows)))
+    slurm_report.append(f"tutorial sweep: 4 experiments, {len(submissions(rows))} sbatch submission(s): "
+                        + ", ".join(sorted(row["JobID"] for row in rows)))
 
 
 # --------------------------------------------------------------------------------------------------- 2. resources
@@ -451,7 +451,7 @@ LARGE = 200
 
 @pytest.mark.slurm
 @pytest.mark.timeout(2400)
-def test_large_sweep_goes_out_as_job_arrays(slurm, env):
+def test_large_sweep_goes_out_as_job_arrays(slurm, env, slurm_report):
     """200 trivial experiments go out as job arrays of 20 (as the README documents them): 10 sbatch calls, and each
     experiment runs once, in its own array task."""
     root = env.make_set("set_l", ("{a: " + " | ".join(f"e{i}" for i in range(LARGE)) + "}",))
@@ -465,7 +465,7 @@ def test_large_sweep_goes_out_as_job_arrays(slurm, env):
     logged = len(re.findall(r"Submitted array job with|has been submitted with SLURM jobid", run.text))
     summary = (f"{LARGE} experiments -> {len(calls)} sbatch submission(s) (sacct job ids {sorted(calls, key=int)}; "
                f"snakemake logged {logged}), {len(rows)} SLURM jobs/array tasks, snakemake took {elapsed:.0f}s")
-    print("\nlarge sweep: " + summary)
+    slurm_report.append("large sweep: " + summary)
     assert run.returncode == 0, summary + run.tail()
     assert statuses(root) == {name: "finished" for name in names}, summary
     assert all((root / name / "xmen.done").is_file() for name in names), summary
