@@ -28,7 +28,9 @@ The ``xmen`` executable next to this interpreter is used (not a shim on PATH); S
 
 The commands of figures 2 and 3 run 3 times each, interleaved (A B C A B C ...), and the median run is shown. Every
 command runs with HOME, XMEN and XDG_CONFIG_HOME pointing into the temporary folder, so neither the user's xmen
-configuration nor their Snakemake profiles are read or changed. Each run is checked to have finished every
+configuration nor their Snakemake profiles are read or changed, and with SLURM_CONF naming an empty file (the SLURM
+executor plugin runs ``scontrol show config`` at every Snakemake start, which waits ~9 s where the SLURM client is
+installed but no controller answers). Each run is checked to have finished every
 experiment (a warning is printed otherwise). Default run: about 10 minutes on 2 cores; ``--large`` adds ~35 minutes.
 ``--tmp /dev/shm`` builds everything on tmpfs, which takes the disk (fsync, inode allocation) out of the figures.
 
@@ -461,6 +463,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for var, sub in (("HOME", "home"), ("XMEN", "xmen-config"), ("XDG_CONFIG_HOME", "xdg-config")):
         (work / sub).mkdir()
         env[var] = str(work / sub)
+    # Every Snakemake start imports the SLURM executor plugin, which asks `scontrol show config` (MinJobAge); with
+    # the SLURM client installed but no controller answering, that blocks ~9 s per command, on both sides of every
+    # figure. An empty SLURM_CONF makes scontrol fail at once (one naming no file makes it search the network for
+    # a controller: ~60 s); no figure here uses SLURM.
+    (work / "empty-slurm.conf").write_text("", encoding="utf-8")
+    env["SLURM_CONF"] = str(work / "empty-slurm.conf")
     (work / "script.sh").write_text(SCRIPT, encoding="utf-8")
     (work / "script.sh").chmod(0o755)
     (work / "defaults.yml").write_text(DEFAULTS, encoding="utf-8")

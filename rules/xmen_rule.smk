@@ -16,12 +16,10 @@ rule xmen_experiment:
         _xmen_requires,
     output:
         "{exp}/xmen.done",
-    log:
-        "{exp}/xmen.log",
     threads: _xmen_threads
     resources:
         xmen_attempt=lambda wildcards, attempt: attempt,
         **{name: _xmen_resource(name) for name in xmen_resource_names()},
     retries: xmen_retries()
     run:
-        xmen_run_experiment(wildcards, threads, resources, log, output)
+        xmen_run_experiment(wildcards, threads, resources, output)
