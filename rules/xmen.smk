@@ -219,8 +219,8 @@ def xmen_run_experiment(wildcards, threads, resources, output):
     more memory can use it. The rule calls this function so that its own code stays one stable line.
     Snakemake's retries are per rule (the most any experiment of the workflow asked for): an attempt beyond
     the experiment's own retries fails at once, without running it again.
-    The log is not a `log:` of the rule: Snakemake's handling of one costs as much per job as the rest of a
-    dry run's DAG work (measured: 10,000 pending, 1.2x a minimal Snakefile with it, 1.0x without).
+    The log is not a `log:` of the rule: Snakemake's per-job handling of one adds about a fifth to a dry run
+    (measured: 10,000 pending, 1.13-1.2x a minimal Snakefile with it, 0.93-1.0x without).
     """
     log = _xmen_os.path.join(wildcards.exp, XMEN_LOG)
     options = XMEN_EXPERIMENTS.get(_xmen_os.path.normpath(wildcards.exp)) or {}
