@@ -3,6 +3,7 @@
 # Experiments come from each set's experiment.yml (the single source of truth), loaded by xmen_load_set().
 # The rule's shell text must stay byte-stable across xmen releases and regenerations: Snakemake reruns every
 # finished experiment whose recorded rule code differs ("Code has changed").
+import collections as _xmen_collections
 import inspect as _xmen_inspect
 import os as _xmen_os
 import re as _xmen_re
@@ -201,13 +202,15 @@ def _xmen_failed_log(log, max_lines=100):
     settings = getattr(workflow, "output_settings", None)
     if not getattr(settings, "show_failed_logs", False):
         return ""
+    shown = _xmen_collections.deque(maxlen=max_lines)  # a training log can be gigabytes: keep only its end
+    total = 0
     try:
         with open(log, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+            for total, line in enumerate(handle, 1):
+                shown.append(line.rstrip("\n"))
     except OSError as error:
         return f"\nLogfile {log}: cannot be read ({error.strerror})"
-    shown = lines[-max_lines:]
-    header = f"Logfile {log}" + (f" (last {len(shown)} of {len(lines)} lines):" if len(shown) < len(lines) else ":")
+    header = f"Logfile {log}" + (f" (last {len(shown)} of {total} lines):" if len(shown) < total else ":")
     bar = "=" * min(80, max([len(header)] + [len(line) for line in shown]))
     return "\n" + "\n".join([header, bar, *shown, bar])
 
