@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import copy
+import functools
 import importlib.util
 import inspect
 import os
@@ -405,6 +407,120 @@ class _State:
     directory: Path | None = None
     messages: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0
+    frozen: bool = False  #: parameters are fixed: the folder's params.yml records them (set by register / load)
+    pending: tuple[str, str, str] | None = None  #: (root, name, purpose) of Experiment(root, name), done after init
+    init_depth: int = 0  #: nesting of wrapped __init__ calls (the outermost one performs ``pending``)
+    context: Any = None  #: the running ``with exp:`` block (see :class:`_Block`)
+
+
+class _Recorded:
+    """A read-only member of the original xmen API (``exp.name``, ``exp.created``, ...), read from ``params.yml``.
+
+    A non-data descriptor: a parameter of the same name (``name: str = 'x'  # @p``) wins, so classes written for
+    this xmen that already use such names keep working.
+    """
+
+    def __init__(self, read: Callable[["Experiment"], Any]) -> None:
+        self.read = read
+        self.__doc__ = read.__doc__
+
+    def __get__(self, obj: "Experiment | None", owner: type | None = None) -> Any:
+        return self if obj is None else self.read(obj)
+
+    def __repr__(self) -> str:
+        return "<recorded in params.yml>"
+
+
+def _recorded(key: str) -> Callable[["Experiment"], Any]:
+    def read(exp: "Experiment") -> Any:
+        folder = exp._xmen.directory
+        if folder is None:
+            return None
+        try:
+            return files.read_yaml(folder / PARAMS_FILE).get(key)
+        except XmenError:
+            return None
+
+    return read
+
+
+def _folder_part(part: str) -> Callable[["Experiment"], Any]:
+    def read(exp: "Experiment") -> Any:
+        folder = exp._xmen.directory
+        if folder is None:
+            return None
+        return os.fspath(folder.parent) if part == "root" else folder.name
+
+    return read
+
+
+def _outermost_init(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a subclass ``__init__`` so that ``Cls(root, name)`` registers once every ``__init__`` has run (the
+    parameters assigned in the subclass's ``__init__`` are then in ``params.yml``)."""
+
+    @functools.wraps(init)
+    def wrapper(self: "Experiment", *args: Any, **kwargs: Any) -> None:
+        state = self._xmen
+        state.init_depth += 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            state.init_depth -= 1
+        if state.init_depth == 0 and state.pending is not None:
+            root, name, purpose = state.pending
+            state.pending = None
+            self.register(root, name, purpose)
+
+    return wrapper
+
+
+class _Block:
+    """The lifecycle of ``with exp:``, reusing :meth:`Experiment._run_managed` unchanged.
+
+    ``_run_managed`` runs in a helper thread around a call that waits for the block to end and re-raises the block's
+    exception there, so a with-block gets exactly the statuses, lock, heartbeat, ``out.txt`` copy and ``params.yml``
+    writes of ``run()``. Signals are trapped in the main thread (only it can) and end the block like ``run()``.
+    """
+
+    def __init__(self, exp: "Experiment") -> None:
+        self.exp = exp
+        self.entered = threading.Event()
+        self.left = threading.Event()
+        self.error: BaseException | None = None
+        self.failure: BaseException | None = None
+        self.trap = _SignalTrap()
+        self.thread = threading.Thread(target=self._manage, name="xmen-with-block", daemon=True)
+
+    def _body(self) -> None:
+        self.entered.set()
+        self.left.wait()
+        if self.error is not None:
+            raise self.error
+
+    def _manage(self) -> None:
+        try:
+            self.exp._run_managed(self._body)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.failure = exc
+        finally:
+            self.entered.set()
+
+    def enter(self) -> None:
+        self.thread.start()
+        self.entered.wait()
+        if self.failure is not None:
+            self.thread.join()
+            raise self.failure
+        self.trap.install()
+
+    def exit(self, error: BaseException | None) -> None:
+        self.trap.armed = False
+        self.trap.restore()
+        self.error = error
+        self.left.set()
+        self.thread.join()
+        if self.failure is not None:
+            raise self.failure
 
 
 class Experiment:
@@ -425,6 +541,8 @@ class Experiment:
         cls._xmen_own = own
         tables = [c.__dict__["_xmen_own"] for c in reversed(cls.__mro__) if "_xmen_own" in c.__dict__]
         table = merge_tables(tables)
+        for name in [n for n in table if isinstance(inspect.getattr_static(cls, n, None), property)]:
+            del table[name]  # a subclass replaced the parameter by a property: it is no longer a parameter
         for name in table:
             if name.startswith("_"):
                 raise ExperimentError(f"{cls.__qualname__}: parameter {name!r}: names starting with '_' are reserved")
@@ -441,15 +559,139 @@ class Experiment:
         if table and init is not None:
             with contextlib.suppress(AttributeError, TypeError):
                 init.__doc__ = with_block(init_doc, table)
+        if init is not None and not hasattr(init, "__wrapped__"):
+            cls.__init__ = _outermost_init(init)  # type: ignore[method-assign]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Experiment":
         # State is created here rather than in __init__ so that it exists even if a subclass forgets super().
         self = super().__new__(cls)
         self._xmen = _State()
+        if kwargs.get("copy_params", kwargs.get("copy", True)) is not False:
+            self._copy_class_defaults()
         return self
 
-    def __init__(self) -> None:
-        """Subclasses call ``super().__init__()`` and then assign their parameters."""
+    def _copy_class_defaults(self) -> None:
+        """Give the instance its own copy of each class-body parameter default: ``exp.x += [4.]`` must not change
+        ``AnExperiment.x`` for every other instance (``copy_params=False`` shares them, as in the original)."""
+        cls = type(self)
+        for name in cls._xmen_params:
+            try:
+                value = inspect.getattr_static(cls, name)
+            except AttributeError:
+                continue
+            if hasattr(value, "__get__") or isinstance(value, (str, int, float, bool, type(None))):
+                continue  # a property or method replaced the parameter, or an immutable value
+            with contextlib.suppress(Exception):
+                self.__dict__[name] = copy.deepcopy(value)
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        purpose: str = "",
+        copy_params: bool = True,
+        **overrides: Any,
+    ) -> None:
+        """Subclasses call ``super().__init__()`` and then assign their parameters.
+
+        The original xmen's forms work too: ``Experiment(root, name)`` registers ``<root>/<name>`` (a subclass once
+        its whole ``__init__`` has run); ``Experiment(folder)`` registers that folder; keyword arguments override
+        parameter defaults; ``copy_params=False`` shares mutable class-body defaults between instances.
+        """
+        if "copy" in overrides and "copy" not in type(self)._xmen_params:
+            overrides.pop("copy")
+        if overrides:
+            self.update(overrides)
+        if root is None:
+            if name is not None:
+                raise UsageError("Experiment(root, name): name given without root")
+            return
+        if name is None:  # the 2021 form: root is the experiment's own folder
+            folder = Path(root).absolute()
+            root, name = folder.parent, folder.name
+        pending = (os.fspath(root), str(name), purpose or "")
+        if type(self).__init__ is Experiment.__init__:
+            self.register(*pending)
+        else:
+            self._xmen.pending = pending
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        """Parameters are fixed once registered (the run must match ``params.yml``); recorded members are
+        read-only."""
+        state = self.__dict__.get("_xmen")
+        params = type(self)._xmen_params
+        if state is not None and state.frozen and key in params:
+            raise AttributeError(
+                f"{type(self).__name__}.{key} cannot change after register(): the run must match {PARAMS_FILE} "
+                "(detach() first to change it)"
+            )
+        if key not in params and isinstance(inspect.getattr_static(type(self), key, None), _Recorded):
+            raise AttributeError(f"{type(self).__name__}.{key} is recorded by xmen and cannot be set")
+        object.__setattr__(self, key, value)
+
+    # -- members of the original API (read from params.yml) -----------------------------------------------------
+
+    root = _Recorded(_folder_part("root"))
+    root.__doc__ = "The folder of the experiment set (the parent of ``directory``); ``None`` until registered."
+    name = _Recorded(_folder_part("name"))
+    name.__doc__ = "The experiment's name (its folder's name); ``None`` until registered."
+    created = _Recorded(_recorded("_created"))
+    created.__doc__ = "When the experiment was registered (``_created``)."
+    purpose = _Recorded(_recorded("_purpose"))
+    purpose.__doc__ = "Why the experiment was run (``_purpose``)."
+    version = _Recorded(_recorded("_version"))
+    version.__doc__ = "Module, class and git information recorded at registration (``_version``)."
+    notes = _Recorded(lambda exp: list(_recorded("_notes")(exp) or []))
+    notes.__doc__ = "Notes left with :meth:`note` or ``xmen note -e`` (``_notes``)."
+
+    def note(self, text: str, remove: bool = False) -> None:
+        """Leave a note with the experiment (in ``params.yml``), or remove it with ``remove=True``."""
+        from .expset import _edit_notes
+
+        if self._xmen.directory is None:
+            raise XmenError(f"{type(self).__name__} has no folder: register() it before leaving notes")
+        files.update_yaml(self._xmen.directory / PARAMS_FILE, _edit_notes("_notes", str(text), remove),
+                          params_comments(type(self)))
+
+    def detach(self) -> None:
+        """Forget the folder: parameters can change again and messages stay in memory (the folder is kept)."""
+        self._xmen.directory = None
+        self._xmen.status = st.DEFAULT
+        self._xmen.frozen = False
+
+    def __enter__(self) -> "Experiment":
+        """``with exp:`` runs the block as the experiment: ``running`` inside, then ``finished``, ``error``,
+        ``stopped`` or ``timeout`` like ``exp()``; the block's exception propagates."""
+        if self._xmen.directory is None:
+            raise XmenError(f"{type(self).__name__} has no folder: register() it before running it")
+        if self._xmen.context is not None:
+            raise XmenError(f"{type(self).__name__} is already running in a with block")
+        block = _Block(self)
+        block.enter()
+        self._xmen.context = block
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        block, self._xmen.context = self._xmen.context, None
+        if block is not None:
+            block.exit(exc)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}(status={self.status})"]
+        if self._xmen.directory is not None:
+            lines += [f"root: {self.root}", f"name: {self.name}"]
+            for key in ("created", "purpose"):
+                value = Experiment.__dict__[key].read(self)
+                if value:
+                    lines.append(f"{key}: {value}")
+        if self._xmen.messages:
+            lines.append("messages:")
+            lines += [f"  {k}: {v!r}" for k, v in self._xmen.messages.items()]
+        params = self.parameters()
+        if params:
+            lines.append("parameters:")
+            lines += [f"  {k}: {v!r}" for k, v in params.items()]
+        return "\n".join(lines)
 
     # -- state --------------------------------------------------------------------------------------------------
 
@@ -603,6 +845,7 @@ class Experiment:
         self._xmen.directory = folder
         self._xmen.status = st.REGISTERED
         self._xmen.messages = {}
+        self._xmen.frozen = True
         return folder
 
     def message(self, messages: Mapping[str, Any]) -> None:
@@ -648,6 +891,7 @@ class Experiment:
         path = Path(os.path.abspath(params_path))
         data = files.read_yaml(path)
         values = {k: v for k, v in data.items() if not str(k).startswith("_")}
+        self._xmen.frozen = False
         try:
             self.update(values, strict=False)
         except UsageError as exc:
@@ -664,6 +908,7 @@ class Experiment:
         self._xmen.messages = dict(messages) if isinstance(messages, dict) else {}
         self._xmen.directory = path.parent
         self._xmen.status = str(data.get("_status") or st.REGISTERED)
+        self._xmen.frozen = True
         return path
 
     def execute(self, params_path: str | os.PathLike[str]) -> str:
@@ -796,6 +1041,7 @@ class Experiment:
             raise SystemExit(code)
 
     def _dispatch(self, args: argparse.Namespace) -> int:
+        args.debug = _debug_folder(args.debug)
         actions = [flag for flag in ("to_defaults", "to_root", "register", "debug") if getattr(args, flag) is not None]
         if args.execute is not None:
             if args.update is not None:
@@ -847,11 +1093,16 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _parser(cls: type, prog: str | None) -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog=prog or os.path.basename(sys.argv[0] or "") or cls.__name__,
-        description=cls.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """The command line of ``cls``: :data:`experiment_parser` (sharing its arguments, so arguments a user adds to
+    it appear here too) with the class's name and documentation."""
+    parser = copy.copy(experiment_parser)
+    parser.prog = prog or os.path.basename(sys.argv[0] or "") or cls.__name__
+    parser.description = cls.__doc__
+    return parser
+
+
+def _base_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="experiment", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--update", metavar="YAML_STRING",
         help="Update the parameters given by a yaml string, e.g. \"{a: x, b: 3}\". Applied before the other flags; "
@@ -883,8 +1134,26 @@ def _parser(cls: type, prog: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+#: The parser every Experiment's command line is made from (``parse_args()`` uses a copy naming the class).
+experiment_parser = _base_parser()
+
+
+def _debug_folder(value: str | None) -> str | None:
+    """``--debug``'s folder; the original's boolean form ``--debug True`` / ``False`` means a temporary folder /
+    no debug run (unless a folder of that name exists)."""
+    if value is not None and value.lower() in ("true", "false") and not os.path.isdir(value):
+        return "" if value.lower() == "true" else None
+    return value
+
+
 #: Public names of the base class: a parameter with one of these names would hide the API.
-_RESERVED = frozenset(name for name in vars(Experiment) if not name.startswith("_"))
+_RESERVED = frozenset(
+    name for name, value in vars(Experiment).items() if not name.startswith("_") and not isinstance(value, _Recorded)
+)
+
+#: The original xmen's metaclass. Parameters are read by ``Experiment.__init_subclass__`` here, so no metaclass is
+#: needed; the alias keeps ``from xmen.experiment import TypedMeta`` and ``metaclass=TypedMeta`` working.
+TypedMeta = type
 
 
 def _cli(argv: list[str] | None = None) -> None:
@@ -906,6 +1175,8 @@ def _cli(argv: list[str] | None = None) -> None:
 __all__ = [
     "DEFAULTS_FILE",
     "Experiment",
+    "TypedMeta",
+    "experiment_parser",
     "OUT_FILE",
     "PARAMS_FILE",
     "SCRIPT_FILE",
