@@ -27,7 +27,54 @@ class _SplitDashDash(click.Command):
         return super().parse_args(ctx, args)
 
 
-@click.command("run", cls=_SplitDashDash, context_settings=CONTEXT)
+def split_launcher(args: list[str], value_options: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """Split ``xmen run`` arguments into (xmen's own, the launcher command, Snakemake's after ``--``).
+
+    xmen's options may come before and after GLOB; the first word after GLOB that is not one of them starts the
+    launcher, and everything from there on is the launcher's, unchanged (``screen -dm bash``,
+    ``sbatch --partition=gpu``, ``docker run --rm image bash``, even a ``--``). A ``--`` before any launcher word
+    starts Snakemake's arguments. ``value_options`` are the options that take a value (``-j``, ``--profile``...).
+    """
+    own: list[str] = []
+    seen_glob = False
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            return own, [], args[i + 1:]
+        if word.startswith("-") and word != "-":
+            own.append(word)
+            attached = "=" in word or (not word.startswith("--") and len(word) > 2)
+            if word in value_options and not attached and i + 1 < len(args):
+                own.append(args[i + 1])
+                i += 1
+            i += 1
+            continue
+        if not seen_glob:
+            own.append(word)
+            seen_glob = True
+            i += 1
+            continue
+        return own, args[i:], []
+    return own, [], []
+
+
+class _LauncherCommand(click.Command):
+    """``xmen run``: after GLOB, the launcher's words are passed on unchanged (see :func:`split_launcher`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        value_options = {
+            opt for param in self.params if isinstance(param, click.Option) and not param.is_flag
+            for opt in param.opts
+        }
+        own, launcher, snakemake_args = split_launcher(list(args), value_options)
+        ctx.meta["xmen_snakemake_args"] = snakemake_args
+        rest = super().parse_args(ctx, own)
+        ctx.params["launcher"] = tuple(launcher)
+        return rest
+
+
+@click.command("run", cls=_LauncherCommand, context_settings=CONTEXT)
 @click.argument("glob", required=False)
 @click.argument("launcher", nargs=-1)
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Show what would run and why; run nothing.")
@@ -36,14 +83,22 @@ class _SplitDashDash(click.Command):
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
 @click.pass_context
 def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
-    """Run the pending experiments matching GLOB (default: all) with Snakemake.
+    """Run the pending experiments matching GLOB (default: all) with Snakemake, or with LAUNCHER.
 
     \b
     xmen run                      every pending experiment, through Snakemake
     xmen run "a=1*" -j 4          a subset, four at a time
     xmen run "*" --profile slurm  on a SLURM cluster
-    xmen run "*" sh               like the original xmen: each run.sh with sh (or bash, sbatch, ...)
     xmen run -- --keep-going      anything after -- goes to snakemake
+    \b
+    Like the original xmen, a LAUNCHER after GLOB runs each run.sh itself (LAUNCHER... /path/run.sh). Every word
+    from the launcher's first word on is the launcher's, passed unchanged (xmen's options go before it):
+    \b
+    xmen run "*" sh                             one after the other, here
+    xmen run "*" screen -dm bash                each in a detached screen
+    xmen run "*" sbatch --partition=gpu         each as a SLURM job
+    xmen run "*" srun                           each as a SLURM job step
+    xmen run "*" docker run --rm image bash     each in a container
     """
     from . import engine
     from .expset import ExperimentSet
