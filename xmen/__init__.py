@@ -10,7 +10,7 @@ from .errors import XmenError
 
 __version__ = "0.1.0"
 
-__all__ = ["Experiment", "ExperimentSet", "XmenError", "__version__"]
+__all__ = ["Experiment", "ExperimentSet", "Root", "XmenError", "__version__", "autodoc", "functional_experiment"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
@@ -23,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from .experiment import Experiment
 
         return Experiment
+    if name in ("Root", "autodoc", "functional_experiment"):
+        from . import functional
+
+        return getattr(functional, name)
     if name == "ExperimentSet":
         from .expset import ExperimentSet
 

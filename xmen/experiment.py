@@ -158,7 +158,8 @@ def check_name(name: str) -> str:
 
 
 def find_experiment_classes(script_path: str | os.PathLike[str]) -> list[str]:
-    """Names of the top-level classes of a script deriving from ``Experiment``, found by AST (no import).
+    """Names of the top-level classes of a script deriving from ``Experiment``, and of its functional experiments
+    (functions whose first argument is annotated ``Root``), found by AST (no import).
 
     A base counts when it is spelled ``Experiment`` / ``something.Experiment``, or is another class of the same
     file that counts (subclasses of classes imported from elsewhere cannot be seen without importing).
@@ -172,8 +173,18 @@ def find_experiment_classes(script_path: str | os.PathLike[str]) -> list[str]:
     except SyntaxError as exc:
         raise UsageError(f"{script_path}: invalid Python (line {exc.lineno}): {exc.msg}") from None
     found: list[str] = []
-    known = {"Experiment"}
+    known = {"Experiment", "Root"}
     for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.posonlyargs + node.args.args
+            annotation = args[0].annotation if args else None
+            if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+                spelled = annotation.value.split(".")[-1]
+            else:
+                spelled = annotation.attr if isinstance(annotation, ast.Attribute) else getattr(annotation, "id", None)
+            if spelled == "Root":  # a functional experiment (xmen.functional)
+                found.append(node.name)
+            continue
         if not isinstance(node, ast.ClassDef):
             continue
         for base in node.bases:
@@ -237,6 +248,12 @@ def load_class(spec: str) -> type["Experiment"]:
         if obj is None:
             available = ", ".join(find_experiment_classes(path)) or "none found"
             raise UsageError(f"{path} has no class {qualname!r} (Experiment classes: {available})")
+    if inspect.isfunction(obj):
+        from .functional import functional_experiment, is_functional
+
+        if not is_functional(obj):
+            raise UsageError(f"{path}:{qualname} is a function, but its first argument is not annotated Root")
+        return functional_experiment(obj)
     if not (isinstance(obj, type) and issubclass(obj, Experiment)):
         raise UsageError(f"{path}:{qualname} is not a subclass of xmen.experiment.Experiment")
     return obj
@@ -543,24 +560,32 @@ class Experiment:
         table = merge_tables(tables)
         for name in [n for n in table if isinstance(inspect.getattr_static(cls, n, None), property)]:
             del table[name]  # a subclass replaced the parameter by a property: it is no longer a parameter
-        for name in table:
-            if name.startswith("_"):
-                raise ExperimentError(f"{cls.__qualname__}: parameter {name!r}: names starting with '_' are reserved")
-            if name in _RESERVED:
-                raise ExperimentError(f"{cls.__qualname__}: parameter {name!r} would hide Experiment.{name}")
-        cls._xmen_params = table
         # The description: the class's own docstring, else its __init__'s, else the parent's description.
         init = cls.__dict__.get("__init__")
         init_doc = getattr(init, "__doc__", None)
         own_doc = cls.__dict__.get("__doc__")
-        description = own_doc or init_doc or getattr(cls, "_xmen_description", None)
-        cls._xmen_description = inspect.cleandoc(description) if description else None
-        cls.__doc__ = with_block(cls._xmen_description, table) if table else cls._xmen_description
+        Experiment._adopt_table(cls, table, own_doc or init_doc or getattr(cls, "_xmen_description", None))
         if table and init is not None:
             with contextlib.suppress(AttributeError, TypeError):
                 init.__doc__ = with_block(init_doc, table)
         if init is not None and not hasattr(init, "__wrapped__"):
             cls.__init__ = _outermost_init(init)  # type: ignore[method-assign]
+
+    @staticmethod
+    def _adopt_table(cls: type["Experiment"], table: dict[str, Param], description: str | None,
+                     own: ClassTable | None = None) -> None:
+        """Give ``cls`` its parameter table and docs (``own``: the table its subclasses merge, when it is not read
+        from a class statement, as for functional experiments)."""
+        for name in table:
+            if name.startswith("_"):
+                raise ExperimentError(f"{cls.__qualname__}: parameter {name!r}: names starting with '_' are reserved")
+            if name in _RESERVED:
+                raise ExperimentError(f"{cls.__qualname__}: parameter {name!r} would hide Experiment.{name}")
+        if own is not None:
+            cls._xmen_own = own
+        cls._xmen_params = table
+        cls._xmen_description = inspect.cleandoc(description) if description else None
+        cls.__doc__ = with_block(cls._xmen_description, table) if table else cls._xmen_description
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Experiment":
         # State is created here rather than in __init__ so that it exists even if a subclass forgets super().

@@ -240,6 +240,53 @@ def parse_class_source(source: str, owner: str = "") -> ClassTable:
     return ClassTable(params=params, reassigned=reassigned)
 
 
+def parse_function_source(source: str, owner: str = "") -> dict[str, Param]:
+    """The parameters of a functional experiment: every argument after the first (the ``Root``), in order.
+
+    Help is the comment after the argument, continued by comment-only lines below it (as the original's functional
+    examples write it); a leading ``@p`` marker is accepted and dropped. Raises ``SyntaxError`` if ``source`` holds
+    no function definition.
+    """
+    text = "if 1:\n" + source if source[:1] in (" ", "\t") else source
+    tree = ast.parse(text)
+    func = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if func is None:
+        raise SyntaxError("no function definition in source")
+    comments = _comments_by_line(text)
+    lines = text.splitlines()
+    positional = func.args.posonlyargs + func.args.args
+    defaults: dict[str, ast.expr | None] = dict.fromkeys(a.arg for a in positional)
+    for arg, default in zip(positional[len(positional) - len(func.args.defaults):], func.args.defaults):
+        defaults[arg.arg] = default
+    for arg, default in zip(func.args.kwonlyargs, func.args.kw_defaults):
+        defaults[arg.arg] = default
+    args = (positional + func.args.kwonlyargs)[1:]
+    body_start = func.body[0].lineno if func.body else len(lines) + 1
+    params: dict[str, Param] = {}
+    for index, arg in enumerate(args):
+        default = defaults.get(arg.arg)
+        end = max(arg.end_lineno or arg.lineno, (default.end_lineno or default.lineno) if default else 0)
+        stop = args[index + 1].lineno if index + 1 < len(args) else body_start
+        parts = [comments[end]] if end in comments else []
+        for line in range(end + 1, stop):
+            if line in comments and lines[line - 1].strip().startswith("#"):
+                parts.append(comments[line])
+            else:
+                break
+        help_text = _normalise(" ".join(parts))
+        marker = _MARKER.match(help_text)
+        if marker is not None:
+            help_text = help_text[marker.end():].strip()
+        params[arg.arg] = Param(
+            name=arg.arg,
+            type=_annotation_text(text, arg.annotation),
+            default=_value_text(text, default),
+            help=help_text,
+            owner=owner,
+        )
+    return params
+
+
 def class_table(cls: type) -> ClassTable:
     """The table declared by ``cls``'s own source; empty when the source is unavailable (exec'd, REPL, .pyc)."""
     try:
@@ -565,6 +612,7 @@ __all__ = [
     "param_line",
     "parse_class_source",
     "parse_comment",
+    "parse_function_source",
     "render_block",
     "to_yaml_safe",
     "with_block",
