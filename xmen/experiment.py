@@ -650,7 +650,7 @@ class Experiment:
                 f"{type(self).__name__}.{key} cannot change after register(): the run must match {PARAMS_FILE} "
                 "(detach() first to change it)"
             )
-        if key not in params and isinstance(inspect.getattr_static(type(self), key, None), _Recorded):
+        if key in _RECORDED and key not in params and isinstance(inspect.getattr_static(type(self), key), _Recorded):
             raise AttributeError(f"{type(self).__name__}.{key} is recorded by xmen and cannot be set")
         object.__setattr__(self, key, value)
 
@@ -1175,6 +1175,9 @@ def _debug_folder(value: str | None) -> str | None:
 _RESERVED = frozenset(
     name for name, value in vars(Experiment).items() if not name.startswith("_") and not isinstance(value, _Recorded)
 )
+
+#: Members read from params.yml (``name``, ``root``...): a parameter of the same name replaces them.
+_RECORDED = frozenset(name for name, value in vars(Experiment).items() if isinstance(value, _Recorded))
 
 #: The original xmen's metaclass. Parameters are read by ``Experiment.__init_subclass__`` here, so no metaclass is
 #: needed; the alias keeps ``from xmen.experiment import TypedMeta`` and ``metaclass=TypedMeta`` working.
