@@ -225,7 +225,10 @@ def _read(path: Path) -> dict[str, Any]:
     if path.suffix == ".pt":
         import torch  # a .pt file was written by torch.save: torch is needed to read it
 
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except TypeError:  # torch < 1.13 has no weights_only (and loads everything)
+            return torch.load(path, map_location="cpu")
     with open(path, "rb") as handle:
         return pickle.load(handle)
 

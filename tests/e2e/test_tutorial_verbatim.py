@@ -413,19 +413,18 @@ def test_the_tutorial_csv_call_reads_every_row(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ the original's examples
 
 HELLO_WORLD = textwrap.dedent('''\
-    """Hello world, both ways, as in the original's examples (written from their documentation)."""
+    """Greeting twice over: once as a function, once as a class (the shape of the original's hello world)."""
     import xmen
 
 
     @xmen.autodoc
     def hello_world(
-        root: xmen.Root,   # experiments are assigned a root before being executed
+        root: xmen.Root,   # given by xmen: the experiment's folder and messages
         a: str = 'Hello',  # the first
         # argument
         b: str = 'World',   # the second argument
     ):
-        """A hello world experiment designed to demonstrate
-        defining experiments through the functional experiment api"""
+        """Say hello, written as a function."""
         print(f'{a}  {b}')
         with open(root.directory + '/out.txt', 'w') as f:
             f.write(f'{a} {b}')
@@ -433,8 +432,7 @@ HELLO_WORLD = textwrap.dedent('''\
 
 
     class HelloWorld(xmen.Experiment):
-        """A hello world experiment designed to demonstrate
-        defining experiments through the class experiment api"""
+        """Say hello, written as a class."""
         a: str = 'Hello'  # @p The first argument
         b: str = 'World'  # @p The second argument
 
@@ -445,8 +443,69 @@ HELLO_WORLD = textwrap.dedent('''\
 
     if __name__ == '__main__':
         from xmen.functional import functional_experiment
-        Exp = functional_experiment(hello_world)
-        Exp().main()
+        functional_experiment(hello_world)().main()
+''')
+
+INHERITANCE = textwrap.dedent('''\
+    """Experiments inheriting parameters, used from Python as the original's inheritance example does."""
+    import sys
+    from typing import List
+
+    from xmen.experiment import Experiment
+
+
+    class Base(Experiment):
+        """The parent."""
+        kind = 'cat'   # @p
+        size: int = 10  # @p a typed class-body parameter
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.a: str = 'h'  # @p set in __init__
+
+
+    class Side(Base):
+        m: str = 'from Side'  # @p m, first in the MRO of Both
+
+
+    class Child(Base):
+        """The child: more parameters, one overridden by a property."""
+        x: List[float] = [3., 2.]  # @p a mutable default, copied per instance
+        m: str = 'from Child'  # @p m
+
+        def run(self):
+            print(f'status inside run: {self.status}')
+            self.message({'total': sum(self.x)})
+
+        @property
+        def size(self):
+            return 'no longer a parameter'
+
+
+    class Both(Side, Child):
+        pass
+
+
+    if __name__ == '__main__':
+        root = sys.argv[1]
+        help(Child)
+        exp = Child()
+        exp.a = 'hello'
+        exp.update({'kind': 'dog'})
+        exp.x += [4.]
+        assert Child.x == [3., 2.] and Both().m == 'from Side'
+        print(exp)
+        exp.register(root, 'first', purpose='trying the API')
+        try:
+            exp.a = 'cat'
+        except AttributeError:
+            print('Parameters can no longer be changed!')
+        exp()
+        with exp as e:
+            print(f'inside the block: {e.status}')
+            e.message({'max': max(e.x)})
+        print(exp)
+        print(open(exp.directory + '/params.yml').read())
 ''')
 
 MONITOR_EXAMPLE = textwrap.dedent('''\
@@ -494,7 +553,7 @@ def test_the_original_examples_run(tmp_path: Path) -> None:
     (s.home / "examples" / "monitor.py").write_text(MONITOR_EXAMPLE)
     s.cwd = s.home
     out = s.type("python3 examples/hello_world.py --help")
-    assert "defining experiments through the functional experiment api" in out
+    assert "Say hello, written as a function." in out
     assert "a (str): the first argument (default='Hello')" in out
     s.type("xmen config --disable_prompt")
     out = s.type("xmen config --add examples/hello_world.py")
@@ -514,3 +573,11 @@ def test_the_original_examples_run(tmp_path: Path) -> None:
     assert sorted(p.name for p in (train / "checkpoints" / "model").iterdir()) == ["15.pkl", "20.pkl"]
     params = (train / "params.yml").read_text()
     assert "epoch: 4" in params and "step: 20" in params and "loss:" in params
+    (s.home / "examples" / "inheritance.py").write_text(INHERITANCE)
+    out = s.type("python3 examples/inheritance.py ~/an_experiment")
+    for expected in ("class Child(Base)", "    x (List[float]): a mutable default, copied per instance (default=[3., 2.])",
+                     "Parameters can no longer be changed!", "status inside run: running", "inside the block: running",
+                     "  kind: 'dog'", "  x: [3.0, 2.0, 4.0]", "name: first", "purpose: trying the API",
+                     "_status: finished", "  total: 9.0", "  max: 4.0", "a: hello"):
+        assert any(line.lstrip(" |").startswith(expected.strip()) for line in out.splitlines()), (expected, out)
+    assert "size (int)" not in out.split("Method resolution order")[0]
