@@ -234,3 +234,21 @@ def test_debug_false_runs_nothing(tmp_path: Path) -> None:
                           cwd=tmp_path)
     assert proc.returncode != 0 and "nothing to do" in proc.stderr
     assert not (tmp_path / "False").exists() and "debug run" not in proc.stdout
+
+
+def test_a_signal_inside_a_with_block_ends_it_as_a_timeout(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    exp = Derived()
+    exp.register(tmp_path, "sig")
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(BaseException) as caught:
+        with exp:
+            os.kill(os.getpid(), signal.SIGTERM)  # what SLURM sends at the time limit
+            time.sleep(5)
+    assert not isinstance(caught.value, Exception)  # the scheduler's request is not a user error
+    assert exp.status == st.TIMEOUT
+    assert "received SIGTERM" in (tmp_path / "sig" / "params.yml").read_text()
+    assert signal.getsignal(signal.SIGTERM) == before  # the block's trap is gone
