@@ -178,3 +178,19 @@ def test_no_torch_is_imported() -> None:
 
     code = "import sys, xmen.monitor; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_original_checkpoint_example(tmp_path: Path) -> None:
+    """The original's documented checkpoint example (three objects, three frequencies, three kept counts) gives
+    its documented tree, with pickle instead of torch."""
+    from xmen.monitor import TorchMonitor
+
+    model, model2, optimiser = Model(), Model(), {"lr": 1e-3}
+    m = TorchMonitor(str(tmp_path), ckpt=["^model$@5s", "opt@1e", "^model2$@20s"], ckpt_keep=[5, 1, None])
+    for _ in m(range(10)):
+        for _ in m(range(20)):
+            model.w += 1
+    tree = {name: sorted(s for s, _ in checkpoint_files(tmp_path / "checkpoints" / name))
+            for name in ("model", "model2", "optimiser")}
+    assert tree == {"model": [180, 185, 190, 195, 200], "model2": list(range(20, 201, 20)), "optimiser": [200]}
+    del model2, optimiser

@@ -15,7 +15,8 @@ receive the caller's local variables whose names match REGEX whenever the trigge
         for x in m(data):
             loss = ...
 
-Triggers are abbreviated ``s``, ``e``, ``er``, ``eo``, ``se``. Messages use ``Experiment.message()`` with the
+Triggers are abbreviated ``s``, ``e``, ``er``, ``eo``, ``se``; REGEX matches variable names from their start
+(``re.match``, as in the original: ``'opt'`` matches ``optimiser``). Messages use ``Experiment.message()`` with the
 counters added. ``time_left()`` reads the SLURM job's end time (``SLURM_JOB_END_TIME``, else ``squeue``/``scontrol``
 for ``SLURM_JOB_ID``) or, off SLURM, a run time in minutes from ``XMEN_RUNTIME`` (or ``runtime``, Snakemake's
 resource name) counted from the monitor's creation.
@@ -77,7 +78,7 @@ class Spec:
     def matches(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         if self.regex is None:
             return {}
-        return {k: v for k, v in variables.items() if re.search(self.regex, k) is not None}
+        return {k: v for k, v in variables.items() if re.match(self.regex, k) is not None}
 
     def __str__(self) -> str:
         when = f"@{self.modulo}{BRIEF[self.trigger]}" if self.trigger else ""
@@ -134,7 +135,7 @@ class Messenger(Hook):
             experiments = [monitor.experiment] if monitor.experiment is not None else []
         else:
             experiments = [v for k, v in monitor.caller_variables.items()
-                           if isinstance(v, Experiment) and re.search(self.targets, k) is not None]
+                           if isinstance(v, Experiment) and re.match(self.targets, k) is not None]
         if not experiments:
             monitor.log(f"warning: no experiment to message {sorted(variables)} to ({self})")
             return
@@ -357,8 +358,9 @@ class Monitor:
 
     # -- loops --------------------------------------------------------------------------------------------------
 
-    def __call__(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        """Iterate ``iterable``, counting its iterations at this loop's level and running the hooks."""
+    def __call__(self, iterable: Iterable[Any], length: int | None = None) -> Iterator[Any]:
+        """Iterate ``iterable``, counting its iterations at this loop's level and running the hooks (``length`` is
+        accepted for the original's signature)."""
         index = len(self._stack)
         self._stack.append(0)
         self.depth = max(self.depth, len(self._stack))
@@ -494,6 +496,9 @@ class Monitor:
         return f"Monitor({', '.join(f'{k}={v}' for k, v in self.counters().items())}, directory={self.directory})"
 
 
+#: The original's name for the monitor with checkpoints (torch objects are saved with torch.save here too).
+TorchMonitor = Monitor
+
 _END = object()
 
 
@@ -509,6 +514,6 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
 
 
 __all__ = [
-    "Checkpointer", "Hook", "Logger", "Messenger", "Monitor", "Spec", "TimeLimit", "checkpoint_files",
+    "Checkpointer", "Hook", "Logger", "Messenger", "Monitor", "Spec", "TimeLimit", "TorchMonitor", "checkpoint_files",
     "local_runtime", "slurm_end_time",
 ]
