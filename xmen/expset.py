@@ -672,17 +672,18 @@ class ExperimentSet:
         for name in sorted(os.listdir(self.root)):
             if name in owned_set:
                 continue
-            if name in before:
-                plan.kept.append(name)
-            elif name == "profiles":
+            if name == "profiles":  # init places its profile even beside the user's own (checked before)
                 ours = (record is None or any(c in ("profiles", ownership.PROFILE_FILE) for c in record["created"]))
+                folder = self.root / "profiles"
                 profile = self.root / ownership.PROFILE_FILE
-                ours = ours and profile.is_file() and not profile.is_symlink()
+                ours = ours and not folder.is_symlink() and profile.is_file() and not profile.is_symlink()
                 if ours:
                     plan.files.append(ownership.PROFILE_FILE)
                 ignored = {profile, profile.parent} if ours else set()
-                if any(p not in ignored for p in (self.root / "profiles").rglob("*")):
+                if folder.is_symlink() or not folder.is_dir() or any(p not in ignored for p in folder.rglob("*")):
                     plan.kept.append("profiles")  # the user's other profiles
+            elif name in before:
+                plan.kept.append(name)
             elif ownership.is_xmen_set_entry(name) or name.startswith(_TRASH_PREFIX):
                 plan.files.append(name)
             else:

@@ -71,8 +71,13 @@ def check_experiment_name(path: str | os.PathLike[str], name: Any) -> None:
         _fail(path, f"'experiments' links an invalid experiment name {name!r}")
 
 
-def check_set_data(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``data`` (the parsed experiment.yml at ``path``) if it has the shape of a set; else StateFileError."""
+def check_set_data(
+    path: str | os.PathLike[str], data: Mapping[str, Any], check_names: bool = True
+) -> Mapping[str, Any]:
+    """``data`` (the parsed experiment.yml at ``path``) if it has the shape of a set; else StateFileError.
+
+    ``check_names=False``: a reader that reports invalid linked names one by one (``xmen list``) checks them itself.
+    """
     for key in ("root", "script", "defaults"):
         value = data.get(key)
         if value is not None and not isinstance(value, str):
@@ -89,7 +94,8 @@ def check_set_data(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Map
         if not isinstance(experiments, dict):
             _fail(path, f"'experiments' must be a mapping of experiment names to run options, found {_kind(experiments)}")
         for name, options in experiments.items():
-            check_experiment_name(path, name)
+            if check_names:
+                check_experiment_name(path, name)
             check_run_options(path, f"run options of {name}", options)
     return data
 
