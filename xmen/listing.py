@@ -463,7 +463,7 @@ class _SetState:
         try:
             stat, data = _read_mapping(path)
         except StateFileError as exc:
-            self.problem = _reason(exc, path)
+            self.problem = f"{SET_FILE}: {_reason(exc, path)}"
             return
         try:  # the shape every command checks (experiments: [a, b] is damage, not a list of names)
             check_set_data(SET_FILE, data, check_names=False)
