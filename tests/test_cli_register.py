@@ -60,7 +60,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def test_init_writes_a_set(shell_set):
     names = sorted(p.name for p in shell_set.iterdir())
-    assert names == [".xmen-set", "Snakefile", "defaults.yml", "experiment.yml", "profiles", "script.sh"]
+    assert names == ["Snakefile", "defaults.yml", "experiment.yml", "profiles", "script.sh"]
     data = files.read_yaml(shell_set / "experiment.yml")
     assert data["root"] == str(shell_set)
     assert data["type"] == "script.sh"

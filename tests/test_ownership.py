@@ -223,9 +223,13 @@ def test_rm_keeps_the_users_profiles_and_refuses_to_overwrite_theirs_at_init(env
     assert not (project / "experiment.yml").exists()
 
 
-def test_rm_of_a_set_made_before_the_set_marker_keeps_foreign_files(env, capsys):
+def test_rm_of_a_set_made_before_the_init_record_keeps_foreign_files(env, capsys):
     root = make_set(env, capsys)
-    (root / ownership.SET_MARKER).unlink()
+
+    def forget_record(data):  # as an older xmen wrote experiment.yml
+        del data["init_created"], data["before_init"]
+
+    files.update_yaml(root / "experiment.yml", forget_record)
     (root / "README.txt").write_text("mine\n")
     user_folder(root)
     assert xmen(capsys, "rm", str(root), "-y")[0] == 0

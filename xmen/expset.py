@@ -37,6 +37,8 @@ _SET_COMMENTS = {
     "notes": "Notes added with xmen note",
     "options": "Run options every experiment gets unless it sets its own",
     "experiments": "Linked experiments and their run options (resources, threads, retries, requires)",
+    "init_created": "What xmen init created here (xmen rm deletes only xmen's own files)",
+    "before_init": "What was here before xmen init: xmen rm never deletes these",
 }
 _PARAM_COMMENTS = {
     "_name": "The name of the experiment (its folder)",
@@ -215,8 +217,7 @@ class ExperimentSet:
                 "options": {},
                 "experiments": {},
             }
-            moved.append(root_path / ownership.SET_MARKER)
-            ownership.mark_set(root_path, created + [SET_FILE, ownership.SET_MARKER], before)
+            set_data.update(ownership.init_record(created + [SET_FILE], before))
             files.write_yaml(root_path / SET_FILE, set_data, _SET_COMMENTS)
         except BaseException:
             for path in moved:
@@ -554,7 +555,7 @@ class ExperimentSet:
     # ------------------------------------------------------------------ deleting
     def _owned_folders(self, data: dict[str, Any]) -> tuple[list[str], list[str]]:
         """(folders xmen made as experiments of this set, other folders holding a params.yml), top level only."""
-        record = ownership.set_record(self.root)
+        record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
         roots = [str(self.root), str(data.get("root") or "")]
         owned: list[str] = []
@@ -665,7 +666,7 @@ class ExperimentSet:
         self._refuse_running(owned)
         if _lock_held(self.root / ".xmen" / "run.lock"):
             raise XmenError(f"refusing to remove {self.root}: an xmen run is running on it")
-        record = ownership.set_record(self.root)
+        record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
         owned_set = set(owned)
         plan = RemovalPlan(experiments=list(owned))
@@ -701,7 +702,7 @@ class ExperimentSet:
             for exp_name in plan.experiments:
                 if not _delete_experiment_folder(self.root, exp_name):
                     raise XmenError(f"{exp_name} started running during rm; it and the set were kept")
-            last = [SET_FILE, ownership.SET_MARKER]
+            last = [SET_FILE]
             for name in [f for f in plan.files if f not in last] + [f for f in last if f in plan.files]:
                 path = self.root / name
                 if name == ownership.PROFILE_FILE:

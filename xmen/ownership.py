@@ -1,10 +1,12 @@
 """What xmen made: the markers that let destructive commands delete only xmen's own files.
 
 ``register`` writes :data:`EXPERIMENT_MARKER` into each experiment folder right after creating it, before any
-other file, so every folder xmen created carries it, even one a kill -9 left half-written. ``init`` writes
-:data:`SET_MARKER` into the set folder, recording which top-level entries it created and which were there before
-(``init`` accepts a non-empty folder: ``src/``, ``README.txt``). ``clean`` and ``rm`` delete only what these
-say is xmen's; everything else stays, and the command says what it left.
+other file, so every folder xmen created carries it, even one a kill -9 left half-written. ``init`` records in
+experiment.yml (:data:`INIT_CREATED`, :data:`BEFORE_INIT`) which top-level entries it created and which were
+there before (``init`` accepts a non-empty folder: ``src/``, ``README.txt``). ``clean`` and ``rm`` delete only
+what these say is xmen's; everything else stays, and the command says what it left. A set made before the record
+existed is read as if nothing had been there before init: init always refused to overwrite its own file names
+(``defaults.yml``, ``script.sh``, ``Snakefile``), so those are xmen's, and every other name is kept.
 
 Folders made before the marker existed are recognised by what only xmen writes into them, all three together:
 a ``params.yml`` whose ``_name`` is the folder's own name and whose ``_root`` is the set's folder (where it is, or
@@ -20,12 +22,13 @@ from . import files
 
 #: File in each experiment folder xmen created.
 EXPERIMENT_MARKER = ".xmen-experiment"
-#: File in the set folder, written by ``init``: what it created and what was there before it.
-SET_MARKER = ".xmen-set"
+#: Keys of experiment.yml written by ``init``: what it created, and what was in the folder before it.
+INIT_CREATED = "init_created"
+BEFORE_INIT = "before_init"
 
 #: Top-level entries of a set that xmen itself writes (init, register, run, list, Snakemake started in the set).
 SET_ENTRIES = (
-    "experiment.yml", "defaults.yml", "script.sh", "Snakefile", ".xmen", ".snakemake", SET_MARKER,
+    "experiment.yml", "defaults.yml", "script.sh", "Snakefile", ".xmen", ".snakemake",
 )
 #: The profile file ``init`` writes; the folders around it go only when nothing else is left in them.
 PROFILE_FILE = os.path.join("profiles", "default", "config.yaml")
@@ -67,35 +70,24 @@ def is_xmen_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -> 
     return is_marked_experiment(folder) or is_legacy_experiment(folder, roots)
 
 
-def mark_set(root: str | os.PathLike[str], created: list[str], before: list[str]) -> None:
-    """Record (in the set folder being initialised) which entries init created and which were there before."""
-    files.write_yaml(
-        os.path.join(os.fspath(root), SET_MARKER),
-        {"created": sorted(created), "before_init": sorted(before)},
-        {
-            "created": "What xmen init created here (xmen rm deletes only xmen's files)",
-            "before_init": "What was here before xmen init: xmen rm never deletes these",
-        },
-    )
+def init_record(created: list[str], before: list[str]) -> dict[str, list[str]]:
+    """The experiment.yml keys recording what ``init`` created and what was there before it."""
+    return {INIT_CREATED: sorted(created), BEFORE_INIT: sorted(before)}
 
 
-def set_record(root: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The set marker's record, or None for a set made before the marker existed (or a damaged marker)."""
-    try:
-        data = files.read_yaml(os.path.join(os.fspath(root), SET_MARKER))
-    except files.StateFileError:
-        return None
-    before = data.get("before_init")
+def set_record(set_data: dict[str, Any]) -> dict[str, list[str]] | None:
+    """``{created, before_init}`` from a set's experiment.yml, or None for a set made before the record existed."""
+    before = set_data.get(BEFORE_INIT)
     if not isinstance(before, list):
         return None
-    return {"created": [str(x) for x in data.get("created") or []], "before_init": [str(x) for x in before]}
+    return {"created": [str(x) for x in set_data.get(INIT_CREATED) or []], "before_init": [str(x) for x in before]}
 
 
 def is_xmen_set_entry(name: str) -> bool:
     """True for a top-level entry of a set that xmen writes: its files, lock sidecars, stray temp files."""
     if name in SET_ENTRIES:
         return True
-    for own in ("experiment.yml", "defaults.yml", "script.sh", "Snakefile", SET_MARKER):
+    for own in ("experiment.yml", "defaults.yml", "script.sh", "Snakefile"):
         if name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp")):
             return True
     return name.startswith(".xmen-init-")  # staging folder an interrupted init left

@@ -88,6 +88,10 @@ def check_set_data(
     notes = data.get("notes")
     if notes is not None and not (isinstance(notes, list) and all(_is_scalar(n) for n in notes)):
         _fail(path, f"'notes' must be a list of notes, found {_kind(notes)}")
+    for key in ("init_created", "before_init"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            _fail(path, f"{key!r} must be a list of file names, found {_kind(value)}")
     check_run_options(path, "'options'", data.get("options"))
     experiments = data.get("experiments")
     if experiments is not None:
