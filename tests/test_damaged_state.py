@@ -287,3 +287,20 @@ def tally() -> tuple[int, int, int, int]:
 if __name__ == "__main__":
     tried, clean, traces, partial = tally()
     print(f"bad inputs tried {tried} / clean one-line error {clean} / traceback {traces} / partial state {partial}")
+
+
+def test_healthy_sets_with_every_run_option_pass_the_checks(xmen_home, tmp_path, monkeypatch):
+    """No false alarms: what register writes (resources per attempt, threads, retries, requires) is accepted."""
+    monkeypatch.chdir(tmp_path)
+    root = _make_set(tmp_path)
+    assert main([
+        "register", "{a: w}", "--resources", "mem_mb=1000,2000 runtime=60 slurm_partition=gpu", "--threads", "2",
+        "--retries", "1", "--requires", "a=x",
+    ]) == 0
+    assert main(["note", "-e", "*", "a note"]) == 0
+    assert main(["note", "set note"]) == 0
+    assert main(["reset"]) == 0
+    assert main(["run", "-n"]) == 0
+    assert main(["unlink", "a=w"]) == 0 and main(["clean", "-y"]) == 0
+    assert files.read_yaml(root / "a=x" / "params.yml")["_notes"] == ["a note"]
+    assert not (root / "a=w").exists()

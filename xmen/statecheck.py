@@ -106,10 +106,12 @@ def check_set_data(
 
 def check_params(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Mapping[str, Any]:
     """``data`` (a parsed params.yml) if the keys xmen manages have their shape; else StateFileError."""
-    for key in ("_name", "_root", "_status"):
+    for key in ("_root", "_status"):
         value = data.get(key)
         if value is not None and not isinstance(value, str):
             _fail(path, f"{key!r} must be a string, found {_kind(value)}")
+    if not _is_scalar(data.get("_name")):  # a hand-written name may read back as a number
+        _fail(path, f"'_name' must be a name, found {_kind(data.get('_name'))}")
     notes = data.get("_notes")
     if notes is not None and not (isinstance(notes, list) and all(_is_scalar(n) for n in notes)):
         _fail(path, f"'_notes' must be a list of notes, found {_kind(notes)}")
