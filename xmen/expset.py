@@ -553,15 +553,16 @@ class ExperimentSet:
         return relinked
 
     # ------------------------------------------------------------------ deleting
-    def _owned_folders(self, data: dict[str, Any]) -> tuple[list[str], list[str]]:
-        """(folders xmen made as experiments of this set, other folders holding a params.yml), top level only."""
+    def _owned_folders(self, data: dict[str, Any], skip: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+        """(folders xmen made as experiments of this set, other folders holding a params.yml), top level only,
+        leaving out the names in ``skip``."""
         record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
         roots = [str(self.root), str(data.get("root") or "")]
         owned: list[str] = []
         foreign: list[str] = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            if entry.name.startswith(".") or entry.name in skip or not entry.is_dir(follow_symlinks=False):
                 continue
             if entry.name not in before and ownership.is_xmen_experiment(entry.path, roots):
                 owned.append(entry.name)
@@ -569,12 +570,13 @@ class ExperimentSet:
                 foreign.append(entry.name)
         return owned, foreign
 
-    def _checked_for_deleting(self) -> tuple[dict[str, Any], list[str], list[str]]:
-        """experiment.yml (checked) and the folders as ``_owned_folders`` sees them; refuses, deleting nothing,
-        when experiment.yml links nothing (key empty or missing) while xmen's experiment folders exist: a damaged
-        file must never make every experiment look unlinked."""
+    def _checked_for_deleting(self, unlinked_only: bool = False) -> tuple[dict[str, Any], list[str], list[str]]:
+        """experiment.yml (checked) and the folders as ``_owned_folders`` sees them (``unlinked_only``: leaving out
+        the linked ones); refuses, deleting nothing, when experiment.yml links nothing (key empty or missing) while
+        xmen's experiment folders exist: a damaged file must never make every experiment look unlinked."""
         data = self.data()
-        owned, foreign = self._owned_folders(data)
+        linked = {str(n) for n in (data.get("experiments") or {})} if unlinked_only else set()
+        owned, foreign = self._owned_folders(data, linked)
         if data.get("experiments") is None and owned:
             raise StateFileError(
                 f"{self.set_file}: 'experiments' is empty, but the set holds {len(owned)} experiment folder(s) "
@@ -588,9 +590,7 @@ class ExperimentSet:
 
         Refuses when experiment.yml is damaged or an experiment to delete is running.
         """
-        data, owned, foreign = self._checked_for_deleting()
-        linked = set(str(n) for n in (data.get("experiments") or {}))
-        doomed = [n for n in owned if n not in linked]
+        _, doomed, foreign = self._checked_for_deleting(unlinked_only=True)
         self._refuse_running(doomed)
         return doomed, foreign
 
