@@ -228,6 +228,7 @@ def note_command(message, delete, experiments, root) -> None:
     _open_set(root).note(message, delete=delete, experiments=experiments)
 
 
+
 # --------------------------------------------------------------------------- reset / unlink / relink
 @cli.command("reset", context_settings=CONTEXT)
 @click.argument("glob", default="*")
@@ -269,30 +270,56 @@ def relink_command(root, recursive, experiments) -> None:
 
 
 # --------------------------------------------------------------------------- clean / rm
+def _echo_names(title: str, names: list[str]) -> None:
+    click.echo(title, err=True)
+    for name in names:
+        click.echo(f"  {name}", err=True)
+
+
 @cli.command("clean", context_settings=CONTEXT)
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def clean_command(root, yes) -> None:
-    """(DESTRUCTIVE) Delete unlinked experiment folders."""
+    """(DESTRUCTIVE) Delete the unlinked experiment folders xmen made (never a folder it did not make)."""
     exp_set = _open_set(root)
-    doomed = exp_set.unlinked_folders()
+    doomed, foreign = exp_set.clean_plan()
+    if foreign:
+        _echo_names(f"Keeping {len(foreign)} folder(s) holding a params.yml that xmen did not make:", foreign)
     if not doomed:
         click.echo("Nothing to clean.", err=True)
         return
-    _confirm(f"Delete {len(doomed)} unlinked experiment folder(s) in {exp_set.root}?", yes)
-    removed = exp_set.clean()
-    click.echo(f"Removed {len(removed)} unlinked experiment folder(s)", err=True)
+    _echo_names(f"Unlinked experiment folder(s) to delete in {exp_set.root}:", doomed)
+    _confirm(f"Delete these {len(doomed)} folder(s) ({_short(doomed)})?", yes)
+    removed = exp_set.clean(doomed)
+    click.echo(f"Removed {len(removed)} unlinked experiment folder(s): {_short(removed)}", err=True)
+    if len(removed) < len(doomed):
+        left = [n for n in doomed if n not in set(removed)]
+        _fail(f"kept {len(left)} folder(s) whose experiment started running: {_short(left)}")
+
+
+def _short(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 @cli.command("rm", context_settings=CONTEXT)
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-def rm_command(root, yes) -> None:
-    """(DESTRUCTIVE) Delete an experiment set and everything in it."""
+@click.option("--force", is_flag=True, help="Remove it even if another set requires its experiments.")
+def rm_command(root, yes, force) -> None:
+    """(DESTRUCTIVE) Delete an experiment set: its experiments and xmen's files; what xmen did not make stays."""
     exp_set = _open_set(root)
-    _confirm(f"Delete the experiment set {exp_set.root} and all its experiments?", yes)
-    exp_set.rm()
-    click.echo(f"Removed {exp_set.root}", err=True)
+    plan = exp_set.rm_plan(force)
+    _echo_names(f"Experiment folder(s) to delete in {exp_set.root}:", plan.experiments)
+    _echo_names("xmen's files to delete:", plan.files)
+    if plan.kept:
+        _echo_names("Keeping what xmen did not make:", plan.kept)
+    _confirm(f"Delete the experiment set {exp_set.root} ({len(plan.experiments)} experiment(s))?", yes)
+    done = exp_set.rm(force)
+    if done.kept:
+        click.echo(f"Removed the set {exp_set.root}; kept what xmen did not make: {_short(done.kept)}", err=True)
+    else:
+        click.echo(f"Removed {exp_set.root}", err=True)
 
 
 def _attach_optional_commands() -> None:

@@ -111,7 +111,8 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     patterns = [glob] if glob else None
     pending, skipped = engine.plan(exp_set, patterns)
     for item in skipped:
-        click.echo(f"Skipping {item.name}: {item.reason}", err=True)
+        if item.status != "corrupt":  # damaged ones are the error at the end, after the healthy ones ran
+            click.echo(f"Skipping {item.name}: {item.reason}", err=True)
     if not pending and not skipped and not exp_set.match(patterns or ["*"]):
         if glob:
             raise XmenError(f"no linked experiment matches {glob!r} in {exp_set.root}")
@@ -120,18 +121,21 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     if dry_run:
         if not pending:
             click.echo("Nothing to run: every matching experiment is finished.")
-            return
-        _print_plan(pending)
+        else:
+            _print_plan(pending)
+        _fail_on_damaged(skipped)
         return
     if not pending:
         click.echo("Nothing to run: every matching experiment is finished.", err=True)
+        _fail_on_damaged(skipped)
         return
     if launcher:
         code = engine.launch(exp_set, pending, launcher, click.echo)
     else:
         click.echo(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
         code = engine.run_with_snakemake(
-            exp_set, pending, cores=jobs, profile=profile, extra=extra, everything=glob in (None, "*")
+            exp_set, pending, cores=jobs, profile=profile, extra=extra,
+            everything=glob in (None, "*") and not any(s.status == "corrupt" for s in skipped),  # never run those
         )
         grouped = engine.summary(exp_set, [p.name for p in pending])
         counts = ", ".join(f"{len(names)} {state}" for state, names in sorted(grouped.items()))
@@ -144,6 +148,15 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
                 click.echo(f"  {state}: {name}" + (f" ({reason})" if reason else ""), err=True)
     if code != 0:
         raise XmenError("some experiments did not finish (see above and each experiment's xmen.log)", exit_code=code)
+    _fail_on_damaged(skipped)
+
+
+def _fail_on_damaged(skipped) -> None:
+    """After the healthy experiments: one error naming the experiments whose params.yml could not be read."""
+    damaged = [item for item in skipped if item.status == "corrupt"]
+    if damaged:
+        reasons = "; ".join(item.reason for item in damaged)
+        raise XmenError(f"skipped {len(damaged)} experiment(s) with a damaged params.yml: {reasons}")
 
 
 def _print_plan(pending) -> None:
@@ -243,12 +256,11 @@ def workflow_command() -> None:
 
 def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
     """Relink sets that were moved or cloned (their run.sh files name absolute paths)."""
-    from . import files
-    from .expset import SET_FILE, ExperimentSet, find_sets
+    from .expset import ExperimentSet, find_sets
 
     roots = list(find_sets(top)) if recursive else [top]
     for root in roots:
-        recorded = files.read_yaml(root / SET_FILE).get("root")
+        recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error
         if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
             ExperimentSet(root).relink()
             click.echo(f"Relinked {root} (moved from {recorded})", err=True)

@@ -72,7 +72,23 @@ def load() -> GlobalConfig:
     path = config_path()
     if not path.exists():
         return GlobalConfig()
-    return GlobalConfig.from_dict(files.read_yaml(path))
+    return _parse(path, files.read_yaml(path))
+
+
+def _parse(path: Path, data: dict[str, Any]) -> GlobalConfig:
+    """The configuration in ``data``; a value of the wrong shape is a one-line StateFileError naming the file."""
+    shapes = {"python_paths": list, "experiments": dict, "sets": list}
+    for key, kind in shapes.items():
+        value = data.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = "a mapping" if kind is dict else "a list"
+            raise StateFileError(
+                f"{path}: {key!r} must be {expected}, found {type(value).__name__}"
+            )
+    for key in ("header",):
+        if isinstance(data.get(key), (list, dict)):
+            raise StateFileError(f"{path}: {key!r} must be text, found {type(data[key]).__name__}")
+    return GlobalConfig.from_dict(data)
 
 
 def update(change: Callable[[GlobalConfig], None]) -> GlobalConfig:
@@ -81,7 +97,7 @@ def update(change: Callable[[GlobalConfig], None]) -> GlobalConfig:
     path.parent.mkdir(parents=True, exist_ok=True)
     with files.locked(path):
         try:
-            config = GlobalConfig.from_dict(files.read_yaml(path)) if path.exists() else GlobalConfig()
+            config = _parse(path, files.read_yaml(path)) if path.exists() else GlobalConfig()
         except StateFileError as exc:
             raise StateFileError(f"global configuration is corrupt ({exc}); fix or delete {path}") from None
         change(config)

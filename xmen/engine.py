@@ -76,7 +76,7 @@ def plan(exp_set: ExperimentSet, patterns: Sequence[str] | None = None) -> tuple
                 pending.append(Pending(name, reason, status.FINISHED))
             continue
         try:
-            params = files.read_yaml(folder / PARAMS_FILE)
+            params = exp_set.params(name)  # checked like every reader's
         except StateFileError as exc:
             skipped.append(Pending(name, f"unreadable params.yml: {exc}", "corrupt"))
             continue

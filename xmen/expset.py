@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import config as global_config
-from . import files, naming, snakefile, status, sweep
+from . import files, naming, ownership, snakefile, statecheck, status, sweep
 from .errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 
 SET_FILE = "experiment.yml"
@@ -37,6 +37,8 @@ _SET_COMMENTS = {
     "notes": "Notes added with xmen note",
     "options": "Run options every experiment gets unless it sets its own",
     "experiments": "Linked experiments and their run options (resources, threads, retries, requires)",
+    "init_created": "What xmen init created here (xmen rm deletes only xmen's own files)",
+    "before_init": "What was here before xmen init: xmen rm never deletes these",
 }
 _PARAM_COMMENTS = {
     "_name": "The name of the experiment (its folder)",
@@ -90,8 +92,11 @@ class ExperimentSet:
         return self.root / SET_FILE
 
     def data(self) -> dict[str, Any]:
-        """The parsed experiment.yml."""
-        return files.read_yaml(self.set_file)
+        """The parsed experiment.yml, checked to have the shape of a set (StateFileError ``path: what is wrong``).
+
+        Every command reads the set through here, so a damaged file stops it before it changes anything.
+        """
+        return statecheck.check_set_data(self.set_file, files.read_yaml(self.set_file))  # type: ignore[return-value]
 
     @property
     def experiments(self) -> list[str]:
@@ -130,7 +135,9 @@ class ExperimentSet:
         return found
 
     def params(self, name: str) -> dict[str, Any]:
-        return files.read_yaml(self.root / name / PARAMS_FILE)
+        """One experiment's params.yml, checked like ``data`` (StateFileError ``path: what is wrong``)."""
+        path = self.root / name / PARAMS_FILE
+        return statecheck.check_params(path, files.read_yaml(path))  # type: ignore[return-value]
 
     def status_of(self, name: str) -> str:
         """The status of one experiment as a user should see it (a dead ``running`` one is ``lost``)."""
@@ -166,10 +173,13 @@ class ExperimentSet:
             raise UsageError("-s SCRIPT needs -d DEFAULTS (a defaults.yml for the script)")
         if root_path.exists() and not root_path.is_dir():
             raise UsageError(f"not a folder: {root_path}")
+        global_config.load()  # a damaged global configuration stops init before it writes anything
         created_root = not root_path.exists()
         root_path.mkdir(parents=True, exist_ok=True)
+        before = sorted(os.listdir(root_path))  # what rm must never delete
         staging = Path(tempfile.mkdtemp(prefix=".xmen-init-", dir=root_path))
         moved: list[Path] = []
+        created: list[str] = []
         try:
             if name is not None:
                 exp_type = _init_python(staging, name)
@@ -180,13 +190,22 @@ class ExperimentSet:
                 target = root_path / entry
                 if target.exists():
                     if entry == "profiles" and target.is_dir():
-                        # Keep the user's other profiles; only ours is (re)placed.
-                        (target / "default").mkdir(parents=True, exist_ok=True)
-                        os.replace(staging / entry / "default" / "config.yaml", target / "default" / "config.yaml")
+                        # Keep the user's other profiles; only ours is placed, never over one of theirs.
+                        ours = staging / ownership.PROFILE_FILE
+                        profile = root_path / ownership.PROFILE_FILE
+                        if profile.exists() or profile.is_symlink():
+                            if profile.read_bytes() != ours.read_bytes():
+                                raise SetExistsError(f"{profile} exists; refusing to overwrite it")
+                            continue
+                        profile.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(ours, profile)
+                        moved.append(profile)
+                        created.append(ownership.PROFILE_FILE)
                         continue
                     raise SetExistsError(f"{target} exists; refusing to overwrite it")
                 os.replace(staging / entry, target)
                 moved.append(target)
+                created.append(entry)
             set_data = {
                 "root": str(root_path),
                 "type": exp_type,
@@ -198,6 +217,7 @@ class ExperimentSet:
                 "options": {},
                 "experiments": {},
             }
+            set_data.update(ownership.init_record(created + [SET_FILE], before))
             files.write_yaml(root_path / SET_FILE, set_data, _SET_COMMENTS)
         except BaseException:
             for path in moved:
@@ -397,24 +417,49 @@ class ExperimentSet:
                         stack.append((nxt, trail + [os.path.relpath(nxt, self.root)]))
 
     # ------------------------------------------------------------------ notes
-    def note(self, message: str, delete: bool = False, experiments: str | None = None) -> None:
-        """Add (or delete) a note on the set, or on the experiments matching ``experiments``."""
+    def note(self, message: str, delete: bool = False, experiments: str | None = None) -> list[str]:
+        """Add (or delete) a note on the set, or on the experiments matching ``experiments``.
+
+        Over many experiments, a broken one (damaged params.yml, note not there) does not stop the others: they are
+        noted and :class:`SomeFailed` names the broken ones at the end.
+        """
         if not message.strip():
             raise UsageError("empty note")
-        if experiments is not None:
-            names = self.match(experiments)
-            if not names:
-                raise UsageError(f"no linked experiment matches {experiments!r}")
-            for exp_name in names:
-                files.update_yaml(self.root / exp_name / PARAMS_FILE, _edit_notes("_notes", message, delete))
-            return
-        files.update_yaml(self.set_file, _edit_notes("notes", message, delete))
+        if experiments is None:
+            self._update_set(_edit_notes("notes", message, delete))
+            return []
+        names = self.match(experiments)
+        if not names:
+            raise UsageError(f"no linked experiment matches {experiments!r}")
+        done: list[str] = []
+        failed: list[tuple[str, str]] = []
+        edit = _edit_notes("_notes", message, delete)
+        for exp_name in names:
+            try:
+                _update_params(self.root / exp_name / PARAMS_FILE, edit)
+            except XmenError as exc:
+                failed.append((exp_name, str(exc)))
+            else:
+                done.append(exp_name)
+        if failed:
+            raise SomeFailed("removed the note from" if delete else "noted", done, failed)
+        return done
+
+    def _update_set(self, change) -> dict[str, Any]:
+        """Locked read-modify-write of experiment.yml that refuses (writing nothing) when the file is damaged."""
+
+        def checked(data: dict[str, Any]) -> Any:
+            statecheck.check_set_data(self.set_file, data)
+            return change(data)
+
+        return files.update_yaml(self.set_file, checked)
 
     # ------------------------------------------------------------------ state changes
     def reset(self, pattern: str | Iterable[str] = "*", statuses: Iterable[str] = ()) -> list[str]:
         """Set matching experiments back to ``registered`` and remove their status file, so they run again.
 
-        Experiments still running (live heartbeat) are left alone.
+        Experiments still running (live heartbeat) are left alone. A broken experiment (damaged params.yml) does
+        not stop the others: they are reset and :class:`SomeFailed` names the broken ones at the end.
         """
         wanted = set(statuses)
         unknown = wanted - set(status.ALL)
@@ -422,28 +467,32 @@ class ExperimentSet:
             raise UsageError(f"unknown status {sorted(unknown)[0]!r} (one of {', '.join(status.ALL)})")
         names = self.match(pattern)
         done: list[str] = []
+        failed: list[tuple[str, str]] = []
+
+        def back_to_registered(params: dict[str, Any]) -> None:
+            params["_status"] = status.REGISTERED
+            params["_reset"] = _now()
+            params.pop("_run", None)
+            params.pop("_error", None)
+
         for exp_name in names:
             exp_dir = self.root / exp_name
-            current = self.status_of(exp_name)
-            if wanted and current not in wanted:
-                continue
-            if current == status.RUNNING:
-                continue
-
-            def back_to_registered(params: dict[str, Any]) -> None:
-                params["_status"] = status.REGISTERED
-                params["_reset"] = _now()
-                params.pop("_run", None)
-                params.pop("_error", None)
-
             try:
-                files.update_yaml(exp_dir / PARAMS_FILE, back_to_registered)
-            except StateFileError as exc:
-                raise XmenError(f"cannot reset {exp_name}: {exc}") from None
-            (exp_dir / status.DONE_FILE).unlink(missing_ok=True)
+                current = _effective_status(self.params(exp_name), exp_dir)
+                if wanted and current not in wanted:
+                    continue
+                if current == status.RUNNING:
+                    continue
+                _update_params(exp_dir / PARAMS_FILE, back_to_registered)
+                (exp_dir / status.DONE_FILE).unlink(missing_ok=True)
+            except (XmenError, OSError) as exc:
+                failed.append((exp_name, _one_line(exc)))
+                continue
             done.append(exp_name)
         if done:
             snakefile.write_workflow(self.root)
+        if failed:
+            raise SomeFailed("reset", done, failed)
         return done
 
     def unlink(self, pattern: str | Iterable[str]) -> list[str]:
@@ -455,7 +504,7 @@ class ExperimentSet:
             def remove(data: dict[str, Any]) -> None:
                 data["experiments"] = {k: v for k, v in (data.get("experiments") or {}).items() if k not in drop}
 
-            files.update_yaml(self.set_file, remove)
+            self._update_set(remove)
             snakefile.write_workflow(self.root)
         return names
 
@@ -504,24 +553,242 @@ class ExperimentSet:
         return relinked
 
     # ------------------------------------------------------------------ deleting
-    def unlinked_folders(self) -> list[str]:
-        """Top-level experiment folders (holding a params.yml) that are not linked: what ``clean`` deletes."""
-        linked = set(self.experiments)
-        return [n for n in self._experiment_folders() if n not in linked]
+    def _owned_folders(self, data: dict[str, Any], skip: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+        """(folders xmen made as experiments of this set, other folders holding a params.yml), top level only,
+        leaving out the names in ``skip``."""
+        record = ownership.set_record(data)
+        before = set(record["before_init"]) if record else set()
+        roots = [str(self.root), str(data.get("root") or "")]
+        owned: list[str] = []
+        foreign: list[str] = []
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if entry.name.startswith(".") or entry.name in skip or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.name not in before and ownership.is_xmen_experiment(entry.path, roots):
+                owned.append(entry.name)
+            elif os.path.isfile(os.path.join(entry.path, PARAMS_FILE)):
+                foreign.append(entry.name)
+        return owned, foreign
 
-    def clean(self) -> list[str]:
-        """Delete the unlinked experiment folders (never anything of a linked experiment)."""
+    def _checked_for_deleting(self, unlinked_only: bool = False) -> tuple[dict[str, Any], list[str], list[str]]:
+        """experiment.yml (checked) and the folders as ``_owned_folders`` sees them (``unlinked_only``: leaving out
+        the linked ones); refuses, deleting nothing, when experiment.yml links nothing (key empty or missing) while
+        xmen's experiment folders exist: a damaged file must never make every experiment look unlinked."""
+        data = self.data()
+        linked = {str(n) for n in (data.get("experiments") or {})} if unlinked_only else set()
+        owned, foreign = self._owned_folders(data, linked)
+        if data.get("experiments") is None and owned:
+            raise StateFileError(
+                f"{self.set_file}: 'experiments' is empty, but the set holds {len(owned)} experiment folder(s) "
+                f"({_names(owned)}); restore the file, or link them again with xmen relink -e GLOB"
+            )
+        return data, owned, foreign
+
+    def clean_plan(self) -> tuple[list[str], list[str]]:
+        """(what ``clean`` deletes, what it leaves): unlinked experiment folders xmen made, and the folders
+        holding a params.yml that xmen did not make (a user's ``configs/``), which stay.
+
+        Refuses when experiment.yml is damaged or an experiment to delete is running.
+        """
+        _, doomed, foreign = self._checked_for_deleting(unlinked_only=True)
+        self._refuse_running(doomed)
+        return doomed, foreign
+
+    def unlinked_folders(self) -> list[str]:
+        """Unlinked experiment folders xmen made: what ``clean`` deletes."""
+        return self.clean_plan()[0]
+
+    def clean(self, names: Iterable[str] | None = None) -> list[str]:
+        """Delete unlinked experiment folders xmen made (``names``: only these, as shown to the user).
+
+        Never a linked experiment, a folder xmen did not make, or one whose experiment is running (its job lock is
+        held while it is deleted, so it cannot start meanwhile).
+        """
         removed = []
         with files.locked(self.set_file):
-            for exp_name in self.unlinked_folders():
-                shutil.rmtree(self.root / exp_name)
-                removed.append(exp_name)
+            doomed, _ = self.clean_plan()
+            if names is not None:
+                wanted = set(names)
+                doomed = [n for n in doomed if n in wanted]
+            for exp_name in doomed:
+                if _delete_experiment_folder(self.root, exp_name):
+                    removed.append(exp_name)
+            for entry in os.scandir(self.root):  # what an interrupted clean or rm left half-deleted
+                if entry.name.startswith(_TRASH_PREFIX) and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
         return removed
 
-    def rm(self) -> None:
-        """Delete the whole set folder and forget it."""
-        shutil.rmtree(self.root)
+    def _refuse_running(self, names: Iterable[str]) -> None:
+        running = [n for n in names if _is_running(self.root / n)]
+        if running:
+            raise XmenError(
+                f"refusing to delete running experiment(s): {_names(running)} (wait for them, or stop them first)"
+            )
+
+    def dependent_sets(self) -> list[str]:
+        """Other known sets (global configuration) whose experiments require experiments of this set."""
+        me = os.path.realpath(self.root)
+        found: list[str] = []
+        for other in global_config.load().sets:
+            other_real = os.path.realpath(other)
+            if other_real == me or not is_set(other_real):
+                continue
+            try:
+                data = ExperimentSet(other_real).data()
+            except XmenError:
+                continue  # a damaged set cannot run anyway; it reports itself
+            options = [("every experiment", data.get("options") or {})]
+            options += [(str(n), o or {}) for n, o in (data.get("experiments") or {}).items()]
+            for exp_name, opts in options:
+                hit = next(
+                    (r for r in opts.get("requires") or []
+                     if os.path.realpath(os.path.join(other_real, r)).startswith(me + os.sep)),
+                    None,
+                )
+                if hit is not None:
+                    found.append(f"{other} ({exp_name} requires {hit})")
+                    break
+        return found
+
+    def rm_plan(self, force: bool = False) -> "RemovalPlan":
+        """What ``rm`` deletes and what it leaves; refuses (deleting nothing) when experiment.yml or the global
+        configuration is damaged, an experiment or a run is going, or (without ``force``) another set requires
+        this one's experiments."""
+        data, owned, _ = self._checked_for_deleting()
+        global_config.load()  # rm forgets the set there: a damaged file must stop it before anything is deleted
+        if not force:
+            dependents = self.dependent_sets()
+            if dependents:
+                raise XmenError(
+                    f"another set requires experiments of {self.root}: {'; '.join(dependents)} "
+                    f"(unregister those requirements, or pass --force)"
+                )
+        self._refuse_running(owned)
+        if _lock_held(self.root / ".xmen" / "run.lock"):
+            raise XmenError(f"refusing to remove {self.root}: an xmen run is running on it")
+        record = ownership.set_record(data)
+        before = set(record["before_init"]) if record else set()
+        owned_set = set(owned)
+        plan = RemovalPlan(experiments=list(owned))
+        for name in sorted(os.listdir(self.root)):
+            if name in owned_set:
+                continue
+            if name == "profiles":  # init places its profile even beside the user's own (checked before)
+                ours = (record is None or any(c in ("profiles", ownership.PROFILE_FILE) for c in record["created"]))
+                folder = self.root / "profiles"
+                profile = self.root / ownership.PROFILE_FILE
+                ours = ours and not folder.is_symlink() and profile.is_file() and not profile.is_symlink()
+                if ours:
+                    plan.files.append(ownership.PROFILE_FILE)
+                ignored = {profile, profile.parent} if ours else set()
+                if folder.is_symlink() or not folder.is_dir() or any(p not in ignored for p in folder.rglob("*")):
+                    plan.kept.append("profiles")  # the user's other profiles
+            elif name in before:
+                plan.kept.append(name)
+            elif ownership.is_xmen_set_entry(name) or name.startswith(_TRASH_PREFIX):
+                plan.files.append(name)
+            else:
+                plan.kept.append(name)
+        return plan
+
+    def rm(self, force: bool = False, plan: "RemovalPlan | None" = None) -> "RemovalPlan":
+        """Delete the set: its experiment folders and xmen's own files, never what xmen did not make.
+
+        Experiment folders go first and experiment.yml near the end, so an interrupted rm leaves a set that a
+        second rm finishes. The folder itself goes only when nothing else is left in it.
+        """
+        with files.locked(self.set_file):
+            plan = self.rm_plan(force)
+            for exp_name in plan.experiments:
+                if not _delete_experiment_folder(self.root, exp_name):
+                    raise XmenError(f"{exp_name} started running during rm; it and the set were kept")
+            last = [SET_FILE]
+            for name in [f for f in plan.files if f not in last] + [f for f in last if f in plan.files]:
+                path = self.root / name
+                if name == ownership.PROFILE_FILE:
+                    path.unlink(missing_ok=True)
+                    for folder in (path.parent, path.parent.parent):
+                        if folder.is_dir() and not any(folder.iterdir()):
+                            folder.rmdir()
+                elif path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
         global_config.forget_set(self.root)
+        try:
+            self.root.rmdir()  # only when empty: whatever xmen did not make stays
+        except OSError:
+            pass
+        return plan
+
+
+@dataclass
+class RemovalPlan:
+    """What ``rm`` deletes (experiment folders, xmen's own top-level entries) and what it leaves."""
+
+    experiments: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+_TRASH_PREFIX = ".xmen-trash-"
+
+
+def _names(names: list[str], limit: int = 20) -> str:
+    """``a, b, c`` (at most ``limit`` names, then how many more): for one-line messages."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _lock_held(lock_file: Path) -> bool:
+    """True when some process holds an flock on ``lock_file`` (a missing file is held by nobody)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _is_running(exp_dir: Path) -> bool:
+    """Running now: its job runner holds the job lock, or its heartbeat is live."""
+    from .job import LOCK_FILE
+
+    if _lock_held(exp_dir / LOCK_FILE):
+        return True
+    try:
+        params = files.read_yaml(exp_dir / PARAMS_FILE)
+    except StateFileError:
+        return False
+    return params.get("_status") == status.RUNNING and _effective_status(params, exp_dir) == status.RUNNING
+
+
+def _delete_experiment_folder(root: Path, exp_name: str) -> bool:
+    """Delete one experiment folder unless its experiment is running; False when it was running.
+
+    The job lock is held while the folder is moved to a hidden trash name (one rename: a kill never leaves a
+    half-deleted folder that no longer looks like xmen's) and then deleted.
+    """
+    from .job import release, try_lock
+
+    folder = root / exp_name
+    fd = try_lock(folder)
+    if fd is None:
+        return False
+    try:
+        trash = Path(tempfile.mkdtemp(prefix=_TRASH_PREFIX, dir=root))
+        os.replace(folder, trash / exp_name)
+    finally:
+        release(fd)
+    shutil.rmtree(trash)
+    return True
 
 
 # ---------------------------------------------------------------------- helpers
@@ -739,6 +1006,32 @@ def _params_renderer(base_params: dict[str, Any], created: str, comments: dict[s
         return "".join(chunks + extra) if extra else "".join(chunks)
 
     return render
+
+
+class SomeFailed(XmenError):
+    """A command over many experiments did the healthy ones (``done``) and names the broken ones (``failed``)."""
+
+    def __init__(self, verb: str, done: list[str], failed: list[tuple[str, str]]) -> None:
+        self.done = done
+        self.failed = failed
+        reasons = "; ".join(f"{name}: {why}" for name, why in failed)
+        super().__init__(f"{verb} {len(done)} experiment(s); {len(failed)} failed: {reasons}")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, XmenError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return " ".join(str(exc).split())
+
+
+def _update_params(path: Path, change) -> dict[str, Any]:
+    """Locked read-modify-write of a params.yml that refuses (writing nothing) when the file is damaged."""
+
+    def checked(data: dict[str, Any]) -> Any:
+        statecheck.check_params(path, data)
+        return change(data)
+
+    return files.update_yaml(path, checked)
 
 
 def _edit_notes(key: str, message: str, delete: bool):

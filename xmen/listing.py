@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from . import status as st
 from .errors import StateFileError, UsageError
 from .predicates import ColumnPattern, Predicate, parse_param_filters
+from .statecheck import check_set_data
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -462,14 +463,15 @@ class _SetState:
         try:
             stat, data = _read_mapping(path)
         except StateFileError as exc:
-            self.problem = _reason(exc, path)
+            self.problem = f"{SET_FILE}: {_reason(exc, path)}"
+            return
+        try:  # the shape every command checks (experiments: [a, b] is damage, not a list of names)
+            check_set_data(SET_FILE, data, check_names=False)
+        except StateFileError as exc:
+            self.problem = str(exc)
             return
         linked = data.get("experiments") or {}
-        if isinstance(linked, (dict, list)):
-            names = [str(k) for k in linked]
-        else:
-            self.problem = f"{SET_FILE}: 'experiments' is a {type(linked).__name__}, expected a mapping"
-            return
+        names = [str(k) for k in linked]
         notes = data.get("notes") or []
         notes = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
         self.info = {

@@ -1,0 +1,306 @@
+"""Damaged state files x commands: one line naming the file and what is wrong, never a traceback or partial state.
+
+Each row damages one state file of a healthy set (experiment.yml, one experiment's params.yml, the global
+configuration), runs one command and asserts: exactly one stderr line starting ``Error:`` that names the damaged
+file, a non-zero exit, no traceback, and state files unchanged. Commands over many experiments (reset, note -e)
+finish the healthy experiments: those change, the damaged one does not, and the error names it.
+
+``xmen list`` reports a damaged set as a ``Warning: skipped ...`` line and lists the healthy sets, exit 0 (its
+design: one listing covers many sets); its rows assert that line instead.
+
+``python tests/test_damaged_state.py`` prints the tally (rows / clean one-line error / traceback / partial state).
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from xmen import files
+from xmen.cli import main
+
+DEFAULTS = "a: h  # (str) A parameter (default='h')\nb: 17  # (int) Another parameter (default=17)\n"
+SCRIPT = "#!/bin/bash\ntrue\n"
+NAMES = ("a=x", "a=y", "a=z")
+BROKEN = "a=y"  # the experiment whose params.yml a params row damages
+
+
+def _set_key(key: str, value: str) -> Callable[[str], str]:
+    """experiment.yml with the top-level ``key`` replaced by the YAML text ``value`` (or removed for None)."""
+
+    def damage(text: str) -> str:
+        lines, out, skipping = text.split("\n"), [], False
+        for line in lines:
+            if line.startswith(f"{key}:"):
+                skipping = True
+                out.append(f"{key}: {value}")
+                continue
+            if skipping and line.startswith((" ", "-")):
+                continue
+            skipping = False
+            out.append(line)
+        return "\n".join(out)
+
+    return damage
+
+
+def _whole(text: str) -> Callable[[str], str]:
+    return lambda _old: text
+
+
+# experiment.yml: name -> how the file is damaged
+SET_DAMAGE: dict[str, Callable[[str], str]] = {
+    "experiments: 5": _set_key("experiments", "5"),
+    "experiments: [a=x, a=y]": _set_key("experiments", "[a=x, a=y]"),
+    "experiments: a string": _set_key("experiments", "a=x"),
+    "experiment options: a number": _set_key("experiments", "{a=x: 5, a=y: {}, a=z: {}}"),
+    "requires: 5": _set_key("experiments", "{a=x: {requires: 5}, a=y: {}, a=z: {}}"),
+    "threads: many": _set_key("experiments", "{a=x: {threads: many}, a=y: {}, a=z: {}}"),
+    "resources: a list of mappings": _set_key("experiments", "{a=x: {resources: [{m: 1}]}, a=y: {}, a=z: {}}"),
+    "linked name ../escape": _set_key("experiments", "{'../escape': {}, a=y: {}, a=z: {}}"),
+    "options: [1]": _set_key("options", "[1]"),
+    "options: a string": _set_key("options", "fast"),
+    "options: resources 5": _set_key("options", "{resources: 5}"),
+    "notes: 5": _set_key("notes", "5"),
+    "notes: a mapping": _set_key("notes", "{a: 1}"),
+    "root: a list": _set_key("root", "[1]"),
+    "purpose: a mapping": _set_key("purpose", "{a: 1}"),
+    "defaults: 5": _set_key("defaults", "5"),
+    "empty file": _whole(""),
+    "a list, not a mapping": _whole("- a\n- b\n"),
+    "invalid YAML": _whole("experiments: {a=x: {}\n"),
+}
+SET_COMMANDS: dict[str, tuple[str, ...]] = {
+    "register": ("register", "{a: w}"),
+    "run": ("run",),
+    "run -n": ("run", "-n"),
+    "reset": ("reset",),
+    "unlink": ("unlink", "a=x"),
+    "relink": ("relink",),
+    "relink -e": ("relink", "-e", "*"),
+    "clean": ("clean", "-y"),
+    "rm": ("rm", ".", "-y"),
+    "note": ("note", "hello"),
+    "note -e": ("note", "hello", "-e", "*"),
+    "list": ("list",),
+}
+
+# params.yml of one experiment: name -> text
+PARAMS_DAMAGE: dict[str, str] = {
+    "empty file": "",
+    "a list": "- 1\n- 2\n",
+    "a string": "just text\n",
+    "invalid YAML": "_status: [registered\n",
+    "_notes: 5": None,  # type: ignore[dict-item]  (filled in from the healthy file below)
+    "_status: a list": None,  # type: ignore[dict-item]
+    "_messages: 5": None,  # type: ignore[dict-item]
+    "_name: a mapping": None,  # type: ignore[dict-item]
+}
+_PARAMS_EDITS = {
+    "_notes: 5": ("_notes", 5),
+    "_status: a list": ("_status", ["registered"]),
+    "_messages: 5": ("_messages", 5),
+    "_name: a mapping": ("_name", {"a": 1}),
+}
+PARAMS_COMMANDS: dict[str, tuple[str, ...]] = {
+    "reset": ("reset",),
+    "note -e": ("note", "hello", "-e", "*"),
+    "run -n": ("run", "-n"),
+    "run": ("run",),
+    "list": ("list",),
+}
+
+# the global configuration: name -> text
+CONFIG_DAMAGE: dict[str, str] = {
+    "sets: 5": "sets: 5\n",
+    "experiments: 5": "experiments: 5\n",
+    "python_paths: a string": "python_paths: /somewhere\n",
+    "header: a list": "header: [a, b]\n",
+    "a list, not a mapping": "- a\n",
+    "invalid YAML": "sets: [a\n",
+    "empty file": "",
+}
+CONFIG_COMMANDS: dict[str, tuple[str, ...]] = {
+    "config": ("config",),
+    "config --add_path": ("config", "--add_path", "."),
+    "config --clean": ("config", "--clean"),
+    "init": ("init", "-s", "../script.sh", "-d", "../defaults.yml", "-r", "../other"),
+    "register": ("register", "{a: w}"),
+    "rm": ("rm", ".", "-y"),
+}
+
+
+@dataclass
+class Row:
+    kind: str  # set | params | config
+    damage: str
+    command: str
+
+
+ROWS = (
+    [Row("set", d, c) for d in SET_DAMAGE for c in SET_COMMANDS]
+    + [Row("params", d, c) for d in PARAMS_DAMAGE for c in PARAMS_COMMANDS
+       if c != "list" or d not in _PARAMS_EDITS]  # list reads none of these keys: for it they are no damage
+    + [Row("config", d, c) for d in CONFIG_DAMAGE for c in CONFIG_COMMANDS]
+)
+
+
+def _make_set(top: Path) -> Path:
+    (top / "script.sh").write_text(SCRIPT)
+    (top / "defaults.yml").write_text(DEFAULTS)
+    root = top / "set_a"
+    os.chdir(top)
+    assert main(["init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root)]) == 0
+    assert main(["register", "{a: x | y | z}", "-r", str(root)]) == 0
+    os.chdir(root)
+    return root
+
+
+def _snapshot(top: Path) -> dict[str, bytes]:
+    """Every state file below ``top``: caches (.xmen, .snakemake) and lock sidecars aside."""
+    found = {}
+    for folder, dirs, names in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in (".xmen", ".snakemake")]
+        for name in names:
+            if not name.endswith(".lock"):
+                path = Path(folder) / name
+                found[str(path.relative_to(top))] = path.read_bytes()
+    return found
+
+
+def _damage(row: Row, root: Path) -> Path:
+    """Damage the file of ``row``; its path."""
+    if row.kind == "set":
+        path = root / "experiment.yml"
+        path.write_text(SET_DAMAGE[row.damage](path.read_text()))
+    elif row.kind == "params":
+        path = root / BROKEN / "params.yml"
+        if row.damage in _PARAMS_EDITS:
+            key, value = _PARAMS_EDITS[row.damage]
+            data = files.read_yaml(path)
+            data[key] = value
+            path.write_text(files.dump_yaml(data))
+        else:
+            path.write_text(PARAMS_DAMAGE[row.damage])
+    else:
+        path = Path(os.environ["XMEN"]) / "config.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(CONFIG_DAMAGE[row.damage])
+    return path
+
+
+@dataclass
+class Outcome:
+    code: int | None
+    err: str
+    traceback: str | None
+    before: dict[str, bytes]
+    after: dict[str, bytes]
+    damaged: Path
+
+
+def attempt(row: Row, top: Path) -> Outcome:
+    """Build a healthy set under ``top``, damage one file, run the command (in this process, as ``xmen`` does)."""
+    root = _make_set(top)
+    damaged = _damage(row, root)
+    before = _snapshot(top)
+    commands = {"set": SET_COMMANDS, "params": PARAMS_COMMANDS, "config": CONFIG_COMMANDS}[row.kind]
+    err, out = io.StringIO(), io.StringIO()
+    code, trace = None, None
+    try:
+        with redirect_stderr(err), redirect_stdout(out):
+            code = main(list(commands[row.command]))
+    except BaseException:  # what escapes main() is a traceback for the user
+        trace = traceback.format_exc()
+    return Outcome(code, err.getvalue(), trace, before, _snapshot(top), damaged)
+
+
+def _changed(outcome: Outcome) -> set[str]:
+    keys = set(outcome.before) | set(outcome.after)
+    return {k for k in keys if outcome.before.get(k) != outcome.after.get(k)}
+
+
+def judge(row: Row, outcome: Outcome) -> tuple[bool, bool, bool]:
+    """(clean one-line report, traceback, partial state) for one row."""
+    if outcome.traceback is not None or "Traceback" in outcome.err:
+        return False, True, bool(_changed(outcome))
+    lines = outcome.err.splitlines()
+    damaged = str(outcome.damaged)
+    changed = _changed(outcome)
+    if row.command == "list":
+        reported = [line for line in lines if line.startswith("Warning: skipped ")]
+        named = len(reported) == 1 and ("experiment.yml" in reported[0] or BROKEN in reported[0])
+        return named and outcome.code == 0, False, bool(changed)
+    errors = [line for line in lines if line.startswith("Error:")]
+    clean = len(errors) == 1 and outcome.code not in (0, None) and (damaged in errors[0] or "experiment.yml" in errors[0])
+    if row.kind == "params" and row.command in ("reset", "note -e", "run"):
+        # The healthy experiments are done (reset, noted, run); the damaged one is named and untouched.
+        named = bool(errors) and BROKEN in errors[0]
+        touched_broken = any(k.startswith(f"set_a/{BROKEN}/") and k.endswith("params.yml") for k in changed)
+        healthy = {f"set_a/{n}/params.yml" for n in NAMES if n != BROKEN}
+        return clean and named, False, touched_broken or not healthy <= changed
+    return clean, False, bool(changed)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.kind}:{r.damage}:{r.command}")
+def test_damaged_state(row, xmen_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outcome = attempt(row, tmp_path)
+    clean, trace, partial = judge(row, outcome)
+    assert outcome.traceback is None, outcome.traceback
+    assert clean, (outcome.code, outcome.err)
+    assert not partial, (_changed(outcome), outcome.err)
+
+
+def tally() -> tuple[int, int, int, int]:
+    """(rows tried, clean one-line report, traceback, partial state) over the whole table."""
+    import tempfile
+
+    counts = [0, 0, 0, 0]
+    for row in ROWS:
+        with tempfile.TemporaryDirectory() as folder:
+            top = Path(folder)
+            (top / "home").mkdir()
+            os.environ.update(HOME=str(top / "home"), XMEN=str(top / "cfg"), XDG_CONFIG_HOME=str(top / "xdg"))
+            try:
+                outcome = attempt(row, top)
+            finally:
+                os.chdir("/")
+            clean, trace, partial = judge(row, outcome)
+            counts[0] += 1
+            counts[1] += clean and not partial
+            counts[2] += trace
+            counts[3] += partial
+            if not clean or trace or partial:
+                print(f"{row.kind}:{row.damage}:{row.command}: code={outcome.code} clean={clean} trace={trace} "
+                      f"partial={partial} {outcome.err.strip()[:200]!r}", file=sys.stderr)
+    return counts[0], counts[1], counts[2], counts[3]
+
+
+if __name__ == "__main__":
+    tried, clean, traces, partial = tally()
+    print(f"bad inputs tried {tried} / clean one-line error {clean} / traceback {traces} / partial state {partial}")
+
+
+def test_healthy_sets_with_every_run_option_pass_the_checks(xmen_home, tmp_path, monkeypatch):
+    """No false alarms: what register writes (resources per attempt, threads, retries, requires) is accepted."""
+    monkeypatch.chdir(tmp_path)
+    root = _make_set(tmp_path)
+    assert main([
+        "register", "{a: w}", "--resources", "mem_mb=1000,2000 runtime=60 slurm_partition=gpu", "--threads", "2",
+        "--retries", "1", "--requires", "a=x",
+    ]) == 0
+    assert main(["note", "-e", "*", "a note"]) == 0
+    assert main(["note", "set note"]) == 0
+    assert main(["reset"]) == 0
+    assert main(["run", "-n"]) == 0
+    assert main(["unlink", "a=w"]) == 0 and main(["clean", "-y"]) == 0
+    assert files.read_yaml(root / "a=x" / "params.yml")["_notes"] == ["a note"]
+    assert not (root / "a=w").exists()
