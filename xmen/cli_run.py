@@ -193,7 +193,10 @@ def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
 
     roots = list(find_sets(top)) if recursive else [top]
     for root in roots:
-        recorded = files.read_yaml(root / SET_FILE).get("root")
-        if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
+        raw = files.read_yaml(root / SET_FILE)
+        recorded = raw.get("root")
+        from .legacy import is_original_set
+
+        if is_original_set(raw) or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
             ExperimentSet(root).relink()
             click.echo(f"Relinked {root} (moved from {recorded})", err=True)

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from . import config as global_config
 from . import files, naming, snakefile, status, sweep
+from . import origin as _origin
 from .errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 
 SET_FILE = "experiment.yml"
@@ -90,8 +91,24 @@ class ExperimentSet:
         return self.root / SET_FILE
 
     def data(self) -> dict[str, Any]:
-        """The parsed experiment.yml."""
-        return files.read_yaml(self.set_file)
+        """The parsed experiment.yml (one written by the original xmen is read as ours, see xmen.legacy)."""
+        from .legacy import convert_set
+
+        return convert_set(files.read_yaml(self.set_file))
+
+    def _save_set(self, data: dict[str, Any]) -> None:
+        """Replace experiment.yml (caller holds its lock); the original xmen's version is kept as a backup first."""
+        from .legacy import backup_if_original_set
+
+        backup_if_original_set(self.set_file)
+        files.write_yaml(self.set_file, data, _SET_COMMENTS)
+
+    def _update_set(self, change) -> None:
+        """Locked read-modify-write of experiment.yml through ``data`` and ``_save_set``."""
+        with files.locked(self.set_file):
+            data = self.data()
+            change(data)
+            self._save_set(data)
 
     @property
     def experiments(self) -> list[str]:
@@ -198,6 +215,7 @@ class ExperimentSet:
                 "options": {},
                 "experiments": {},
             }
+            set_data["origin"] = _origin.here(root_path)
             files.write_yaml(root_path / SET_FILE, set_data, _SET_COMMENTS)
         except BaseException:
             for path in moved:
@@ -331,7 +349,7 @@ class ExperimentSet:
                 for exp_name in new_names:
                     linked[exp_name] = dict(options)
                 set_data["experiments"] = linked
-                files.write_yaml(self.set_file, set_data, _SET_COMMENTS)
+                self._save_set(set_data)
             except BaseException:
                 for folder in written:
                     shutil.rmtree(folder, ignore_errors=True)
@@ -408,7 +426,7 @@ class ExperimentSet:
             for exp_name in names:
                 files.update_yaml(self.root / exp_name / PARAMS_FILE, _edit_notes("_notes", message, delete))
             return
-        files.update_yaml(self.set_file, _edit_notes("notes", message, delete))
+        self._update_set(_edit_notes("notes", message, delete))
 
     # ------------------------------------------------------------------ state changes
     def reset(self, pattern: str | Iterable[str] = "*", statuses: Iterable[str] = ()) -> list[str]:
@@ -455,7 +473,7 @@ class ExperimentSet:
             def remove(data: dict[str, Any]) -> None:
                 data["experiments"] = {k: v for k, v in (data.get("experiments") or {}).items() if k not in drop}
 
-            files.update_yaml(self.set_file, remove)
+            self._update_set(remove)
             snakefile.write_workflow(self.root)
         return names
 
@@ -477,7 +495,9 @@ class ExperimentSet:
                         relinked.append(exp_name)
                 if not relinked:
                     raise UsageError(f"no unlinked experiment folder matches {pattern!r}")
-            moved = old_root != str(self.root)
+            moved = old_root != str(self.root) or self._is_original_format()
+            if moved:
+                _origin.moved_to(data, self.root, _now())
             if moved or relinked:
                 script_path = self.root / str(data.get("script") or SCRIPT_FILE)
                 header_cache: dict[str, str] = {}
@@ -496,12 +516,21 @@ class ExperimentSet:
                         )
                 data["root"] = str(self.root)
                 data["experiments"] = linked
-                files.write_yaml(self.set_file, data, _SET_COMMENTS)
+                self._save_set(data)
             snakefile.write_workflow(self.root)
-        if old_root and old_root != str(self.root):
-            global_config.forget_set(old_root)
+        if old_root and old_root != str(self.root) and not is_set(old_root):
+            global_config.forget_set(old_root)  # a copy's relink never forgets the set it was copied from
         global_config.remember_set(self.root)
         return relinked
+
+    def _is_original_format(self) -> bool:
+        """Whether experiment.yml on disk is still the original xmen's (its run.sh files are the original's too)."""
+        from .legacy import is_original_set
+
+        try:
+            return is_original_set(files.read_yaml(self.set_file))
+        except StateFileError:
+            return False
 
     # ------------------------------------------------------------------ deleting
     def unlinked_folders(self) -> list[str]:
@@ -586,6 +615,10 @@ def _existing_header(run_script: Path, cache: dict[str, str]) -> str:
         text = run_script.read_text(encoding="utf-8")
     except OSError:
         return ""
+    if _HEADER_END not in text:
+        from .legacy import original_run_header
+
+        return original_run_header(text)  # written by the original xmen
     lines = text.split("\n")
     body = []
     for line in lines[1:]:

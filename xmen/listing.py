@@ -464,6 +464,10 @@ class _SetState:
         except StateFileError as exc:
             self.problem = _reason(exc, path)
             return
+        from .legacy import convert_set
+        from .origin import label as origin_label
+
+        data = convert_set(data)  # a set written by the original xmen
         linked = data.get("experiments") or {}
         if isinstance(linked, (dict, list)):
             names = [str(k) for k in linked]
@@ -478,6 +482,7 @@ class _SetState:
             "purpose": _jsonable(data.get("purpose")),
             "notes": notes,
             "names": names,
+            "origin": origin_label(data, self.root),
         }
         self.names = names
         self._set_entry = [list(_signature(stat)), self.info] if _settled(stat, self.now_ns) else None
@@ -820,6 +825,7 @@ def _collect(
                     "created": context[0],
                     "type": exp_type,
                     "purpose": context[2],
+                    "origin": info.get("origin") or "",
                     "mac": context[3],
                     "host": context[4],
                     "user": context[5],
@@ -887,6 +893,8 @@ def table_columns(
         fixed.append("type")
     if verbose or purpose:
         fixed.append("purpose")
+    if verbose or any(r.get("origin") for r in result.rows):
+        fixed.append("origin")  # where sets copied from elsewhere live (see xmen.origin)
     if verbose or meta:
         fixed.extend(META_COLUMNS)
     if status:
