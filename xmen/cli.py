@@ -306,6 +306,9 @@ def _attach_optional_commands() -> None:
     cli.add_command(demo_command, "demo")
     cli.add_command(ci_command, "ci")
     cli.add_command(workflow_command, "workflow")
+    from .cli_sync import sync_command
+
+    cli.add_command(sync_command, "sync")
 
 
 _attach_optional_commands()
