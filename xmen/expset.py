@@ -195,6 +195,8 @@ class ExperimentSet:
             snakefile.write_workflow(staging)
             for entry in [DEFAULTS_FILE, SCRIPT_FILE, snakefile.SNAKEFILE, "profiles"]:
                 target = root_path / entry
+                if entry in (DEFAULTS_FILE, SCRIPT_FILE) and _same_file_text(target, staging / entry):
+                    continue  # the folder's own script.sh/defaults.yml (a bare init): used where they are
                 if target.exists():
                     if entry == "profiles" and target.is_dir():
                         # Keep the user's other profiles; only ours is (re)placed.
@@ -834,6 +836,13 @@ def _init_python(staging: Path, name: str) -> str:
         if not (staging / required).is_file():
             raise XmenError(f"{name} did not write {required}")
     return name
+
+
+def _same_file_text(kept: Path, staged: Path) -> bool:
+    try:
+        return kept.is_file() and kept.read_bytes() == staged.read_bytes()
+    except OSError:
+        return False
 
 
 def _init_script(staging: Path, script: Path, defaults: Path) -> str:

@@ -876,7 +876,8 @@ def table_columns(
     """
     filters = parse_param_filters(params)
     regexes = [f for f in filters if isinstance(f, ColumnPattern)]
-    predicate_names = [f.name for f in filters if isinstance(f, Predicate)]
+    all_params = result.param_names()
+    predicate_names = [n for f in filters if isinstance(f, Predicate) for n in (f.names(all_params) or [f.name])]
     try:
         message_regex = re.compile(messages) if messages is not None else None
     except re.error as exc:
@@ -893,7 +894,7 @@ def table_columns(
         fixed.append("type")
     if verbose or purpose:
         fixed.append("purpose")
-    if verbose or any(r.get("origin") for r in result.rows):
+    if any(r.get("origin") for r in result.rows):
         fixed.append("origin")  # where sets copied from elsewhere live (see xmen.origin)
     if verbose or meta:
         fixed.extend(META_COLUMNS)
@@ -902,7 +903,6 @@ def table_columns(
     if verbose or git:
         fixed.append("commit")
 
-    all_params = result.param_names()
     if regexes or predicate_names or not verbose:
         chosen = {p: None for p in all_params if any(r.selects(p) for r in regexes)}
         for name in predicate_names:
