@@ -174,3 +174,37 @@ def test_a_2021_generated_run_script_resolves_to_its_module(tmp_path):
     )
     assert legacy.experiment_module(str(script)) == str(code / "pkg" / "exps.py")
     assert legacy.experiment_module("/some/module.py") == "/some/module.py"
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_prompt_for_message_of_the_original_config_is_honoured(prompt, xmen_home, tmp_path, monkeypatch):
+    """``init`` on a terminal asks for a purpose exactly when the original's ``prompt_for_message`` says so."""
+    import pty
+    import select
+    import subprocess
+    import time
+
+    monkeypatch.delenv("XMEN")
+    config_file = xmen_home / ".xmen" / "config.yml"
+    config_file.parent.mkdir()
+    config_file.write_text(original_config(str(tmp_path / "m.py"), [], prompt=prompt))
+    (tmp_path / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (tmp_path / "defaults.yml").write_text("a: 1\n")
+    master, slave = pty.openpty()
+    command = [sys.executable, "-m", "xmen.cli", "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "s"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    output, deadline = b"", time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                output += os.read(master, 1024)
+            except OSError:
+                break
+            if b"Purpose" in output:
+                os.write(master, b"asked\n")
+    proc.wait(timeout=30)
+    os.close(master)
+    assert proc.returncode == 0, output
+    assert (b"Purpose" in output) is prompt
+    assert files.read_yaml(tmp_path / "s" / "experiment.yml")["purpose"] == ("asked" if prompt else "")
