@@ -167,27 +167,31 @@ def sshd(tmp_path):
             process.kill()
 
 
-def test_sync_brings_a_remote_sets_records_and_lists_it_with_its_origin(xmen_home, tmp_path, capsys, sshd):
+@pytest.mark.parametrize("via", ["rsync", "tar"])
+def test_sync_brings_a_remote_sets_records_and_lists_it_with_its_origin(via, xmen_home, tmp_path, capsys, sshd):
     remote = make_set(tmp_path / "cluster" / "experiments" / "set_a", tmp_path)
     (remote / "a=1" / "checkpoint.pt").write_bytes(b"\0" * 1000)  # not a record
     (remote / "a=1" / "big.log").write_bytes(b"x" * 3_000_000)  # a record, but over --max-size
     (remote / "a=1" / "out.txt").write_text("step 1\n")
+    (remote / "a=1" / ".xmen-heartbeat").write_text("")  # a run's own file: never copied
     user = os.environ.get("USER") or __import__("getpass").getuser()
     laptop = tmp_path / "laptop"
     before = {p: p.read_bytes() for p in remote.rglob("*") if p.is_file()}
-    code, out, err = xmen(capsys, "sync", f"{user}@127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--max-size", "1M")
+    code, out, err = xmen(capsys, "sync", f"{user}@127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--max-size", "1M",
+                           "--via", via)
     assert code == 0, err
     local = laptop / "set_a"
     assert (local / "experiment.yml").is_file() and (local / "a=2" / "params.yml").is_file()
     assert (local / "a=1" / "out.txt").read_text() == "step 1\n"
     assert not (local / "a=1" / "checkpoint.pt").exists() and not (local / "a=1" / "big.log").exists()
+    assert not (local / "a=1" / ".xmen-heartbeat").exists()
     # listed right away, with where it lives
     assert "a=1" in out and "a=2" in out and "origin" in out and str(remote) in out
     assert ExperimentSet(local).experiments == ["a=1", "a=2"]
     assert {p: p.read_bytes() for p in remote.rglob("*") if p.is_file()} == before
     # syncing again is fine (and brings what changed)
     (remote / "a=2" / "out.txt").write_text("done\n")
-    code, _, err = xmen(capsys, "sync", f"127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--no-list")
+    code, _, err = xmen(capsys, "sync", f"127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--no-list", "--via", via)
     assert code == 0, err
     assert (local / "a=2" / "out.txt").read_text() == "done\n"
 
@@ -195,3 +199,5 @@ def test_sync_brings_a_remote_sets_records_and_lists_it_with_its_origin(xmen_hom
 def test_sync_refuses_a_source_that_is_not_host_and_path(xmen_home, tmp_path, capsys):
     code, _, err = xmen(capsys, "sync", str(tmp_path), str(tmp_path / "x"))
     assert code != 0 and err.startswith("Error: expected [USER@]HOST:/path/to/set")
+    code, _, err = xmen(capsys, "sync", "h:/x", str(tmp_path / "x"), "--max-size", "lots")
+    assert code != 0 and err.startswith("Error: --max-size")
