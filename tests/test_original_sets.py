@@ -40,6 +40,12 @@ def test_list_reads_an_original_set(original, capsys):
     rows = {line.split(",")[2]: line.split(",") for line in lines[1:]}
     assert sorted(rows) == sorted(NAMES)
     assert rows["a=2.0__b=cat"][-2:] == ["2.0", "cat"]
+    code, out, err = xmen(capsys, "list", "--csv", "-d")
+    import csv
+
+    created = {row[2]: row[3] for row in list(csv.reader(out.strip().splitlines()))[1:]}
+    assert set(created.values()) == {"2020-03-09-16-42-25" if "_name" in (original / NAMES[0] / "params.yml").read_text()
+                                     else "02:01PM March 03, 2021"}
     assert not (original / "experiment.yml.orig-xmen").exists()  # reading never migrates
 
 

@@ -347,7 +347,7 @@ def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Reco
     context = tuple(
         _jsonable(v)
         for v in (
-            params.get("_created"),
+            params.get("_created") or _get(params, "_timestamps", "created"),  # the latter: the 2021 original's
             _get(params, "_version", "class"),
             params.get("_purpose"),
             _get(meta, "mac"),
