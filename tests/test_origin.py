@@ -201,3 +201,22 @@ def test_sync_refuses_a_source_that_is_not_host_and_path(xmen_home, tmp_path, ca
     assert code != 0 and err.startswith("Error: expected [USER@]HOST:/path/to/set")
     code, _, err = xmen(capsys, "sync", "h:/x", str(tmp_path / "x"), "--max-size", "lots")
     assert code != 0 and err.startswith("Error: --max-size")
+
+
+def test_origin_bookkeeping_units():
+    from xmen import origin
+
+    here = socket.gethostname()
+    data = {"root": "/old/place"}
+    origin.moved_to(data, "/new/place", "t1")
+    assert data["origin"] == {"host": here, "path": "/new/place"}
+    assert data["origins"] == [{"host": None, "path": "/old/place", "left": "t1"}]
+    assert origin.label(data, "/new/place") == ""  # lived only here
+    in_place = {"root": "/same"}
+    origin.moved_to(in_place, "/same", "t1")  # an original set migrated where it is: no history
+    assert "origins" not in in_place
+    remote = {"origin": {"host": "gpu01", "path": "/scratch/s"}}
+    assert origin.label(remote, "/home/me/s") == "gpu01:/scratch/s"
+    origin.moved_to(remote, "/home/me/s", "t2")
+    assert origin.label(remote, "/home/me/s") == "gpu01:/scratch/s"  # the last other machine
+    assert origin.label({"root": "/elsewhere"}, "/here") == "/elsewhere"

@@ -40,7 +40,8 @@ def moved_to(data: dict[str, Any], root: str | os.PathLike[str], when: str) -> N
     if previous is None and data.get("root"):
         previous = {"host": None, "path": str(data["root"])}
     history = [e for e in (data.get("origins") or []) if isinstance(e, Mapping)]
-    if previous is not None and (previous["host"], previous["path"]) != (now["host"], now["path"]):
+    same_place = previous is not None and previous["path"] == now["path"] and previous["host"] in (None, now["host"])
+    if previous is not None and not same_place:
         history.append({**previous, "left": when})
     data["origin"] = now
     if history:
