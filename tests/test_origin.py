@@ -220,3 +220,17 @@ def test_origin_bookkeeping_units():
     origin.moved_to(remote, "/home/me/s", "t2")
     assert origin.label(remote, "/home/me/s") == "gpu01:/scratch/s"  # the last other machine
     assert origin.label({"root": "/elsewhere"}, "/here") == "/elsewhere"
+
+
+def test_a_set_moved_here_without_relink_lists_where_it_was(xmen_home, tmp_path, capsys, monkeypatch):
+    source = make_set(tmp_path / "a" / "set_a", tmp_path)
+    for path in [source / "experiment.yml", *source.glob("*/params.yml")]:
+        os.utime(path, (time.time() - 60, time.time() - 60))  # settled: the listing index caches the set
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert "origin" not in xmen(capsys, "list", "--csv")[1].splitlines()[0]
+    assert (source / ".xmen").is_dir()  # the index, moved along with the set
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    out = xmen(capsys, "list", "--csv")[1]
+    assert out.splitlines()[0].split(",")[3] == "origin"
+    assert f"{socket.gethostname()}:{source}" in out

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from . import status as st
 from .errors import StateFileError, UsageError
+from .origin import label as origin_label
 from .predicates import ColumnPattern, Predicate, parse_param_filters
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -465,7 +466,6 @@ class _SetState:
             self.problem = _reason(exc, path)
             return
         from .legacy import convert_set
-        from .origin import label as origin_label
 
         data = convert_set(data)  # a set written by the original xmen
         linked = data.get("experiments") or {}
@@ -482,7 +482,7 @@ class _SetState:
             "purpose": _jsonable(data.get("purpose")),
             "notes": notes,
             "names": names,
-            "origin": origin_label(data, self.root),
+            "place": _jsonable({key: data.get(key) for key in ("root", "origin", "origins")}),  # for its origin
         }
         self.names = names
         self._set_entry = [list(_signature(stat)), self.info] if _settled(stat, self.now_ns) else None
@@ -802,6 +802,8 @@ def _collect(
         notes = info.get("notes")
         listed = SetInfo(root, info.get("type"), info.get("created"), info.get("purpose"), list(notes or []))
         set_type = info.get("type")
+        place = info.get("place")
+        origin = origin_label(place, root) if isinstance(place, dict) else ""
         for name, (context, raw_status, user, messages, liveness) in state.records(names, contexts, problems):
             exp_type = context[1] if context[1] is not None else set_type
             if type is not None:
@@ -825,7 +827,7 @@ def _collect(
                     "created": context[0],
                     "type": exp_type,
                     "purpose": context[2],
-                    "origin": info.get("origin") or "",
+                    "origin": origin,
                     "mac": context[3],
                     "host": context[4],
                     "user": context[5],
