@@ -140,10 +140,11 @@ def sshd(tmp_path):
         f"  StrictHostKeyChecking no\n  UserKnownHostsFile {folder / 'known_hosts'}\n  BatchMode yes\n"
         "  LogLevel ERROR\n"
     )
-    process = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(folder / "sshd_config")],
-        stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "w"),
-    )
+    with open(folder / "sshd.log", "w") as log_file:
+        process = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(folder / "sshd_config")],
+            stdout=subprocess.DEVNULL, stderr=log_file,
+        )
     rsh = f"ssh -F {folder / 'ssh_config'}"
     try:
         deadline = time.monotonic() + 20
