@@ -42,9 +42,7 @@ class GlobalConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GlobalConfig":
-        from .legacy import convert_config
-
-        data = convert_config(data)
+        data = legacy.convert_config(data)  # the original xmen's keys
         config = cls()
         config.extra = {str(k): v for k, v in data.items() if k not in _COMMENTS}
         config.prompt = bool(data.get("prompt", True))
