@@ -616,9 +616,11 @@ def _header_python(python: str) -> str:
     venv's activate, export PATH=...): the ``python`` (else ``python3``) now first on PATH if it can import xmen,
     else ``python``, the interpreter xmen was installed with; exported as ``XMEN_PYTHON`` for script.sh. Without a
     header run.sh execs ``python`` directly."""
-    return (
+    installed = shlex.quote(python)
+    return (  # the check costs one interpreter start, and only when PATH's python is another one
         "xmen_python=$(command -v python || command -v python3)\n"
-        f'"${{xmen_python:-false}}" -c "import xmen.job" 2>/dev/null || xmen_python={shlex.quote(python)}\n'
+        f'[ "$xmen_python" = {installed} ] || "${{xmen_python:-false}}" -c "import xmen" 2>/dev/null'
+        f" || xmen_python={installed}\n"
         'export XMEN_PYTHON="$xmen_python"  # a python experiment\'s script.sh runs on it too\n'
     )
 
