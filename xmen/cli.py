@@ -168,6 +168,11 @@ def init_command(name, script, defaults, root, purpose) -> None:
     """Initialise an experiment set."""
     from .expset import ExperimentSet
 
+    if name is None and script is None and defaults is None:
+        # Like the original: a bare init uses the script.sh and defaults.yml already in the folder.
+        folder = Path(os.path.abspath(root or os.getcwd()))
+        if (folder / "script.sh").is_file() and (folder / "defaults.yml").is_file():
+            script, defaults = str(folder / "script.sh"), str(folder / "defaults.yml")
     if purpose is None:
         purpose = ""
         if global_config.load().prompt and _stdin_is_tty():
@@ -219,12 +224,24 @@ def register_command(sweep, updates, name, repeats, purpose, header, root, stric
 
 # --------------------------------------------------------------------------- note
 @cli.command("note", context_settings=CONTEXT)
-@click.argument("message")
+@click.argument("words", nargs=-1, required=True, metavar="[PATTERN] MESSAGE")
 @click.option("-d", "--delete", is_flag=True, help="Delete the note instead.")
 @click.option("-e", "--experiments", metavar="GLOB", help="Note the matching experiments instead of the set.")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
-def note_command(message, delete, experiments, root) -> None:
-    """Add a note to the set (or to experiments)."""
+def note_command(words, delete, experiments, root) -> None:
+    """Add a note to the set, or to the experiments matching PATTERN (or -e GLOB).
+
+    \b
+    xmen note "A test of the xmen experiment suite"      a note on the set
+    xmen note "a=1*" "diverged after 10k steps"          on experiments (the 2021 form; same as -e "a=1*")
+    """
+    if len(words) > 2:
+        raise UsageError("note takes MESSAGE, or PATTERN MESSAGE (quote a message with spaces)")
+    message = words[-1]
+    if len(words) == 2:
+        if experiments is not None:
+            raise UsageError("give the experiments either as PATTERN or with -e, not both")
+        experiments = words[0]
     _open_set(root).note(message, delete=delete, experiments=experiments)
 
 
@@ -333,6 +350,9 @@ def _attach_optional_commands() -> None:
     cli.add_command(demo_command, "demo")
     cli.add_command(ci_command, "ci")
     cli.add_command(workflow_command, "workflow")
+    from .cli_sync import sync_command
+
+    cli.add_command(sync_command, "sync")
 
 
 _attach_optional_commands()

@@ -11,6 +11,7 @@ import click
 
 from . import listing
 from . import status as st
+from .cli_compat import SeveralValuesCommand
 from .errors import UsageError, XmenError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -26,7 +27,7 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
     return f"No experiments found which match glob pattern {', '.join(patterns)}. With {filters}."
 
 
-@click.command("list", context_settings=CONTEXT)
+@click.command("list", context_settings=CONTEXT, cls=SeveralValuesCommand)
 @click.argument("globs", nargs=-1, metavar="[GLOB]...")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show every column: dates, type, purpose, meta, git, parameters, messages."
@@ -34,7 +35,7 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
 @click.option(
     "-p", "--param", "params", multiple=True, metavar="REGEX_OR_PREDICATE",
     help="Show parameters matching REGEX ('w_.*'), or filter by a predicate ('lr<0.01', '1<a<=2', 'b==cat'). "
-    "Repeatable.",
+    "Repeatable; takes every value up to the next option (-p a b), as the original did: put GLOBs before -p.",
 )
 @click.option("-n", "--type", "type_", metavar="TYPE", help="Only experiments whose type matches TYPE (glob or regex).")
 @click.option("-s", "--status", "show_status", is_flag=True, help="Show the status column.")

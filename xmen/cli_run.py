@@ -256,11 +256,15 @@ def workflow_command() -> None:
 
 def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
     """Relink sets that were moved or cloned (their run.sh files name absolute paths)."""
-    from .expset import ExperimentSet, find_sets
+    from . import files
+    from .expset import SET_FILE, ExperimentSet, find_sets
 
     roots = list(find_sets(top)) if recursive else [top]
     for root in roots:
+        raw = files.read_yaml(root / SET_FILE)
         recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error
-        if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
+        from .legacy import is_original_set
+
+        if is_original_set(raw) or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
             ExperimentSet(root).relink()
             click.echo(f"Relinked {root} (moved from {recorded})", err=True)

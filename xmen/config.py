@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import files
+from . import files, legacy
 from .errors import StateFileError, UsageError
 
 CONFIG_FILE = "config.yml"
@@ -37,10 +37,14 @@ class GlobalConfig:
     experiments: dict[str, str] = field(default_factory=dict)
     header: str = ""
     sets: list[str] = field(default_factory=list)
+    #: Keys of the file that xmen does not use (e.g. the original xmen's ``meta``, ``requeue``): kept on write.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GlobalConfig":
+        data = legacy.convert_config(data)  # the original xmen's keys
         config = cls()
+        config.extra = {str(k): v for k, v in data.items() if k not in _COMMENTS}
         config.prompt = bool(data.get("prompt", True))
         config.python_paths = [str(p) for p in data.get("python_paths") or []]
         config.experiments = {str(k): str(v) for k, v in (data.get("experiments") or {}).items()}
@@ -55,6 +59,7 @@ class GlobalConfig:
             "experiments": dict(self.experiments),
             "header": self.header,
             "sets": list(self.sets),
+            **{k: v for k, v in self.extra.items() if k not in _COMMENTS},
         }
 
 
@@ -76,7 +81,11 @@ def load() -> GlobalConfig:
 
 
 def _parse(path: Path, data: dict[str, Any]) -> GlobalConfig:
-    """The configuration in ``data``; a value of the wrong shape is a one-line StateFileError naming the file."""
+    """The configuration in ``data``; a value of the wrong shape is a one-line StateFileError naming the file.
+
+    The original xmen's config.yml is converted first, so its keys are checked in our shapes.
+    """
+    data = legacy.convert_config(data)
     shapes = {"python_paths": list, "experiments": dict, "sets": list}
     for key, kind in shapes.items():
         value = data.get(key)
@@ -97,9 +106,12 @@ def update(change: Callable[[GlobalConfig], None]) -> GlobalConfig:
     path.parent.mkdir(parents=True, exist_ok=True)
     with files.locked(path):
         try:
-            config = _parse(path, files.read_yaml(path)) if path.exists() else GlobalConfig()
+            data = files.read_yaml(path) if path.exists() else {}
+            config = _parse(path, data)
         except StateFileError as exc:
             raise StateFileError(f"global configuration is corrupt ({exc}); fix or delete {path}") from None
+        if legacy.is_original_config(data):
+            legacy.keep_backup(path, path.read_text(encoding="utf-8"))
         change(config)
         files.write_yaml(path, config.to_dict(), _COMMENTS)
     return config

@@ -844,7 +844,9 @@ class Experiment:
         lines += [
             "",
             f'export PYTHONPATH="${{PYTHONPATH:+${{PYTHONPATH}}:}}"{shlex.quote(joined)}',
-            f'exec {" ".join(shlex.quote(a) for a in argv)} --execute "$1"',
+            # XMEN_PYTHON: the interpreter a run.sh header's environment chose (see xmen.expset._header_python).
+            f"xmen_python={shlex.quote(argv[0])}",
+            f'exec "${{XMEN_PYTHON:-$xmen_python}}" {" ".join(shlex.quote(a) for a in argv[1:])} --execute "$1"',
             "",
         ]
         return "\n".join(lines)

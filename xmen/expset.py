@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from . import config as global_config
 from . import files, naming, ownership, snakefile, statecheck, status, sweep
+from . import origin as _origin
 from .errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 
 SET_FILE = "experiment.yml"
@@ -94,9 +95,21 @@ class ExperimentSet:
     def data(self) -> dict[str, Any]:
         """The parsed experiment.yml, checked to have the shape of a set (StateFileError ``path: what is wrong``).
 
-        Every command reads the set through here, so a damaged file stops it before it changes anything.
+        Every command reads the set through here, so a damaged file stops it before it changes anything. A file
+        written by the original xmen is read as ours (see xmen.legacy) before it is checked.
         """
-        return statecheck.check_set_data(self.set_file, files.read_yaml(self.set_file))  # type: ignore[return-value]
+        from .legacy import convert_set
+
+        data = convert_set(files.read_yaml(self.set_file))
+        return statecheck.check_set_data(self.set_file, data)  # type: ignore[return-value]
+
+    def _save_set(self, data: dict[str, Any]) -> None:
+        """Replace experiment.yml (caller holds its lock); the original xmen's version is kept as a backup first."""
+        from .legacy import backup_if_original_set
+
+        statecheck.check_set_data(self.set_file, data)
+        backup_if_original_set(self.set_file)
+        files.write_yaml(self.set_file, data, _SET_COMMENTS)
 
     @property
     def experiments(self) -> list[str]:
@@ -188,6 +201,8 @@ class ExperimentSet:
             snakefile.write_workflow(staging)
             for entry in [DEFAULTS_FILE, SCRIPT_FILE, snakefile.SNAKEFILE, "profiles"]:
                 target = root_path / entry
+                if entry in (DEFAULTS_FILE, SCRIPT_FILE) and _same_file_text(target, staging / entry):
+                    continue  # the folder's own script.sh/defaults.yml (a bare init): used where they are
                 if target.exists():
                     if entry == "profiles" and target.is_dir():
                         # Keep the user's other profiles; only ours is placed, never over one of theirs.
@@ -218,6 +233,7 @@ class ExperimentSet:
                 "experiments": {},
             }
             set_data.update(ownership.init_record(created + [SET_FILE], before))
+            set_data["origin"] = _origin.here(root_path)
             files.write_yaml(root_path / SET_FILE, set_data, _SET_COMMENTS)
         except BaseException:
             for path in moved:
@@ -351,7 +367,7 @@ class ExperimentSet:
                 for exp_name in new_names:
                     linked[exp_name] = dict(options)
                 set_data["experiments"] = linked
-                files.write_yaml(self.set_file, set_data, _SET_COMMENTS)
+                self._save_set(set_data)
             except BaseException:
                 for folder in written:
                     shutil.rmtree(folder, ignore_errors=True)
@@ -446,13 +462,15 @@ class ExperimentSet:
         return done
 
     def _update_set(self, change) -> dict[str, Any]:
-        """Locked read-modify-write of experiment.yml that refuses (writing nothing) when the file is damaged."""
-
-        def checked(data: dict[str, Any]) -> Any:
-            statecheck.check_set_data(self.set_file, data)
-            return change(data)
-
-        return files.update_yaml(self.set_file, checked)
+        """Locked read-modify-write of experiment.yml through ``data`` (checked, original format converted) and
+        ``_save_set``: a damaged file is refused, writing nothing."""
+        with files.locked(self.set_file):
+            data = self.data()
+            result = change(data)
+            if result is not None:
+                data = result
+            self._save_set(data)
+            return data
 
     # ------------------------------------------------------------------ state changes
     def reset(self, pattern: str | Iterable[str] = "*", statuses: Iterable[str] = ()) -> list[str]:
@@ -526,7 +544,9 @@ class ExperimentSet:
                         relinked.append(exp_name)
                 if not relinked:
                     raise UsageError(f"no unlinked experiment folder matches {pattern!r}")
-            moved = old_root != str(self.root)
+            moved = old_root != str(self.root) or self._is_original_format()
+            if moved:
+                _origin.moved_to(data, self.root, _now())
             if moved or relinked:
                 script_path = self.root / str(data.get("script") or SCRIPT_FILE)
                 header_cache: dict[str, str] = {}
@@ -545,12 +565,21 @@ class ExperimentSet:
                         )
                 data["root"] = str(self.root)
                 data["experiments"] = linked
-                files.write_yaml(self.set_file, data, _SET_COMMENTS)
+                self._save_set(data)
             snakefile.write_workflow(self.root)
-        if old_root and old_root != str(self.root):
-            global_config.forget_set(old_root)
+        if old_root and old_root != str(self.root) and not is_set(old_root):
+            global_config.forget_set(old_root)  # a copy's relink never forgets the set it was copied from
         global_config.remember_set(self.root)
         return relinked
+
+    def _is_original_format(self) -> bool:
+        """Whether experiment.yml on disk is still the original xmen's (its run.sh files are the original's too)."""
+        from .legacy import is_original_set
+
+        try:
+            return is_original_set(files.read_yaml(self.set_file))
+        except StateFileError:
+            return False
 
     # ------------------------------------------------------------------ deleting
     def _owned_folders(self, data: dict[str, Any], skip: set[str] = frozenset()) -> tuple[list[str], list[str]]:
@@ -837,12 +866,28 @@ def _run_script_renderer(script: Path, header: str, python: str):
     head = "\n".join(lines)
     tail = f" {shlex.quote(str(script))}\n"
     runner = f"exec {shlex.quote(python)} -m xmen.job "
+    if header.strip():
+        runner = _header_python(python) + 'exec "$xmen_python" -m xmen.job '
     quote = shlex.quote
 
     def render(exp_dir: str) -> str:
         return f"{head}cd {quote(exp_dir)} || exit 1\n{runner}{quote(exp_dir + '/' + PARAMS_FILE)}{tail}"
 
     return render
+
+
+def _header_python(python: str) -> str:
+    """Lines choosing the interpreter after a header, which may have changed the environment (conda activate, a
+    venv's activate, export PATH=...): the ``python`` (else ``python3``) now first on PATH if it can import xmen,
+    else ``python``, the interpreter xmen was installed with; exported as ``XMEN_PYTHON`` for script.sh. Without a
+    header run.sh execs ``python`` directly."""
+    installed = shlex.quote(python)
+    return (  # the check costs one interpreter start, and only when PATH's python is another one
+        "xmen_python=$(command -v python || command -v python3)\n"
+        f'[ "$xmen_python" = {installed} ] || "${{xmen_python:-false}}" -c "import xmen" 2>/dev/null'
+        f" || xmen_python={installed}\n"
+        'export XMEN_PYTHON="$xmen_python"  # a python experiment\'s script.sh runs on it too\n'
+    )
 
 
 _HEADER_END = "# Generated by xmen: runs the set's script.sh"
@@ -853,6 +898,10 @@ def _existing_header(run_script: Path, cache: dict[str, str]) -> str:
         text = run_script.read_text(encoding="utf-8")
     except OSError:
         return ""
+    if _HEADER_END not in text:
+        from .legacy import original_run_header
+
+        return original_run_header(text)  # written by the original xmen
     lines = text.split("\n")
     body = []
     for line in lines[1:]:
@@ -1080,6 +1129,13 @@ def _init_python(staging: Path, name: str) -> str:
         if not (staging / required).is_file():
             raise XmenError(f"{name} did not write {required}")
     return name
+
+
+def _same_file_text(kept: Path, staged: Path) -> bool:
+    try:
+        return kept.is_file() and kept.read_bytes() == staged.read_bytes()
+    except OSError:
+        return False
 
 
 def _init_script(staging: Path, script: Path, defaults: Path) -> str:

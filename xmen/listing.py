@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from . import status as st
 from .errors import StateFileError, UsageError
+from .origin import label as origin_label
 from .predicates import ColumnPattern, Predicate, parse_param_filters
 from .statecheck import check_set_data
 
@@ -348,7 +349,7 @@ def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Reco
     context = tuple(
         _jsonable(v)
         for v in (
-            params.get("_created"),
+            params.get("_created") or _get(params, "_timestamps", "created"),  # the latter: the 2021 original's
             _get(params, "_version", "class"),
             params.get("_purpose"),
             _get(meta, "mac"),
@@ -470,6 +471,9 @@ class _SetState:
         except StateFileError as exc:
             self.problem = str(exc)
             return
+        from .legacy import convert_set
+
+        data = convert_set(data)  # a set written by the original xmen
         linked = data.get("experiments") or {}
         names = [str(k) for k in linked]
         notes = data.get("notes") or []
@@ -480,6 +484,7 @@ class _SetState:
             "purpose": _jsonable(data.get("purpose")),
             "notes": notes,
             "names": names,
+            "place": _jsonable({key: data.get(key) for key in ("root", "origin", "origins")}),  # for its origin
         }
         self.names = names
         self._set_entry = [list(_signature(stat)), self.info] if _settled(stat, self.now_ns) else None
@@ -799,6 +804,8 @@ def _collect(
         notes = info.get("notes")
         listed = SetInfo(root, info.get("type"), info.get("created"), info.get("purpose"), list(notes or []))
         set_type = info.get("type")
+        place = info.get("place")
+        origin = origin_label(place, root) if isinstance(place, dict) else ""
         for name, (context, raw_status, user, messages, liveness) in state.records(names, contexts, problems):
             exp_type = context[1] if context[1] is not None else set_type
             if type is not None:
@@ -822,6 +829,7 @@ def _collect(
                     "created": context[0],
                     "type": exp_type,
                     "purpose": context[2],
+                    "origin": origin,
                     "mac": context[3],
                     "host": context[4],
                     "user": context[5],
@@ -872,7 +880,8 @@ def table_columns(
     """
     filters = parse_param_filters(params)
     regexes = [f for f in filters if isinstance(f, ColumnPattern)]
-    predicate_names = [f.name for f in filters if isinstance(f, Predicate)]
+    all_params = result.param_names()
+    predicate_names = [n for f in filters if isinstance(f, Predicate) for n in (f.names(all_params) or [f.name])]
     try:
         message_regex = re.compile(messages) if messages is not None else None
     except re.error as exc:
@@ -889,6 +898,8 @@ def table_columns(
         fixed.append("type")
     if verbose or purpose:
         fixed.append("purpose")
+    if any(r.get("origin") for r in result.rows):
+        fixed.append("origin")  # where sets copied from elsewhere live (see xmen.origin)
     if verbose or meta:
         fixed.extend(META_COLUMNS)
     if status:
@@ -896,7 +907,6 @@ def table_columns(
     if verbose or git:
         fixed.append("commit")
 
-    all_params = result.param_names()
     if regexes or predicate_names or not verbose:
         chosen = {p: None for p in all_params if any(r.selects(p) for r in regexes)}
         for name in predicate_names:

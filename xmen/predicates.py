@@ -98,12 +98,36 @@ class Predicate:
     comparisons: tuple[Comparison, ...]
     text: str
 
+    def names(self, params: Iterable[str]) -> list[str]:
+        """The parameters this predicate is about: ``name`` itself, else (the original xmen's ``a.*==cat``) every
+        parameter the name fully matches as a regex."""
+        params = list(params)
+        if self.name in params:
+            return [self.name]
+        pattern = _name_regex(self.name)
+        return [p for p in params if pattern is not None and pattern.fullmatch(p)]
+
     def matches(self, params: Mapping[str, Any]) -> bool:
-        """Whether an experiment with parameters ``params`` passes."""
-        if self.name not in params:
-            return False
-        value = params[self.name]
-        return all(c.holds(value) for c in self.comparisons)
+        """Whether an experiment with parameters ``params`` passes (with a regex name: every matching parameter
+        satisfies the comparisons, and there is at least one)."""
+        if self.name in params:
+            value = params[self.name]
+            return all(c.holds(value) for c in self.comparisons)
+        names = self.names(params)
+        return bool(names) and all(c.holds(params[n]) for n in names for c in self.comparisons)
+
+
+_REGEX_CHARS = frozenset("*+?[](){}|^$\\.")
+
+
+def _name_regex(name: str) -> re.Pattern[str] | None:
+    """``name`` as a regex when it is written as one (a plain name never is), else None."""
+    if not any(ch in _REGEX_CHARS for ch in name):
+        return None
+    try:
+        return re.compile(name)
+    except re.error:
+        return None
 
 
 @dataclass(frozen=True)

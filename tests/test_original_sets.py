@@ -1,0 +1,216 @@
+"""Sets and the global configuration written by the original xmen are read by every command and migrated, with a
+backup, on the first write (fixtures: tests/original_xmen.py, built from the original's writers)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from xmen import config as global_config
+from xmen import files, legacy
+from xmen.cli import main
+from xmen.expset import ExperimentSet
+
+sys.path.insert(0, str(Path(__file__).parent))
+from original_xmen import EXPERIMENTS, make_original_set, original_config  # noqa: E402
+
+NAMES = list(EXPERIMENTS)
+
+
+def xmen(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(params=[2020, 2021])
+def original(request, xmen_home, tmp_path, monkeypatch) -> Path:
+    root = make_original_set(tmp_path / "experiments" / "set_a", request.param, header="export FROM_HEADER=1")
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_list_reads_an_original_set(original, capsys):
+    code, out, err = xmen(capsys, "list", "--csv", "-p", "a|b")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split(",")[:3] == ["", "root", "name"]
+    rows = {line.split(",")[2]: line.split(",") for line in lines[1:]}
+    assert sorted(rows) == sorted(NAMES)
+    assert rows["a=2.0__b=cat"][-2:] == ["2.0", "cat"]
+    code, out, err = xmen(capsys, "list", "--csv", "-d")
+    import csv
+
+    created = {row[2]: row[3] for row in list(csv.reader(out.strip().splitlines()))[1:]}
+    assert set(created.values()) == {"2020-03-09-16-42-25" if "_name" in (original / NAMES[0] / "params.yml").read_text()
+                                     else "02:01PM March 03, 2021"}
+    assert not (original / "experiment.yml.orig-xmen").exists()  # reading never migrates
+
+
+def test_register_migrates_experiment_yml_keeping_a_backup(original, capsys):
+    before = (original / "experiment.yml").read_bytes()
+    code, _, err = xmen(capsys, "register", "{a: x}")
+    assert code == 0, err
+    assert (original / "experiment.yml.orig-xmen").read_bytes() == before
+    data = files.read_yaml(original / "experiment.yml")
+    assert list(data["experiments"]) == NAMES + ["a=x"]
+    assert data["script"] == "script.sh" and data["defaults"] == "defaults.yml"
+    assert data["notes"] == ["A test of the xmen experiment suite"]
+    assert data["purpose"] == "A test of the original"
+    assert "overides" not in data
+    # A second write keeps the first backup (the original's file), not our own version.
+    assert xmen(capsys, "note", "again")[0] == 0
+    assert (original / "experiment.yml.orig-xmen").read_bytes() == before
+
+
+def test_run_runs_every_original_experiment_with_its_header(original, capsys):
+    code, _, err = xmen(capsys, "run", "*", "sh")
+    assert code == 0, err
+    exp_set = ExperimentSet(original)
+    for name in NAMES:
+        assert (original / name / "ran.txt").read_text().strip() == f"a: {EXPERIMENTS[name][0]}"
+        assert exp_set.status_of(name) == "finished"
+        run_sh = (original / name / "run.sh").read_text()
+        assert "export FROM_HEADER=1" in run_sh  # the original's header survives the rewrite
+        assert "EXPERIMENT FINISHED" not in run_sh
+    assert (original / "experiment.yml.orig-xmen").exists()
+
+
+def test_relink_reset_note_unlink_clean_on_an_original_set(original, capsys):
+    assert xmen(capsys, "relink")[0] == 0
+    assert ExperimentSet(original).experiments == NAMES
+    assert files.read_yaml(original / NAMES[0] / "params.yml")["_root"] == str(original)
+    assert xmen(capsys, "reset", "*")[0] == 0
+    assert xmen(capsys, "note", "a note")[0] == 0
+    assert files.read_yaml(original / "experiment.yml")["notes"][-1] == "a note"
+    code, _, err = xmen(capsys, "unlink", "a=2.0__b=cat")
+    assert code == 0, err
+    assert xmen(capsys, "clean", "-y")[0] == 0
+    assert not (original / "a=2.0__b=cat").exists()
+    assert ExperimentSet(original).experiments == NAMES[:3]
+
+
+@pytest.mark.parametrize("command", [["reset", "a=1*"], ["note", "n"], ["unlink", "a=1*"], ["clean", "-y"]])
+def test_each_command_reads_an_unmigrated_original_set(original, capsys, command):
+    code, _, err = xmen(capsys, *command)
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_convert_keeps_unknown_keys_and_never_names_absolute_paths():
+    data = {"root": "/x/s", "defaults": "/x/s/defaults.yml", "script": "/elsewhere/script.sh",
+            "experiments": ["/x/s/a=1", "/x/s/a=2/"], "overides": [{"a": 1}, {"a": 2}],
+            "created": "c", "purpose": None, "notes": None, "type": "T", "mine": 1}
+    converted = legacy.convert_set(data)
+    assert converted["experiments"] == {"a=1": {}, "a=2": {}}
+    assert converted["script"] == "script.sh" and converted["defaults"] == "defaults.yml"
+    assert converted["mine"] == 1 and converted["notes"] == [] and converted["purpose"] == ""
+    assert legacy.convert_set({"experiments": {}}) == {"experiments": {}}
+
+
+# ---------------------------------------------------------------------------------------------- config
+MODULE = '''from xmen.experiment import Experiment
+
+
+class AnExperiment(Experiment):
+    def __init__(self):
+        """A basic python experiment."""
+        super(AnExperiment, self).__init__()
+        self.a: str = 'h'  # @p A parameter
+        self.b: int = 17  # @p Another parameter
+
+    def run(self):
+        print(f'a = {self.a}, b = {self.b}')
+'''
+
+
+@pytest.fixture
+def original_config_home(xmen_home, tmp_path, monkeypatch) -> Path:
+    """The original's ~/.xmen/config.yml at the default location (no $XMEN), naming a real module."""
+    monkeypatch.delenv("XMEN")
+    module = tmp_path / "code" / "experiment.py"
+    module.parent.mkdir()
+    module.write_text(MODULE)
+    config_file = xmen_home / ".xmen" / "config.yml"
+    config_file.parent.mkdir()
+    config_file.write_text(original_config(str(module), ["/data/old/set_a"], prompt=False, header="# from 2020"))
+    return config_file
+
+
+def test_original_config_is_read(original_config_home):
+    assert global_config.config_path() == original_config_home
+    conf = global_config.load()
+    assert conf.prompt is False
+    assert conf.experiments == {"AnExperiment": str(original_config_home.parents[2] / "code" / "experiment.py")}
+    assert conf.header == "# from 2020"
+    assert conf.sets == ["/data/old/set_a"]
+    assert global_config.GlobalConfig.from_dict({"prompt_for_message": True}).prompt is True
+
+
+def test_a_class_registered_by_the_original_inits_a_set(original_config_home, tmp_path, capsys):
+    code, out, err = xmen(capsys, "init", "-n", "AnExperiment", "-r", str(tmp_path / "new"))
+    assert code == 0, err
+    assert files.read_yaml(tmp_path / "new" / "defaults.yml")["a"] == "h"
+
+
+def test_first_config_write_keeps_the_original_keys_and_a_backup(original_config_home, tmp_path, capsys):
+    before = original_config_home.read_bytes()
+    code, _, err = xmen(capsys, "config", "--add_path", str(tmp_path))
+    assert code == 0, err
+    assert Path(f"{original_config_home}.orig-xmen").read_bytes() == before
+    data = files.read_yaml(original_config_home)
+    for key in ("meta", "save_conda", "redirect_stdout", "requeue", "host", "port"):
+        assert key in data, key
+    assert data["prompt"] is False and data["header"] == "# from 2020"
+    assert str(tmp_path) in data["python_paths"]
+    assert global_config.load().experiments["AnExperiment"].endswith("experiment.py")
+
+
+def test_a_2021_generated_run_script_resolves_to_its_module(tmp_path):
+    code = tmp_path / "code"
+    (code / "pkg").mkdir(parents=True)
+    (code / "pkg" / "exps.py").write_text(MODULE)
+    script = tmp_path / "pkg.exps.AnExperiment"
+    script.write_text(
+        "#!/usr/bin/env python3\nimport sys\nimport importlib\nimport xmen\n"
+        f'sys.path.append("{code}")\nimport logging\n\nmod = importlib.import_module("pkg.exps")\n'
+        'X = getattr(mod, "AnExperiment")\nX().main()'
+    )
+    assert legacy.experiment_module(str(script)) == str(code / "pkg" / "exps.py")
+    assert legacy.experiment_module("/some/module.py") == "/some/module.py"
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_prompt_for_message_of_the_original_config_is_honoured(prompt, xmen_home, tmp_path, monkeypatch):
+    """``init`` on a terminal asks for a purpose exactly when the original's ``prompt_for_message`` says so."""
+    import pty
+    import select
+    import subprocess
+    import time
+
+    monkeypatch.delenv("XMEN")
+    config_file = xmen_home / ".xmen" / "config.yml"
+    config_file.parent.mkdir()
+    config_file.write_text(original_config(str(tmp_path / "m.py"), [], prompt=prompt))
+    (tmp_path / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (tmp_path / "defaults.yml").write_text("a: 1\n")
+    master, slave = pty.openpty()
+    command = [sys.executable, "-m", "xmen.cli", "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "s"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    output, deadline = b"", time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                output += os.read(master, 1024)
+            except OSError:
+                break
+            if b"Purpose" in output:
+                os.write(master, b"asked\n")
+    proc.wait(timeout=30)
+    os.close(master)
+    assert proc.returncode == 0, output
+    assert (b"Purpose" in output) is prompt
+    assert files.read_yaml(tmp_path / "s" / "experiment.yml")["purpose"] == ("asked" if prompt else "")
