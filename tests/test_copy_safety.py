@@ -83,4 +83,4 @@ def test_every_command_in_a_copy_leaves_the_original_untouched(kind, xmen_home, 
         assert sorted(after) == sorted(before), (command, sorted(set(after) ^ set(before)))
         changed = [name for name in before if before[name] != after[name]]
         assert not changed, (command, changed)
-    assert not copy.exists()
+    assert not copy.exists(), (out, err, sorted(os.listdir(copy)))

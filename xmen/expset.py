@@ -105,9 +105,20 @@ class ExperimentSet:
 
     def _save_set(self, data: dict[str, Any]) -> None:
         """Replace experiment.yml (caller holds its lock); the original xmen's version is kept as a backup first."""
-        from .legacy import backup_if_original_set
+        from .legacy import backup_if_original_set, convert_set, is_original_set
 
         statecheck.check_set_data(self.set_file, data)
+        try:
+            on_disk = files.read_yaml(self.set_file)
+        except StateFileError:
+            on_disk = {}
+        if is_original_set(on_disk):
+            # The original xmen made the folders its experiment.yml lists: they carry our marker from now on, so
+            # clean and rm know them once the migrated file no longer says which they were.
+            for exp_name in convert_set(on_disk)["experiments"]:
+                exp_dir = self.root / exp_name
+                if exp_dir.is_dir() and not exp_dir.is_symlink() and not ownership.is_marked_experiment(exp_dir):
+                    ownership.mark_experiment(exp_dir)
         backup_if_original_set(self.set_file)
         files.write_yaml(self.set_file, data, _SET_COMMENTS)
 

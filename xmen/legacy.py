@@ -30,8 +30,17 @@ _DROPPED_SET_KEYS = ("overides",)
 
 
 def is_original_set(data: Any) -> bool:
-    """Whether a parsed experiment.yml was written by the original xmen (experiments as a list of paths)."""
-    return isinstance(data, dict) and isinstance(data.get("experiments"), list)
+    """Whether a parsed experiment.yml was written by the original xmen: experiments as a list of absolute paths.
+
+    Any other list (``experiments: [a, b]``, a hand edit) is damage, which the shape check reports: reading it
+    as names would let ``clean`` take every linked experiment for unlinked.
+    """
+    if not isinstance(data, dict):
+        return False
+    experiments = data.get("experiments")
+    return isinstance(experiments, list) and all(
+        isinstance(path, str) and os.path.isabs(path) for path in experiments
+    )
 
 
 def experiment_names(paths: list[Any]) -> list[str]:

@@ -466,14 +466,14 @@ class _SetState:
         except StateFileError as exc:
             self.problem = f"{SET_FILE}: {_reason(exc, path)}"
             return
+        from .legacy import convert_set
+
+        data = convert_set(data)  # a set written by the original xmen (experiments: a list of absolute paths)
         try:  # the shape every command checks (experiments: [a, b] is damage, not a list of names)
             check_set_data(SET_FILE, data, check_names=False)
         except StateFileError as exc:
             self.problem = str(exc)
             return
-        from .legacy import convert_set
-
-        data = convert_set(data)  # a set written by the original xmen
         linked = data.get("experiments") or {}
         names = [str(k) for k in linked]
         notes = data.get("notes") or []

@@ -84,8 +84,9 @@ def set_record(set_data: dict[str, Any]) -> dict[str, list[str]] | None:
 
 
 def is_xmen_set_entry(name: str) -> bool:
-    """True for a top-level entry of a set that xmen writes: its files, lock sidecars, stray temp files."""
-    if name in SET_ENTRIES:
+    """True for a top-level entry of a set that xmen writes: its files, lock sidecars, stray temp files, and the
+    backup of an original-format experiment.yml that xmen kept when it migrated the file."""
+    if name in SET_ENTRIES or name == "experiment.yml.orig-xmen":
         return True
     for own in ("experiment.yml", "defaults.yml", "script.sh", "Snakefile"):
         if name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp")):
