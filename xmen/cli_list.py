@@ -57,6 +57,8 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
               help="Cap each column at N characters (longer values end in '...').")
 @click.option("--max_rows", "--max-rows", "max_rows", type=click.IntRange(min=1), metavar="N",
               help="Show only the first and last rows when there are more than N.")
+@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0, default=None,
+              metavar="[SECONDS]", help="Redraw every SECONDS (default 2) until Ctrl-C. Put GLOBs first.")
 def list_command(
     globs: tuple[str, ...],
     verbose: bool,
@@ -73,12 +75,18 @@ def list_command(
     as_csv: bool,
     max_width: int | None,
     max_rows: int | None,
+    watch: float | None = None,
 ) -> None:
     """List experiments matching GLOBs (default: every set below the current folder).
 
     A GLOB matches set folders (listing every set below them) and ROOT/NAME experiment paths; relative GLOBs are
     relative to the current folder. Without column options the table shows root, name and status.
     """
+    if watch is not None:
+        from .watch import watch as redraw
+
+        ctx = click.get_current_context()
+        return redraw(lambda: ctx.invoke(list_command, **{**ctx.params, "watch": None}), watch, "xmen " + " ".join(sys.argv[1:]))
     with listing.no_gc():  # a short-lived command building 100k rows: cyclic GC passes only cost time
         if notebook and as_csv:
             raise UsageError("-l/--list and --csv cannot be combined")
