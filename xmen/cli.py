@@ -306,6 +306,10 @@ def _attach_optional_commands() -> None:
     cli.add_command(demo_command, "demo")
     cli.add_command(ci_command, "ci")
     cli.add_command(workflow_command, "workflow")
+    from .cli_report import plot_command, report_command
+
+    cli.add_command(plot_command, "plot")
+    cli.add_command(report_command, "report")
 
 
 _attach_optional_commands()
