@@ -3,7 +3,7 @@
 Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set keeps
 an index in ``<root>/.xmen/``: ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
 size)`` of its ``params.yml`` and the row read from it (``[ino, mtime, ctime, size, context, status, params,
-messages, liveness]``, with the creation/type/purpose/meta/commit ``context`` shared between rows), plus the parsed
+messages, liveness, extra]``, ``extra`` holding the failure reason and notes when there are any, with the creation/type/purpose/meta/commit ``context`` shared between rows), plus the parsed
 ``experiment.yml`` under its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats
 every selected ``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer
 wins) only what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
@@ -57,7 +57,7 @@ DELTA_FILE = "index-delta.json"
 #: The delta is folded into the base once it holds more than this many entries or a tenth of the set.
 DELTA_MIN = 500
 INDEX_FORMAT = "xmen-list-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 #: Files whose mtime or ctime is this close to the time they were read are re-read next time rather than trusted
 #: from the index: 2 s covers the coarsest timestamps in use (FAT; ext3 and some NFS servers have 1 s).
 RACY_NS = 2_000_000_000
@@ -66,11 +66,13 @@ RACY_NS = 2_000_000_000
 FIXED_COLUMNS = ("root", "name", "created", "type", "purpose", "mac", "host", "user", "home", "status", "commit")
 META_COLUMNS = ("mac", "host", "user", "home")
 
-# In-memory experiment record: (context, status, params, messages, liveness) where context is the tuple below,
-# shared between the experiments of one registration, and liveness holds ``_run``/``_started`` of running ones.
+# In-memory experiment record: (context, status, params, messages, liveness, extra) where context is the tuple
+# below, shared between the experiments of one registration, liveness holds ``_run``/``_started`` of running ones
+# and extra ``{"error": _error, "notes": _notes}`` of experiments that have either (None otherwise).
 _CONTEXT_FIELDS = ("created", "type", "purpose", "mac", "host", "user", "home", "commit")
 _Context = tuple[Any, ...]
-_Record = tuple[_Context, Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]
+_Record = tuple[_Context, Any, dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+_ENTRY_LENGTH = 10
 _Signature = tuple[int, int, int, int]
 
 _MISSING: Any = float("nan")  # what a row without a parameter/message shows, as pandas would
@@ -369,7 +371,12 @@ def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Reco
     liveness = None
     if status == st.RUNNING:
         liveness = {k: _jsonable(params[k]) for k in ("_run", "_started") if k in params}
-    return (context, status, user, messages, liveness)
+    extra = None
+    error, notes = params.get("_error"), params.get("_notes")
+    if error is not None or notes:
+        notes = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)] if notes else []
+        extra = {"error": None if error is None else str(error), "notes": notes}
+    return (context, status, user, messages, liveness, extra)
 
 
 def _reason(exc: Exception, path: str) -> str:
@@ -429,7 +436,7 @@ class _SetState:
             self._old.update(entries)
             return
         for name, entry in entries.items():
-            if isinstance(entry, list) and len(entry) == 9 and entry[4].__class__ is int and entry[4] >= 0:
+            if isinstance(entry, list) and len(entry) == _ENTRY_LENGTH and entry[4].__class__ is int and entry[4] >= 0:
                 entry[4] += offset
                 self._old[name] = entry
                 self._delta_names.add(name)
@@ -487,7 +494,7 @@ class _SetState:
     def _cached(self, entry: Any, stat: os.stat_result) -> _Record | None:
         """The indexed record ``entry`` if its signature still matches ``stat`` (None for any malformed entry)."""
         try:
-            ino, mtime, ctime, size, context_id, status, user, messages, liveness = entry
+            ino, mtime, ctime, size, context_id, status, user, messages, liveness, extra = entry
             if ino != stat.st_ino or mtime != stat.st_mtime_ns or ctime != stat.st_ctime_ns or size != stat.st_size:
                 return None
             if context_id.__class__ is not int or context_id < 0:
@@ -499,7 +506,9 @@ class _SetState:
             return None
         if liveness is not None and liveness.__class__ is not dict:
             return None
-        return (context, status, user, messages, liveness)
+        if extra is not None and extra.__class__ is not dict:
+            return None
+        return (context, status, user, messages, liveness, extra)
 
     def records(
         self, names: Iterable[str], contexts: dict[_Context, _Context], problems: list[tuple[str, str]]
@@ -561,11 +570,13 @@ class _SetState:
                 fresh = self._new[name]
                 if fresh is None:
                     continue
-                sig, (context, status, user, messages, liveness) = fresh
-                entries[name] = [*sig, contexts.setdefault(context, len(contexts)), status, user, messages, liveness]
+                sig, (context, status, user, messages, liveness, extra) = fresh
+                entries[name] = [
+                    *sig, contexts.setdefault(context, len(contexts)), status, user, messages, liveness, extra
+                ]
                 continue
             entry = self._old.get(name)
-            if isinstance(entry, list) and len(entry) == 9:
+            if isinstance(entry, list) and len(entry) == _ENTRY_LENGTH:
                 try:
                     old_context = self._old_contexts[entry[4]]
                 except (IndexError, TypeError):
@@ -752,15 +763,22 @@ def collect(
     params: Sequence[str] = (),
     type: str | None = None,
     status: Sequence[str] = (),
+    sort: Sequence[str] = (),
 ) -> ListResult:
     """Experiments selected by ``globs`` (default: every set below ``cwd``) passing every filter.
 
     ``params`` are ``-p`` values (only their predicates filter rows, see :mod:`xmen.predicates`), ``type`` a glob or
     regex over the experiment class (``_version.class``, else the set's ``type``) and ``status`` the statuses to
-    keep (``lost`` included). Unreadable sets and experiments are reported in ``problems``, never raised.
+    keep (``lost`` included). A predicate's name is looked up among the experiment's parameters first, then among
+    its messages (``val_acc>0.9``); ``NAME [param]`` / ``NAME [message]`` (the table's labels for a name that is
+    both) look in one place only. ``sort`` orders the rows (see :func:`sort_rows`). Unreadable sets and
+    experiments are reported in ``problems``, never raised.
     """
     with no_gc():
-        return _collect(globs, cwd, params=params, type=type, status=status)
+        result = _collect(globs, cwd, params=params, type=type, status=status)
+        if sort:
+            sort_rows(result.rows, sort)
+        return result
 
 
 def _collect(
@@ -774,7 +792,7 @@ def _collect(
     unknown = [s for s in status if s not in st.ALL]
     if unknown:
         raise UsageError(f"unknown status {unknown[0]!r} (choose from {', '.join(st.ALL)})")
-    predicates = [f for f in parse_param_filters(params) if isinstance(f, Predicate)]
+    predicates = [(*split_label(f.name), f) for f in parse_param_filters(params) if isinstance(f, Predicate)]
     wanted_status = set(status)
     base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     now_ns = time.time_ns()
@@ -797,7 +815,7 @@ def _collect(
         notes = info.get("notes")
         listed = SetInfo(root, info.get("type"), info.get("created"), info.get("purpose"), list(notes or []))
         set_type = info.get("type")
-        for name, (context, raw_status, user, messages, liveness) in state.records(names, contexts, problems):
+        for name, (context, raw_status, user, messages, liveness, extra) in state.records(names, contexts, problems):
             exp_type = context[1] if context[1] is not None else set_type
             if type is not None:
                 ok = type_ok.get(exp_type)
@@ -805,7 +823,7 @@ def _collect(
                     ok = type_ok[exp_type] = _type_matches(type, exp_type)
                 if not ok:
                     continue
-            if predicates and not all(p.matches(user) for p in predicates):
+            if predicates and not _passes(predicates, user, messages):
                 continue
             if raw_status.__class__ is str and raw_status != st.RUNNING:
                 shown = raw_status  # the common case, without a call
@@ -828,6 +846,8 @@ def _collect(
                     "commit": context[7],
                     "params": user,
                     "messages": messages,
+                    "error": extra["error"] if extra is not None else None,
+                    "notes": extra["notes"] if extra is not None else None,
                 }
             )
             listed.names.append(name)
@@ -835,6 +855,76 @@ def _collect(
         sets.append(listed)
     filtered = bool(predicates or type is not None or wanted_status)
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """``("lr", "param")`` for ``"lr [param]"``, ``("lr", "message")`` for ``"lr [message]"``, else
+    ``(label, "any")``: how ``-p`` predicates and ``--sort`` keys name a parameter or message explicitly."""
+    for where in ("param", "message"):
+        suffix = f" [{where}]"
+        if label.endswith(suffix):
+            return label[: -len(suffix)], where
+    return label, "any"
+
+
+def _lookup(name: str, where: str, user: dict[str, Any], messages: dict[str, Any]) -> Any:
+    """The value a predicate or sort key names: the parameter if there is one (unless ``[message]``), else the
+    message; ``_MISSING`` when neither."""
+    if where != "message" and name in user:
+        return user[name]
+    if where != "param" and name in messages:
+        return messages[name]
+    return _MISSING
+
+
+def _passes(predicates: Sequence[tuple[str, str, Predicate]], user: dict[str, Any], messages: dict[str, Any]) -> bool:
+    for name, where, predicate in predicates:
+        value = _lookup(name, where, user, messages)
+        if value is _MISSING or not predicate.holds(value):
+            return False
+    return True
+
+
+#: Row keys ``--sort`` can name besides parameters and messages.
+SORTABLE_COLUMNS = (*FIXED_COLUMNS, "error", "notes")
+
+
+def _sort_value(value: Any) -> tuple[int, float, str] | None:
+    """Numbers by value before text; None for a missing value or a YAML null (always sorted last)."""
+    if value is None or value is _MISSING or (value.__class__ is float and value != value):
+        return None
+    if _is_number(value):
+        return (0, float(value), "")
+    return (1, 0.0, value if value.__class__ is str else str(value))
+
+
+def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool = False) -> None:
+    """Sort ``rows`` in place by ``keys``, the first deciding first; ``-KEY`` (or ``descending``) sorts one key
+    from largest to smallest. Numbers sort by value, before text; rows without the key come last either way.
+
+    A key names a row column (:data:`SORTABLE_COLUMNS`: ``name``, ``status``, ``created``, ...), else a parameter,
+    else a message, as ``-p`` predicates do (``NAME [param]`` / ``NAME [message]`` choose one). A key no row has
+    is a UsageError.
+    """
+    for key in reversed(list(keys)):
+        reverse = descending
+        if key.startswith("-"):
+            key, reverse = key[1:], not descending
+        name, where = split_label(key)
+        if not name:
+            raise UsageError("empty sort key (expected e.g. --sort val_acc or --sort=-val_acc)")
+        if where == "any" and name in SORTABLE_COLUMNS:
+            values = [_sort_value(r[name]) for r in rows]
+        else:
+            values = [_sort_value(_lookup(name, where, r["params"], r["messages"])) for r in rows]
+            if rows and all(v is None for v in values) and not any(
+                _lookup(name, where, r["params"], r["messages"]) is not _MISSING for r in rows
+            ):
+                raise UsageError(f"cannot sort by {key!r}: no listed experiment has such a parameter or message")
+        present = [i for i, v in enumerate(values) if v is not None]
+        absent = [i for i, v in enumerate(values) if v is None]
+        present.sort(key=values.__getitem__, reverse=reverse)
+        rows[:] = [rows[i] for i in present + absent]
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -861,16 +951,21 @@ def table_columns(
     messages: str | None = None,
     params: Sequence[str] = (),
     relative_roots: bool = True,
+    kinds: list[str] | None = None,
 ) -> tuple[list[str], list[list[Any]]]:
     """Column labels and values (column-major) for the chosen options; absent parameters/messages are NaN.
 
     ``status=None`` shows status only when no other column was asked for (the default view: root, name, status).
     ``verbose`` shows every column, parameters and messages restricted by ``params`` regexes/``messages`` if given.
-    Names clashing with a fixed column or a parameter get a ``[param]``/``[message]`` suffix.
+    Wherever status is shown, ``error`` (why the last run failed) and ``notes`` (``xmen note -e``, joined by
+    ``"; "``) follow it when some listed experiment has one. A predicate shows the column it filters on (the
+    message's when the name is a message only). Names clashing with a fixed column or a parameter get a
+    ``[param]``/``[message]`` suffix. ``kinds``, if given, receives ``"fixed"``, ``"param"`` or ``"message"`` per
+    column.
     """
     filters = parse_param_filters(params)
     regexes = [f for f in filters if isinstance(f, ColumnPattern)]
-    predicate_names = [f.name for f in filters if isinstance(f, Predicate)]
+    predicate_names = [split_label(f.name) for f in filters if isinstance(f, Predicate)]
     try:
         message_regex = re.compile(messages) if messages is not None else None
     except re.error as exc:
@@ -889,25 +984,38 @@ def table_columns(
         fixed.append("purpose")
     if verbose or meta:
         fixed.extend(META_COLUMNS)
+    rows = result.rows
     if status:
         fixed.append("status")
+        if any(r["error"] is not None for r in rows):
+            fixed.append("error")
+        if any(r["notes"] for r in rows):
+            fixed.append("notes")
     if verbose or git:
         fixed.append("commit")
 
     all_params = result.param_names()
+    all_messages = result.message_names()
+    known_params = set(all_params)
+    predicate_messages = {
+        name: None
+        for name, where in predicate_names
+        if where == "message" or (where == "any" and name not in known_params and name in all_messages)
+    }
     if regexes or predicate_names or not verbose:
         chosen = {p: None for p in all_params if any(r.selects(p) for r in regexes)}
-        for name in predicate_names:
-            chosen.setdefault(name, None)
-        param_names = [p for p in all_params if p in chosen] + [p for p in chosen if p not in all_params]
+        for name, where in predicate_names:
+            if name not in predicate_messages or (where == "param"):
+                chosen.setdefault(name, None)
+        param_names = [p for p in all_params if p in chosen] + [p for p in chosen if p not in known_params]
     else:
         param_names = all_params
     if message_regex is not None:
-        message_names = [m for m in result.message_names() if message_regex.fullmatch(m)]
+        message_names = [m for m in all_messages if message_regex.fullmatch(m)]
     else:
-        message_names = result.message_names() if verbose else []
+        message_names = all_messages if verbose else []
+    message_names += [m for m in predicate_messages if m not in message_names]
 
-    rows = result.rows
     labels: list[str] = []
     columns: list[list[Any]] = []
     roots = {r["root"] for r in rows}
@@ -916,6 +1024,8 @@ def table_columns(
     for key in fixed:
         if key == "root" and relative_roots:
             values = [relative[r["root"]] for r in rows]
+        elif key == "notes":
+            values = ["; ".join(r["notes"]) if r["notes"] else None for r in rows]
         else:
             values = [r[key] for r in rows]
         labels.append(key)
@@ -928,6 +1038,8 @@ def table_columns(
     for key in message_names:
         labels.append(f"{key} [message]" if key in taken else key)
         columns.append([r["messages"].get(key, _MISSING) for r in rows])
+    if kinds is not None:
+        kinds.extend(["fixed"] * len(fixed) + ["param"] * len(param_names) + ["message"] * len(message_names))
     return labels, columns
 
 
@@ -1050,22 +1162,81 @@ def to_dataframe(
     status: Sequence[str] = (),
     messages: str | None = None,
     relative_roots: bool = False,
+    sort: Sequence[str] | str = (),
+    history: bool = False,
 ) -> "pandas.DataFrame":
     """Experiments as a pandas DataFrame, for notebooks and scripts.
 
     Takes the filters of ``xmen list``: ``globs`` (default: every set below ``cwd``), ``params`` (``-p`` regexes
-    choose parameter columns, predicates such as ``"lr<0.01"`` also filter rows), ``type`` (``-n``), ``status``
-    (statuses to keep) and ``messages`` (regex of message columns; default all). Columns are
-    :data:`FIXED_COLUMNS` (``root`` absolute unless ``relative_roots``), then parameters, then messages; a
-    parameter an experiment lacks is NaN, while a YAML null stays None. Unreadable experiments are skipped; call
-    :func:`collect` to see why. Uses the same index cache as the command line, so repeated calls are fast.
+    choose parameter columns, predicates such as ``"lr<0.01"`` or ``"val_acc>0.9"`` (a message) also filter rows),
+    ``type`` (``-n``), ``status`` (statuses to keep), ``messages`` (regex of message columns; default all) and
+    ``sort`` (``--sort`` keys, ``"-val_acc"`` descending). Columns are :data:`FIXED_COLUMNS` (``root`` absolute
+    unless ``relative_roots``) with ``error`` and ``notes`` after ``status`` when some experiment has one, then
+    parameters, then messages (their latest values); a parameter an experiment lacks is NaN, while a YAML null
+    stays None. ``frame.attrs["xmen"]`` names the ``params`` and ``messages`` columns (what
+    :func:`xmen.compare.compare` summarises). Unreadable experiments are skipped; call :func:`collect` to see why.
+    Uses the same index cache as the command line, so repeated calls are fast.
+
+    With ``history=True`` the result is instead the long table of every message the selected experiments sent
+    (their ``history.jsonl``, see :mod:`xmen.history`): columns ``root``, ``experiment`` (its name), ``step`` (int
+    or None), ``time`` (Unix seconds), ``key`` and ``value``, one row per key of each ``message()`` call, in the
+    order sent; ``messages`` filters the keys.
 
     >>> df = to_dataframe("~/experiments/*", params=["lr<0.01"], status=["finished"])  # doctest: +SKIP
+    >>> curves = to_dataframe("~/experiments/*", history=True, messages="loss")  # doctest: +SKIP
     """
     if isinstance(globs, str):
         globs = [globs]
-    result = collect(globs, cwd, params=params, type=type, status=status)
+    if isinstance(sort, str):
+        sort = [sort]
+    result = collect(globs, cwd, params=params, type=type, status=status, sort=sort)
+    if history:
+        return _history_frame(result, messages, relative_roots)
+    kinds: list[str] = []
     labels, columns = table_columns(
-        result, verbose=True, messages=messages, params=params, relative_roots=relative_roots
+        result, verbose=True, messages=messages, params=params, relative_roots=relative_roots, kinds=kinds
     )
-    return _frame(labels, columns)
+    frame = _frame(labels, columns)
+    frame.attrs["xmen"] = {
+        "params": [label for label, kind in zip(labels, kinds) if kind == "param"],
+        "messages": [label for label, kind in zip(labels, kinds) if kind == "message"],
+    }
+    return frame
+
+
+HISTORY_COLUMNS = ("root", "experiment", "step", "time", "key", "value")
+
+
+def _history_frame(result: ListResult, messages: str | None, relative_roots: bool) -> "pandas.DataFrame":
+    """The long table of every message of the listed experiments (see :func:`to_dataframe`)."""
+    import pandas as pd
+
+    from . import history
+
+    try:
+        wanted = re.compile(messages).fullmatch if messages is not None else None
+    except re.error as exc:
+        raise UsageError(f"bad message regex {messages!r}: {exc}") from None
+    roots = {r["root"] for r in result.rows}
+    prefix = common_root(roots) if relative_roots else ""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    root_col, name_col, step_col, time_col, key_col, value_col = columns
+    for row in result.rows:
+        root = os.path.relpath(row["root"], prefix) if relative_roots else row["root"]
+        for record in history.read(os.path.join(row["root"], row["name"])):
+            for key, value in record["values"].items():
+                if wanted is not None and not wanted(key):
+                    continue
+                root_col.append(root)
+                name_col.append(row["name"])
+                step_col.append(record["step"])
+                time_col.append(record["time"])
+                key_col.append(key)
+                value_col.append(value)
+    frame = pd.DataFrame({label: pd.Series(values, dtype=object) for label, values in zip(HISTORY_COLUMNS, columns)})
+    frame["time"] = pd.Series(time_col, dtype=float)
+    if all(s is not None for s in step_col):
+        frame["step"] = pd.Series(step_col, dtype="int64")
+    if value_col and all(_is_number(v) for v in value_col):
+        frame["value"] = pd.Series(value_col, dtype=float)
+    return frame

@@ -102,7 +102,10 @@ class Predicate:
         """Whether an experiment with parameters ``params`` passes."""
         if self.name not in params:
             return False
-        value = params[self.name]
+        return self.holds(params[self.name])
+
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` (of this predicate's parameter or message) satisfies every comparison."""
         return all(c.holds(value) for c in self.comparisons)
 
 
