@@ -43,7 +43,7 @@ def plot_command(args, by, x_axis, params, output) -> None:
     plot.output_format(output)
     plot.pyplot()  # a missing matplotlib is an error before anything is read
     groups = _names(by)
-    history = to_dataframe(globs or None, history=True, params=params, messages=re.escape(metric))
+    history = to_dataframe(globs or None, history=True, params=params)
     experiments = to_dataframe(globs or None, params=[*params, ".*"]) if groups else None
     drawn = plot.plot(history, metric, output, x=x_axis, by=groups, experiments=experiments)
     click.echo(f"Wrote {os.path.abspath(output)} ({len(drawn)} curve(s) of {metric})", err=True)

@@ -116,7 +116,7 @@ def gather(
     Without matplotlib the report has no plots and says why.
     """
     from . import compare as comparing
-    from . import listing, plot
+    from . import listing
 
     result = listing.collect(list(globs) if globs else None)
     if not result.rows:
@@ -177,9 +177,9 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def format_value(value: Any, key: str = "", none: str = "") -> str:
-    """A cell's text: numbers with 4 significant digits, Unix times under a time-like key and xmen timestamps
-    as dates, a missing value (NaN) empty and a YAML null as ``none``."""
+def format_value(value: Any, key: str = "", none: str = "", exact: bool = False) -> str:
+    """A cell's text: numbers with 4 significant digits (``exact``: as written, for parameters), Unix times
+    under a time-like key and xmen timestamps as dates, a missing value (NaN) empty and a YAML null as ``none``."""
     from .provenance import parse_time
 
     if value is None:
@@ -197,7 +197,7 @@ def format_value(value: Any, key: str = "", none: str = "") -> str:
         return datetime.fromtimestamp(number).strftime("%Y-%m-%d %H:%M:%S")
     if _is_integer(value):
         return str(int(value))
-    return f"{number:.4g}"
+    return str(number) if exact else f"{number:.4g}"
 
 
 def _is_number(value: Any) -> bool:
@@ -212,8 +212,8 @@ def _is_integer(value: Any) -> bool:
     return getattr(getattr(value, "dtype", None), "kind", None) in ("i", "u")
 
 
-def _e(value: Any, key: str = "", none: str = "") -> str:
-    return html.escape(format_value(value, key, none), quote=True)
+def _e(value: Any, key: str = "", none: str = "", exact: bool = False) -> str:
+    return html.escape(format_value(value, key, none, exact), quote=True)
 
 
 def _status_class(status: Any) -> str:
@@ -276,7 +276,11 @@ def _comparison_html(data: ReportData) -> str:
     if frame is None or frame.empty:
         return "<p class='muted'>No numeric metrics to compare (experiments send them with message()).</p>"
     header = [html.escape(str(c)) for c in frame.columns]
-    rows = [[_e(v, str(c)) for c, v in zip(frame.columns, row)] for row in frame.itertuples(index=False)]
+    exact = set(data.by)
+    rows = [
+        [_e(v, str(c), "None", c in exact) for c, v in zip(frame.columns, row)]
+        for row in frame.itertuples(index=False)
+    ]
     grouped = ", ".join(data.by) if data.by else "nothing (all experiments in one group)"
     return (
         f"<p>Grouped by {html.escape(grouped)}; every other parameter (seeds, repeats) is averaged over. "
@@ -294,6 +298,11 @@ def _plots_html(data: ReportData) -> str:
         )
     note = f"<p class='muted'>{_e(data.plot_note)}</p>" if data.plot_note else ""
     return note + "".join(parts)
+
+
+def _short(key: str, value: Any) -> Any:
+    """A commit as its first 10 characters, like git's short form (the full one is in params.yml)."""
+    return value[:10] if key == "commit" and isinstance(value, str) else value
 
 
 _PROVENANCE = ("created", "host", "started", "ended", "attempt", "slurm job", "commit", "class")
@@ -316,8 +325,9 @@ def _experiments_html(data: ReportData) -> str:
         row += [_e(name), f"<span class='badge {_status_class(status)}'>{_e(status)}</span>", _e(detail.get("error"))]
         if has_notes:
             row.append("<br>".join(html.escape(n) for n in detail.get("notes") or []))
-        row += [_e(column.iloc[i], str(label), "None") for label, column in zip(data.params + data.metrics, columns)]
-        row += [_e(detail.get(k)) for k in shown_provenance]
+        row += [_e(column.iloc[i], str(label), "None", True) for label, column in zip(data.params, columns)]
+        row += [_e(column.iloc[i], str(label)) for label, column in zip(data.metrics, columns[len(data.params):])]
+        row += [_e(_short(k, detail.get(k))) for k in shown_provenance]
         rows.append(row)
     header_html = [html.escape(h) for h in header]
     legend = (
@@ -334,7 +344,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bo
 h3 { margin-bottom: 0.2em; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 1em; }
 .muted { color: #667085; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
-th, td { border: 1px solid #dde2ea; padding: 3px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #dde2ea; padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
 th { background: #f3f5f9; position: sticky; top: 0; }
 tbody tr:nth-child(even) { background: #fafbfd; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 9px; margin-right: 4px; font-size: 12px; }
