@@ -78,3 +78,65 @@ def test_compare_refuses_unknown_columns(tmp_path: Path) -> None:
         compare(frame, ["momentum"])
     with pytest.raises(UsageError, match="no metric 'acc'"):
         compare(frame, ["lr"], metrics=["acc"])
+
+
+TRAIN = '''
+import random
+from xmen import Experiment
+
+
+class Train(Experiment):
+    def __init__(self):
+        """A noisy training sweep."""
+        super().__init__()
+        self.lr: float = 0.1  # @p learning rate
+        self.seed: int = 0  # @p random seed
+
+    def run(self):
+        rng = random.Random(self.seed)
+        acc = 0.5
+        for epoch in range(5):
+            acc += self.lr * (1 - acc) + rng.uniform(-0.001, 0.001)
+            self.message({'val_acc': acc, 'loss': 1 - acc}, step=epoch)
+
+
+if __name__ == '__main__':
+    exp = Train()
+    exp.main(exp.parse_args())
+'''
+
+
+def test_xmen_compare_on_a_run_sweep_with_repeats(tmp_path: Path, xmen_home: Path, monkeypatch, capsys) -> None:
+    """lr x seed registered and run for real (each experiment's run.sh), then compared by lr over the seeds."""
+    import csv
+    import io
+    import subprocess
+
+    from xmen import history
+
+    (tmp_path / "train.py").write_text(TRAIN)
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "--add", "train.py"]) == 0
+    assert main(["init", "-n", "Train", "-r", "sweep"]) == 0
+    monkeypatch.chdir(tmp_path / "sweep")
+    assert main(["register", "{lr: 0.1 | 0.3, seed: 0 | 1 | 2}"]) == 0
+    folders = sorted(p.parent for p in (tmp_path / "sweep").glob("lr=*/run.sh"))
+    assert len(folders) == 6
+    for folder in folders:
+        assert subprocess.run(["bash", str(folder / "run.sh")], capture_output=True).returncode == 0
+        assert [r["step"] for r in history.read(folder)] == [0, 1, 2, 3, 4]
+    capsys.readouterr()
+
+    assert main(["compare", "--by", "lr", "-m", "val_acc", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["lr"], r["experiments"], r["val_acc count"]) for r in rows] == [("0.1", "3", "3"), ("0.3", "3", "3")]
+    for row, lr in zip(rows, (0.1, 0.3)):
+        expected = 1 - 0.5 * (1 - lr) ** 5  # without the noise
+        assert abs(float(row["val_acc mean"]) - expected) < 0.005 and 0 < float(row["val_acc std"]) < 0.005
+        assert float(row["val_acc min"]) <= float(row["val_acc mean"]) <= float(row["val_acc max"])
+
+    assert main(["compare", "--by", "lr", "--sort", "-val_acc mean"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["lr", "experiments", "val_acc", "count"] and lines[1].split()[0] == "0.3"
+    assert main(["compare", "--by", "momentum"]) != 0
+    assert capsys.readouterr().err == "Error: cannot group by 'momentum': no such parameter (parameters: lr, seed)\n"

@@ -300,6 +300,9 @@ def _attach_optional_commands() -> None:
     from .cli_list import list_command
 
     cli.add_command(list_command, "list")
+    from .cli_compare import compare_command
+
+    cli.add_command(compare_command, "compare")
     from .cli_run import ci_command, demo_command, run_command, workflow_command
 
     cli.add_command(run_command, "run")

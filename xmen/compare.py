@@ -94,13 +94,17 @@ def compare(frame: "pandas.DataFrame", by: Sequence[str], metrics: Sequence[str]
     import pandas as pd
 
     by = list(by)
+    info = frame.attrs.get("xmen")
+    info = info if isinstance(info, dict) else {}
     missing = [c for c in by if c not in frame.columns]
     if missing:
-        raise UsageError(f"cannot group by {missing[0]!r}: no such parameter (columns: {', '.join(map(str, frame.columns))})")
+        known = info.get("params", list(frame.columns))
+        raise UsageError(f"cannot group by {missing[0]!r}: no such parameter (parameters: {', '.join(map(str, known))})")
     chosen = metric_columns(frame, by) if metrics is None else list(metrics)
     unknown = [m for m in chosen if m not in frame.columns]
     if unknown:
-        raise UsageError(f"no metric {unknown[0]!r} (columns: {', '.join(map(str, frame.columns))})")
+        known = metric_columns(frame, by)
+        raise UsageError(f"no metric {unknown[0]!r} (numeric messages: {', '.join(map(str, known)) or 'none'})")
 
     groups: dict[tuple[Hashable, ...], list[int]] = {}
     labels: dict[tuple[Hashable, ...], list[Any]] = {}
@@ -126,7 +130,11 @@ def compare(frame: "pandas.DataFrame", by: Sequence[str], metrics: Sequence[str]
             n = len(picked)
             stats["count"].append(n)
             stats["mean"].append(float(picked.mean()) if n else math.nan)
-            stats["std"].append(float(picked.std(ddof=1)) if n > 1 else math.nan)
+            # Equal values have no spread, whatever the rounding of their mean (0.99 three times gives 1.4e-16).
+            if n < 2:
+                stats["std"].append(math.nan)
+            else:
+                stats["std"].append(0.0 if picked.min() == picked.max() else float(picked.std(ddof=1)))
             stats["min"].append(float(picked.min()) if n else math.nan)
             stats["max"].append(float(picked.max()) if n else math.nan)
         for s in STATS:

@@ -625,7 +625,7 @@ class Experiment:
         if folder is None:
             return
         writer = self._xmen.history
-        if writer is None or writer.path.parent != folder:
+        if writer is None or writer.folder is not folder:
             writer = self._xmen.history = HistoryWriter(folder, self._write_latest_messages)
         try:
             writer.append(clean, step)

@@ -51,8 +51,8 @@ def history_path(exp_dir: str | os.PathLike[str]) -> Path:
 
 
 def _step(step: Any) -> int | None:
-    if step is None:
-        return None
+    if step is None or step.__class__ is int:
+        return step
     if isinstance(step, bool):
         raise ValueError(f"step must be an integer, got {step!r}")
     try:
@@ -62,10 +62,14 @@ def _step(step: Any) -> int | None:
     return int(index)
 
 
+# One encoder for every line: json.dumps with options builds a new encoder per call, which costs more than the line.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def encode(values: Mapping[str, Any], step: int | None = None, time: float | None = None) -> str:
     """One history line (with its newline) for ``values`` sent at ``time`` (default: now) and ``step``."""
     record = {"time": _time.time() if time is None else float(time), "step": _step(step), "values": values}
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
+    return _ENCODER.encode(record) + "\n"
 
 
 def _append_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
@@ -149,6 +153,7 @@ class HistoryWriter:
         flush_seconds: float = FLUSH_SECONDS,
         latest_seconds: float = LATEST_SECONDS,
     ) -> None:
+        self.folder = exp_dir
         self.path = history_path(exp_dir)
         self.write_latest = write_latest
         self.flush_seconds = flush_seconds

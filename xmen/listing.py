@@ -44,7 +44,9 @@ __all__ = [
     "find_sets",
     "render_csv",
     "render_notebook",
+    "readable",
     "render_table",
+    "sort_rows",
     "table_columns",
     "to_dataframe",
 ]
@@ -1111,6 +1113,39 @@ def render_table(
         if text is not None:
             return text
     return _frame(labels, columns).to_string(max_rows=max_rows, max_colwidth=max_width)
+
+
+#: Message/parameter names whose Unix-time values tables show as dates (``time``, ``start_time``, ``time_end``...).
+_TIME_NAME = re.compile(r"(?i)(time|timestamp|.*_time|time_.*|.*_at)")
+#: Unix times a table shows as dates: 2001-09-09 to 2286-11-20 (durations and step counts are far smaller).
+_EPOCH_RANGE = (1e9, 1e10)
+
+
+def _is_time_column(label: str, values: Sequence[Any]) -> bool:
+    if not _TIME_NAME.fullmatch(split_label(label)[0]):
+        return False
+    present = [v for v in values if v is not _MISSING and not (v.__class__ is float and v != v)]
+    low, high = _EPOCH_RANGE
+    return bool(present) and all(_is_number(v) and low <= v < high for v in present)
+
+
+def readable(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Columns for a table people read (CSV and DataFrames keep the raw values): Unix times in a column named like
+    a time (``time``, ``*_time``, ``time_*``, ``*_at``, ``timestamp``) as local ``2026-12-01 18:39:27`` rather
+    than ``1.796151e+09``, and no ``None`` for an experiment without an ``error`` or ``notes``."""
+    out = []
+    for label, values in zip(labels, columns):
+        if label in ("error", "notes"):
+            out.append(["" if v is None else v for v in values])
+        elif _is_time_column(label, values):
+            out.append([v if v is _MISSING or v != v else _local_time(v) for v in values])
+        else:
+            out.append(values)
+    return out
+
+
+def _local_time(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def _csv_cell(value: Any) -> Any:
