@@ -209,7 +209,9 @@ def render(curve_list: Sequence[Curve], metric: str, *, x: str = "step", fmt: st
     figure, axes = plt.subplots(figsize=(7.5, 4.5), dpi=100)
     try:
         for curve in curve_list:
-            (line,) = axes.plot(curve.x, curve.y, label=curve.label, linewidth=1.5)
+            few = len(curve.x) <= 30  # markers, so that a curve of one point shows at all
+            (line,) = axes.plot(curve.x, curve.y, label=curve.label, linewidth=1.5, marker="o" if few else None,
+                                markersize=3)
             if curve.low is not None and curve.high is not None:
                 axes.fill_between(curve.x, curve.low, curve.high, color=line.get_color(), alpha=0.2, linewidth=0)
         axes.set_xlabel("step" if x == "step" else "seconds since the first message")

@@ -16,7 +16,6 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
@@ -32,8 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_PLOTS = 12
 #: Parameters not grouped by default: the ones averaged over (seeds, repeats).
 AVERAGED_OVER = re.compile(r"(^|_)(seed|repeat|rep|trial|run)s?($|_)", re.IGNORECASE)
-#: Message values under these keys that look like Unix times are shown as dates.
-_TIME_KEY = re.compile(r"(^|_)(time|timestamp)$", re.IGNORECASE)
 _FAILED = set(st.FAILED) | {"corrupt"}
 
 
@@ -177,9 +174,10 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def format_value(value: Any, key: str = "", none: str = "", exact: bool = False) -> str:
-    """A cell's text: numbers with 4 significant digits (``exact``: as written, for parameters), Unix times
-    under a time-like key and xmen timestamps as dates, a missing value (NaN) empty and a YAML null as ``none``."""
+def format_value(value: Any, none: str = "", exact: bool = False) -> str:
+    """A cell's text: numbers with 4 significant digits (``exact``: as written, for parameters), xmen timestamps
+    as dates, a missing value (NaN) empty and a YAML null as ``none``. (Unix times in time-named message columns
+    become dates before, by :func:`xmen.listing.readable`, as in ``xmen list``.)"""
     from .provenance import parse_time
 
     if value is None:
@@ -193,8 +191,6 @@ def format_value(value: Any, key: str = "", none: str = "", exact: bool = False)
     number = float(value)
     if number != number:
         return ""
-    if _TIME_KEY.search(key) and 1e9 <= number < 4e9:
-        return datetime.fromtimestamp(number).strftime("%Y-%m-%d %H:%M:%S")
     if _is_integer(value):
         return str(int(value))
     return str(number) if exact else f"{number:.4g}"
@@ -212,8 +208,8 @@ def _is_integer(value: Any) -> bool:
     return getattr(getattr(value, "dtype", None), "kind", None) in ("i", "u")
 
 
-def _e(value: Any, key: str = "", none: str = "", exact: bool = False) -> str:
-    return html.escape(format_value(value, key, none, exact), quote=True)
+def _e(value: Any, none: str = "", exact: bool = False) -> str:
+    return html.escape(format_value(value, none, exact), quote=True)
 
 
 def _status_class(status: Any) -> str:
@@ -277,10 +273,7 @@ def _comparison_html(data: ReportData) -> str:
         return "<p class='muted'>No numeric metrics to compare (experiments send them with message()).</p>"
     header = [html.escape(str(c)) for c in frame.columns]
     exact = set(data.by)
-    rows = [
-        [_e(v, str(c), "None", c in exact) for c, v in zip(frame.columns, row)]
-        for row in frame.itertuples(index=False)
-    ]
+    rows = [[_e(v, "None", c in exact) for c, v in zip(frame.columns, row)] for row in frame.itertuples(index=False)]
     grouped = ", ".join(data.by) if data.by else "nothing (all experiments in one group)"
     return (
         f"<p>Grouped by {html.escape(grouped)}; every other parameter (seeds, repeats) is averaged over. "
@@ -317,16 +310,19 @@ def _experiments_html(data: ReportData) -> str:
     has_notes = any(d.get("notes") for d in data.details.values())
     header = (["set"] if several else []) + ["experiment", "status", "reason"] + (["notes"] if has_notes else [])
     header += data.params + data.metrics + shown_provenance
+    from .listing import readable
+
+    params = [frame[c].tolist() for c in data.params]
+    metrics = readable(data.metrics, [frame[c].tolist() for c in data.metrics])  # Unix times as dates
     rows = []
-    columns = [frame[c] for c in data.params + data.metrics]
     for i, (root, name, status) in enumerate(zip(frame["root"], frame["name"], frame["status"])):
         detail = data.details.get((root, name), {})
         row = [_e(os.path.basename(str(root)))] if several else []
         row += [_e(name), f"<span class='badge {_status_class(status)}'>{_e(status)}</span>", _e(detail.get("error"))]
         if has_notes:
             row.append("<br>".join(html.escape(n) for n in detail.get("notes") or []))
-        row += [_e(column.iloc[i], str(label), "None", True) for label, column in zip(data.params, columns)]
-        row += [_e(column.iloc[i], str(label)) for label, column in zip(data.metrics, columns[len(data.params):])]
+        row += [_e(column[i], "None", exact=True) for column in params]
+        row += [_e(column[i]) for column in metrics]
         row += [_e(_short(k, detail.get(k))) for k in shown_provenance]
         rows.append(row)
     header_html = [html.escape(h) for h in header]

@@ -1,0 +1,64 @@
+"""The README's quick start, run as written: its experiment.py and its shell block, ending with the comparison
+and the report of the tutorial sweep."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(600)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def quick_start() -> tuple[str, str]:
+    """(experiment.py, the shell commands) of the README's quick start section."""
+    section = README.read_text(encoding="utf-8").split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shell = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return python, shell
+
+
+def test_quick_start_ends_with_compare_and_report():
+    commands = [line.split("#")[0].strip() for line in quick_start()[1].splitlines() if line.strip()]
+    assert commands[-2].startswith("xmen compare") and commands[-1].startswith("xmen report")
+
+
+def test_the_quick_start_runs_as_written(xmen_home, tmp_path):
+    python, shell = quick_start()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "experiment.py").write_text(python)
+    env = dict(os.environ, SLURM_CONF="/dev/null")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    subprocess.run(["xmen", "config", "--disable_prompt"], env=env, check=True, capture_output=True)
+    # Each line echoed before it runs, so the output can be cut per command; the first failure stops the script.
+    script = "set -euo pipefail\n" + "".join(
+        f"echo '@@@ {line.split('#')[0].strip()}'\n{line}\n" for line in shell.splitlines() if line.strip()
+    )
+    proc = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=500)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    outputs = dict(
+        (chunk.split("\n", 1)[0].strip(), chunk.split("\n", 1)[1] if "\n" in chunk else "")
+        for chunk in proc.stdout.split("@@@ ")[1:]
+    )
+
+    set_a = xmen_home / "experiments" / "set_a"
+    names = ["a=1.0__b=None", "a=1.0__b=cat", "a=2.0__b=None", "a=2.0__b=cat"]
+    for name in names:
+        assert (set_a / name / "xmen.done").exists() and (set_a / name / "history.jsonl").exists()
+
+    compare = outputs["xmen compare --by a"].splitlines()
+    assert compare[0].split()[:3] == ["a", "experiments", "time"]
+    assert [line.split()[:2] for line in compare[1:3]] == [["1.0", "2"], ["2.0", "2"]]
+
+    page = (set_a / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Comparison</h2>" in page and "first sweep" in page and "finished: 4" in page
+    assert page.count("<img ") == 1 and "src='data:image/png;base64," in page  # the plot of the message 'time'
+    for name in names:
+        assert f"<td>{name}</td>" in page
+    assert "Wrote " in proc.stderr and "report.html (4 experiment(s), 1 plot(s))" in proc.stderr
