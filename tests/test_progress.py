@@ -69,10 +69,13 @@ def test_without_a_terminal_lines_are_sparse_and_the_last_is_always_printed():
 
     out = io.StringIO()
     line = ProgressLine(out, tty=False, interval=0)
-    line.show("same")
-    line.show("same")  # unchanged: not repeated
-    line.finish("same")
-    assert out.getvalue() == "same\n"
+    line.show(format_line(Counts(1, 1, 0, 0), 1))
+    line.show(format_line(Counts(1, 1, 0, 0), 2))  # only the time changed: not repeated
+    line.show(format_line(Counts(2, 0, 0, 0), 3))
+    line.finish(format_line(Counts(2, 0, 0, 0), 4))
+    assert out.getvalue() == (
+        "1/2 done, 1 running, 0 failed, 0 pending  [0:00:01]\n2/2 done, 0 running, 0 failed, 0 pending  [0:00:03]\n"
+    )
 
 
 def test_summary_lists_each_failure_with_reason_and_log_but_only_counts_the_rest():

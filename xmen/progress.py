@@ -136,7 +136,7 @@ class ProgressLine:
         if self.tty:
             self.stream.write(f"\r{line}\x1b[K")
             self._open = True
-        elif force or (line != self._shown and now - self._last_print >= self.interval):
+        elif force or (_state(line) != _state(self._shown) and now - self._last_print >= self.interval):
             self.stream.write(line + "\n")
             self._last_print = now
         else:
@@ -160,9 +160,14 @@ class ProgressLine:
         """The final state, always shown once, ending the line."""
         if self.tty:
             self.show(line)
-        elif line != self._shown:
+        elif _state(line) != _state(self._shown):
             self.show(line, force=True)
         self.end()
+
+
+def _state(line: str) -> str:
+    """A progress line without its elapsed time: a line that only counted seconds has nothing new to say."""
+    return line.rsplit("  [", 1)[0]
 
 
 def _isatty(stream: IO[str]) -> bool:
