@@ -152,6 +152,8 @@ def demo_command(folder, jobs) -> None:
         ["run", "-r", str(set_root), "-j", str(jobs)],
         ["list", str(set_root), "-v", "-p", ".*"],
         ["list", str(set_root), "-sm"],
+        ["compare", str(set_root), "--by", "a"],
+        ["report", str(set_root), "-o", str(base / "report.html")],
     ]
     cwd = os.getcwd()
     try:

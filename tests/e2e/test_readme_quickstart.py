@@ -62,3 +62,14 @@ def test_the_quick_start_runs_as_written(xmen_home, tmp_path):
     for name in names:
         assert f"<td>{name}</td>" in page
     assert "Wrote " in proc.stderr and "report.html (4 experiment(s), 1 plot(s))" in proc.stderr
+
+
+def test_the_demo_ends_with_the_comparison_and_the_report(xmen_home, tmp_path):
+    env = dict(os.environ, SLURM_CONF="/dev/null")
+    proc = subprocess.run([sys.executable, "-m", "xmen.cli", "demo", "--dir", str(tmp_path / "demo")], env=env,
+                          capture_output=True, text=True, timeout=500, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "$ xmen compare" in proc.stderr and "$ xmen report" in proc.stderr
+    assert re.search(r"^1\.0\s+2\s+2\s", proc.stdout, re.M)  # the comparison: a=1.0, two experiments
+    page = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
+    assert "A test of the xmen experiment suite" in page and "finished: 4" in page
