@@ -69,6 +69,9 @@ def _numeric(values: "pandas.Series") -> "pandas.Series":
     """Numbers as floats, anything else (text, booleans, lists) as NaN."""
     import pandas as pd
 
+    if values.dtype.kind in "iuf":  # the history's values were all numbers: no per-value work
+        return values.astype(float)
+
     def number(value: Any) -> float:
         if isinstance(value, bool) or value is None:
             return math.nan
@@ -108,8 +111,11 @@ def _points(history: "pandas.DataFrame", metric: str, x: str) -> "pandas.DataFra
     })[picked]
     if x == "step":
         # A message without a step counts as the next one of its experiment: its position among the metric's.
-        order = frame.groupby(["root", "experiment"], sort=False).cumcount()
-        frame["x"] = [float(s) if s is not None and s == s else float(i) for s, i in zip(frame["x"], order)]
+        steps = pd.to_numeric(frame["x"], errors="coerce")
+        if steps.isna().any():
+            order = frame.groupby(["root", "experiment"], sort=False).cumcount()
+            steps = steps.fillna(order.astype(float))
+        frame["x"] = steps
     frame["x"] = frame["x"].astype(float)
     return frame[frame["y"].notna()]
 
@@ -137,7 +143,6 @@ def curves(
     points = _points(history, metric, x)
     if points.empty:
         return []
-    names = points["experiment"]
     several_roots = points["root"].nunique() > 1
     if not by:
         out = []
@@ -151,13 +156,14 @@ def curves(
     missing = [b for b in by if b not in experiments.columns]
     if missing:
         raise UsageError(f"cannot group by {missing[0]!r}: no such parameter")
-    keys = {
-        (root, name): tuple(values)
-        for root, name, *values in zip(experiments["root"], experiments["name"], *(experiments[b] for b in by))
-    }
-    group_of = [_group_key(keys.get((r, n))) for r, n in zip(points["root"], names)]
-    points = points.assign(group=group_of)
-    points = points[points["group"].notna()]
+    import pandas as pd
+
+    keys = pd.DataFrame({
+        "root": experiments["root"],
+        "experiment": experiments["name"],
+        "group": [_group_key(tuple(values)) for values in zip(*(experiments[b] for b in by))],
+    })
+    points = points.merge(keys, on=["root", "experiment"], how="inner", sort=False)
     out = []
     for key, group in sorted(points.groupby("group", sort=False), key=lambda item: _sortable(item[0])):
         members = group.groupby(["root", "experiment"], sort=False)
@@ -185,10 +191,8 @@ def curves(
     return out
 
 
-def _group_key(values: tuple[Any, ...] | None) -> tuple[tuple[str, ...], tuple[Any, ...]] | None:
+def _group_key(values: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """A hashable group key, equal for values that print alike (NaN, lists), carrying the values to show."""
-    if values is None:
-        return None
     return (tuple(repr(v) for v in values), tuple(values))
 
 
