@@ -97,7 +97,8 @@ def list_command(
         from .watch import watch as redraw
 
         ctx = click.get_current_context()
-        return redraw(lambda: ctx.invoke(list_command, **{**ctx.params, "watch": None}), watch, "xmen " + " ".join(sys.argv[1:]))
+        once = lambda: ctx.invoke(list_command, **{**ctx.params, "watch": None})  # noqa: E731
+        return redraw(once, watch, "xmen " + " ".join(sys.argv[1:]))
     with listing.no_gc():  # a short-lived command building 100k rows: cyclic GC passes only cost time
         if notebook and as_csv:
             raise UsageError("-l/--list and --csv cannot be combined")

@@ -33,8 +33,6 @@ def plot_command(args, by, x_axis, params, output) -> None:
     xmen plot "~/exps/*" val_acc --by lr    one curve per lr, mean and std over the rest (seeds)
     xmen plot loss -x time -o loss.svg      against time, as SVG
     """
-    import re
-
     from . import plot
     from .listing import to_dataframe
 

@@ -207,7 +207,9 @@ def _sortable(key: tuple[tuple[str, ...], tuple[Any, ...]]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def render(curve_list: Sequence[Curve], metric: str, *, x: str = "step", fmt: str = "png", title: str | None = None) -> bytes:
+def render(
+    curve_list: Sequence[Curve], metric: str, *, x: str = "step", fmt: str = "png", title: str | None = None
+) -> bytes:
     """The figure of ``curve_list`` as PNG or SVG bytes."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.5), dpi=100)

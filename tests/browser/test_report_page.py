@@ -79,7 +79,8 @@ def test_report_renders_in_chromium_with_everything_the_set_holds(sweep, tmp_pat
     assert "9 experiment(s):" in text and "error: 3" in text and "finished: 6" in text
     for seed in range(3):
         name = f"lr=1.0__seed={seed}"
-        assert f"{name}\terror\tRuntimeError: loss diverged at epoch 2 <lr too large>\t{sweep / name / 'xmen.log'}" in text
+        reason = "RuntimeError: loss diverged at epoch 2 <lr too large>"
+        assert f"{name}\terror\t{reason}\t{sweep / name / 'xmen.log'}" in text
     assert "Grouped by lr" in text
     assert "lr\texperiments\tloss count\tloss mean\tloss std\tloss min\tloss max" in text
     assert "\n0.03\t3\t3\t0.1425\t0.02\t0.1225\t0.1625\t" in text  # exp(-0.3 * 7) + 0.02 * seed over seeds 0..2
