@@ -89,3 +89,13 @@ def test_report_errors_are_one_line_and_write_nothing(xmen_home, tmp_path, monke
     assert main(["report", str(root), "--by", "nope"]) == 2
     assert "cannot group by 'nope'" in capsys.readouterr().err
     assert not list(tmp_path.glob("r.*")) and not (tmp_path / "report.html").exists()
+
+
+def test_unreadable_experiments_are_warned_about_and_listed_in_the_page(xmen_home, tmp_path, capsys):
+    root = _set_with_history(tmp_path)
+    (root / "a=1.0__b=cat" / "params.yml").write_text("{bad: [\n")
+    assert main(["report", str(root), "-o", str(tmp_path / "r.html")]) == 0
+    err = capsys.readouterr().err
+    assert f"Warning: skipped {root / 'a=1.0__b=cat'}: invalid YAML" in err and "(7 experiment(s)" in err
+    page = (tmp_path / "r.html").read_text()
+    assert "<h2>Unreadable</h2>" in page and "a=1.0__b=cat: invalid YAML" in page

@@ -71,6 +71,8 @@ def report_command(sets, output, by, metrics, x_axis, title) -> None:
     data = report.write_report(
         output, list(sets) or None, by=_names(by) or None, metrics=list(metrics) or None, x=x_axis, title=title
     )
+    for path, reason in data.problems:
+        click.echo(f"Warning: skipped {path}: {reason}", err=True)
     if data.plot_note:
         click.echo(data.plot_note, err=True)
     click.echo(
