@@ -98,8 +98,8 @@ def compare(frame: "pandas.DataFrame", by: Sequence[str], metrics: Sequence[str]
     info = info if isinstance(info, dict) else {}
     missing = [c for c in by if c not in frame.columns]
     if missing:
-        known = info.get("params", list(frame.columns))
-        raise UsageError(f"cannot group by {missing[0]!r}: no such parameter (parameters: {', '.join(map(str, known))})")
+        known = ", ".join(map(str, info.get("params", list(frame.columns))))
+        raise UsageError(f"cannot group by {missing[0]!r}: no such parameter (parameters: {known})")
     chosen = metric_columns(frame, by) if metrics is None else list(metrics)
     unknown = [m for m in chosen if m not in frame.columns]
     if unknown:

@@ -3,10 +3,11 @@
 Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set keeps
 an index in ``<root>/.xmen/``: ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
 size)`` of its ``params.yml`` and the row read from it (``[ino, mtime, ctime, size, context, status, params,
-messages, liveness, extra]``, ``extra`` holding the failure reason and notes when there are any, with the creation/type/purpose/meta/commit ``context`` shared between rows), plus the parsed
-``experiment.yml`` under its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats
-every selected ``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer
-wins) only what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
+messages, liveness, extra]``, with the creation/type/purpose/meta/commit ``context`` shared between rows and
+``extra`` the failure reason and notes of experiments that have any), plus the parsed ``experiment.yml`` under
+its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats every selected
+``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer wins) only
+what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
 rebuilt, and an entry is only stored when the file's mtime and ctime are older than :data:`RACY_NS` at read time,
 so that two writes within one timestamp tick (same size, recycled inode) cannot hide behind an unchanged signature
 (git's "racily clean" rule). A ``running`` row costs one more stat, of its heartbeat, to tell ``lost`` apart.
