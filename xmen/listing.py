@@ -48,6 +48,7 @@ __all__ = [
     "readable",
     "render_table",
     "sort_rows",
+    "sort_value",
     "table_columns",
     "to_dataframe",
 ]
@@ -892,8 +893,9 @@ def _passes(predicates: Sequence[tuple[str, str, Predicate]], user: dict[str, An
 SORTABLE_COLUMNS = (*FIXED_COLUMNS, "error", "notes")
 
 
-def _sort_value(value: Any) -> tuple[int, float, str] | None:
-    """Numbers by value before text; None for a missing value or a YAML null (always sorted last)."""
+def sort_value(value: Any) -> tuple[int, float, str] | None:
+    """The sort key of a value: numbers by value before text; None for a missing value or a YAML null (those go
+    last whatever the direction)."""
     if value is None or value is _MISSING or (value.__class__ is float and value != value):
         return None
     if _is_number(value):
@@ -917,9 +919,9 @@ def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool 
         if not name:
             raise UsageError("empty sort key (expected e.g. --sort val_acc or --sort=-val_acc)")
         if where == "any" and name in SORTABLE_COLUMNS:
-            values = [_sort_value(r[name]) for r in rows]
+            values = [sort_value(r[name]) for r in rows]
         else:
-            values = [_sort_value(_lookup(name, where, r["params"], r["messages"])) for r in rows]
+            values = [sort_value(_lookup(name, where, r["params"], r["messages"])) for r in rows]
             if rows and all(v is None for v in values) and not any(
                 _lookup(name, where, r["params"], r["messages"]) is not _MISSING for r in rows
             ):
