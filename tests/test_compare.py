@@ -158,5 +158,5 @@ def test_the_command_path_and_the_dataframe_agree(tmp_path: Path) -> None:
             assert len(column) == len(expected)
             for got, want in zip(column, expected):
                 assert (got != got and want != want) or got == pytest.approx(want), (label, got, want)
-    with pytest.raises(UsageError, match="no metric .nope. \(numeric messages: val_acc, loss\)"):
+    with pytest.raises(UsageError, match=r"no metric .nope. \(numeric messages: val_acc, loss\)"):
         compare_rows(listing.collect([str(root)]).rows, ["lr"], ["nope"])
