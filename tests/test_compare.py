@@ -137,6 +137,26 @@ def test_xmen_compare_on_a_run_sweep_with_repeats(tmp_path: Path, xmen_home: Pat
 
     assert main(["compare", "--by", "lr", "--sort", "-val_acc mean"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["lr", "experiments", "val_acc", "count"] and lines[1].split()[0] == "0.3"
+    assert lines[0].split()[:4] == ["lr", "experiments", "val_acc", "count"] and lines[1].split()[:3] == ["0", "0.3", "3"]
+    assert main(["compare", "--by", "lr", "--sort", "nope"]) != 0
+    assert capsys.readouterr().err.startswith("Error: cannot sort by 'nope': no such column (columns: lr, experiments")
     assert main(["compare", "--by", "momentum"]) != 0
     assert capsys.readouterr().err == "Error: cannot group by 'momentum': no such parameter (parameters: lr, seed)\n"
+
+
+def test_the_command_path_and_the_dataframe_agree(tmp_path: Path) -> None:
+    """`xmen compare` summarises collect()'s rows without pandas; compare() on to_dataframe gives the same table."""
+    from xmen.compare import compare_rows
+
+    root = sweep(tmp_path)
+    for by in (["lr"], ["model", "lr"], []):
+        frame = compare(listing.to_dataframe([str(root)]), by)
+        labels, columns = compare_rows(listing.collect([str(root)]).rows, by)
+        assert labels == list(frame.columns)
+        for label, column in zip(labels, columns):
+            expected = list(frame[label])
+            assert len(column) == len(expected)
+            for got, want in zip(column, expected):
+                assert (got != got and want != want) or got == pytest.approx(want), (label, got, want)
+    with pytest.raises(UsageError, match=r"no metric .nope. \(numeric messages: val_acc, loss\)"):
+        compare_rows(listing.collect([str(root)]).rows, ["lr"], ["nope"])

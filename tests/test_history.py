@@ -153,7 +153,8 @@ LOOP = textwrap.dedent(
 def test_kill_9_mid_writing_loses_only_the_last_fraction_of_a_second(tmp_path: Path) -> None:
     script = tmp_path / "loop.py"
     script.write_text(LOOP)
-    assert subprocess.run([sys.executable, str(script), "--register", str(tmp_path), "loop"], env=_env()).returncode == 0
+    register = [sys.executable, str(script), "--register", str(tmp_path), "loop"]
+    assert subprocess.run(register, env=_env()).returncode == 0
     folder = tmp_path / "loop"
     proc = subprocess.Popen(
         [sys.executable, str(script), "--execute", str(folder / "params.yml")],

@@ -30,7 +30,8 @@ def make_sweep(base: Path) -> Path:
     for name, params, messages, extra in specs:
         (root / name).mkdir()
         files.write_yaml(root / name / "params.yml", {"_name": name, "_messages": messages, **extra, **params})
-    files.write_yaml(root / "experiment.yml", {"root": str(root), "type": "T", "experiments": {n: {} for n, *_ in specs}})
+    linked = {name: {} for name, *_ in specs}
+    files.write_yaml(root / "experiment.yml", {"root": str(root), "type": "T", "experiments": linked})
     return root
 
 

@@ -1,6 +1,11 @@
 """``xmen compare``: the click layer over :func:`xmen.compare.compare` (select like ``xmen list``, group, print)."""
 from __future__ import annotations
 
+import csv
+import io
+import math
+from typing import Any
+
 import click
 
 from . import listing
@@ -47,23 +52,53 @@ def compare_command(
     xmen compare --by lr                      # each lr, averaged over seeds and repeats
     xmen compare "sweep/*" --by lr,model -m val_acc --status-is finished --csv
     """
-    from .compare import compare
+    from .compare import compare_rows
+
+    result = listing.collect(list(globs) or None, params=params, type=type_, status=[s.lower() for s in status_is])
+    for path, reason in result.problems:
+        click.echo(f"Warning: skipped {path}: {reason}", err=True)
+    if not result.rows:
+        click.echo(f"No experiments found which match glob pattern {', '.join(result.patterns)}.", err=as_csv)
+        return
+    labels, columns = compare_rows(result.rows, _names(by), _names(metrics) or None)
+    if sort:
+        columns = _sorted(labels, columns, sort)
+    if as_csv:
+        click.echo(_csv(labels, columns), nl=False)
+    else:
+        click.echo(listing.render_table(labels, [[_cell(v) for v in column] for column in columns]))
+
+
+def _sorted(labels: list[str], columns: list[list[Any]], key: str) -> list[list[Any]]:
+    """The groups ordered by one column of the comparison ('-COLUMN' from largest), missing values last."""
     from .errors import UsageError
 
-    frame = listing.to_dataframe(
-        list(globs) or None, params=params, type=type_, status=[s.lower() for s in status_is]
-    )
-    if frame.empty:
-        click.echo("No experiments found which match glob pattern "
-                   f"{', '.join(globs) or '.'}.", err=as_csv)
-        return
-    table = compare(frame, _names(by), _names(metrics) or None)
-    if sort:
-        column, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
-        if column not in table.columns:
-            raise UsageError(f"cannot sort by {column!r}: no such column (columns: {', '.join(table.columns)})")
-        table = table.sort_values(column, ascending=not descending, na_position="last", kind="stable")
-    if as_csv:
-        click.echo(table.to_csv(index=False), nl=False)
-    else:
-        click.echo(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    name, descending = (key[1:], True) if key.startswith("-") else (key, False)
+    if name not in labels:
+        raise UsageError(f"cannot sort by {name!r}: no such column (columns: {', '.join(labels)})")
+    keys = [listing.sort_value(v) for v in columns[labels.index(name)]]
+    present = [i for i, k in enumerate(keys) if k is not None]
+    present.sort(key=keys.__getitem__, reverse=descending)
+    order = present + [i for i, k in enumerate(keys) if k is None]
+    return [[column[i] for i in order] for column in columns]
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: Any) -> str:
+    """Table text of a value: numbers to 6 significant digits, as pandas prints them."""
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _csv(labels: list[str], columns: list[list[Any]]) -> str:
+    """CSV of the comparison (no index column; empty cells for missing values, numbers in full)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(labels)
+    for i in range(len(columns[0]) if columns else 0):
+        writer.writerow(["" if not _present(column[i]) else column[i] for column in columns])
+    return out.getvalue()

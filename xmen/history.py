@@ -75,15 +75,12 @@ def encode(values: Mapping[str, Any], step: int | None = None, time: float | Non
 def _append_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
     """Append ``data`` to ``path`` in one locked ``O_APPEND`` write, after a newline if the file ends in a torn
     line (a writer killed mid-write), so that a torn line never swallows the next record."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
-        if size:
-            with open(path, "rb") as tail:  # our O_WRONLY descriptor cannot read
-                tail.seek(size - 1)
-                if tail.read(1) != b"\n":
-                    data = b"\n" + data
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]

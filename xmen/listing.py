@@ -3,10 +3,11 @@
 Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set keeps
 an index in ``<root>/.xmen/``: ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
 size)`` of its ``params.yml`` and the row read from it (``[ino, mtime, ctime, size, context, status, params,
-messages, liveness, extra]``, ``extra`` holding the failure reason and notes when there are any, with the creation/type/purpose/meta/commit ``context`` shared between rows), plus the parsed
-``experiment.yml`` under its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats
-every selected ``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer
-wins) only what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
+messages, liveness, extra]``, with the creation/type/purpose/meta/commit ``context`` shared between rows and
+``extra`` the failure reason and notes of experiments that have any), plus the parsed ``experiment.yml`` under
+its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats every selected
+``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer wins) only
+what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
 rebuilt, and an entry is only stored when the file's mtime and ctime are older than :data:`RACY_NS` at read time,
 so that two writes within one timestamp tick (same size, recycled inode) cannot hide behind an unchanged signature
 (git's "racily clean" rule). A ``running`` row costs one more stat, of its heartbeat, to tell ``lost`` apart.
@@ -47,6 +48,7 @@ __all__ = [
     "readable",
     "render_table",
     "sort_rows",
+    "sort_value",
     "table_columns",
     "to_dataframe",
 ]
@@ -891,8 +893,9 @@ def _passes(predicates: Sequence[tuple[str, str, Predicate]], user: dict[str, An
 SORTABLE_COLUMNS = (*FIXED_COLUMNS, "error", "notes")
 
 
-def _sort_value(value: Any) -> tuple[int, float, str] | None:
-    """Numbers by value before text; None for a missing value or a YAML null (always sorted last)."""
+def sort_value(value: Any) -> tuple[int, float, str] | None:
+    """The sort key of a value: numbers by value before text; None for a missing value or a YAML null (those go
+    last whatever the direction)."""
     if value is None or value is _MISSING or (value.__class__ is float and value != value):
         return None
     if _is_number(value):
@@ -916,9 +919,9 @@ def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool 
         if not name:
             raise UsageError("empty sort key (expected e.g. --sort val_acc or --sort=-val_acc)")
         if where == "any" and name in SORTABLE_COLUMNS:
-            values = [_sort_value(r[name]) for r in rows]
+            values = [sort_value(r[name]) for r in rows]
         else:
-            values = [_sort_value(_lookup(name, where, r["params"], r["messages"])) for r in rows]
+            values = [sort_value(_lookup(name, where, r["params"], r["messages"])) for r in rows]
             if rows and all(v is None for v in values) and not any(
                 _lookup(name, where, r["params"], r["messages"]) is not _MISSING for r in rows
             ):
