@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from xmen import files
@@ -100,3 +103,27 @@ def test_tail_keeps_the_last_lines(tmp_path):
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert tail(log, 3) == ["line 97", "line 98", "line 99"]
     assert tail(tmp_path / "missing") == []
+
+
+def test_a_second_interrupt_forces_a_command_that_ignores_the_first(tmp_path):
+    """run_quietly passes the first SIGINT on to the command's process group, then SIGTERM (then SIGKILL)."""
+    code = (
+        "import os, signal, sys, threading, time\n"
+        "from xmen.progress import RunWatcher, run_quietly\n"
+        "def interrupt():\n"
+        "    for _ in range(2):\n"
+        "        time.sleep(1.0)\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "threading.Thread(target=interrupt, daemon=True).start()\n"
+        "out = run_quietly(['bash', '-c', \"trap '' INT; echo started; sleep 60\"], '.', RunWatcher('.', []),\n"
+        "                  log_path='snakemake.log', tty=False)\n"
+        "print(out.returncode, out.signals)\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["-15", "[2,", "2]"]  # SIGTERM ended it; two SIGINTs received
+    assert "Interrupted (SIGINT): stopping the running experiments (Ctrl-C again to force)" in proc.stderr
+    assert "Interrupted (SIGINT): forcing" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "snakemake.log").read_text() == "started\n"

@@ -178,13 +178,17 @@ def _isatty(stream: IO[str]) -> bool:
 
 
 class _Forwarder:
-    """During the run, passes SIGINT/SIGTERM/SIGHUP on to Snakemake's process group, escalating on repeats."""
+    """During the run, passes SIGINT/SIGTERM/SIGHUP on to Snakemake's process group, escalating on repeats.
 
-    def __init__(self, on_signal: Callable[[int, int], None]) -> None:
+    The handler only records and forwards: writing to a stream from a signal handler can interrupt a write in
+    progress on the same stream; :meth:`news` tells the main loop what to say.
+    """
+
+    def __init__(self) -> None:
         self.received: list[int] = []
         self.child: subprocess.Popen[bytes] | None = None
-        self._on_signal = on_signal
         self._previous: dict[int, object] = {}
+        self._told = 0
 
     def __enter__(self) -> "_Forwarder":
         for sig in FORWARDED:
@@ -200,15 +204,27 @@ class _Forwarder:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
-        count = len(self.received)
-        sent = signum if count == 1 else signal.SIGTERM if count == 2 else signal.SIGKILL
+        self.forward(len(self.received))
+
+    def forward(self, count: int) -> None:
+        """Send Snakemake's group the ``count``-th signal: the one received, then SIGTERM, then SIGKILL."""
+        sent = self.received[0] if count == 1 else signal.SIGTERM if count == 2 else signal.SIGKILL
         child = self.child
         if child is not None and child.returncode is None:
             try:
                 os.killpg(child.pid, sent)
             except (ProcessLookupError, PermissionError):
                 pass
-        self._on_signal(signum, count)
+
+    def news(self) -> list[str]:
+        """A line for each signal received since the last call."""
+        lines = []
+        while self._told < len(self.received):
+            self._told += 1
+            name = signal.Signals(self.received[self._told - 1]).name
+            what = "stopping the running experiments (Ctrl-C again to force)" if self._told == 1 else "forcing"
+            lines.append(f"Interrupted ({name}): {what}")
+        return lines
 
 
 @dataclass
@@ -243,13 +259,9 @@ def run_quietly(
     line = ProgressLine(stream, tty=tty if log_path is not None else False, interval=interval)
     started = time.monotonic()
 
-    def on_signal(signum: int, count: int) -> None:
-        what = "stopping the running experiments (Ctrl-C again to force)" if count == 1 else "forcing"
-        line.note(f"Interrupted ({signal.Signals(signum).name}): {what}")
-
     log = open(log_path, "wb") if log_path is not None else None  # noqa: SIM115 - closed below
     try:
-        with _Forwarder(on_signal) as forwarder:
+        with _Forwarder() as forwarder:
             child = subprocess.Popen(
                 list(command), cwd=cwd, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT if log is not None else None,
@@ -257,19 +269,25 @@ def run_quietly(
             )
             forwarder.child = child
             if forwarder.received:  # a signal that came while Snakemake was starting
-                os.killpg(child.pid, forwarder.received[0])
+                forwarder.forward(1)
             poll = line.interval if log is not None else PLAIN_INTERVAL
+            refresh = time.monotonic()
             while True:
-                cost = time.monotonic()
-                counts = watcher.counts()
-                cost = time.monotonic() - cost
-                if log is not None:
+                for news in forwarder.news():
+                    line.note(news)
+                if log is not None and time.monotonic() >= refresh:  # with -v Snakemake shows its own progress
+                    cost = time.monotonic()
+                    counts = watcher.counts()
+                    cost = time.monotonic() - cost
                     line.show(format_line(counts, time.monotonic() - started))
+                    refresh = time.monotonic() + max(poll, 20 * cost)  # polling a huge set stays cheap
                 try:
-                    returncode = child.wait(timeout=max(poll, 20 * cost))  # polling a huge set stays cheap
+                    returncode = child.wait(timeout=min(0.5, max(0.01, refresh - time.monotonic())))
                     break
                 except subprocess.TimeoutExpired:
                     continue
+            for news in forwarder.news():
+                line.note(news)
     finally:
         if log is not None:
             log.close()
