@@ -34,7 +34,7 @@ import threading
 import time as _time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["FLUSH_SECONDS", "HISTORY_FILE", "LATEST_SECONDS", "HistoryWriter", "append", "encode", "read"]
 
@@ -98,23 +98,41 @@ def append(
     _append_bytes(history_path(exp_dir), encode(dict(values), step, time).encode("utf-8"))
 
 
-def _records(lines: Iterable[bytes]) -> list[dict[str, Any]]:
-    out = []
-    for line in lines:
-        if not line.endswith(b"\n"):
-            continue  # torn: its writer was killed mid-write
+def _record(record: Any) -> dict[str, Any] | None:
+    """A decoded line as ``{"time", "step", "values"}``; None if it is not a record."""
+    if record.__class__ is not dict:
+        return None
+    values = record.get("values")
+    when = record.get("time")
+    if values.__class__ is not dict or when.__class__ not in (float, int):
+        return None
+    step = record.get("step")
+    return {"time": float(when), "step": step if step.__class__ is int else None, "values": values}
+
+
+def _parse(data: bytes) -> list[dict[str, Any]]:
+    """Records of a history file's bytes: the whole file as one JSON array when every line is whole and valid
+    (one C call), else line by line, skipping torn and malformed lines."""
+    if not data:
+        return []
+    if data.endswith(b"\n"):
         try:
-            record = json.loads(line)
+            # JSON text holds no raw newline (json escapes it in strings), so each b"\n" ends a record.
+            decoded = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+        except ValueError:
+            decoded = None
+        if decoded is not None:
+            records = [_record(r) for r in decoded]
+            if None not in records:
+                return records  # type: ignore[return-value]
+    out = []
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is torn (or empty)
+        try:
+            record = _record(json.loads(line))
         except ValueError:
             continue
-        if not isinstance(record, dict):
-            continue
-        values = record.get("values")
-        when = record.get("time")
-        step = record.get("step")
-        if not isinstance(values, dict) or not isinstance(when, (int, float)) or isinstance(when, bool):
-            continue
-        out.append({"time": float(when), "step": step if isinstance(step, int) else None, "values": values})
+        if record is not None:
+            out.append(record)
     return out
 
 
@@ -123,7 +141,7 @@ def read(exp_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     {key: value}}``. Torn or malformed lines are skipped; no history is an empty list."""
     try:
         with open(history_path(exp_dir), "rb") as handle:
-            return _records(handle.readlines())
+            return _parse(handle.read())
     except FileNotFoundError:
         return []
 

@@ -1257,24 +1257,33 @@ def _history_frame(result: ListResult, messages: str | None, relative_roots: boo
         raise UsageError(f"bad message regex {messages!r}: {exc}") from None
     roots = {r["root"] for r in result.rows}
     prefix = common_root(roots) if relative_roots else ""
-    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
-    root_col, name_col, step_col, time_col, key_col, value_col = columns
+    root_col: list[str] = []
+    name_col: list[str] = []
+    step_col: list[Any] = []
+    time_col: list[float] = []
+    key_col: list[str] = []
+    value_col: list[Any] = []
     for row in result.rows:
         root = os.path.relpath(row["root"], prefix) if relative_roots else row["root"]
-        for record in history.read(os.path.join(row["root"], row["name"])):
+        name = row["name"]
+        start = len(key_col)
+        for record in history.read(os.path.join(row["root"], name)):
+            step, when = record["step"], record["time"]
             for key, value in record["values"].items():
-                if wanted is not None and not wanted(key):
-                    continue
-                root_col.append(root)
-                name_col.append(row["name"])
-                step_col.append(record["step"])
-                time_col.append(record["time"])
-                key_col.append(key)
-                value_col.append(value)
-    frame = pd.DataFrame({label: pd.Series(values, dtype=object) for label, values in zip(HISTORY_COLUMNS, columns)})
-    frame["time"] = pd.Series(time_col, dtype=float)
-    if all(s is not None for s in step_col):
-        frame["step"] = pd.Series(step_col, dtype="int64")
-    if value_col and all(_is_number(v) for v in value_col):
-        frame["value"] = pd.Series(value_col, dtype=float)
+                if wanted is None or wanted(key):
+                    step_col.append(step)
+                    time_col.append(when)
+                    key_col.append(key)
+                    value_col.append(value)
+        added = len(key_col) - start
+        root_col.extend([root] * added)
+        name_col.extend([name] * added)
+    frame = pd.DataFrame({
+        "root": pd.Series(root_col, dtype=object),
+        "experiment": pd.Series(name_col, dtype=object),
+        "step": pd.Series(step_col, dtype="int64" if None not in step_col else object),
+        "time": pd.Series(time_col, dtype=float),
+        "key": pd.Series(key_col, dtype=object),
+        "value": pd.Series(value_col, dtype=float if {v.__class__ for v in value_col} <= {int, float} else object),
+    })
     return frame
