@@ -45,6 +45,10 @@ setup(
         "pandas>=2",
         "click>=8.1",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3"]},
+    extras_require={
+        # xmen plot and the plots of xmen report; the tests use them too.
+        "plot": ["matplotlib>=3.7"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.7"],
+    },
     entry_points={"console_scripts": ["xmen = xmen.cli:entry_point"]},
 )

@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -126,7 +127,9 @@ def test_status_and_messages_combine_as_one_flag_group(run):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["root", "name", "status", "time"]
-    assert lines[1].split() == ["0", "set_a", "a=1.0__b=None", "registered", "1.583772e+09"]
+    # A Unix time shows as a date in the table (as recorded in --csv).
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1583772000.0))
+    assert lines[1].split() == ["0", "set_a", "a=1.0__b=None", "registered", *when.split()]
     assert lines[3].split()[-1] == "NaN"
     code, out, _ = run("-m")
     assert out.splitlines()[0].split() == ["root", "name", "time"]

@@ -17,7 +17,7 @@ def test_import_xmen_pulls_in_neither_pandas_nor_snakemake_nor_click():
     code = (
         "import sys, json, xmen; from xmen import Experiment; import xmen.experiment;"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pandas', 'snakemake', 'click', 'numpy'))))"
+        "('pandas', 'snakemake', 'click', 'numpy', 'matplotlib'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []

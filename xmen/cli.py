@@ -344,6 +344,9 @@ def _attach_optional_commands() -> None:
     from .cli_list import list_command
 
     cli.add_command(list_command, "list")
+    from .cli_compare import compare_command
+
+    cli.add_command(compare_command, "compare")
     from .cli_run import ci_command, demo_command, run_command, workflow_command
 
     cli.add_command(run_command, "run")
@@ -353,6 +356,11 @@ def _attach_optional_commands() -> None:
     from .cli_sync import sync_command
 
     cli.add_command(sync_command, "sync")
+
+    from .cli_report import plot_command, report_command
+
+    cli.add_command(plot_command, "plot")
+    cli.add_command(report_command, "report")
 
 
 _attach_optional_commands()

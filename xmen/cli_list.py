@@ -34,9 +34,17 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
 )
 @click.option(
     "-p", "--param", "params", multiple=True, metavar="REGEX_OR_PREDICATE",
-    help="Show parameters matching REGEX ('w_.*'), or filter by a predicate ('lr<0.01', '1<a<=2', 'b==cat'). "
-    "Repeatable; takes every value up to the next option (-p a b), as the original did: put GLOBs before -p.",
+    help="Show parameters matching REGEX ('w_.*'), or filter by a predicate ('lr<0.01', '1<a<=2', 'b==cat', or "
+    "the original's 'a.*==cat' with a regex name) on a parameter or, when no parameter has that name, a message "
+    "('val_acc>0.957'; 'NAME [message]' forces the message). Repeatable; takes every value up to the next option "
+    "(-p a b), as the original did: put GLOBs before -p.",
 )
+@click.option(
+    "--sort", "sort", multiple=True, metavar="KEY",
+    help="Sort by a column, parameter or message (looked up in that order); '-KEY' (or --sort=-KEY) sorts from "
+    "largest to smallest. Repeatable: the first KEY decides first. Experiments without KEY come last.",
+)
+@click.option("--desc", is_flag=True, help="Sort from largest to smallest (every --sort KEY without '-').")
 @click.option("-n", "--type", "type_", metavar="TYPE", help="Only experiments whose type matches TYPE (glob or regex).")
 @click.option("-s", "--status", "show_status", is_flag=True, help="Show the status column.")
 @click.option(
@@ -58,10 +66,14 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
               help="Cap each column at N characters (longer values end in '...').")
 @click.option("--max_rows", "--max-rows", "max_rows", type=click.IntRange(min=1), metavar="N",
               help="Show only the first and last rows when there are more than N.")
+@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0, default=None,
+              metavar="[SECONDS]", help="Redraw every SECONDS (default 2) until Ctrl-C. Put GLOBs first.")
 def list_command(
     globs: tuple[str, ...],
     verbose: bool,
     params: tuple[str, ...],
+    sort: tuple[str, ...],
+    desc: bool,
     type_: str | None,
     show_status: bool,
     status_is: tuple[str, ...],
@@ -74,17 +86,28 @@ def list_command(
     as_csv: bool,
     max_width: int | None,
     max_rows: int | None,
+    watch: float | None = None,
 ) -> None:
     """List experiments matching GLOBs (default: every set below the current folder).
 
     A GLOB matches set folders (listing every set below them) and ROOT/NAME experiment paths; relative GLOBs are
-    relative to the current folder. Without column options the table shows root, name and status.
+    relative to the current folder. Without column options the table shows root, name and status, with the
+    reason of each failure (error) and the experiments' notes when there are any. Tables show Unix times of time
+    messages as dates; --csv keeps every value as recorded.
     """
+    if watch is not None:
+        from .watch import watch as redraw
+
+        ctx = click.get_current_context()
+        once = lambda: ctx.invoke(list_command, **{**ctx.params, "watch": None})  # noqa: E731
+        return redraw(once, watch, "xmen " + " ".join(sys.argv[1:]))
     with listing.no_gc():  # a short-lived command building 100k rows: cyclic GC passes only cost time
         if notebook and as_csv:
             raise UsageError("-l/--list and --csv cannot be combined")
         statuses = [s.lower() for s in status_is]
         result = listing.collect(list(globs) or None, params=params, type=type_, status=statuses)
+        if sort:
+            listing.sort_rows(result.rows, sort, descending=desc)
         # Check the column options before printing anything (a bad -p/-m regex is a usage error, not a warning).
         labels, columns = listing.table_columns(
             result,
@@ -110,7 +133,8 @@ def list_command(
             if as_csv:
                 click.echo(listing.render_csv(labels, columns), nl=False)
             else:
-                table = listing.render_table(labels, columns, max_width=max_width, max_rows=max_rows)
+                shown = listing.readable(labels, columns)
+                table = listing.render_table(labels, shown, max_width=max_width, max_rows=max_rows)
                 prefix = listing.common_root(row["root"] for row in result.rows)
                 click.echo(f"{table}\n\nRoots relative to: {prefix}")
             return

@@ -81,8 +81,9 @@ class _LauncherCommand(click.Command):
 @click.option("--profile", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output instead of one progress line.")
 @click.pass_context
-def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
+def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose) -> None:
     """Run the pending experiments matching GLOB (default: all) with Snakemake, or with LAUNCHER.
 
     \b
@@ -132,20 +133,10 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     if launcher:
         code = engine.launch(exp_set, pending, launcher, click.echo)
     else:
-        click.echo(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
-        code = engine.run_with_snakemake(
-            exp_set, pending, cores=jobs, profile=profile, extra=extra,
-            everything=glob in (None, "*") and not any(s.status == "corrupt" for s in skipped),  # never run those
+        code = _run_quietly(
+            exp_set, pending, glob, verbose, cores=jobs, profile=profile, extra=extra,
+            never_everything=any(s.status == "corrupt" for s in skipped),  # never hand those to Snakemake
         )
-        grouped = engine.summary(exp_set, [p.name for p in pending])
-        counts = ", ".join(f"{len(names)} {state}" for state, names in sorted(grouped.items()))
-        click.echo(f"Summary: {counts}", err=True)
-        for state, names in sorted(grouped.items()):
-            if state in ("finished",):
-                continue
-            for name in names:
-                reason = engine.failure_reason(exp_set, name)
-                click.echo(f"  {state}: {name}" + (f" ({reason})" if reason else ""), err=True)
     if code != 0:
         raise XmenError("some experiments did not finish (see above and each experiment's xmen.log)", exit_code=code)
     _fail_on_damaged(skipped)
@@ -157,6 +148,44 @@ def _fail_on_damaged(skipped) -> None:
     if damaged:
         reasons = "; ".join(item.reason for item in damaged)
         raise XmenError(f"skipped {len(damaged)} experiment(s) with a damaged params.yml: {reasons}")
+
+
+def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False, **snakemake) -> int:
+    """Snakemake behind one progress line (its output in the set's .xmen/last-run.log), then the summary."""
+    from . import engine, progress
+
+    names = [p.name for p in pending]
+    log_path = None if verbose else exp_set.root / progress.RUN_LOG
+    click.echo(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
+    if log_path is not None:
+        click.echo(f"Snakemake's output: {log_path}", err=True)
+    outcomes = []
+
+    def runner(command, cwd) -> int:
+        watcher = progress.RunWatcher(exp_set.root, names)
+        outcomes.append(progress.run_quietly(command, cwd, watcher, log_path=log_path))
+        return outcomes[-1].returncode
+
+    everything = glob in (None, "*") and not never_everything
+    code = engine.run_with_snakemake(exp_set, pending, everything=everything, runner=runner, **snakemake)
+    grouped = engine.summary(exp_set, names)
+    lines = progress.summary_lines(
+        grouped,
+        reasons=lambda name: engine.failure_reason(exp_set, name),
+        log_of=lambda name: str(exp_set.root / name / progress.EXPERIMENT_LOG),
+    )
+    failed = len(lines) > 1
+    for line in lines:
+        click.echo(line, err=True)
+    interrupted = bool(outcomes and outcomes[-1].interrupted)
+    if code != 0 and not failed and not interrupted and log_path is not None:
+        click.echo(f"Snakemake failed (exit code {code}); the end of {log_path}:", err=True)
+        for line in progress.tail(log_path):
+            click.echo(f"  {line}", err=True)
+    if interrupted:
+        where = f"; Snakemake's output: {log_path}" if log_path is not None else ""
+        raise XmenError(f"interrupted{where}", exit_code=130)
+    return code
 
 
 def _print_plan(pending) -> None:
@@ -194,6 +223,8 @@ def demo_command(folder, jobs) -> None:
         ["run", "-r", str(set_root), "-j", str(jobs)],
         ["list", str(set_root), "-v", "-p", ".*"],
         ["list", str(set_root), "-sm"],
+        ["compare", str(set_root), "--by", "a"],
+        ["report", str(set_root), "-o", str(base / "report.html")],
     ]
     cwd = os.getcwd()
     try:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import files, status
 from .errors import StateFileError, XmenError
@@ -146,10 +146,13 @@ def run_with_snakemake(
     profile: str | None = None,
     extra: Sequence[str] = (),
     everything: bool = False,
+    runner: Callable[[list[str], Path], int] | None = None,
 ) -> int:
     """Run ``pending`` through Snakemake in the set's root; Snakemake's exit code.
 
     With ``everything`` the Snakefile's own default target is used (all pending experiments of the set).
+    ``runner(command, cwd)`` starts Snakemake (default: inheriting xmen's output; ``xmen run`` passes
+    :func:`xmen.progress.run_quietly`).
     """
     root = exp_set.root
     with run_lock(root):
@@ -166,6 +169,8 @@ def run_with_snakemake(
                 targets_file.relative_to(root) if targets_file else None,
                 cores=cores, profile=profile, extra=extra,
             )
+            if runner is not None:
+                return runner(command, root)
             return subprocess.call(command, cwd=root)
         finally:
             if targets_file is not None:

@@ -56,6 +56,7 @@ from . import job as _job
 from . import status as st
 from .errors import ExperimentError, UsageError, XmenError
 from .heartbeat import Heartbeat
+from .history import HistoryWriter
 from .parameters import (
     ClassTable,
     Param,
@@ -428,6 +429,7 @@ class _State:
     pending: tuple[str, str, str] | None = None  #: (root, name, purpose) of Experiment(root, name), done after init
     init_depth: int = 0  #: nesting of wrapped __init__ calls (the outermost one performs ``pending``)
     context: Any = None  #: the running ``with exp:`` block (see :class:`_Block`)
+    history: HistoryWriter | None = None  # buffers message() calls (created on the first one with a folder)
 
 
 class _Recorded:
@@ -875,27 +877,49 @@ class Experiment:
         self._xmen.frozen = True
         return folder
 
-    def message(self, messages: Mapping[str, Any]) -> None:
-        """Record values under ``_messages`` in ``params.yml`` (latest value per key), e.g. ``{'loss': 0.1}``.
+    def message(self, messages: Mapping[str, Any], step: int | None = None) -> None:
+        """Record values, e.g. ``{'loss': 0.1}``: every call in the experiment's history (``history.jsonl``, with
+        its time and ``step``), the latest value per key under ``_messages`` in ``params.yml``.
 
-        Values are made YAML-safe (numpy scalars become numbers, unknown objects their ``str``). The write is a
-        locked read-modify-write, so messages from several threads or processes are all kept. Before the
-        experiment has a folder, messages are only kept in memory.
+        Cheap enough for every step of a training loop (microseconds): calls are buffered and appended to the
+        history by a background thread within :data:`xmen.history.FLUSH_SECONDS`; ``_messages`` is merged into
+        ``params.yml`` (a locked read-modify-write, so other processes' edits are kept) at most once a second and
+        when ``run()`` ends (see :mod:`xmen.history`). Values are made YAML-safe (numpy scalars become numbers,
+        unknown objects their ``str``). Before the experiment has a folder, messages are only kept in memory.
         """
         if not isinstance(messages, Mapping):
             raise UsageError(f"message() expects a mapping, got {type(messages).__name__}")
         clean = {str(k): to_yaml_safe(v) for k, v in messages.items()}
         self._xmen.messages.update(clean)
-        if self._xmen.directory is None:
+        folder = self._xmen.directory
+        if folder is None:
+            return
+        writer = self._xmen.history
+        if writer is None or writer.folder is not folder:
+            writer = self._xmen.history = HistoryWriter(folder, self._write_latest_messages)
+        try:
+            writer.append(clean, step)
+        except ValueError as exc:
+            raise UsageError(f"message(): {exc}") from None
+
+    def _write_latest_messages(self, latest: dict[str, Any]) -> None:
+        """Merge ``latest`` into ``_messages`` of ``params.yml`` (called by the history writer, throttled)."""
+        folder = self._xmen.directory
+        if folder is None:
             return
 
         def change(data: dict[str, Any]) -> None:
             current = data.get("_messages")
             merged = dict(current) if isinstance(current, dict) else {}
-            merged.update(clean)
+            merged.update(latest)
             data["_messages"] = merged
 
-        files.update_yaml(self._xmen.directory / PARAMS_FILE, change, params_comments(type(self)))
+        files.update_yaml(folder / PARAMS_FILE, change, params_comments(type(self)))
+
+    def _flush_messages(self) -> None:
+        """Write every buffered message now (history and ``_messages``): before the final status of a run."""
+        if self._xmen.history is not None:
+            self._xmen.history.close()
 
     # -- running --------------------------------------------------------------------------------------------------
 
@@ -985,6 +1009,7 @@ class Experiment:
                         final, reason, code = self._call_user(call)
                     finally:
                         trap.armed = False
+                    self._flush_messages()
                     if reason is not None and final != st.ERROR:
                         print(f"xmen: {type(self).__name__} {final}: {reason}", file=sys.stderr)
 

@@ -3,10 +3,11 @@
 Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set keeps
 an index in ``<root>/.xmen/``: ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
 size)`` of its ``params.yml`` and the row read from it (``[ino, mtime, ctime, size, context, status, params,
-messages, liveness]``, with the creation/type/purpose/meta/commit ``context`` shared between rows), plus the parsed
-``experiment.yml`` under its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats
-every selected ``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer
-wins) only what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
+messages, liveness, extra]``, with the creation/type/purpose/meta/commit ``context`` shared between rows and
+``extra`` the failure reason and notes of experiments that have any), plus the parsed ``experiment.yml`` under
+its own signature; ``index-delta.json`` holds the entries re-read since. A listing stats every selected
+``params.yml`` and re-reads only those whose signature changed; it writes (atomically, last writer wins) only
+what changed. The folders stay the source of truth: a missing, corrupt or foreign index is ignored and
 rebuilt, and an entry is only stored when the file's mtime and ctime are older than :data:`RACY_NS` at read time,
 so that two writes within one timestamp tick (same size, recycled inode) cannot hide behind an unchanged signature
 (git's "racily clean" rule). A ``running`` row costs one more stat, of its heartbeat, to tell ``lost`` apart.
@@ -46,7 +47,10 @@ __all__ = [
     "find_sets",
     "render_csv",
     "render_notebook",
+    "readable",
     "render_table",
+    "sort_rows",
+    "sort_value",
     "table_columns",
     "to_dataframe",
 ]
@@ -59,7 +63,7 @@ DELTA_FILE = "index-delta.json"
 #: The delta is folded into the base once it holds more than this many entries or a tenth of the set.
 DELTA_MIN = 500
 INDEX_FORMAT = "xmen-list-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 #: Files whose mtime or ctime is this close to the time they were read are re-read next time rather than trusted
 #: from the index: 2 s covers the coarsest timestamps in use (FAT; ext3 and some NFS servers have 1 s).
 RACY_NS = 2_000_000_000
@@ -68,11 +72,13 @@ RACY_NS = 2_000_000_000
 FIXED_COLUMNS = ("root", "name", "created", "type", "purpose", "mac", "host", "user", "home", "status", "commit")
 META_COLUMNS = ("mac", "host", "user", "home")
 
-# In-memory experiment record: (context, status, params, messages, liveness) where context is the tuple below,
-# shared between the experiments of one registration, and liveness holds ``_run``/``_started`` of running ones.
+# In-memory experiment record: (context, status, params, messages, liveness, extra) where context is the tuple
+# below, shared between the experiments of one registration, liveness holds ``_run``/``_started`` of running ones
+# and extra ``{"error": _error, "notes": _notes}`` of experiments that have either (None otherwise).
 _CONTEXT_FIELDS = ("created", "type", "purpose", "mac", "host", "user", "home", "commit")
 _Context = tuple[Any, ...]
-_Record = tuple[_Context, Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]
+_Record = tuple[_Context, Any, dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+_ENTRY_LENGTH = 10
 _Signature = tuple[int, int, int, int]
 
 _MISSING: Any = float("nan")  # what a row without a parameter/message shows, as pandas would
@@ -371,7 +377,12 @@ def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Reco
     liveness = None
     if status == st.RUNNING:
         liveness = {k: _jsonable(params[k]) for k in ("_run", "_started") if k in params}
-    return (context, status, user, messages, liveness)
+    extra = None
+    error, notes = params.get("_error"), params.get("_notes")
+    if error is not None or notes:
+        notes = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)] if notes else []
+        extra = {"error": None if error is None else str(error), "notes": notes}
+    return (context, status, user, messages, liveness, extra)
 
 
 def _reason(exc: Exception, path: str) -> str:
@@ -431,7 +442,7 @@ class _SetState:
             self._old.update(entries)
             return
         for name, entry in entries.items():
-            if isinstance(entry, list) and len(entry) == 9 and entry[4].__class__ is int and entry[4] >= 0:
+            if isinstance(entry, list) and len(entry) == _ENTRY_LENGTH and entry[4].__class__ is int and entry[4] >= 0:
                 entry[4] += offset
                 self._old[name] = entry
                 self._delta_names.add(name)
@@ -494,7 +505,7 @@ class _SetState:
     def _cached(self, entry: Any, stat: os.stat_result) -> _Record | None:
         """The indexed record ``entry`` if its signature still matches ``stat`` (None for any malformed entry)."""
         try:
-            ino, mtime, ctime, size, context_id, status, user, messages, liveness = entry
+            ino, mtime, ctime, size, context_id, status, user, messages, liveness, extra = entry
             if ino != stat.st_ino or mtime != stat.st_mtime_ns or ctime != stat.st_ctime_ns or size != stat.st_size:
                 return None
             if context_id.__class__ is not int or context_id < 0:
@@ -506,7 +517,9 @@ class _SetState:
             return None
         if liveness is not None and liveness.__class__ is not dict:
             return None
-        return (context, status, user, messages, liveness)
+        if extra is not None and extra.__class__ is not dict:
+            return None
+        return (context, status, user, messages, liveness, extra)
 
     def records(
         self, names: Iterable[str], contexts: dict[_Context, _Context], problems: list[tuple[str, str]]
@@ -568,11 +581,13 @@ class _SetState:
                 fresh = self._new[name]
                 if fresh is None:
                     continue
-                sig, (context, status, user, messages, liveness) = fresh
-                entries[name] = [*sig, contexts.setdefault(context, len(contexts)), status, user, messages, liveness]
+                sig, (context, status, user, messages, liveness, extra) = fresh
+                entries[name] = [
+                    *sig, contexts.setdefault(context, len(contexts)), status, user, messages, liveness, extra
+                ]
                 continue
             entry = self._old.get(name)
-            if isinstance(entry, list) and len(entry) == 9:
+            if isinstance(entry, list) and len(entry) == _ENTRY_LENGTH:
                 try:
                     old_context = self._old_contexts[entry[4]]
                 except (IndexError, TypeError):
@@ -759,15 +774,22 @@ def collect(
     params: Sequence[str] = (),
     type: str | None = None,
     status: Sequence[str] = (),
+    sort: Sequence[str] = (),
 ) -> ListResult:
     """Experiments selected by ``globs`` (default: every set below ``cwd``) passing every filter.
 
     ``params`` are ``-p`` values (only their predicates filter rows, see :mod:`xmen.predicates`), ``type`` a glob or
     regex over the experiment class (``_version.class``, else the set's ``type``) and ``status`` the statuses to
-    keep (``lost`` included). Unreadable sets and experiments are reported in ``problems``, never raised.
+    keep (``lost`` included). A predicate's name is looked up among the experiment's parameters first, then among
+    its messages (``val_acc>0.9``); ``NAME [param]`` / ``NAME [message]`` (the table's labels for a name that is
+    both) look in one place only. ``sort`` orders the rows (see :func:`sort_rows`). Unreadable sets and
+    experiments are reported in ``problems``, never raised.
     """
     with no_gc():
-        return _collect(globs, cwd, params=params, type=type, status=status)
+        result = _collect(globs, cwd, params=params, type=type, status=status)
+        if sort:
+            sort_rows(result.rows, sort)
+        return result
 
 
 def _collect(
@@ -781,7 +803,7 @@ def _collect(
     unknown = [s for s in status if s not in st.ALL]
     if unknown:
         raise UsageError(f"unknown status {unknown[0]!r} (choose from {', '.join(st.ALL)})")
-    predicates = [f for f in parse_param_filters(params) if isinstance(f, Predicate)]
+    predicates = [(*split_label(f.name), f) for f in parse_param_filters(params) if isinstance(f, Predicate)]
     wanted_status = set(status)
     base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     now_ns = time.time_ns()
@@ -806,7 +828,7 @@ def _collect(
         set_type = info.get("type")
         place = info.get("place")
         origin = origin_label(place, root) if isinstance(place, dict) else ""
-        for name, (context, raw_status, user, messages, liveness) in state.records(names, contexts, problems):
+        for name, (context, raw_status, user, messages, liveness, extra) in state.records(names, contexts, problems):
             exp_type = context[1] if context[1] is not None else set_type
             if type is not None:
                 ok = type_ok.get(exp_type)
@@ -814,7 +836,7 @@ def _collect(
                     ok = type_ok[exp_type] = _type_matches(type, exp_type)
                 if not ok:
                     continue
-            if predicates and not all(p.matches(user) for p in predicates):
+            if predicates and not _passes(predicates, user, messages):
                 continue
             if raw_status.__class__ is str and raw_status != st.RUNNING:
                 shown = raw_status  # the common case, without a call
@@ -838,6 +860,8 @@ def _collect(
                     "commit": context[7],
                     "params": user,
                     "messages": messages,
+                    "error": extra["error"] if extra is not None else None,
+                    "notes": extra["notes"] if extra is not None else None,
                 }
             )
             listed.names.append(name)
@@ -845,6 +869,81 @@ def _collect(
         sets.append(listed)
     filtered = bool(predicates or type is not None or wanted_status)
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """``("lr", "param")`` for ``"lr [param]"``, ``("lr", "message")`` for ``"lr [message]"``, else
+    ``(label, "any")``: how ``-p`` predicates and ``--sort`` keys name a parameter or message explicitly."""
+    for where in ("param", "message"):
+        suffix = f" [{where}]"
+        if label.endswith(suffix):
+            return label[: -len(suffix)], where
+    return label, "any"
+
+
+def _lookup(name: str, where: str, user: dict[str, Any], messages: dict[str, Any]) -> Any:
+    """The value a predicate or sort key names: the parameter if there is one (unless ``[message]``), else the
+    message; ``_MISSING`` when neither."""
+    if where != "message" and name in user:
+        return user[name]
+    if where != "param" and name in messages:
+        return messages[name]
+    return _MISSING
+
+
+def _passes(predicates: Sequence[tuple[str, str, Predicate]], user: dict[str, Any], messages: dict[str, Any]) -> bool:
+    for name, where, predicate in predicates:
+        value = _lookup(name, where, user, messages)
+        if value is _MISSING and where == "any":  # the original's regex names ('a.*==cat'): every match holds
+            matched = predicate.names(user)
+            if matched and all(predicate.holds(user[n]) for n in matched):
+                continue
+        if value is _MISSING or not predicate.holds(value):
+            return False
+    return True
+
+
+#: Row keys ``--sort`` can name besides parameters and messages.
+SORTABLE_COLUMNS = (*FIXED_COLUMNS, "error", "notes")
+
+
+def sort_value(value: Any) -> tuple[int, float, str] | None:
+    """The sort key of a value: numbers by value before text; None for a missing value or a YAML null (those go
+    last whatever the direction)."""
+    if value is None or value is _MISSING or (value.__class__ is float and value != value):
+        return None
+    if _is_number(value):
+        return (0, float(value), "")
+    return (1, 0.0, value if value.__class__ is str else str(value))
+
+
+def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool = False) -> None:
+    """Sort ``rows`` in place by ``keys``, the first deciding first; ``-KEY`` (or ``descending``) sorts one key
+    from largest to smallest. Numbers sort by value, before text; rows without the key come last either way.
+
+    A key names a row column (:data:`SORTABLE_COLUMNS`: ``name``, ``status``, ``created``, ...), else a parameter,
+    else a message, as ``-p`` predicates do (``NAME [param]`` / ``NAME [message]`` choose one). A key no row has
+    is a UsageError.
+    """
+    for key in reversed(list(keys)):
+        reverse = descending
+        if key.startswith("-"):
+            key, reverse = key[1:], not descending
+        name, where = split_label(key)
+        if not name:
+            raise UsageError("empty sort key (expected e.g. --sort val_acc or --sort=-val_acc)")
+        if where == "any" and name in SORTABLE_COLUMNS:
+            values = [sort_value(r[name]) for r in rows]
+        else:
+            values = [sort_value(_lookup(name, where, r["params"], r["messages"])) for r in rows]
+            if rows and all(v is None for v in values) and not any(
+                _lookup(name, where, r["params"], r["messages"]) is not _MISSING for r in rows
+            ):
+                raise UsageError(f"cannot sort by {key!r}: no listed experiment has such a parameter or message")
+        present = [i for i, v in enumerate(values) if v is not None]
+        absent = [i for i, v in enumerate(values) if v is None]
+        present.sort(key=values.__getitem__, reverse=reverse)
+        rows[:] = [rows[i] for i in present + absent]
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -871,17 +970,34 @@ def table_columns(
     messages: str | None = None,
     params: Sequence[str] = (),
     relative_roots: bool = True,
+    kinds: list[str] | None = None,
 ) -> tuple[list[str], list[list[Any]]]:
     """Column labels and values (column-major) for the chosen options; absent parameters/messages are NaN.
 
     ``status=None`` shows status only when no other column was asked for (the default view: root, name, status).
     ``verbose`` shows every column, parameters and messages restricted by ``params`` regexes/``messages`` if given.
-    Names clashing with a fixed column or a parameter get a ``[param]``/``[message]`` suffix.
+    Wherever status is shown, ``error`` (why the last run failed) and ``notes`` (``xmen note -e``, joined by
+    ``"; "``) follow it when some listed experiment has one. A predicate shows the column it filters on (the
+    message's when the name is a message only). Names clashing with a fixed column or a parameter get a
+    ``[param]``/``[message]`` suffix. ``kinds``, if given, receives ``"fixed"``, ``"param"`` or ``"message"`` per
+    column.
     """
     filters = parse_param_filters(params)
     regexes = [f for f in filters if isinstance(f, ColumnPattern)]
     all_params = result.param_names()
-    predicate_names = [n for f in filters if isinstance(f, Predicate) for n in (f.names(all_params) or [f.name])]
+    all_messages = result.message_names()
+    known_params = set(all_params)
+    predicate_names: list[tuple[str, str]] = []
+    for f in filters:
+        if not isinstance(f, Predicate):
+            continue
+        name, where = split_label(f.name)
+        if where == "any" and name not in known_params:
+            expanded = f.names(all_params)  # the original's regex names: 'a.*==cat'
+            if expanded:
+                predicate_names.extend((n, "param") for n in expanded)
+                continue
+        predicate_names.append((name, where))
     try:
         message_regex = re.compile(messages) if messages is not None else None
     except re.error as exc:
@@ -902,24 +1018,35 @@ def table_columns(
         fixed.append("origin")  # where sets copied from elsewhere live (see xmen.origin)
     if verbose or meta:
         fixed.extend(META_COLUMNS)
+    rows = result.rows
     if status:
         fixed.append("status")
+        if any(r["error"] is not None for r in rows):
+            fixed.append("error")
+        if any(r["notes"] for r in rows):
+            fixed.append("notes")
     if verbose or git:
         fixed.append("commit")
 
+    predicate_messages = {
+        name: None
+        for name, where in predicate_names
+        if where == "message" or (where == "any" and name not in known_params and name in all_messages)
+    }
     if regexes or predicate_names or not verbose:
         chosen = {p: None for p in all_params if any(r.selects(p) for r in regexes)}
-        for name in predicate_names:
-            chosen.setdefault(name, None)
-        param_names = [p for p in all_params if p in chosen] + [p for p in chosen if p not in all_params]
+        for name, where in predicate_names:
+            if name not in predicate_messages or (where == "param"):
+                chosen.setdefault(name, None)
+        param_names = [p for p in all_params if p in chosen] + [p for p in chosen if p not in known_params]
     else:
         param_names = all_params
     if message_regex is not None:
-        message_names = [m for m in result.message_names() if message_regex.fullmatch(m)]
+        message_names = [m for m in all_messages if message_regex.fullmatch(m)]
     else:
-        message_names = result.message_names() if verbose else []
+        message_names = all_messages if verbose else []
+    message_names += [m for m in predicate_messages if m not in message_names]
 
-    rows = result.rows
     labels: list[str] = []
     columns: list[list[Any]] = []
     roots = {r["root"] for r in rows}
@@ -928,6 +1055,8 @@ def table_columns(
     for key in fixed:
         if key == "root" and relative_roots:
             values = [relative[r["root"]] for r in rows]
+        elif key == "notes":
+            values = ["; ".join(r["notes"]) if r["notes"] else None for r in rows]
         else:
             values = [r[key] for r in rows]
         labels.append(key)
@@ -940,6 +1069,8 @@ def table_columns(
     for key in message_names:
         labels.append(f"{key} [message]" if key in taken else key)
         columns.append([r["messages"].get(key, _MISSING) for r in rows])
+    if kinds is not None:
+        kinds.extend(["fixed"] * len(fixed) + ["param"] * len(param_names) + ["message"] * len(message_names))
     return labels, columns
 
 
@@ -1013,6 +1144,39 @@ def render_table(
     return _frame(labels, columns).to_string(max_rows=max_rows, max_colwidth=max_width)
 
 
+#: Message/parameter names whose Unix-time values tables show as dates (``time``, ``start_time``, ``time_end``...).
+_TIME_NAME = re.compile(r"(?i)(time|timestamp|.*_time|time_.*|.*_at)")
+#: Unix times a table shows as dates: 2001-09-09 to 2286-11-20 (durations and step counts are far smaller).
+_EPOCH_RANGE = (1e9, 1e10)
+
+
+def _is_time_column(label: str, values: Sequence[Any]) -> bool:
+    if not _TIME_NAME.fullmatch(split_label(label)[0]):
+        return False
+    present = [v for v in values if v is not _MISSING and not (v.__class__ is float and v != v)]
+    low, high = _EPOCH_RANGE
+    return bool(present) and all(_is_number(v) and low <= v < high for v in present)
+
+
+def readable(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Columns for a table people read (CSV and DataFrames keep the raw values): Unix times in a column named like
+    a time (``time``, ``*_time``, ``time_*``, ``*_at``, ``timestamp``) as local ``2026-12-01 18:39:27`` rather
+    than ``1.796151e+09``, and no ``None`` for an experiment without an ``error`` or ``notes``."""
+    out = []
+    for label, values in zip(labels, columns):
+        if label in ("error", "notes"):
+            out.append(["" if v is None else v for v in values])
+        elif _is_time_column(label, values):
+            out.append([v if v is _MISSING or v != v else _local_time(v) for v in values])
+        else:
+            out.append(values)
+    return out
+
+
+def _local_time(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
 def _csv_cell(value: Any) -> Any:
     if value is None or value is _MISSING:
         return ""
@@ -1062,22 +1226,90 @@ def to_dataframe(
     status: Sequence[str] = (),
     messages: str | None = None,
     relative_roots: bool = False,
+    sort: Sequence[str] | str = (),
+    history: bool = False,
 ) -> "pandas.DataFrame":
     """Experiments as a pandas DataFrame, for notebooks and scripts.
 
     Takes the filters of ``xmen list``: ``globs`` (default: every set below ``cwd``), ``params`` (``-p`` regexes
-    choose parameter columns, predicates such as ``"lr<0.01"`` also filter rows), ``type`` (``-n``), ``status``
-    (statuses to keep) and ``messages`` (regex of message columns; default all). Columns are
-    :data:`FIXED_COLUMNS` (``root`` absolute unless ``relative_roots``), then parameters, then messages; a
-    parameter an experiment lacks is NaN, while a YAML null stays None. Unreadable experiments are skipped; call
-    :func:`collect` to see why. Uses the same index cache as the command line, so repeated calls are fast.
+    choose parameter columns, predicates such as ``"lr<0.01"`` or ``"val_acc>0.9"`` (a message) also filter rows),
+    ``type`` (``-n``), ``status`` (statuses to keep), ``messages`` (regex of message columns; default all) and
+    ``sort`` (``--sort`` keys, ``"-val_acc"`` descending). Columns are :data:`FIXED_COLUMNS` (``root`` absolute
+    unless ``relative_roots``) with ``error`` and ``notes`` after ``status`` when some experiment has one, then
+    parameters, then messages (their latest values); a parameter an experiment lacks is NaN, while a YAML null
+    stays None. ``frame.attrs["xmen"]`` names the ``params`` and ``messages`` columns (what
+    :func:`xmen.compare.compare` summarises). Unreadable experiments are skipped; call :func:`collect` to see why.
+    Uses the same index cache as the command line, so repeated calls are fast.
+
+    With ``history=True`` the result is instead the long table of every message the selected experiments sent
+    (their ``history.jsonl``, see :mod:`xmen.history`): columns ``root``, ``experiment`` (its name), ``step`` (int
+    or None), ``time`` (Unix seconds), ``key`` and ``value``, one row per key of each ``message()`` call, in the
+    order sent; ``messages`` filters the keys.
 
     >>> df = to_dataframe("~/experiments/*", params=["lr<0.01"], status=["finished"])  # doctest: +SKIP
+    >>> curves = to_dataframe("~/experiments/*", history=True, messages="loss")  # doctest: +SKIP
     """
     if isinstance(globs, str):
         globs = [globs]
-    result = collect(globs, cwd, params=params, type=type, status=status)
+    if isinstance(sort, str):
+        sort = [sort]
+    result = collect(globs, cwd, params=params, type=type, status=status, sort=sort)
+    if history:
+        return _history_frame(result, messages, relative_roots)
+    kinds: list[str] = []
     labels, columns = table_columns(
-        result, verbose=True, messages=messages, params=params, relative_roots=relative_roots
+        result, verbose=True, messages=messages, params=params, relative_roots=relative_roots, kinds=kinds
     )
-    return _frame(labels, columns)
+    frame = _frame(labels, columns)
+    frame.attrs["xmen"] = {
+        "params": [label for label, kind in zip(labels, kinds) if kind == "param"],
+        "messages": [label for label, kind in zip(labels, kinds) if kind == "message"],
+    }
+    return frame
+
+
+HISTORY_COLUMNS = ("root", "experiment", "step", "time", "key", "value")
+
+
+def _history_frame(result: ListResult, messages: str | None, relative_roots: bool) -> "pandas.DataFrame":
+    """The long table of every message of the listed experiments (see :func:`to_dataframe`)."""
+    import pandas as pd
+
+    from . import history
+
+    try:
+        wanted = re.compile(messages).fullmatch if messages is not None else None
+    except re.error as exc:
+        raise UsageError(f"bad message regex {messages!r}: {exc}") from None
+    roots = {r["root"] for r in result.rows}
+    prefix = common_root(roots) if relative_roots else ""
+    root_col: list[str] = []
+    name_col: list[str] = []
+    step_col: list[Any] = []
+    time_col: list[float] = []
+    key_col: list[str] = []
+    value_col: list[Any] = []
+    for row in result.rows:
+        root = os.path.relpath(row["root"], prefix) if relative_roots else row["root"]
+        name = row["name"]
+        start = len(key_col)
+        for record in history.read(os.path.join(row["root"], name)):
+            step, when = record["step"], record["time"]
+            for key, value in record["values"].items():
+                if wanted is None or wanted(key):
+                    step_col.append(step)
+                    time_col.append(when)
+                    key_col.append(key)
+                    value_col.append(value)
+        added = len(key_col) - start
+        root_col.extend([root] * added)
+        name_col.extend([name] * added)
+    frame = pd.DataFrame({
+        "root": pd.Series(root_col, dtype=object),
+        "experiment": pd.Series(name_col, dtype=object),
+        "step": pd.Series(step_col, dtype="int64" if None not in step_col else object),
+        "time": pd.Series(time_col, dtype=float),
+        "key": pd.Series(key_col, dtype=object),
+        "value": pd.Series(value_col, dtype=float if {v.__class__ for v in value_col} <= {int, float} else object),
+    })
+    return frame

@@ -111,10 +111,13 @@ class Predicate:
         """Whether an experiment with parameters ``params`` passes (with a regex name: every matching parameter
         satisfies the comparisons, and there is at least one)."""
         if self.name in params:
-            value = params[self.name]
-            return all(c.holds(value) for c in self.comparisons)
+            return self.holds(params[self.name])
         names = self.names(params)
-        return bool(names) and all(c.holds(params[n]) for n in names for c in self.comparisons)
+        return bool(names) and all(self.holds(params[n]) for n in names)
+
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` (of this predicate's parameter or message) satisfies every comparison."""
+        return all(c.holds(value) for c in self.comparisons)
 
 
 _REGEX_CHARS = frozenset("*+?[](){}|^$\\.")
