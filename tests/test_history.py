@@ -198,3 +198,19 @@ def test_history_dataframe_is_the_long_table(tmp_path: Path) -> None:
     assert list(loss.step) == [0, 1, 2] and list(loss.value) == [1.0, 0.5, 1.0 / 3]
     only_loss = listing.to_dataframe([str(root)], history=True, messages="loss", params=["lr<0.05"])
     assert set(only_loss.key) == {"loss"} and set(only_loss.experiment) == {"lr=0.01"} and len(only_loss) == 3
+
+
+def test_messages_go_to_the_folder_they_were_sent_in(tmp_path: Path) -> None:
+    exp = Trainer()
+    first = exp.register(tmp_path, "first")
+    exp.message({"loss": 1.0}, step=0)
+    second = exp.register(tmp_path, "second")
+    exp.message({"loss": 2.0}, step=0)
+    exp._flush_messages()
+    deadline = time.time() + 5
+    while files.read_yaml(first / "params.yml")["_messages"] != {"loss": 1.0} and time.time() < deadline:
+        time.sleep(0.05)
+    assert files.read_yaml(first / "params.yml")["_messages"] == {"loss": 1.0}
+    assert files.read_yaml(second / "params.yml")["_messages"] == {"loss": 2.0}
+    assert [r["values"] for r in history.read(first)] == [{"loss": 1.0}]
+    assert [r["values"] for r in history.read(second)] == [{"loss": 2.0}]

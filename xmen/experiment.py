@@ -896,17 +896,15 @@ class Experiment:
             return
         writer = self._xmen.history
         if writer is None or writer.folder is not folder:
-            writer = self._xmen.history = HistoryWriter(folder, self._write_latest_messages)
+            writer = self._xmen.history = HistoryWriter(folder, functools.partial(self._write_latest_messages, folder))
         try:
             writer.append(clean, step)
         except ValueError as exc:
             raise UsageError(f"message(): {exc}") from None
 
-    def _write_latest_messages(self, latest: dict[str, Any]) -> None:
-        """Merge ``latest`` into ``_messages`` of ``params.yml`` (called by the history writer, throttled)."""
-        folder = self._xmen.directory
-        if folder is None:
-            return
+    def _write_latest_messages(self, folder: Path, latest: dict[str, Any]) -> None:
+        """Merge ``latest`` into ``_messages`` of ``folder``'s ``params.yml`` (called by its history writer,
+        throttled)."""
 
         def change(data: dict[str, Any]) -> None:
             current = data.get("_messages")

@@ -188,7 +188,7 @@ class HistoryWriter:
         with self._lock:
             self._lines.append(line)
             self._latest.update(values)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # (a start cut short by a signal)
                 thread = threading.Thread(target=self._loop, name="xmen-history", daemon=True)
                 self._thread = thread
                 thread.start()
