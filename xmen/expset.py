@@ -679,7 +679,7 @@ def parse_resources(spec: str | dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"--resources: invalid resource name {key!r}")
         reserved = _RESERVED_RESOURCES.get(key.lower())
         if reserved is None and key.startswith("_"):
-            reserved = "names starting with '_' belong to Snakemake (_cores, _nodes)"
+            reserved = "Snakemake keeps names starting with '_', such as _cores and _nodes"
         if reserved is not None:
             raise UsageError(f"--resources: {key!r} is reserved ({reserved})")
         variable = key.upper()  # the experiment sees XMEN_<NAME>
