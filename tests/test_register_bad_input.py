@@ -123,3 +123,19 @@ def test_alias_bomb_in_a_state_file(shell_set: Path, capsys, state_file: str) ->
     path = shell_set / state_file
     path.write_text(path.read_text() + f"junk: {BOMB_ANCHORS}\n")
     _assert_clean_failure(shell_set, capsys, ["{a: x}"], f"{path}: invalid YAML: its aliases expand to more than")
+
+
+def test_alias_bomb_in_params_yml_is_one_warning_in_xmen_list(shell_set: Path) -> None:
+    from click.testing import CliRunner
+
+    from xmen.cli_list import list_command
+
+    ExperimentSet(shell_set).register("{a: other}")
+    params = shell_set / "a=existing" / "params.yml"
+    params.write_text(params.read_text() + f"junk: {BOMB_ANCHORS}\n")
+    start = time.perf_counter()
+    result = CliRunner().invoke(list_command, [str(shell_set), "-p", ".*"])
+    assert time.perf_counter() - start < 5
+    assert result.exit_code == 0 and result.exception is None
+    assert "a=other" in result.output and "alias bomb" in result.output
+    assert "junk" not in result.output

@@ -181,7 +181,8 @@ def init_command(name, script, defaults, root, purpose) -> None:
 @click.argument("sweep", required=False)
 @click.option("-u", "--updates", metavar="YAML", help='Sweep: a YAML mapping, "|" separating alternatives.')
 @click.option("-n", "--name", help="Name of a single experiment (instead of k=v__k=v).")
-@click.option("-x", "--repeats", type=int, default=1, show_default=True, help="Register N repeats of each.")
+@click.option("-x", "--repeats", type=int, default=1, show_default=True,
+              help="Register N repeats of each (rep=1..N; params.yml _repeat holds the index).")
 @click.option("-p", "--purpose", default="", help="Purpose of these experiments.")
 @click.option("-H", "--header", metavar="FILE_OR_TEXT", help="run.sh header (default: the configured one).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
