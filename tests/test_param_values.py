@@ -138,3 +138,13 @@ def test_experiment_register_refuses_names_the_snakefile_cannot_run(tmp_path: Pa
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "unsafe character '{'" in proc.stderr and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_registered_again_with_other_values_is_no_skip(shell_set: Path, capsys) -> None:
+    assert xmen(capsys, "register", "{tag: q}", "-n", "special")[0] == 0
+    code, _, err = xmen(capsys, "register", "{tag: q}", "-n", "special")
+    assert code == 0 and "Skipped special: already registered" in err
+    before = (shell_set / "special" / "params.yml").read_text()
+    code, _, err = xmen(capsys, "register", "{tag: r}", "-n", "special")
+    assert code == 1 and "Not registered special: already registered with other values (tag: 'q' there, 'r' here)" in err
+    assert (shell_set / "special" / "params.yml").read_text() == before

@@ -327,7 +327,12 @@ class ExperimentSet:
                     raise UsageError(f"the sweep names {exp_name!r} twice")
                 seen.add(exp_name)
                 if exp_name in linked:
-                    result.skipped.append((exp_name, "already registered"))
+                    # A name given with -n says nothing of the values: registered with others, it is no skip.
+                    clash = _linked_clash(os.path.join(root_text, exp_name), overrides) if name is not None else None
+                    if clash is not None:
+                        result.blocked.append((exp_name, f"already registered with other values ({clash})"))
+                    else:
+                        result.skipped.append((exp_name, "already registered"))
                     continue
                 folder = os.path.join(root_text, exp_name)
                 if not os.path.lexists(folder):
@@ -826,6 +831,15 @@ def _same_parameters(found: dict[str, Any], expected: dict[str, Any]) -> str | N
         if files.dump_yaml(there) != files.dump_yaml(value):
             return f"{key}: {there!r} there, {value!r} here"
     return None
+
+
+def _linked_clash(folder: str, overrides: dict[str, Any]) -> str | None:
+    """The first override whose value differs from the one in ``folder``'s params.yml (None if all agree)."""
+    try:
+        found = files.read_yaml(os.path.join(folder, PARAMS_FILE))
+    except StateFileError:
+        return None
+    return _same_parameters(found, {k: v for k, v in overrides.items() if not k.startswith("_")})
 
 
 def _leftover(folder: str, params_text: str) -> tuple[str, str]:
