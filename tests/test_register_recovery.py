@@ -208,3 +208,14 @@ def test_a_file_in_the_way_is_never_touched(shell_set: Path, capsys) -> None:
     code, _, err = xmen(capsys, "register", "{a: x}")
     assert code == 1 and "Not registered a=x: a file of that name is in the way" in err
     assert (shell_set / "a=x").read_text() == "a file\n"
+
+
+def test_unmarked_experiment_of_an_older_xmen_is_skipped_as_before(shell_set: Path, capsys) -> None:
+    assert xmen(capsys, "register", "{a: x}")[0] == 0
+    assert xmen(capsys, "unlink", "a=x")[0] == 0
+    (shell_set / "a=x" / ownership.EXPERIMENT_MARKER).unlink()  # made before folders were marked
+    before = (shell_set / "a=x" / "params.yml").read_text()
+    code, _, err = xmen(capsys, "register", "{a: x}")
+    assert code == 0 and "Skipped a=x: folder exists but is not linked (see xmen relink -e)" in err
+    assert (shell_set / "a=x" / "params.yml").read_text() == before
+    assert not (shell_set / "a=x" / ownership.EXPERIMENT_MARKER).exists()

@@ -860,6 +860,12 @@ def _leftover(folder: str, params_text: str) -> tuple[str, str]:
     if not entries:
         return "repair", ""
     if not ownership.is_marked_experiment(folder):
+        try:
+            made_by_old_xmen = files.read_yaml(os.path.join(folder, PARAMS_FILE)).get("_name") == Path(folder).name
+        except StateFileError:
+            made_by_old_xmen = False
+        if made_by_old_xmen:  # an experiment from before folders were marked: as ever, relink adopts it
+            return "skip", "folder exists but is not linked (see xmen relink -e)"
         return "blocked", (f"folder exists and xmen did not make it (no {ownership.EXPERIMENT_MARKER}); "
                            "it is left untouched: rename it or register under another name")
     foreign = sorted(e for e in entries if not _is_register_file(e))
