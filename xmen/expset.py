@@ -259,9 +259,10 @@ class ExperimentSet:
         n_combos = sweep.count(parsed)
         total = n_combos * repeats
         if max_experiments is not None and total > max_experiments:
+            how = f" ({n_combos:,} combinations x {repeats:,} repeats)" if repeats > 1 else ""
             raise UsageError(
-                f"the sweep makes {total:,} experiments ({n_combos:,} combinations x {repeats} repeats), more than "
-                f"the limit of {max_experiments:,}; raise it with --max-experiments N"
+                f"the sweep makes {total:,} experiments{how}, more than the limit of {max_experiments:,}; "
+                "raise it with --max-experiments N"
             )
         if name is not None:
             naming.check_name(name)
