@@ -36,3 +36,20 @@ def test_safe_names(name):
 def test_unsafe_names_rejected(name):
     with pytest.raises(UsageError):
         naming.check_name(name)
+
+
+@pytest.mark.parametrize("key, text, message", [
+    ("a", "x__b=5", "holds '__'"),
+    ("a", "__", "holds '__'"),
+    ("a=b", "1", "holds '='"),
+    ("rep", "1", "repeat suffix"),
+])
+def test_parts_that_would_make_names_ambiguous(key, text, message):
+    """{a: 'x__b=5'} and {a: x, b: 5} named one folder; {rep: 1} and -x 2 of nothing too."""
+    with pytest.raises(UsageError, match=message):
+        naming.check_part(key, text)
+
+
+@pytest.mark.parametrize("key, text", [("a", "x_"), ("a", "_x"), ("a", "b=5"), ("my__param", "1"), ("a", "1e-3")])
+def test_parts_that_read_back_one_way(key, text):
+    naming.check_part(key, text)

@@ -58,3 +58,42 @@ def test_accepted(spec, expected):
 def test_rejected(spec, message):
     with pytest.raises(UsageError, match=message):
         sweep.combinations(spec)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("{b: None | 3}", ["None", "3"]),
+    ("{b: none | 3}", ["None", "3"]),
+    ("{b: null | 3}", ["None", "3"]),
+    ("{b: ~ | 3}", ["None", "3"]),
+    ("{b: none}", ["None"]),
+    ("{b: null}", ["None"]),
+    ("{b: 'None'}", ["None"]),
+])
+def test_every_none_spelling_is_named_none(spec, expected):
+    """Equal values, one folder: {b: None} and {b: none} were two folders with equal parameters."""
+    assert [t["b"] for t in texts(spec)] == expected
+    assert values(spec)[0]["b"] is None
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{b: 1, b: 2}", "duplicate key 'b'"),
+    ("{a: {x: 1, x: 2}}", "duplicate key 'x'"),
+    ("{b: None | none}", "duplicate alternative 'None'"),
+    ("{a: &x [1, *x]}", "refers to the node that contains it"),
+    ("{a: [&a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+        f"&b{i} [" + ", ".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 10) + "]" for i in range(6)) + "]}",
+     "alias bomb"),
+])
+def test_rejected_before_building_values(spec, message):
+    with pytest.raises(UsageError, match=message):
+        sweep.parse(spec)
+
+
+def test_small_aliases_are_fine():
+    assert values("{a: &x [1, 2], b: *x}") == [{"a": [1, 2], "b": [1, 2]}]
+
+
+def test_count_does_not_build_the_combinations():
+    parsed = sweep.parse("{" + ", ".join(f"p{i}: " + " | ".join(map(str, range(10))) for i in range(12)) + "}")
+    assert sweep.count(parsed) == 10**12
+    assert sweep.count(sweep.parse("{}")) == 1

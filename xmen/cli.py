@@ -186,7 +186,8 @@ def init_command(name, script, defaults, root, purpose) -> None:
 @click.argument("sweep", required=False)
 @click.option("-u", "--updates", metavar="YAML", help='Sweep: a YAML mapping, "|" separating alternatives.')
 @click.option("-n", "--name", help="Name of a single experiment (instead of k=v__k=v).")
-@click.option("-x", "--repeats", type=int, default=1, show_default=True, help="Register N repeats of each.")
+@click.option("-x", "--repeats", type=int, default=1, show_default=True,
+              help="Register N repeats of each (rep=1..N; params.yml _repeat holds the index).")
 @click.option("-p", "--purpose", default="", help="Purpose of these experiments.")
 @click.option("-H", "--header", metavar="FILE_OR_TEXT", help="run.sh header (default: the configured one).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
@@ -197,8 +198,11 @@ def init_command(name, script, defaults, root, purpose) -> None:
 @click.option("--retries", type=int, help="Attempts after a failure (Snakemake retries).")
 @click.option("--requires", multiple=True, metavar="PATH_OR_GLOB",
               help="Experiments that must finish first, e.g. ../train/lr=0.1 or 'train_*' (repeatable).")
+@click.option("--seed-param", metavar="PARAM", help="Set PARAM to each repeat's index (1..N), e.g. --seed-param seed.")
+@click.option("--max-experiments", type=int, default=None, metavar="N",
+              help="Refuse sweeps of more than N experiments (default: 100,000).")
 def register_command(sweep, updates, name, repeats, purpose, header, root, strict, resources, threads, retries,
-                     requires) -> None:
+                     requires, seed_param, max_experiments) -> None:
     """Register a set of experiments: every combination of the sweep's alternatives.
 
     \b
@@ -207,19 +211,26 @@ def register_command(sweep, updates, name, repeats, purpose, header, root, stric
     if sweep is not None and updates is not None:
         raise UsageError("give the sweep either as an argument or with -u, not both")
     text = updates if updates is not None else sweep
+    from .expset import MAX_EXPERIMENTS
+
     exp_set = _open_set(root)
     result = exp_set.register(
         text if text is not None else {}, name=name, repeats=repeats, purpose=purpose, header=header, strict=strict,
-        resources=resources, threads=threads, retries=retries, requires=requires,
+        resources=resources, threads=threads, retries=retries, requires=requires, seed_param=seed_param,
+        max_experiments=MAX_EXPERIMENTS if max_experiments is None else max_experiments,
     )
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     for exp_name, why in result.skipped:
         click.echo(f"Skipped {exp_name}: {why}", err=True)
+    for exp_name, why in result.blocked:
+        click.echo(f"Not registered {exp_name}: {why}", err=True)
     if result.created:
         click.echo(f"Registered {len(result.created)} experiment(s) in {exp_set.root}", err=True)
-    elif result.skipped:
+    elif result.skipped and not result.blocked:
         click.echo("Nothing new registered.", err=True)
+    if result.blocked:
+        _fail(f"{len(result.blocked)} experiment(s) not registered: a folder of their name is in the way (see above)")
 
 
 # --------------------------------------------------------------------------- note

@@ -155,7 +155,9 @@ def check_name(name: str) -> str:
     text = str(name)
     if not text or text in (".", "..") or "/" in text or os.sep in text or "\0" in text or "\n" in text:
         raise UsageError(f"invalid experiment name {text!r}: it must be a single folder name")
-    return text
+    from .naming import check_name as check_folder_name
+
+    return check_folder_name(text)  # what xmen register accepts: the Snakefile cannot run names with {} and such
 
 
 def find_experiment_classes(script_path: str | os.PathLike[str]) -> list[str]:

@@ -7,7 +7,9 @@ changes nothing: folders are written only after the whole request was checked, a
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import itertools
 import os
 import re
 import shlex
@@ -50,8 +52,17 @@ _PARAM_COMMENTS = {
     "_version": "Experiment version information",
     "_meta": "Machine and user that registered the experiment",
     "_messages": "Messages left by the experiment",
+    "_repeat": "Which of the -x N repeats this is (1..N)",
 }
 _RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Resource names the Snakefile cannot take from a user: Snakemake's own (``_cores``, ``_nodes``, every ``_``
+#: name), the rule's attempt counter, and names whose ``XMEN_<NAME>`` variable the rule already sets.
+_RESERVED_RESOURCES = {"xmen_attempt": "the attempt counter of xmen's rule", "attempt": "XMEN_ATTEMPT is the attempt",
+                       "threads": "use --threads"}
+#: The most experiments one ``register`` makes unless told otherwise (``--max-experiments``): a typo such as
+#: ``-x 100000000`` or a 12 x 10 sweep is refused in well under a second instead of filling memory and disk.
+MAX_EXPERIMENTS = 100_000
+SEPARATOR = naming.SEPARATOR
 _RESOURCE_VALUE = re.compile(r"^[A-Za-z0-9_.:+%@/-]+$")
 
 
@@ -62,6 +73,8 @@ class RegisterResult:
     created: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Experiments not registered because a folder of their name is in the way (not xmen's, or other values).
+    blocked: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_set(root: str | os.PathLike[str]) -> bool:
@@ -271,11 +284,15 @@ class ExperimentSet:
         threads: int | None = None,
         retries: int | None = None,
         requires: Iterable[str] = (),
+        seed_param: str | None = None,
+        max_experiments: int | None = MAX_EXPERIMENTS,
     ) -> RegisterResult:
         """Register every combination of the sweep ``updates`` as an experiment folder.
 
-        Everything is validated before the first folder is written; if writing fails, what was written is
-        removed. experiment.yml and the Snakefile are written once, whatever the size of the sweep.
+        Everything is validated before the first folder is written (the number of combinations before any is
+        built); if writing fails, what was written is removed. experiment.yml and the Snakefile are written once,
+        whatever the size of the sweep. Running the same registration again after it was killed finishes it:
+        folders it left unlinked are re-linked or rewritten (see :func:`_leftover`).
         """
         if repeats < 1:
             raise UsageError(f"-x/--repeats must be at least 1, got {repeats}")
@@ -283,11 +300,21 @@ class ExperimentSet:
             raise UsageError(f"--threads must be at least 1, got {threads}")
         if retries is not None and retries < 0:
             raise UsageError(f"--retries must be 0 or more, got {retries}")
-        combos = sweep.combinations(updates if updates is not None else {})
+        if max_experiments is not None and max_experiments < 1:
+            raise UsageError(f"--max-experiments must be at least 1, got {max_experiments}")
+        parsed = sweep.parse(updates if updates is not None else {})
+        n_combos = sweep.count(parsed)
+        total = n_combos * repeats
+        if max_experiments is not None and total > max_experiments:
+            how = f" ({n_combos:,} combinations x {repeats:,} repeats)" if repeats > 1 else ""
+            raise UsageError(
+                f"the sweep makes {total:,} experiments{how}, more than the limit of {max_experiments:,}; "
+                "raise it with --max-experiments N"
+            )
         if name is not None:
             naming.check_name(name)
-            if len(combos) > 1:
-                raise UsageError(f"-n NAME names a single experiment, but the sweep has {len(combos)} combinations")
+            if n_combos > 1:
+                raise UsageError(f"-n NAME names a single experiment, but the sweep has {n_combos} combinations")
         run_options = _run_options(resources, threads, retries)
 
         with files.locked(self.set_file):
@@ -299,91 +326,114 @@ class ExperimentSet:
             linked: dict[str, Any] = dict(set_data.get("experiments") or {})
             result = RegisterResult()
 
+            fitted = _fit_sweep(parsed, table, strict, result.warnings, generated_names=name is None)
+            if seed_param is not None:
+                _check_seed_param(seed_param, parsed, table)
+            # Folder names list the parameters in their declared order: {seed: 0, lr: 3} and {lr: 3, seed: 0}
+            # are one experiment. The user's order still decides which key varies slowest.
+            keys = list(parsed)
+            name_keys = [k for k in table if k in parsed]
             planned: list[tuple[str, dict[str, Any]]] = []
-            fitted: dict[tuple[str, int], tuple[Any, str | None]] = {}  # the combinations share their Choices
-            for combo in combos:
-                overrides: dict[str, Any] = {}
-                for key, choice in combo.items():
-                    slot = (key, id(choice))
-                    fit = fitted.get(slot)
-                    if fit is None:
-                        if key not in table:
-                            known = ", ".join(table) or "none"
-                            raise UsageError(f"unknown parameter {key!r} (parameters: {known})")
-                        fit = fitted[slot] = _fit(key, choice, table[key])
-                    value, problem = fit
-                    if problem:
-                        if strict:
-                            raise UsageError(problem)
-                        if problem not in result.warnings:
-                            result.warnings.append(problem)
-                    overrides[key] = value
-                base = name if name is not None else naming.experiment_name({k: c.text for k, c in combo.items()})
-                if repeats > 1:
-                    names = [naming.repeat_name(base, i) for i in range(1, repeats + 1)]
-                elif base:
-                    names = [base]
-                else:
-                    raise UsageError("nothing to name the experiment by: give -n NAME, overrides, or -x N")
-                for exp_name in names:
+            for picked in itertools.product(*(fitted[k] for k in keys)):
+                chosen = dict(zip(keys, picked))
+                overrides = {key: value for key, (_, value) in chosen.items()}
+                base = name if name is not None else SEPARATOR.join(chosen[k][0] for k in name_keys)
+                if repeats == 1 and seed_param is None:
+                    if not base:
+                        raise UsageError("nothing to name the experiment by: give -n NAME, overrides, or -x N")
+                    naming.check_name(base)
+                    planned.append((base, overrides))
+                    continue
+                for index in range(1, repeats + 1):
+                    exp_name = naming.repeat_name(base, index) if repeats > 1 else base
+                    if not exp_name:
+                        raise UsageError("nothing to name the experiment by: give -n NAME, overrides, or -x N")
                     naming.check_name(exp_name)
-                    planned.append((exp_name, overrides))
+                    repeat = dict(overrides)
+                    if repeats > 1:
+                        repeat["_repeat"] = index
+                    if seed_param is not None:
+                        repeat[seed_param] = index
+                    planned.append((exp_name, repeat))
+
+            header_text = _header_text(header)
+            script_path = self.root / str(set_data.get("script") or SCRIPT_FILE)
+            base_params = _base_params(defaults, purpose, str(self.root), repeated=repeats > 1)
+            param_comments = dict(_PARAM_COMMENTS)
+            param_comments.update({k: v for k, v in comments.items() if not k.startswith("_")})
+            # Every params.yml is dump_params(params, param_comments); the values they share are dumped once.
+            params_file = _params_renderer(base_params, _now(), param_comments)
+            run_text = _run_script_renderer(script_path, header_text, sys.executable)
 
             seen: set[str] = set()
             root_text = str(self.root)
-            todo: list[tuple[str, dict[str, Any]]] = []
+            new: list[tuple[str, dict[str, Any]]] = []
+            leftovers: dict[str, str] = {}  # name -> "repair" | "relink": left unlinked by an interrupted register
+            link_names: list[str] = []
             for exp_name, overrides in planned:
                 if exp_name in seen:
                     raise UsageError(f"the sweep names {exp_name!r} twice")
                 seen.add(exp_name)
                 if exp_name in linked:
-                    result.skipped.append((exp_name, "already registered"))
-                elif os.path.lexists(os.path.join(root_text, exp_name)):
-                    result.skipped.append((exp_name, "folder exists but is not linked (see xmen relink -e)"))
+                    # A name given with -n says nothing of the values: registered with others, it is no skip.
+                    clash = _linked_clash(os.path.join(root_text, exp_name), overrides) if name is not None else None
+                    if clash is not None:
+                        result.blocked.append((exp_name, f"already registered with other values ({clash})"))
+                    else:
+                        result.skipped.append((exp_name, "already registered"))
+                    continue
+                folder = os.path.join(root_text, exp_name)
+                if not os.path.lexists(folder):
+                    new.append((exp_name, overrides))
+                    link_names.append(exp_name)
+                    continue
+                verdict, why = _leftover(folder, params_file(exp_name, overrides))
+                if verdict in ("repair", "relink"):
+                    leftovers[exp_name] = verdict
+                    link_names.append(exp_name)
+                    new.append((exp_name, overrides))
+                elif verdict == "skip":
+                    result.skipped.append((exp_name, why))
                 else:
-                    todo.append((exp_name, overrides))
+                    result.blocked.append((exp_name, why))
 
-            new_names = [n for n, _ in todo]
-            required = self._resolve_requires(list(requires), linked, new_names)
+            required = self._resolve_requires(list(requires), linked, link_names)
             options = dict(run_options)
             if required:
                 options["requires"] = required
             if required:
-                self._check_cycles(new_names, required, linked)
+                self._check_cycles(link_names, required, linked)
 
-            header_text = _header_text(header)
-            python = sys.executable
-            script_path = self.root / str(set_data.get("script") or SCRIPT_FILE)
-            base_params = _base_params(defaults, purpose, str(self.root))
-            param_comments = dict(_PARAM_COMMENTS)
-            param_comments.update({k: v for k, v in comments.items() if not k.startswith("_")})
-            created_time = _now()
-
-            # Every params.yml is dump_params(params, param_comments); the values they share are dumped once.
-            params_file = _params_renderer(base_params, created_time, param_comments)
-            run_text = _run_script_renderer(script_path, header_text, python)
             written: list[Path] = []
             try:
                 # The new folders' files are written without a per-file fsync: experiment.yml is the commit point
                 # (an experiment it does not link does not exist), and the file system is synced once before it
-                # is replaced, atomically as ever. A failure removes the folders written so far.
-                for exp_name, overrides in todo:
+                # is replaced, atomically as ever. A failure removes the folders written so far. Each folder is
+                # marked as xmen's right after it is made, so a kill leaves only marked leftovers, which the next
+                # run of the same registration repairs or re-links.
+                for exp_name, overrides in new:
                     folder = os.path.join(root_text, exp_name)
+                    state = leftovers.get(exp_name)
+                    if state is not None:
+                        _finish_leftover(folder, state, params_file(exp_name, overrides), run_text(folder))
+                        continue
                     os.mkdir(folder)
                     written.append(Path(folder))
+                    ownership.mark_experiment(folder)
                     files.write_new_file(os.path.join(folder, PARAMS_FILE), params_file(exp_name, overrides))
                     files.write_new_file(os.path.join(folder, RUN_FILE), run_text(folder), mode=0o755)
-                if written:
+                if new:
                     files.sync_filesystem(root_text)
-                for exp_name in new_names:
+                for exp_name in link_names:
                     linked[exp_name] = dict(options)
                 set_data["experiments"] = linked
+                _remove_stale_temps(self.set_file)  # left by a killed writer; every writer holds this lock
                 self._save_set(set_data)
             except BaseException:
                 for folder in written:
                     shutil.rmtree(folder, ignore_errors=True)
                 raise
-            result.created = new_names
+            result.created = link_names
             snakefile.write_workflow(self.root)
             return result
 
@@ -956,9 +1006,19 @@ def parse_resources(spec: str | dict[str, Any]) -> dict[str, Any]:
                 raise UsageError(f"--resources: expected NAME=VALUE, got {token!r}")
             items.append((key, value))
     parsed: dict[str, Any] = {}
+    variables: dict[str, str] = {}
     for key, value in items:
         if not _RESOURCE_NAME.match(key):
             raise UsageError(f"--resources: invalid resource name {key!r}")
+        reserved = _RESERVED_RESOURCES.get(key.lower())
+        if reserved is None and key.startswith("_"):
+            reserved = "Snakemake keeps names starting with '_', such as _cores and _nodes"
+        if reserved is not None:
+            raise UsageError(f"--resources: {key!r} is reserved ({reserved})")
+        variable = key.upper()  # the experiment sees XMEN_<NAME>
+        if variable in variables:
+            raise UsageError(f"--resources: {variables[variable]!r} and {key!r} are one resource (XMEN_{variable})")
+        variables[variable] = key
         values = value if isinstance(value, list) else str(value).split(",")
         converted = [_resource_value(key, str(v).strip()) for v in values]
         parsed[key] = converted[0] if len(converted) == 1 else converted
@@ -1001,22 +1061,196 @@ def _parameter_table(defaults: dict[str, Any], comments: dict[str, str]) -> dict
 _INFERRED = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
 
-def _fit(key: str, choice: sweep.Choice, param: _Param) -> tuple[Any, str | None]:
-    """The value to store for ``choice``, and a warning if it does not fit the parameter's type."""
-    from .parameters import check_value
+def _fit(key: str, choice: sweep.Choice, param: _Param) -> tuple[Any, str | None, bool]:
+    """The value to store for ``choice``, a warning if it does not fit the parameter's type, and whether that
+    misfit is an error.
+
+    ``1e-3`` for a float parameter is the float 0.001 (YAML 1.1 reads it as text). A value outside a
+    ``Literal[...]`` parameter's choices is an error (a typo ``adm`` would run as the default); any other misfit
+    is a warning, kept as given: the tutorial sweeps ``b: None | cat`` on an int.
+    """
+    from .parameters import check_value, coerce_value
 
     declared = param.type or (_INFERRED.get(type(param.default)) if param.default is not None else None)
     value = choice.value
     if declared is None:
-        return value, None
+        return value, None, False
     if declared == "str" and isinstance(value, (int, float, bool)) and not isinstance(value, str):
-        return choice.text, None  # what the user typed, e.g. a: 1.0 for a str parameter is '1.0'
-    if check_value(declared, value):
-        return value, None
-    return value, f"parameter {key!r} is declared {declared} but gets {value!r}"
+        return choice.text, None, False  # what the user typed, e.g. a: 1.0 for a str parameter is '1.0'
+    try:
+        return coerce_value(declared, value, key), None, False
+    except UsageError:
+        pass
+    return value, f"parameter {key!r} is declared {declared} but gets {value!r}", "Literal" in declared
 
 
-def _base_params(defaults: dict[str, Any], purpose: str, root: str) -> dict[str, Any]:
+def _fit_sweep(
+    parsed: dict[str, list[sweep.Choice]],
+    table: dict[str, _Param],
+    strict: bool,
+    warnings: list[str],
+    generated_names: bool,
+) -> dict[str, list[tuple[str, Any]]]:
+    """Each parameter's alternatives as (``key=text`` name part, value to store), checked once per alternative.
+
+    Checks what can be checked on the grammar, before any combination is built: unknown parameters, types,
+    alternatives that differ only in spelling (``1e-3 | 0.001``: equal values, two folders) and, for generated
+    names, the parts that would make two sweeps name one folder.
+    """
+    fitted: dict[str, list[tuple[str, Any]]] = {}
+    for key, choices in parsed.items():
+        if key not in table:
+            known = ", ".join(table) or "none"
+            raise UsageError(f"unknown parameter {key!r} (parameters: {known})")
+        entries: list[tuple[str, Any]] = []
+        spelled: dict[str, str] = {}
+        for choice in choices:
+            value, problem, fatal = _fit(key, choice, table[key])
+            if problem:
+                if strict or fatal:
+                    raise UsageError(problem)
+                if problem not in warnings:
+                    warnings.append(problem)
+            if generated_names:
+                naming.check_part(key, choice.text)
+            same = f"{type(value).__name__}:{value!r}"
+            if same in spelled:
+                raise UsageError(f"{key}: {spelled[same]!r} and {choice.text!r} are the same value")
+            spelled[same] = choice.text
+            entries.append((f"{key}={choice.text}", value))
+        fitted[key] = entries
+    return fitted
+
+
+def _check_seed_param(seed_param: str, parsed: dict[str, list[sweep.Choice]], table: dict[str, _Param]) -> None:
+    """``--seed-param NAME`` sets NAME to each repeat's index: it must be an int-like parameter not swept."""
+    from .parameters import check_value
+
+    if seed_param not in table:
+        known = ", ".join(table) or "none"
+        raise UsageError(f"--seed-param: unknown parameter {seed_param!r} (parameters: {known})")
+    if seed_param in parsed:
+        raise UsageError(f"--seed-param {seed_param} sets {seed_param} to the repeat index; do not sweep it too")
+    param = table[seed_param]
+    declared = param.type or (_INFERRED.get(type(param.default)) if param.default is not None else None)
+    if declared is not None and not check_value(declared, 1):
+        raise UsageError(f"--seed-param: parameter {seed_param!r} is declared {declared}, not an int")
+
+
+# Files register writes into an experiment folder (and what a killed write of them leaves).
+_REGISTER_FILES = (ownership.EXPERIMENT_MARKER, PARAMS_FILE, RUN_FILE)
+
+
+def _is_register_file(entry: str) -> bool:
+    if entry in _REGISTER_FILES:
+        return True
+    for own in _REGISTER_FILES:
+        if entry == f".{own}.lock" or (entry.startswith(f".{own}.") and entry.endswith(".tmp")):
+            return True
+    return False
+
+
+def _same_parameters(found: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """None when ``found`` (a params.yml on disk) holds the values ``expected``; else the first difference."""
+    for key, value in expected.items():
+        if key.startswith("_") and key not in ("_name", "_repeat"):
+            continue
+        there = found.get(key, "<missing>")
+        if files.dump_yaml(there) != files.dump_yaml(value):
+            return f"{key}: {there!r} there, {value!r} here"
+    return None
+
+
+def _linked_clash(folder: str, overrides: dict[str, Any]) -> str | None:
+    """The first override whose value differs from the one in ``folder``'s params.yml (None if all agree)."""
+    try:
+        found = files.read_yaml(os.path.join(folder, PARAMS_FILE))
+    except StateFileError:
+        return None
+    return _same_parameters(found, {k: v for k, v in overrides.items() if not k.startswith("_")})
+
+
+def _leftover(folder: str, params_text: str) -> tuple[str, str]:
+    """What to do with an unlinked ``folder`` where register would create one, and why.
+
+    ``repair``: an empty folder, or one xmen marked that has no readable params.yml and nothing but register's own
+    files (a kill left it half-written): write params.yml and run.sh. ``relink``: xmen's folder with the values
+    register would write, never run: link it (rewriting run.sh if it is incomplete). ``skip``: the same values
+    but it ran (``xmen relink -e`` links it with its results). ``blocked``: a folder xmen did not make, or one
+    with other values: never touched.
+    """
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return "blocked", "a file of that name is in the way; rename it"
+    try:
+        entries = os.listdir(folder)
+    except OSError as exc:
+        return "blocked", f"folder cannot be read ({exc.strerror})"
+    if not entries:
+        return "repair", ""
+    if not ownership.is_marked_experiment(folder):
+        try:
+            made_by_old_xmen = files.read_yaml(os.path.join(folder, PARAMS_FILE)).get("_name") == Path(folder).name
+        except StateFileError:
+            made_by_old_xmen = False
+        if made_by_old_xmen:  # an experiment from before folders were marked: as ever, relink adopts it
+            return "skip", "folder exists but is not linked (see xmen relink -e)"
+        return "blocked", (f"folder exists and xmen did not make it (no {ownership.EXPERIMENT_MARKER}); "
+                           "it is left untouched: rename it or register under another name")
+    foreign = sorted(e for e in entries if not _is_register_file(e))
+    try:
+        found = files.read_yaml(os.path.join(folder, PARAMS_FILE))
+    except StateFileError:
+        if foreign:
+            return "blocked", f"folder has no readable {PARAMS_FILE} but holds {', '.join(foreign[:3])}; not touched"
+        return "repair", ""
+    expected = files.load_yaml_text(params_text)
+    keys, expected_keys = list(found), list(expected)
+    if not foreign and len(keys) < len(expected_keys) and keys == expected_keys[:len(keys)]:
+        return "repair", ""  # a torn write: the first lines of what register writes
+    difference = _same_parameters(found, expected)
+    if difference is not None:
+        return "blocked", f"an unlinked folder of that name holds other values ({difference})"
+    if found.get("_status", status.REGISTERED) == status.REGISTERED and status.DONE_FILE not in entries:
+        return "relink", ""
+    return "skip", "folder exists but is not linked (see xmen relink -e)"
+
+
+def _finish_leftover(folder: str, state: str, params_text: str, run_text: str) -> None:
+    """Complete a folder a killed register left (``state`` from :func:`_leftover`); atomic writes only."""
+    params_path = os.path.join(folder, PARAMS_FILE)
+    with files.locked(params_path):
+        for own in _REGISTER_FILES:
+            _remove_stale_temps(os.path.join(folder, own))
+        if not ownership.is_marked_experiment(folder):
+            ownership.mark_experiment(folder)
+        if state == "repair":
+            files.write_text_atomic(params_path, params_text)
+        run_path = os.path.join(folder, RUN_FILE)
+        try:
+            current = Path(run_path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            current = None
+        if current != run_text:
+            files.write_text_atomic(run_path, run_text, mode=0o755)
+
+
+def _remove_stale_temps(path: str | os.PathLike[str]) -> None:
+    """Delete the ``.NAME.*.tmp`` files a killed atomic write of ``path`` left. Call holding ``path``'s lock (every
+    writer of ``path`` holds it), so no temp file deleted here is one a live writer is filling."""
+    target = Path(path)
+    prefix = f".{target.name}."
+    try:
+        entries = os.listdir(target.parent)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.startswith(prefix) and entry.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(target.parent / entry)
+
+
+def _base_params(defaults: dict[str, Any], purpose: str, root: str, repeated: bool = False) -> dict[str, Any]:
+    """The params.yml of the set's defaults; ``repeated`` adds a ``_repeat`` slot (each -x N repeat's index)."""
     from .provenance import get_meta
 
     params: dict[str, Any] = {
@@ -1029,6 +1263,8 @@ def _base_params(defaults: dict[str, Any], purpose: str, root: str) -> dict[str,
         "_meta": get_meta(),
         "_messages": {},
     }
+    if repeated:
+        params["_repeat"] = None
     for key, value in defaults.items():
         if not str(key).startswith("_"):
             params[str(key)] = value

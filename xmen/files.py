@@ -129,10 +129,79 @@ def _syncfs() -> Any:
     return _SYNCFS
 
 
+#: Most nodes that aliases may add to a YAML document. A few lines of nested anchors and aliases ("billion
+#: laughs") stand for billions of values once a reader walks, prints or re-dumps them; no state file xmen writes
+#: comes near this (its aliases share a few run options).
+MAX_ALIAS_NODES = 100_000
+
+
+class AliasBombError(yaml.YAMLError):
+    """A document whose aliases expand beyond :data:`MAX_ALIAS_NODES` nodes, or refer to themselves."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _alias_growth(root: yaml.Node) -> int:
+    """How many nodes the aliases of the composed document ``root`` add when expanded (each node seen once)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise AliasBombError("an alias refers to the node that contains it")
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise AliasBombError("an alias refers to the node that contains it")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)] - len(sizes)
+
+
+def parse_yaml(text: str, loader: Any = None) -> Any:
+    """``yaml.load`` with a safe ``loader`` (default: the safe loader), refusing alias bombs (AliasBombError).
+
+    A document without anchors cannot hold aliases and is loaded directly; one with anchors is composed first and
+    its expanded size checked before any value is built.
+    """
+    loader = loader or _Loader
+    if "&" not in text:
+        return yaml.load(text, Loader=loader)
+    instance = loader(text)
+    try:
+        node = instance.get_single_node()
+        if node is None:
+            return None
+        growth = _alias_growth(node)
+        if growth > MAX_ALIAS_NODES:
+            raise AliasBombError(f"its aliases expand to more than {MAX_ALIAS_NODES:,} values (a YAML alias bomb?)")
+        return instance.construct_document(node)
+    finally:
+        instance.dispose()
+
+
 def load_yaml_text(text: str, source: str = "<string>") -> Any:
     """Parse YAML with the safe loader, turning parser errors into a one-line StateFileError."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

@@ -1105,7 +1105,10 @@ def _plain_table(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> str
     texts: list[Sequence[str]] = []
     widths: list[int] = []
     for label, values in zip(labels, columns):
-        distinct = set(values)  # roots, statuses, dates repeat: check each text once
+        try:
+            distinct = set(values)  # roots, statuses, dates repeat: check each text once
+        except TypeError:  # a list- or dict-valued parameter or message: pandas prints it
+            return None
         if None in distinct:
             distinct.discard(None)
             distinct.add("None")

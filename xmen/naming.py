@@ -35,11 +35,31 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_part(key: str, text: str) -> None:
+    """Refuse a parameter whose ``key=text`` would make generated names ambiguous (two sweeps, one folder).
+
+    A name ``k=v__k=v`` reads back into one set of values only if no key holds ``=``, no value holds ``__`` and
+    no parameter is called ``rep`` (the repeat suffix): ``{a: 'x__b=5'}`` would otherwise be ``{a: x, b: 5}``.
+    """
+    if "=" in key:
+        raise UsageError(f"parameter name {key!r} holds '=', which ends parameter names in folder names; use -n NAME")
+    if key == REPEAT:
+        raise UsageError(f"a parameter called {REPEAT!r} clashes with the repeat suffix of folder names; use -n NAME")
+    if SEPARATOR in text:
+        raise UsageError(
+            f"value {text!r} of {key!r} holds {SEPARATOR!r}, which separates parameters in folder names; "
+            "register it under a name of its own with -n NAME"
+        )
+
+
 def experiment_name(texts: dict[str, str]) -> str:
-    """``k=v__k=v`` from the overridden values' texts, in the order given."""
+    """``k=v__k=v`` from the overridden values' texts, in the order given (register gives the declared order)."""
     return SEPARATOR.join(f"{key}={text}" for key, text in texts.items())
+
+
+REPEAT = "rep"
 
 
 def repeat_name(base: str, index: int) -> str:
     """Name of the ``index``-th repeat (1-based) of an experiment."""
-    return f"{base}{SEPARATOR}rep={index}" if base else f"rep={index}"
+    return f"{base}{SEPARATOR}{REPEAT}={index}" if base else f"{REPEAT}={index}"

@@ -2,21 +2,52 @@
 
 ``"{a: 1.0 | 2.0, b: None | cat}"`` is four experiments; the first key varies slowest. Each alternative keeps the
 text the user typed, which names the experiment folder (``a=1.0``), and its YAML value, which goes into params.yml.
+Every spelling of None (``None``, ``none``, ``null``, ``~``) is named ``None``: equal values, one folder.
+
+Parsing is bounded: the document is checked for alias bombs and duplicate keys before any value is built, and
+:func:`count` gives the number of combinations without building them, so a caller can refuse a sweep that is too
+large before it costs memory.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from . import files
 from .errors import UsageError
 
 try:
-    _Loader = yaml.CSafeLoader
+    _Base = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader  # type: ignore[misc]
+    _Base = yaml.SafeLoader  # type: ignore[misc]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+NONE_TEXT = "None"
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a mapping that gives one key twice (``{b: 1, b: 2}`` silently kept ``b: 2``)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True)
@@ -30,14 +61,22 @@ class Choice:
 Combination = dict[str, Choice]
 
 
+def _load(text: str) -> Any:
+    return files.parse_yaml(text, _Loader)
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    return getattr(exc, "problem", None) or getattr(exc, "context", None) or "syntax error"
+
+
 def _scalar(text: str, key: str) -> Any:
     """One alternative's value. ``None`` means None, as a Python user writing a sweep expects."""
     if text in ("None", "none"):
         return None
     try:
-        value = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
-        raise UsageError(f"cannot parse value {text!r} of parameter {key!r}") from None
+        value = _load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"cannot parse value {text!r} of parameter {key!r}: {_problem(exc)}") from None
     return value
 
 
@@ -45,7 +84,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if value is None:
-        return "None"
+        return NONE_TEXT
     if isinstance(value, (bool, int, float)):
         return str(value)
     return yaml.dump(value, Dumper=yaml.SafeDumper, default_flow_style=True, width=10**6).strip()
@@ -57,10 +96,9 @@ def parse(sweep: str | dict[str, Any]) -> dict[str, list[Choice]]:
         if not sweep.strip():
             raise UsageError("empty sweep: give a YAML mapping such as \"{a: 1 | 2}\"")
         try:
-            data = yaml.load(sweep, Loader=_Loader)
+            data = _load(sweep)
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "syntax error"
-            raise UsageError(f"invalid sweep YAML: {problem}") from None
+            raise UsageError(f"invalid sweep YAML: {_problem(exc)}") from None
     else:
         data = sweep
     if data is None:
@@ -75,10 +113,13 @@ def parse(sweep: str | dict[str, Any]) -> dict[str, list[Choice]]:
             texts = [part.strip() for part in value.split("|")]
             if any(not part for part in texts):
                 raise UsageError(f"empty alternative in {key}: {value!r}")
-            choices = [Choice(text, _scalar(text, key)) for text in texts]
+            choices = []
+            for text in texts:
+                parsed_value = _scalar(text, key)
+                choices.append(Choice(NONE_TEXT if parsed_value is None else text, parsed_value))
         elif isinstance(value, str):
             text = value.strip()
-            choices = [Choice(text, None if text in ("None", "none") else value)]
+            choices = [Choice(NONE_TEXT, None) if text in ("None", "none") else Choice(text, value)]
         else:
             choices = [Choice(_text(value), value)]
         seen: set[str] = set()
@@ -88,6 +129,11 @@ def parse(sweep: str | dict[str, Any]) -> dict[str, list[Choice]]:
             seen.add(choice.text)
         parsed[key] = choices
     return parsed
+
+
+def count(parsed: dict[str, list[Choice]]) -> int:
+    """How many combinations ``parsed`` makes, without making them."""
+    return math.prod(len(choices) for choices in parsed.values())
 
 
 def combinations(sweep: str | dict[str, Any]) -> list[Combination]:
