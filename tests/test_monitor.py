@@ -92,8 +92,17 @@ def test_messages_go_to_the_experiment(tmp_path: Path) -> None:
     for _ in m(range(2)):
         for i in m(range(5)):
             loss, acc = 1.0 / (i + 1), i / 10
-    assert files.read_yaml(tmp_path / "ex1" / "params.yml")["_messages"] == {"step": 10, "epoch": 1, "loss": 0.2}
-    assert files.read_yaml(tmp_path / "ex2" / "params.yml")["_messages"] == {"step": 10, "epoch": 2, "acc": 0.4}
+    assert exp.messages == {"step": 10, "epoch": 1, "loss": 0.2}
+    assert other.messages == {"step": 10, "epoch": 2, "acc": 0.4}
+    # params.yml gets the latest values within a second or so (message() throttles its rewrites, see xmen.history).
+    wanted = {"ex1": exp.messages, "ex2": other.messages}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = {n: files.read_yaml(tmp_path / n / "params.yml").get("_messages") for n in wanted}
+        if seen == wanted:
+            break
+        time.sleep(0.1)
+    assert seen == wanted
     del other
 
 
