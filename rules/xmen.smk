@@ -63,11 +63,17 @@ def xmen_load_set(set_dir):
     return loaded
 
 
+XMEN_PLANNED = {}  # experiment path -> its status file as first seen ("missing" or "inode:mtime_ns"), see xmen.job
+
+
 def _xmen_done_mtime(path):
     try:
-        return _xmen_os.stat(_xmen_os.path.join(path, XMEN_DONE)).st_mtime_ns
+        info = _xmen_os.stat(_xmen_os.path.join(path, XMEN_DONE))
     except OSError:
+        XMEN_PLANNED.setdefault(path, "missing")
         return None
+    XMEN_PLANNED.setdefault(path, f"{info.st_ino}:{info.st_mtime_ns}")
+    return info.st_mtime_ns
 
 
 def xmen_pending(experiments):
@@ -235,6 +241,9 @@ def xmen_run_experiment(wildcards, threads, resources, output):
             f"(see its params.yml _error and {log})"
         )
     env = {"XMEN_THREADS": threads}
+    planned = XMEN_PLANNED.get(_xmen_os.path.normpath(wildcards.exp))
+    if planned:  # the runner skips an experiment another run finished since this one was planned
+        env["XMEN_EXPECT_DONE"] = planned
     for name, value in resources.items():
         if name.startswith("_") or value is None:
             continue

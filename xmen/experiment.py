@@ -700,6 +700,12 @@ class Experiment:
                 data.pop("_error", None)
                 if not managed:
                     data["_run"] = {"host": hostname(), "pid": os.getpid(), "started": started}
+                run = data.get("_run")
+                run = dict(run) if isinstance(run, dict) else {}
+                # Tells the job runner that this process records its own outcome when run() returns: if it
+                # exits without doing so (os._exit inside run()), the run did not finish, whatever its exit code.
+                run[_job.RUN_BY_EXPERIMENT] = type(self).__name__
+                data["_run"] = run
                 return ordered(data)
 
             files.update_yaml(params, start, comments)

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -253,6 +254,47 @@ def write_yaml(
     write_text_atomic(path, dump_params(data, comments))
 
 
+#: How long a reader waits for a file caught half-written by an in-place save (an editor truncating and writing).
+SETTLE_SECONDS = 1.0
+
+
+def read_yaml_settled(path: str | os.PathLike[str], patience: float = SETTLE_SECONDS) -> dict[str, Any]:
+    """:func:`read_yaml`, retried for up to ``patience`` seconds while the file is empty or not valid YAML.
+
+    xmen's own writes are atomic, but a person's editor may save in place (truncate, then write): a reader that
+    catches the file in between must not take a half-saved file for a corrupt one. A missing file is not retried.
+    """
+    return _read_settled(path, patience)[1]
+
+
+def _read_text(path: str | os.PathLike[str]) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _read_settled(path: str | os.PathLike[str], patience: float = SETTLE_SECONDS) -> tuple[str | None, dict[str, Any]]:
+    """(text, mapping) of a YAML state file, as :func:`read_yaml_settled` reads it."""
+    deadline = time.monotonic() + patience
+    while True:
+        text = _read_text(path)
+        try:
+            data = read_yaml(path) if text is None else _mapping(load_yaml_text(text, str(path)), path)
+            return text, data
+        except StateFileError:
+            if time.monotonic() >= deadline or not os.path.exists(path):
+                raise
+            time.sleep(0.02)
+
+
+def _mapping(data: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
+    return data
+
+
 def update_yaml(
     path: str | os.PathLike[str],
     change: Callable[[dict[str, Any]], dict[str, Any] | None],
@@ -260,18 +302,42 @@ def update_yaml(
 ) -> dict[str, Any]:
     """Locked read-modify-write of a YAML mapping; ``change`` edits the dict in place or returns a new one.
 
-    Comments already in the file are kept for keys that ``comments`` does not mention.
+    Comments already in the file are kept for keys that ``comments`` does not mention. Other xmen writers take the
+    same lock; a person's editor does not: if the file changed between our read and our write (an editor saved it),
+    the new text is written aside, the change is applied again to what is on disk now, and only then renamed over
+    it, so a hand edit saved during a run is never replaced by a stale copy (the check compares the text, so it
+    also sees an in-place save). ``change`` may therefore run more than
+    once; it must only set the keys it changes.
     """
+    target = Path(path)
     with locked(path):
-        data = read_yaml(path)
-        kept = read_comments(path)
-        if comments:
-            kept.update(comments)
-        result = change(data)
-        if result is not None:
-            data = result
-        write_yaml(path, data, kept)
-        return data
+        for _attempt in range(50):
+            seen, data = _read_settled(target)
+            kept = read_comments(target)
+            if comments:
+                kept.update(comments)
+            result = change(data)
+            if result is not None:
+                data = result
+            text = dump_params(data, kept)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, 0o644)
+                if _read_text(target) != seen:  # saved by someone else meanwhile: merge into that instead
+                    os.unlink(tmp)
+                    continue
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(target.parent)
+            return data
+        raise StateFileError(f"{path}: keeps changing while xmen writes it; not written")
 
 
 def read_comments(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -3,19 +3,30 @@
 It wraps any experiment, python or plain shell, so that what users see in ``params.yml`` is true whatever the
 script does:
 
-1. An exclusive ``flock`` on ``<exp_dir>/.xmen-job.lock`` makes sure one experiment never runs twice at once (two
-   ``xmen run`` launchers, or a Snakemake whose lock was deleted by another run). A runner finding the lock taken
-   waits for the holder and exits 0 if the experiment ``finished``, else 1, without running anything. A runner
-   that gets the lock runs the experiment even if it finished before: whoever started it (Snakemake after a
-   requirement reran, a user) asked for a new run.
+1. An exclusive ``flock`` on ``<exp_dir>/.xmen-job.lock`` makes sure one experiment never runs twice at once,
+   whatever started it (``xmen run``, a plain ``snakemake``, ``xmen ci``, a launcher). The lock's fd is inherited
+   by the experiment process, so the lock lives as long as the experiment itself: ``kill -9`` of the runner alone
+   does not free it, and readers take a held lock as "running" and a free one as "not running" (see
+   :mod:`xmen.heartbeat`). A runner finding the lock taken waits for the holder; if the holder ran the experiment
+   meanwhile, it exits 0 if that run ``finished``, else 1, without running anything.
+   Whoever planned the run passes what it saw of the status file then (``XMEN_EXPECT_DONE``, see
+   :func:`done_token`); a runner that gets the lock and finds the status file written since then (another run
+   finished the experiment meanwhile) exits 0 without running it. A status file that is missing (Snakemake
+   removes it before a forced rerun, ``xmen reset`` does too) or unchanged (a requirement reran) means: run.
 2. The status file ``xmen.done`` is removed, and ``_status: running`` and
    ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded.
 3. A heartbeat thread keeps ``.xmen-heartbeat`` fresh (readers turn a stale ``running`` into ``lost``).
 4. ``bash SCRIPT_SH PARAMS_YML`` runs as a child with ``XMEN_JOB=1`` (a python experiment then leaves the heartbeat
-   to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it.
+   to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it. A child still alive
+   :data:`KILL_GRACE_SECONDS` (``XMEN_KILL_GRACE``) after the first signal is killed with SIGKILL, with every
+   process it started, and recorded ``timeout``/``stopped``: an experiment ignoring SIGTERM is not ``finished``.
 5. If the child did not record a final status itself (plain shell scripts never do, and ``kill -9`` prevents anyone
    from doing so), the runner does: ``finished`` on exit 0, ``timeout`` after SIGTERM/SIGUSR1 (what SLURM sends
    before the time limit), ``stopped`` after SIGINT/SIGHUP, else ``error``, with a one-line ``_error`` reason.
+   A python experiment records ``_run.experiment`` when it starts and its outcome when ``run()`` returns; one that
+   exited without recording it (``os._exit(0)`` inside ``run()``) is an ``error``, whatever its exit code.
+   If the outcome cannot be written (disk full), the runner says so in one line and exits non-zero; readers then
+   see ``running`` with a free lock, which they show as ``lost``.
    A finished experiment gets its status file ``xmen.done`` (written last), whoever launched it, so Snakemake and
    xmen agree on what is finished.
 6. The exit code is the child's (128+N when it was killed by signal N); 0 only for a finished experiment.
@@ -45,6 +56,15 @@ ENV_JOB = "XMEN_JOB"
 ENV_JOB_PARAMS = "XMEN_JOB_PARAMS"
 #: Optional attempt number (Snakemake does not export it: the rule can pass ``XMEN_ATTEMPT={resources.attempt}``).
 ENV_ATTEMPT = "XMEN_ATTEMPT"
+#: What the planner saw of the status file (:func:`done_token`); the runner skips an experiment finished since.
+ENV_EXPECT_DONE = "XMEN_EXPECT_DONE"
+#: Seconds a signalled child may take to stop before it is killed (override with ``XMEN_KILL_GRACE``).
+ENV_KILL_GRACE = "XMEN_KILL_GRACE"
+KILL_GRACE_SECONDS = 30.0
+#: ``_run`` key a python experiment sets when it starts: it records its own outcome when ``run()`` returns.
+RUN_BY_EXPERIMENT = "experiment"
+#: Token of a missing status file.
+DONE_MISSING = "missing"
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 _TIMEOUT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -64,8 +84,8 @@ RUN_COMMENTS = {
 def try_lock(exp_dir: str | os.PathLike[str], wait: bool = False) -> int | None:
     """Take the experiment's run lock; its fd (release with :func:`release`), or ``None`` if held elsewhere.
 
-    With ``wait=True`` block until the lock is free instead of returning ``None``. The fd is close-on-exec so
-    that the lock dies with its holder and never leaks into a detached grandchild.
+    With ``wait=True`` block until the lock is free instead of returning ``None``. The fd is close-on-exec; the
+    runner hands it to the experiment process explicitly (``pass_fds``) so that the lock lives as long as it does.
     """
     fd = os.open(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -77,6 +97,42 @@ def try_lock(exp_dir: str | os.PathLike[str], wait: bool = False) -> int | None:
         os.close(fd)
         raise
     return fd
+
+
+def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
+    """Whether some process holds the experiment's run lock now; ``None`` when there is no lock file.
+
+    Never creates the lock file. The probe takes the lock for an instant when it is free: a runner that
+    arrives at that instant waits for it like for any holder, and finds that nobody ran the experiment meanwhile.
+    """
+    try:
+        fd = os.open(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return False
+
+
+def done_token(exp_dir: str | os.PathLike[str]) -> str:
+    """What a planner saw of the status file: ``missing``, or its inode and mtime (each write is a new inode)."""
+    try:
+        info = os.stat(os.path.join(os.fspath(exp_dir), st.DONE_FILE))
+    except OSError:
+        return DONE_MISSING
+    return f"{info.st_ino}:{info.st_mtime_ns}"
+
+
+def finished_since(exp_dir: str | os.PathLike[str], expected: str) -> bool:
+    """True when the status file exists and is not the one the planner saw: another run finished meanwhile."""
+    current = done_token(exp_dir)
+    return current != DONE_MISSING and current != expected
 
 
 def release(fd: int | None) -> None:
@@ -98,6 +154,50 @@ def managed_by_runner(params_path: str | os.PathLike[str]) -> bool:
         return os.path.abspath(managed) == os.path.abspath(params_path)
 
 
+def kill_grace() -> float:
+    """Seconds a signalled experiment may take to stop (``XMEN_KILL_GRACE``, else :data:`KILL_GRACE_SECONDS`)."""
+    try:
+        return max(0.0, float(os.environ.get(ENV_KILL_GRACE, KILL_GRACE_SECONDS)))
+    except ValueError:
+        return KILL_GRACE_SECONDS
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere), children first."""
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid ...
+        if len(fields) > 1 and fields[1].isdigit():
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in parents.get(queue.pop(), ()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process it started (they share its lock fd, so all must go)."""
+    for target in [pid] + _descendants(pid):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -110,20 +210,26 @@ def _attempt() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _final_status(rc: int, current: Any, received: list[int]) -> tuple[str, str | None]:
-    """(status, error reason) the runner records when the child left ``current`` as the status."""
+def _final_status(rc: int, current: Any, received: list[int], by_experiment: bool = False) -> tuple[str, str | None]:
+    """(status, error reason) the runner records when the child left ``current`` as the status.
+
+    ``by_experiment``: the child is a python experiment that records its own outcome when ``run()`` returns; if
+    it left ``running``, it ended before that (``os._exit``, a crash of the interpreter), whatever its exit code.
+    """
     if current not in (st.RUNNING, st.REGISTERED, st.DEFAULT, None):
         return str(current), None  # the child recorded its own outcome: keep it (and its _error)
-    if rc == 0:
-        return st.FINISHED, None
     reason = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
     if received:
         first = received[0]
         prefix = f"received {_signal_name(first)}; "
-        if first in _TIMEOUT_SIGNALS:
+        if first in _TIMEOUT_SIGNALS and rc != 0:
             return st.TIMEOUT, prefix + reason
-        if first in _STOP_SIGNALS:
+        if first in _STOP_SIGNALS and rc != 0:
             return st.STOPPED, prefix + reason
+    if by_experiment:
+        return st.ERROR, f"the experiment exited ({reason}) before its run() returned"
+    if rc == 0:
+        return st.FINISHED, None
     return st.ERROR, reason
 
 
@@ -167,16 +273,34 @@ class _Forwarder:
             except ProcessLookupError:
                 pass
 
-    def run(self, argv: list[str], env: dict[str, str]) -> int:
-        """Start the child, pass on any signal that came before it existed, wait for it; its return code."""
+    def run(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> int:
+        """Start the child, pass on any signal that came before it existed, wait for it; its return code.
+
+        A child still running :func:`kill_grace` seconds after the first signal is killed, with its descendants.
+        """
         try:
-            self.child = subprocess.Popen(argv, env=env)
+            self.child = subprocess.Popen(argv, env=env, pass_fds=pass_fds)
         except OSError as exc:  # no bash: the shell's own code for "command not found"
             print(f"xmen.job: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
             return 127
         if self.received:
             self._forward(self.received[-1])
-        rc = self.child.wait()
+        grace = kill_grace()
+        signalled_at: float | None = None
+        while True:
+            try:
+                rc = self.child.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if self.received and signalled_at is None:
+                signalled_at = time.monotonic()
+            if signalled_at is not None and time.monotonic() - signalled_at > grace:
+                print(f"xmen.job: the experiment ignored {_signal_name(self.received[0])} for {grace:g} s; "
+                      f"killing it", file=sys.stderr, flush=True)
+                _kill_tree(self.child.pid)
+                rc = self.child.wait()
+                break
         if rc in _SIGNALLED_CODES and not self.received:
             self._wait_for_own_signal()
         return rc
@@ -203,15 +327,22 @@ def run_job(params_path: str, script_path: str) -> int:
         raise XmenError(f"{script}: no such file", exit_code=2)
     fd = try_lock(exp_dir)
     if fd is None:
+        before = _last_run(params)
         print(f"xmen.job: {exp_dir} is being run by another process; waiting for it", file=sys.stderr, flush=True)
         fd = try_lock(exp_dir, wait=True)
-        try:
-            status = files.read_yaml(params).get("_status")
-        finally:
+        after = _last_run(params)
+        if after != before:  # the holder ran it meanwhile: report that run, never start a second one
             release(fd)
-        print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
-        return 0 if status == st.FINISHED else 1
+            status = after[0] if after else None
+            print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
+            return 0 if status == st.FINISHED else 1
+        # Nobody ran it meanwhile (a reader's probe, or a killed runner's orphan ending): go on as planned.
     try:
+        expected = os.environ.get(ENV_EXPECT_DONE)
+        if expected and finished_since(exp_dir, expected):
+            print(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again",
+                  file=sys.stderr, flush=True)
+            return 0
         done_file = os.path.join(exp_dir, st.DONE_FILE)
         if os.path.lexists(done_file):
             os.unlink(done_file)
@@ -228,15 +359,29 @@ def run_job(params_path: str, script_path: str) -> int:
             data.pop("_error", None)
 
         with _Forwarder() as forwarder:
-            files.update_yaml(params, start, RUN_COMMENTS)
+            try:
+                files.update_yaml(params, start, RUN_COMMENTS)
+            except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
+                print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
+                return 1
             env = dict(os.environ)
             env[ENV_JOB] = "1"
             env[ENV_JOB_PARAMS] = params
+            env.pop(ENV_EXPECT_DONE, None)  # for this run only, not for experiments it starts
             with Heartbeat(exp_dir):
-                rc = forwarder.run(["bash", script, params], env)
+                rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,))
             return _record_outcome(params, exp_dir, rc, forwarder.received, run)
     finally:
         release(fd)
+
+
+def _last_run(params: str) -> tuple[Any, Any] | None:
+    """(status, _run) of ``params``: tells whether another process ran the experiment while we waited."""
+    try:
+        data = files.read_yaml_settled(params)
+    except (XmenError, OSError):
+        return None
+    return data.get("_status"), data.get("_run")
 
 
 def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run: dict[str, Any]) -> int:
@@ -244,8 +389,8 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
     outcome: dict[str, Any] = {}
 
     def finish(data: dict[str, Any]) -> None:
-        final, reason = _final_status(rc, data.get("_status"), received)
         ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
+        final, reason = _final_status(rc, data.get("_status"), received, bool(ran.get(RUN_BY_EXPERIMENT)))
         ran.update(ended=now_time(), returncode=rc)
         data["_run"] = ran
         data["_status"] = final
@@ -260,9 +405,16 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
     except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
         print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
         outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
+    except OSError as exc:  # disk full: readers see `running` with a free lock, i.e. lost; never `finished`
+        print(f"xmen.job: cannot record the outcome in {params}: {exc}", file=sys.stderr, flush=True)
+        return _exit_code(rc, st.ERROR) or 1
     final = outcome["status"]
     if final == st.FINISHED:
-        files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n")
+        try:
+            files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n")
+        except OSError as exc:
+            print(f"xmen.job: cannot write the status file of {exp_dir}: {exc}", file=sys.stderr, flush=True)
+            return 1
     if final != st.FINISHED:
         detail = f": {outcome['error']}" if outcome.get("error") else ""
         print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)
