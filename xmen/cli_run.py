@@ -69,7 +69,11 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
         _print_plan(pending)
         return
     if not pending:
-        click.echo("Nothing to run: every matching experiment is finished.", err=True)
+        if skipped:  # "finished" only when it is true
+            click.echo(f"Nothing to run: {len(skipped)} matching experiment(s) skipped (see above), the others "
+                       f"are finished.", err=True)
+        else:
+            click.echo("Nothing to run: every matching experiment is finished.", err=True)
         return
     if launcher:
         code = engine.launch(exp_set, pending, launcher, click.echo)

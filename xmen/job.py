@@ -25,14 +25,16 @@ script does:
    before the time limit), ``stopped`` after SIGINT/SIGHUP, else ``error``, with a one-line ``_error`` reason.
    A python experiment records ``_run.experiment`` when it starts and its outcome when ``run()`` returns; one that
    exited without recording it (``os._exit(0)`` inside ``run()``) is an ``error``, whatever its exit code.
-   If the outcome cannot be written (disk full), the runner says so in one line and exits non-zero; readers then
-   see ``running`` with a free lock, which they show as ``lost``.
+   A small reserve file kept while the experiment runs is freed to record the outcome when the experiment filled
+   the disk. If the outcome still cannot be written, the runner says so in one line and exits non-zero; readers
+   then see ``running`` with a free lock, which they show as ``lost``.
    A finished experiment gets its status file ``xmen.done`` (written last), whoever launched it, so Snakemake and
    xmen agree on what is finished.
 6. The exit code is the child's (128+N when it was killed by signal N); 0 only for a finished experiment.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -65,6 +67,9 @@ KILL_GRACE_SECONDS = 30.0
 RUN_BY_EXPERIMENT = "experiment"
 #: Token of a missing status file.
 DONE_MISSING = "missing"
+#: Space the runner keeps aside while the experiment runs, freed to record the outcome when the disk filled up.
+RESERVE_FILE = ".xmen-reserve"
+RESERVE_BYTES = 256 * 1024
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 _TIMEOUT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -368,11 +373,52 @@ def run_job(params_path: str, script_path: str) -> int:
             env[ENV_JOB] = "1"
             env[ENV_JOB_PARAMS] = params
             env.pop(ENV_EXPECT_DONE, None)  # for this run only, not for experiments it starts
-            with Heartbeat(exp_dir):
-                rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,))
-            return _record_outcome(params, exp_dir, rc, forwarder.received, run)
+            _reserve_space(exp_dir)
+            try:
+                with Heartbeat(exp_dir):
+                    rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,))
+                return _record_outcome(params, exp_dir, rc, forwarder.received, run)
+            finally:
+                _release_space(exp_dir)
     finally:
         release(fd)
+
+
+def _reserve_space(exp_dir: str) -> None:
+    """Write :data:`RESERVE_FILE` (real blocks, not a sparse file); no reserve if there is no room for it."""
+    path = os.path.join(exp_dir, RESERVE_FILE)
+    try:
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * RESERVE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        _release_space(exp_dir)
+
+
+def _release_space(exp_dir: str) -> None:
+    try:
+        os.unlink(os.path.join(exp_dir, RESERVE_FILE))
+    except OSError:
+        pass
+
+
+def _disk_full(exp_dir: str) -> bool:
+    try:
+        return os.statvfs(exp_dir).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _with_space(exp_dir: str, write: Any) -> Any:
+    """``write()``; when the disk is full, free the reserve and try once more (the outcome matters most)."""
+    try:
+        return write()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _release_space(exp_dir)
+        return write()
 
 
 def _last_run(params: str) -> tuple[Any, Any] | None:
@@ -400,8 +446,16 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
             data.pop("_error", None)
         outcome.update(status=final, error=data.get("_error"))
 
+    full = _disk_full(exp_dir)
+
+    def finish_noting_full_disk(data: dict[str, Any]) -> None:
+        finish(data)
+        if full and outcome["status"] != st.FINISHED and data.get("_error"):
+            data["_error"] = f"{data['_error']} (the disk is full)"
+            outcome["error"] = data["_error"]
+
     try:
-        files.update_yaml(params, finish, RUN_COMMENTS)
+        _with_space(exp_dir, lambda: files.update_yaml(params, finish_noting_full_disk, RUN_COMMENTS))
     except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
         print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
         outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
@@ -411,7 +465,7 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
     final = outcome["status"]
     if final == st.FINISHED:
         try:
-            files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n")
+            _with_space(exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n"))
         except OSError as exc:
             print(f"xmen.job: cannot write the status file of {exp_dir}: {exc}", file=sys.stderr, flush=True)
             return 1
