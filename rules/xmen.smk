@@ -63,17 +63,22 @@ def xmen_load_set(set_dir):
     return loaded
 
 
-XMEN_PLANNED = {}  # experiment path -> its status file as first seen ("missing" or "inode:mtime_ns"), see xmen.job
+XMEN_PLANNED = {}  # experiment path -> what planning saw (xmen.job.done_token: "status file/runs started")
 
 
 def _xmen_done_mtime(path):
     try:
         info = _xmen_os.stat(_xmen_os.path.join(path, XMEN_DONE))
     except OSError:
-        XMEN_PLANNED.setdefault(path, "missing")
-        return None
-    XMEN_PLANNED.setdefault(path, f"{info.st_ino}:{info.st_mtime_ns}")
-    return info.st_mtime_ns
+        info = None
+    if path not in XMEN_PLANNED:
+        try:
+            runs = _xmen_os.stat(_xmen_os.path.join(path, ".xmen-job.lock")).st_size
+        except OSError:
+            runs = 0
+        done = f"{info.st_ino}:{info.st_mtime_ns}" if info is not None else "missing"
+        XMEN_PLANNED[path] = f"{done}/{runs}"
+    return info.st_mtime_ns if info is not None else None
 
 
 def xmen_pending(experiments):

@@ -204,7 +204,6 @@ def test_a_python_experiment_filling_the_disk_is_never_running_or_finished(small
     # the experiment fills the disk, then run() returns; its own final write fails
     text = PYTHON_EXPERIMENT.replace(
         "        if self.mode == 'os_exit':",
-        "        open(os.path.join(self.directory, 'big'), 'wb').write(b'0' * 4000000) if False else None\n"
         "        try:\n"
         "            with open(os.path.join(self.directory, 'big'), 'wb') as h:\n"
         "                h.write(b'0' * 4000000)\n"
@@ -300,8 +299,7 @@ def test_update_yaml_retries_a_file_caught_half_written(tmp_path: Path) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(whole)
 
-    path.write_text(whole[: len(whole) // 2])  # "b: xxx... cut: an unterminated... no: a valid prefix is possible"
-    path.write_text("a: [1,\n")  # certainly invalid YAML: an in-place save caught half-way
+    path.write_text("a: [1,\n")  # an in-place save caught half-way (invalid YAML)
     writer = threading.Thread(target=finish_the_save)
     writer.start()
     data = files.update_yaml(path, lambda d: d.__setitem__("c", 3))

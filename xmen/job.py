@@ -9,10 +9,10 @@ script does:
    does not free it, and readers take a held lock as "running" and a free one as "not running" (see
    :mod:`xmen.heartbeat`). A runner finding the lock taken waits for the holder; if the holder ran the experiment
    meanwhile, it exits 0 if that run ``finished``, else 1, without running anything.
-   Whoever planned the run passes what it saw of the status file then (``XMEN_EXPECT_DONE``, see
-   :func:`done_token`); a runner that gets the lock and finds the status file written since then (another run
-   finished the experiment meanwhile) exits 0 without running it. A status file that is missing (Snakemake
-   removes it before a forced rerun, ``xmen reset`` does too) or unchanged (a requirement reran) means: run.
+   Whoever planned the run passes what it saw then (``XMEN_EXPECT_DONE``, see :func:`done_token`: the status file
+   and the number of runs started); a runner that gets the lock and finds that another run finished the
+   experiment since exits 0 without running it. No run since (a forced rerun: Snakemake removed the status
+   file; ``xmen reset``; a requirement reran) means: run.
 2. The status file ``xmen.done`` is removed, and ``_status: running`` and
    ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded.
 3. A heartbeat thread keeps ``.xmen-heartbeat`` fresh (readers turn a stale ``running`` into ``lost``).
@@ -126,18 +126,48 @@ def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
 
 
 def done_token(exp_dir: str | os.PathLike[str]) -> str:
-    """What a planner saw of the status file: ``missing``, or its inode and mtime (each write is a new inode)."""
+    """What a planner saw of an experiment: ``DONE/RUNS`` for :data:`ENV_EXPECT_DONE`.
+
+    DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the run
+    lock file, to which every runner appends a line when it starts a run. Snakemake removes a job's output before
+    running it, so the status file alone cannot tell a forced rerun from an experiment another run just finished;
+    the run count can. Two ``stat`` calls, and the generated Snakefile computes the same text.
+    """
+    folder = os.fspath(exp_dir)
     try:
-        info = os.stat(os.path.join(os.fspath(exp_dir), st.DONE_FILE))
+        info = os.stat(os.path.join(folder, st.DONE_FILE))
+        done = f"{info.st_ino}:{info.st_mtime_ns}"
     except OSError:
-        return DONE_MISSING
-    return f"{info.st_ino}:{info.st_mtime_ns}"
+        done = DONE_MISSING
+    try:
+        runs = str(os.stat(os.path.join(folder, LOCK_FILE)).st_size)
+    except OSError:
+        runs = "0"
+    return f"{done}/{runs}"
 
 
-def finished_since(exp_dir: str | os.PathLike[str], expected: str) -> bool:
-    """True when the status file exists and is not the one the planner saw: another run finished meanwhile."""
-    current = done_token(exp_dir)
-    return current != DONE_MISSING and current != expected
+def finished_since(exp_dir: str | os.PathLike[str], expected: str, params: str) -> bool:
+    """True when another run finished the experiment after it was planned (``expected``, see :func:`done_token`):
+    its status file exists and is not the one the planner saw, or a run started since and recorded ``finished``."""
+    done_then, _, runs_then = expected.partition("/")
+    done_now, _, runs_now = done_token(exp_dir).partition("/")
+    if done_now != DONE_MISSING and done_now != done_then:
+        return True
+    if runs_then and runs_now != runs_then:
+        try:
+            return files.read_yaml_settled(params).get("_status") == st.FINISHED
+        except (XmenError, OSError):
+            return False
+    return False
+
+
+def _count_run(fd: int) -> None:
+    """Append a line to the run lock file (its size is the run count :func:`done_token` reports)."""
+    try:
+        os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, f"{now_time()} {hostname()} {os.getpid()}\n".encode("utf-8", "replace"))
+    except OSError:  # disk full: the lock still works
+        pass
 
 
 def release(fd: int | None) -> None:
@@ -344,11 +374,14 @@ def run_job(params_path: str, script_path: str) -> int:
         # Nobody ran it meanwhile (a reader's probe, or a killed runner's orphan ending): go on as planned.
     try:
         expected = os.environ.get(ENV_EXPECT_DONE)
-        if expected and finished_since(exp_dir, expected):
+        done_file = os.path.join(exp_dir, st.DONE_FILE)
+        if expected and finished_since(exp_dir, expected, params):
             print(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again",
                   file=sys.stderr, flush=True)
+            if not os.path.exists(done_file):  # Snakemake removed it before starting this job: it is true
+                files.write_text_atomic(done_file, "finished\n")
             return 0
-        done_file = os.path.join(exp_dir, st.DONE_FILE)
+        _count_run(fd)
         if os.path.lexists(done_file):
             os.unlink(done_file)
         run: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "started": now_time()}
