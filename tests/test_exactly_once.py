@@ -111,7 +111,7 @@ MIXES = {
 
 @pytest.mark.parametrize("mix", list(MIXES))
 def test_concurrent_runs_complete_each_experiment_exactly_once(tmp_path: Path, mix: str) -> None:
-    root = make_set(tmp_path, "set_a", "{a: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12, sleep: 0.6}")
+    root = make_set(tmp_path, "set_a", "{a: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12, sleep: 1.5}")
     procs = []
     for command in MIXES[mix]:
         procs.append(start(command, root))
@@ -132,13 +132,13 @@ def test_concurrent_runs_complete_each_experiment_exactly_once(tmp_path: Path, m
 def test_a_finished_disjoint_snakemake_does_not_let_a_third_run_twice(tmp_path: Path) -> None:
     """The old failure: a finished snakemake deleted `.snakemake/locks` of one still running, and a third ran its
     experiments again."""
-    root = make_set(tmp_path, "set_a", "{a: 1 | 2 | 3 | 4 | 5 | 6, sleep: 2}")
+    root = make_set(tmp_path, "set_a", "{a: 1 | 2 | 3 | 4 | 5 | 6, sleep: 1}")
     make = ExperimentSet(root)
     names = list(make.experiments)
     quiet_xmen("register", "{a: 7 | 8 | 9, sleep: 0}", "-r", str(root))
     quick = [name for name in experiments(root) if name not in names]
-    first = start(SNAKEMAKE + ["-j", "6"] + [f"{name}/xmen.done" for name in names], root)
-    assert wait_until(lambda: all(lines(root / name, "starts") for name in names))
+    first = start(SNAKEMAKE + ["-j", "2"] + [f"{name}/xmen.done" for name in names], root)
+    assert wait_until(lambda: started_any(root))
     second = subprocess.run(SNAKEMAKE + ["-j", "3"] + [f"{name}/xmen.done" for name in quick], cwd=root,
                             capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr[-2000:]

@@ -129,7 +129,7 @@ def done_token(exp_dir: str | os.PathLike[str]) -> str:
     """What a planner saw of an experiment: ``DONE/RUNS`` for :data:`ENV_EXPECT_DONE`.
 
     DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the run
-    lock file, to which every runner appends a line when it starts a run. Snakemake removes a job's output before
+    lock file, to which every runner appends a line when a run starts and when it ends. Snakemake removes a job's output before
     running it, so the status file alone cannot tell a forced rerun from an experiment another run just finished;
     the run count can. Two ``stat`` calls, and the generated Snakefile computes the same text.
     """
@@ -148,7 +148,8 @@ def done_token(exp_dir: str | os.PathLike[str]) -> str:
 
 def finished_since(exp_dir: str | os.PathLike[str], expected: str, params: str) -> bool:
     """True when another run finished the experiment after it was planned (``expected``, see :func:`done_token`):
-    its status file exists and is not the one the planner saw, or a run started since and recorded ``finished``."""
+    its status file exists and is not the one the planner saw, or a run started or ended since and the experiment
+    is ``finished`` now."""
     done_then, _, runs_then = expected.partition("/")
     done_now, _, runs_now = done_token(exp_dir).partition("/")
     if done_now != DONE_MISSING and done_now != done_then:
@@ -161,11 +162,12 @@ def finished_since(exp_dir: str | os.PathLike[str], expected: str, params: str) 
     return False
 
 
-def _count_run(fd: int) -> None:
-    """Append a line to the run lock file (its size is the run count :func:`done_token` reports)."""
+def _count_run(fd: int, event: str) -> None:
+    """Append a line to the run lock file when a run starts and when it ends: its size, which
+    :func:`done_token` reports, then changes whenever a run started or ended since a planner looked."""
     try:
         os.lseek(fd, 0, os.SEEK_END)
-        os.write(fd, f"{now_time()} {hostname()} {os.getpid()}\n".encode("utf-8", "replace"))
+        os.write(fd, f"{now_time()} {event} {hostname()} {os.getpid()}\n".encode("utf-8", "replace"))
     except OSError:  # disk full: the lock still works
         pass
 
@@ -381,7 +383,7 @@ def run_job(params_path: str, script_path: str) -> int:
             if not os.path.exists(done_file):  # Snakemake removed it before starting this job: it is true
                 files.write_text_atomic(done_file, "finished\n")
             return 0
-        _count_run(fd)
+        _count_run(fd, "started")
         if os.path.lexists(done_file):
             os.unlink(done_file)
         run: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "started": now_time()}
@@ -413,6 +415,7 @@ def run_job(params_path: str, script_path: str) -> int:
                 return _record_outcome(params, exp_dir, rc, forwarder.received, run)
             finally:
                 _release_space(exp_dir)
+                _count_run(fd, "ended")
     finally:
         release(fd)
 
