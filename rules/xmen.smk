@@ -63,7 +63,7 @@ def xmen_load_set(set_dir):
     return loaded
 
 
-XMEN_PLANNED = {}  # experiment path -> what planning saw (xmen.job.done_token: "status file/runs started")
+XMEN_PLANNED = {}  # experiment path -> what planning saw (xmen.job.done_token: "status file;runs")
 
 
 def _xmen_done_mtime(path):
@@ -77,7 +77,7 @@ def _xmen_done_mtime(path):
         except OSError:
             runs = 0
         done = f"{info.st_ino}:{info.st_mtime_ns}" if info is not None else "missing"
-        XMEN_PLANNED[path] = f"{done}/{runs}"
+        XMEN_PLANNED[path] = f"{done};{runs}"
     return info.st_mtime_ns if info is not None else None
 
 

@@ -126,7 +126,7 @@ def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
 
 
 def done_token(exp_dir: str | os.PathLike[str]) -> str:
-    """What a planner saw of an experiment: ``DONE/RUNS`` for :data:`ENV_EXPECT_DONE`.
+    """What a planner saw of an experiment: ``DONE;RUNS`` for :data:`ENV_EXPECT_DONE`.
 
     DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the run
     lock file, to which every runner appends a line when a run starts and when it ends. Snakemake removes a job's output before
@@ -143,15 +143,15 @@ def done_token(exp_dir: str | os.PathLike[str]) -> str:
         runs = str(os.stat(os.path.join(folder, LOCK_FILE)).st_size)
     except OSError:
         runs = "0"
-    return f"{done}/{runs}"
+    return f"{done};{runs}"
 
 
 def finished_since(exp_dir: str | os.PathLike[str], expected: str, params: str) -> bool:
     """True when another run finished the experiment after it was planned (``expected``, see :func:`done_token`):
     its status file exists and is not the one the planner saw, or a run started or ended since and the experiment
     is ``finished`` now."""
-    done_then, _, runs_then = expected.partition("/")
-    done_now, _, runs_now = done_token(exp_dir).partition("/")
+    done_then, _, runs_then = expected.partition(";")
+    done_now, _, runs_now = done_token(exp_dir).partition(";")
     if done_now != DONE_MISSING and done_now != done_then:
         return True
     if runs_then and runs_now != runs_then:
