@@ -6,7 +6,8 @@ that started it) followed by a plain next run. Each experiment's script counts i
 detects a concurrent second copy (an flock of its own), so double runs are seen whatever causes them.
 
 Figures are printed (run with -s): concurrent mixes tried / double runs; kill -9 trials / corrupt / stuck /
-double runs / next-run failures. XMEN_KILL_TRIALS sets the number of kill trials (default 10, ~40 s on an idle 2-core machine).
+double runs / next-run failures. XMEN_KILL_TRIALS sets the number of kill trials (default 10, ~40 s on an idle
+2-core machine).
 """
 from __future__ import annotations
 

@@ -646,7 +646,7 @@ class Experiment:
     def _load(self, params_path: str | os.PathLike[str]) -> Path:
         """Attach to an existing ``params.yml``: read it and set the parameters it holds."""
         path = Path(os.path.abspath(params_path))
-        data = files.read_yaml(path)
+        data = files.read_yaml_settled(path)  # an editor may be saving it in place right now
         values = {k: v for k, v in data.items() if not str(k).startswith("_")}
         try:
             self.update(values, strict=False)

@@ -9,8 +9,10 @@ script does:
    does not free it, and readers take a held lock as "running" and a free one as "not running" (see
    :mod:`xmen.heartbeat`). A runner finding the lock taken waits for the holder; if the holder ran the experiment
    meanwhile, it exits 0 if that run ``finished``, else 1, without running anything.
+   A process the experiment leaves running in the background (``server &`` in a shell script) inherits the lock
+   too, and keeps the experiment "running" until it exits; python's ``subprocess`` does not pass it on.
    Whoever planned the run passes what it saw then (``XMEN_EXPECT_DONE``, see :func:`done_token`: the status file
-   and the number of runs started); a runner that gets the lock and finds that another run finished the
+   and the runs started and ended); a runner that gets the lock and finds that another run finished the
    experiment since exits 0 without running it. No run since (a forced rerun: Snakemake removed the status
    file; ``xmen reset``; a requirement reran) means: run.
 2. The status file ``xmen.done`` is removed, and ``_status: running`` and
@@ -128,10 +130,10 @@ def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
 def done_token(exp_dir: str | os.PathLike[str]) -> str:
     """What a planner saw of an experiment: ``DONE;RUNS`` for :data:`ENV_EXPECT_DONE`.
 
-    DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the run
-    lock file, to which every runner appends a line when a run starts and when it ends. Snakemake removes a job's output before
-    running it, so the status file alone cannot tell a forced rerun from an experiment another run just finished;
-    the run count can. Two ``stat`` calls, and the generated Snakefile computes the same text.
+    DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the
+    run lock file, to which every runner appends a line when a run starts and when it ends. Snakemake removes a
+    job's output before running it, so the status file alone cannot tell a forced rerun from an experiment another
+    run just finished; the run count can. Two ``stat`` calls; the generated Snakefile computes the same text.
     """
     folder = os.fspath(exp_dir)
     try:
