@@ -314,3 +314,24 @@ def test_update_yaml_still_reports_a_file_that_stays_broken(tmp_path: Path) -> N
     with pytest.raises(files.StateFileError):
         files.update_yaml(path, lambda d: None)
     assert time.monotonic() - began < 3
+
+
+def test_readers_use_the_run_lock_on_this_host(tmp_path: Path) -> None:
+    """`running` with the lock held is running; with the lock free it is lost at once, even while the recorded pid
+    lives (a zombie, or a reused pid) and the heartbeat is fresh."""
+    from xmen.heartbeat import Heartbeat
+    from xmen.job import release, try_lock
+    from xmen.provenance import hostname, now_time
+
+    Heartbeat(tmp_path).beat()
+    params = {"_status": st.RUNNING, "_run": {"host": hostname(), "pid": os.getpid(), "started": now_time()}}
+    fd = try_lock(tmp_path)
+    try:
+        assert lock_held(tmp_path) is True
+        assert effective_status(params, tmp_path) == st.RUNNING
+    finally:
+        release(fd)
+    assert lock_held(tmp_path) is False
+    assert effective_status(params, tmp_path) == st.LOST
+    elsewhere = {"_status": st.RUNNING, "_run": {"host": "another-host", "pid": 1, "started": now_time()}}
+    assert effective_status(elsewhere, tmp_path) == st.RUNNING  # another host: its heartbeat decides
