@@ -105,7 +105,7 @@ def test_os_exit_inside_run_is_not_finished(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     data = files.read_yaml(params)
     assert data["_status"] == st.ERROR, err
-    assert "before its run() returned" in data["_error"]
+    assert "without recording that its run() returned" in data["_error"]
     assert proc.returncode != 0
     assert not (params.parent / st.DONE_FILE).exists()
     assert effective_status(data, params.parent) == st.ERROR
@@ -216,7 +216,8 @@ def test_a_python_experiment_filling_the_disk_is_never_running_or_finished(small
     _, err = proc.communicate(timeout=60)
     data = files.read_yaml(params)
     shown = effective_status(data, params.parent)
-    assert shown not in (st.RUNNING, st.FINISHED), (shown, err)
+    assert shown == st.ERROR, (shown, err)  # recorded with the runner's reserve
+    assert "the disk is full" in data["_error"]
     assert not (params.parent / st.DONE_FILE).exists()
     assert proc.returncode != 0
     assert lock_held(params.parent) is False

@@ -266,7 +266,7 @@ def _final_status(rc: int, current: Any, received: list[int], by_experiment: boo
         if first in _STOP_SIGNALS and rc != 0:
             return st.STOPPED, prefix + reason
     if by_experiment:
-        return st.ERROR, f"the experiment exited ({reason}) before its run() returned"
+        return st.ERROR, f"the experiment exited ({reason}) without recording that its run() returned"
     if rc == 0:
         return st.FINISHED, None
     return st.ERROR, reason
