@@ -63,11 +63,22 @@ def xmen_load_set(set_dir):
     return loaded
 
 
+XMEN_PLANNED = {}  # experiment path -> what planning saw (xmen.job.done_token: "status file;runs")
+
+
 def _xmen_done_mtime(path):
     try:
-        return _xmen_os.stat(_xmen_os.path.join(path, XMEN_DONE)).st_mtime_ns
+        info = _xmen_os.stat(_xmen_os.path.join(path, XMEN_DONE))
     except OSError:
-        return None
+        info = None
+    if path not in XMEN_PLANNED:
+        try:
+            runs = _xmen_os.stat(_xmen_os.path.join(path, ".xmen-job.lock")).st_size
+        except OSError:
+            runs = 0
+        done = f"{info.st_ino}:{info.st_mtime_ns}" if info is not None else "missing"
+        XMEN_PLANNED[path] = f"{done};{runs}"
+    return info.st_mtime_ns if info is not None else None
 
 
 def xmen_pending(experiments):
@@ -235,6 +246,9 @@ def xmen_run_experiment(wildcards, threads, resources, output):
             f"(see its params.yml _error and {log})"
         )
     env = {"XMEN_THREADS": threads}
+    planned = XMEN_PLANNED.get(_xmen_os.path.normpath(wildcards.exp))
+    if planned:  # the runner skips an experiment another run finished since this one was planned
+        env["XMEN_EXPECT_DONE"] = planned
     for name, value in resources.items():
         if name.startswith("_") or value is None:
             continue

@@ -104,6 +104,8 @@ def test_failed_write_keeps_original_and_no_temp_file(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, broken, no_space)
+    if broken == "replace":  # update_yaml swaps the file in with renameat2 where it can: break that step too
+        monkeypatch.setattr(files, "_exchange", no_space)
     with pytest.raises(OSError) as info:
         files.write_yaml(path, {"a": 2})
     assert info.value.errno == errno.ENOSPC

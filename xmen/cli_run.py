@@ -120,14 +120,21 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose) -> N
         click.echo("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
         return
     if dry_run:
-        if not pending:
+        if not pending and skipped:
+            click.echo(f"Nothing to run: {len(skipped)} matching experiment(s) skipped (see above), the others are "
+                       f"finished.")
+        elif not pending:
             click.echo("Nothing to run: every matching experiment is finished.")
         else:
             _print_plan(pending)
         _fail_on_damaged(skipped)
         return
     if not pending:
-        click.echo("Nothing to run: every matching experiment is finished.", err=True)
+        if skipped:  # "finished" only when it is true
+            click.echo(f"Nothing to run: {len(skipped)} matching experiment(s) skipped (see above), the others "
+                       f"are finished.", err=True)
+        else:
+            click.echo("Nothing to run: every matching experiment is finished.", err=True)
         _fail_on_damaged(skipped)
         return
     if launcher:

@@ -100,9 +100,12 @@ def plan(exp_set: ExperimentSet, patterns: Sequence[str] | None = None) -> tuple
 def run_lock(root: Path) -> Iterator[None]:
     """One ``xmen run`` per set at a time.
 
-    Snakemake's own locks are per output file, and a Snakemake process that finishes deletes the whole
-    ``.snakemake/locks`` folder, other processes' locks included; so xmen serialises its runs itself and gives
-    Snakemake ``--nolock``. The job runner's per-experiment lock still stops any second launcher.
+    Snakemake's own locks are per output file, a Snakemake process that finishes deletes the whole
+    ``.snakemake/locks`` folder, other processes' locks included, and one killed with ``kill -9`` leaves locks that
+    make the next run fail until ``--unlock``; so xmen gives Snakemake ``--nolock`` (the set's default workflow
+    profile does the same for a plain ``snakemake``). What keeps an experiment from running twice is the job
+    runner's per-experiment lock, held as long as the experiment process lives, and its check that the experiment
+    is still pending (see :mod:`xmen.job`).
     """
     lock_file = root / RUN_LOCK
     lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -178,14 +181,24 @@ def run_with_snakemake(
 
 
 def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequence[str], echo) -> int:
-    """The original xmen's way: run each pending run.sh with ``launcher`` (sh, bash, sbatch, screen -dm bash...)."""
+    """The original xmen's way: run each pending run.sh with ``launcher`` (sh, bash, sbatch, screen -dm bash...).
+
+    Each run.sh gets ``XMEN_EXPECT_DONE``, what the status file looked like when the run was planned (taken for
+    every experiment before the first starts): a runner finding it finished since by another run (a Snakemake in
+    the same set) skips it instead of running it twice.
+    """
+    from .job import ENV_EXPECT_DONE, done_token
+
+    expected = {item.name: done_token(exp_set.root / item.name) for item in pending}
     failures = 0
     for item in pending:
         run_script = exp_set.root / item.name / RUN_FILE
         command = list(launcher) + [str(run_script)]
         echo(f"\nRunning: {shlex.join(command)}")
+        env = dict(os.environ)
+        env[ENV_EXPECT_DONE] = expected[item.name]
         try:
-            code = subprocess.call(command)
+            code = subprocess.call(command, env=env)
         except FileNotFoundError:
             raise XmenError(f"launcher not found: {launcher[0]}") from None
         if code != 0:

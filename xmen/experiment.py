@@ -940,7 +940,7 @@ class Experiment:
     def _load(self, params_path: str | os.PathLike[str]) -> Path:
         """Attach to an existing ``params.yml``: read it and set the parameters it holds."""
         path = Path(os.path.abspath(params_path))
-        data = files.read_yaml(path)
+        data = files.read_yaml_settled(path)  # an editor may be saving it in place right now
         values = {k: v for k, v in data.items() if not str(k).startswith("_")}
         self._xmen.frozen = False
         try:
@@ -996,6 +996,12 @@ class Experiment:
                 data.pop("_error", None)
                 if not managed:
                     data["_run"] = {"host": hostname(), "pid": os.getpid(), "started": started}
+                run = data.get("_run")
+                run = dict(run) if isinstance(run, dict) else {}
+                # Tells the job runner that this process records its own outcome when run() returns: if it
+                # exits without doing so (os._exit inside run()), the run did not finish, whatever its exit code.
+                run[_job.RUN_BY_EXPERIMENT] = type(self).__name__
+                data["_run"] = run
                 return ordered(data)
 
             files.update_yaml(params, start, comments)

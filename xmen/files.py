@@ -13,6 +13,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -37,13 +38,13 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[None]:
-    """Hold an flock on the sidecar lock of ``path`` for the duration of the block."""
+def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[int]:
+    """Hold an flock on the sidecar lock of ``path`` for the duration of the block (its fd is the block's value)."""
     lp = lock_path(path)
     fd = os.open(lp, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing releases the lock
 
@@ -322,6 +323,89 @@ def write_yaml(
     write_text_atomic(path, dump_params(data, comments))
 
 
+#: How long a reader waits for a file caught half-written by an in-place save (an editor truncating and writing).
+SETTLE_SECONDS = 1.0
+#: A file changed by someone other than xmen less than this long ago may be an in-place save still being written.
+QUIET_SECONDS = 0.05
+
+
+def read_yaml_settled(path: str | os.PathLike[str], patience: float = SETTLE_SECONDS) -> dict[str, Any]:
+    """:func:`read_yaml`, retried for up to ``patience`` seconds while the file is empty or not valid YAML.
+
+    xmen's own writes are atomic, but a person's editor may save in place (truncate, then write): a reader that
+    catches the file in between must not take a half-saved file for a corrupt one. A missing file is not retried.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return read_yaml(path)
+        except StateFileError:
+            if time.monotonic() >= deadline or not os.path.exists(path):
+                raise
+            time.sleep(0.02)
+
+
+def _read_text(path: str | os.PathLike[str]) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _mapping(data: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
+    return data
+
+
+def _identity(info: os.stat_result) -> str:
+    return f"{info.st_ino} {info.st_mtime_ns} {info.st_size}"
+
+
+def _last_written(lock_fd: int) -> str:
+    """The identity of the file as the last xmen writer left it, kept in the sidecar lock file."""
+    try:
+        return os.pread(lock_fd, 200, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
+def _note_written(lock_fd: int, identity: str) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(lock_fd, 0)
+        os.pwrite(lock_fd, identity.encode("ascii"), 0)
+
+
+def _read_quiet(path: str | os.PathLike[str], last_written: str) -> tuple[str, dict[str, Any]]:
+    """(text, mapping) of a state file once no foreign in-place save is in progress.
+
+    A file exactly as the last xmen writer left it is read at once. One changed since by someone else (an editor)
+    less than :data:`QUIET_SECONDS` ago may be half-written, and a truncated YAML file is often still valid YAML:
+    wait until it has been quiet that long (at most :data:`SETTLE_SECONDS`).
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            raise StateFileError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot read: {exc}") from None
+        text = _read_text(path)
+        quiet = _identity(info) == last_written or time.time() - info.st_mtime_ns / 1e9 > QUIET_SECONDS
+        stable = text is not None and _identity(info) == _identity(os.stat(path))
+        if quiet and stable or time.monotonic() >= deadline:
+            if text is None:
+                return "", read_yaml(path)  # raises the reason
+            try:
+                return text, _mapping(load_yaml_text(text, str(path)), path)
+            except StateFileError:
+                if time.monotonic() >= deadline:
+                    raise
+        time.sleep(0.01)
+
+
 def update_yaml(
     path: str | os.PathLike[str],
     change: Callable[[dict[str, Any]], dict[str, Any] | None],
@@ -329,18 +413,92 @@ def update_yaml(
 ) -> dict[str, Any]:
     """Locked read-modify-write of a YAML mapping; ``change`` edits the dict in place or returns a new one.
 
-    Comments already in the file are kept for keys that ``comments`` does not mention.
+    Comments already in the file are kept for keys that ``comments`` does not mention. Other xmen writers take the
+    same lock; a person's editor does not, so the change is merged into what is on disk at the moment it is put in
+    place: a file caught while an editor saves it in place is read once it is quiet (:func:`_read_quiet`); if it
+    changed between our read and our write, the change is applied again to the new text; and the new file is
+    swapped in atomically (``renameat2(RENAME_EXCHANGE)`` on Linux), so that a save landing in the last instant is
+    seen, waited for and merged too. A hand edit saved during a run is never replaced by a stale copy. ``change``
+    may therefore run more than once; it must only set the keys it changes.
     """
-    with locked(path):
-        data = read_yaml(path)
-        kept = read_comments(path)
-        if comments:
-            kept.update(comments)
-        result = change(data)
-        if result is not None:
-            data = result
-        write_yaml(path, data, kept)
-        return data
+    target = Path(path)
+    with locked(path) as lock_fd:
+        base, data = _read_quiet(target, _last_written(lock_fd))
+        ours: str | None = None  # our own text, when a round put it in place over a save that landed meanwhile
+        for _attempt in range(50):
+            kept = read_comments(target)
+            if comments:
+                kept.update(comments)
+            result = change(data)
+            if result is not None:
+                data = result
+            text = dump_params(data, kept)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    written = _identity(os.fstat(handle.fileno()))
+                os.chmod(tmp, 0o644)
+                last = _last_written(lock_fd)
+                if _read_text(target) not in (base, ours):  # saved by someone else meanwhile: merge into that
+                    os.unlink(tmp)
+                    base, data = _read_quiet(target, last)
+                    continue
+                swapped = _exchange(tmp, target)
+                if not swapped:
+                    os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            _note_written(lock_fd, written)
+            _fsync_dir(target.parent)
+            if not swapped:
+                return data
+            # tmp now holds what we displaced: normally the text we read; else a save that landed in the last instant
+            try:
+                displaced, displaced_data = _read_quiet(tmp, last)
+            except StateFileError:
+                displaced, displaced_data = None, None
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if displaced is None or displaced in (base, ours):
+                return data
+            ours, base, data = text, displaced, displaced_data  # merge our change into that save, swap again
+        raise StateFileError(f"{path}: keeps changing while xmen writes it; not written")
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_RENAMEAT2: Any = False
+
+
+def _renameat2() -> Any:
+    global _RENAMEAT2
+    if _RENAMEAT2 is False:
+        _RENAMEAT2 = None
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            function = libc.renameat2
+            function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            function.restype = ctypes.c_int
+            _RENAMEAT2 = function
+        except (OSError, AttributeError, ImportError):  # not Linux/glibc >= 2.28: plain rename
+            _RENAMEAT2 = None
+    return _RENAMEAT2
+
+
+def _exchange(tmp: str, target: Path) -> bool:
+    """Swap ``tmp`` and ``target`` in one atomic step; False where the system or file system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    return function(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE) == 0
 
 
 def read_comments(path: str | os.PathLike[str]) -> dict[str, str]:

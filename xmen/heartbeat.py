@@ -4,6 +4,10 @@ A process killed with ``kill -9``, by the OOM killer or with its node cannot rec
 ``params.yml`` would say ``running`` forever. While an experiment runs, a daemon thread therefore touches
 ``<exp_dir>/.xmen-heartbeat`` every :data:`~xmen.status.HEARTBEAT_INTERVAL` seconds; readers turn a ``running``
 status whose heartbeat went stale into ``lost`` (:func:`effective_status`). Nothing is written when reading.
+
+On the host that ran it, the experiment's run lock says more, at once: the job runner's lock lives as long as the
+experiment process (see :mod:`xmen.job`), so a held lock means running and a free one means the run ended without
+recording how (killed, zombie, disk full): ``lost`` without waiting for the heartbeat to go stale.
 """
 from __future__ import annotations
 
@@ -89,10 +93,12 @@ def _pid_dead(pid: Any) -> bool:
 def effective_status(params: Mapping[str, Any], exp_dir: str | os.PathLike[str], now: float | None = None) -> str:
     """The status a reader should show: ``_status``, except that a dead ``running`` experiment is ``lost``.
 
-    A ``running`` experiment is lost when its heartbeat is older than :data:`~xmen.status.LOST_AFTER`, when there is
-    no heartbeat and the run started (``_run.started``, or a top-level ``_started``) longer ago than that, or when
-    the recorded process (``_run.pid`` on ``_run.host``) ran on this host and is gone. Costs one ``stat`` (plus one
-    ``kill(pid, 0)`` for runs on this host), so listing 100k experiments stays fast.
+    For a run on this host (``_run.host``) with a run lock file, the lock decides: held is ``running``, free is
+    ``lost``. Otherwise a ``running`` experiment is lost when its heartbeat is older than
+    :data:`~xmen.status.LOST_AFTER`, when there is no heartbeat and the run started (``_run.started``, or a
+    top-level ``_started``) longer ago than that, or when the recorded process (``_run.pid`` on ``_run.host``) ran on
+    this host and is gone. Costs one open+flock or one ``stat``, and only for ``running`` experiments, so listing
+    100k experiments stays fast.
     """
     status = params.get("_status", st.DEFAULT)
     if status != st.RUNNING:
@@ -100,6 +106,12 @@ def effective_status(params: Mapping[str, Any], exp_dir: str | os.PathLike[str],
     now = time.time() if now is None else now
     run = params.get("_run")
     run = run if isinstance(run, Mapping) else {}
+    if run.get("host") == hostname():
+        from .job import lock_held  # not at import: xmen.job is only needed for running experiments
+
+        held = lock_held(exp_dir)
+        if held is not None:
+            return st.RUNNING if held else st.LOST
     try:
         beat: float | None = os.stat(os.path.join(os.fspath(exp_dir), st.HEARTBEAT_FILE)).st_mtime
     except OSError:
