@@ -177,6 +177,31 @@ def _isatty(stream: IO[str]) -> bool:
         return False
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Snakemake, its job runners and their experiments), parents first."""
+    try:
+        import psutil  # a dependency of Snakemake
+    except ImportError:  # pragma: no cover
+        return [pid]
+    try:
+        return [pid] + [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return [pid]
+
+
+def _terminal_signalled_our_group() -> bool:
+    """True when xmen's process group is the foreground group of its terminal: a Ctrl-C (SIGINT) or hang-up
+    (SIGHUP) from that terminal went to every process of the group, Snakemake and the experiments included."""
+    for stream in (sys.stdin, sys.stderr, sys.stdout):
+        try:
+            fd = stream.fileno()
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except (AttributeError, ValueError, OSError):
+            continue
+    return False
+
+
 class _Forwarder:
     """During the run, passes SIGINT/SIGTERM/SIGHUP on to Snakemake's process group, escalating on repeats.
 
@@ -207,14 +232,22 @@ class _Forwarder:
         self.forward(len(self.received))
 
     def forward(self, count: int) -> None:
-        """Send Snakemake's group the ``count``-th signal: the one received, then SIGTERM, then SIGKILL."""
+        """Send Snakemake the ``count``-th signal: the one received, then SIGTERM, then SIGKILL.
+
+        Snakemake stays in xmen's process group, so that whatever ends that group (kill -9 of the job, a closed
+        terminal) ends the run with it. A Ctrl-C on the terminal has then reached Snakemake and its experiments
+        already: the first one is not passed on again (a second SIGINT makes Snakemake give up on a clean stop).
+        """
         sent = self.received[0] if count == 1 else signal.SIGTERM if count == 2 else signal.SIGKILL
+        if count == 1 and sent in (signal.SIGINT, signal.SIGHUP) and _terminal_signalled_our_group():
+            return
         child = self.child
         if child is not None and child.returncode is None:
-            try:
-                os.killpg(child.pid, sent)
-            except (ProcessLookupError, PermissionError):
-                pass
+            for pid in _tree(child.pid):  # what a signal to the group would reach, xmen itself left out
+                try:
+                    os.kill(pid, sent)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def news(self) -> list[str]:
         """A line for each signal received since the last call."""
@@ -265,7 +298,6 @@ def run_quietly(
             child = subprocess.Popen(
                 list(command), cwd=cwd, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT if log is not None else None,
-                process_group=0,  # a terminal's Ctrl-C reaches xmen only; xmen passes it on once
             )
             forwarder.child = child
             if forwarder.received:  # a signal that came while Snakemake was starting

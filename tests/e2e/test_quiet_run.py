@@ -136,3 +136,55 @@ def test_snakemake_failing_before_any_experiment_shows_the_end_of_its_log(make_s
     assert proc.returncode != 0
     assert "Snakemake failed (exit code" in proc.stderr and "no-such-snakemake-option" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_on_a_terminal_stops_the_run_once_and_killing_the_group_ends_everything(make_set):
+    """A Ctrl-C typed on the terminal reaches the whole foreground group (Snakemake and the experiments share
+    xmen's group): xmen does not pass that first one on again, so the experiments stop cleanly, recorded `stopped`
+    with the one SIGINT they got."""
+    import pty
+
+    root = make_set("{x: 1 | 2 | 3, sleep: 120}")
+    pid, controller = pty.fork()  # the child leads a new session whose controlling terminal is the pty
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(root)
+        os.execv(sys.executable, [sys.executable, "-m", "xmen.cli", "run", "-j", "2"])
+    output = bytearray()
+
+    def drain(seconds: float) -> None:
+        end = time.time() + seconds
+        while time.time() < end:
+            import select
+
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                try:
+                    output.extend(os.read(controller, 65536))
+                except OSError:
+                    return
+
+    names = ("x=1__sleep=120", "x=2__sleep=120", "x=3__sleep=120")
+    deadline = time.time() + 120
+    running: list[str] = []
+    while len(running) < 2 and time.time() < deadline:
+        drain(0.2)
+        running = [n for n in names if files.read_yaml(root / n / "params.yml").get("_status") == "running"]
+    assert len(running) == 2
+    os.write(controller, b"\x03")  # Ctrl-C, as typed
+    end = time.time() + 60
+    status = None
+    while time.time() < end:
+        drain(0.2)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+    else:
+        os.kill(pid, signal.SIGKILL)
+    os.close(controller)
+    text = output.decode(errors="replace")
+    assert status is not None and os.waitstatus_to_exitcode(status) == 130, text
+    assert "Traceback" not in text and "RuleException" not in text
+    for name in running:
+        params = files.read_yaml(root / name / "params.yml")
+        assert params["_status"] == "stopped", (name, params.get("_error"))
+        assert "received SIGINT" in str(params.get("_error"))
