@@ -848,10 +848,10 @@ def _lock_held(lock_file: Path) -> bool:
 
 
 def _is_running(exp_dir: Path) -> bool:
-    """Running now: its job runner holds the job lock, or its heartbeat is live."""
-    from .job import LOCK_FILE
+    """Running now: its job runner (or the experiment it started) holds the job lock, or its heartbeat is live."""
+    from .job import lock_held
 
-    if _lock_held(exp_dir / LOCK_FILE):
+    if lock_held(exp_dir):
         return True
     try:
         params = files.read_yaml(exp_dir / PARAMS_FILE)
