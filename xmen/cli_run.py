@@ -34,8 +34,9 @@ class _SplitDashDash(click.Command):
 @click.option("--profile", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("--changed", is_flag=True, help="Also rerun finished experiments whose params or code changed.")
 @click.pass_context
-def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
+def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, changed) -> None:
     """Run the pending experiments matching GLOB (default: all) with Snakemake.
 
     \b
@@ -54,7 +55,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     if launcher and (profile or jobs or extra):
         raise UsageError("a launcher command runs run.sh itself: --profile, -j and -- args are for Snakemake")
     patterns = [glob] if glob else None
-    pending, skipped = engine.plan(exp_set, patterns)
+    pending, skipped = engine.plan(exp_set, patterns, changed=changed)
     for item in skipped:
         click.echo(f"Skipping {item.name}: {item.reason}", err=True)
     if not pending and not skipped and not exp_set.match(patterns or ["*"]):
@@ -71,6 +72,10 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root) -> None:
     if not pending:
         click.echo("Nothing to run: every matching experiment is finished.", err=True)
         return
+    if changed:
+        from .planner import release_for_rerun
+
+        release_for_rerun(str(exp_set.root / p.name) for p in pending if p.reason.startswith("changed:"))
     if launcher:
         code = engine.launch(exp_set, pending, launcher, click.echo)
     else:

@@ -31,7 +31,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from . import files
+from . import files, provenance
 from . import status as st
 from .errors import XmenError
 from .heartbeat import Heartbeat
@@ -221,9 +221,11 @@ def run_job(params_path: str, script_path: str) -> int:
             run["attempt"] = attempt
         if os.environ.get("SLURM_JOB_ID"):
             run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        run.update(provenance.run_context(exp_dir))
 
         def start(data: dict[str, Any]) -> None:
             data["_status"] = st.RUNNING
+            provenance.record_start(data, run)
             data["_run"] = run
             data.pop("_error", None)
 
@@ -253,6 +255,7 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
             data["_error"] = reason
         elif final == st.FINISHED:
             data.pop("_error", None)
+        provenance.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
         outcome.update(status=final, error=data.get("_error"))
 
     try:
