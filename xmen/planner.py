@@ -208,7 +208,11 @@ class Planner:
             folder, _, pattern = spec.rpartition("/")
             other = os.path.normpath(os.path.join(root, folder)) if folder else root
             info = self.set_info(other)
-            names = [n for n in (info.linked if info else {}) if fnmatch.fnmatchcase(n, pattern)]
+            linked = info.linked if info else {}
+            if pattern in linked:  # a name that merely contains [ or *: itself
+                names = [pattern]
+            else:
+                names = [n for n in linked if fnmatch.fnmatchcase(n, pattern)]
             if not names:
                 resolved.append((spec, ""))
             for name in names:

@@ -67,6 +67,7 @@ class XmenWorkflow:
         self.planner = planner.Planner(reasons=False)
         self._loaded: set[str] = set()
         self._has_requires = False
+        self._requires_is_function = False  # what requires_input() gave the rule
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:
@@ -156,7 +157,8 @@ class XmenWorkflow:
         A plain empty list when no experiment of the workflow has requirements: Snakemake then skips calling a
         function per job. Kept a function outside the main process (a cluster job's Snakemake).
         """
-        if self.workflow.is_main_process and not self._has_requires:
+        self._requires_is_function = not self.workflow.is_main_process or self._has_requires
+        if not self._requires_is_function:
             return []
 
         def requires_of(wildcards: Any) -> list[str]:
@@ -171,7 +173,7 @@ class XmenWorkflow:
 
     def threads(self, wildcards: Any) -> int:
         options = self.options(wildcards.exp)
-        if options.get("requires") and not self._has_requires and self.workflow.is_main_process:
+        if options.get("requires") and not self._requires_is_function:
             # Only an experiment of a set loaded on demand (an explicit target elsewhere) can get here.
             raise ValueError(
                 f"{wildcards.exp} has requirements, but this workflow (whose own experiments have none) did not "
