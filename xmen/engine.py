@@ -55,7 +55,7 @@ def plan(
     decide = planner.Planner(reasons=True)
     pending: list[Pending] = []
     skipped: list[Pending] = []
-    for verdict in decide.plan(os.path.join(root, name) for name in chosen):
+    for verdict in decide.plan((os.path.join(root, name) for name in chosen), changed=changed):
         name = os.path.relpath(verdict.path, root)
         if verdict.action == planner.RUN:
             pending.append(Pending(name, verdict.reason, verdict.status))

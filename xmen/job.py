@@ -265,7 +265,7 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
         outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
     final = outcome["status"]
     if final == st.FINISHED:
-        files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n")
+        files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), provenance.done_text(run))
     if final != st.FINISHED:
         detail = f": {outcome['error']}" if outcome.get("error") else ""
         print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)

@@ -831,10 +831,32 @@ def _collect(
                 }
             )
             listed.names.append(name)
+        _add_plan_reasons(rows, root)
         state.save()
         sets.append(listed)
     filtered = bool(predicates or type is not None or wanted_status)
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
+
+
+def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
+    """The planner's word (xmen.planner) on the rows of the set at ``root`` where the status alone misleads: a
+    finished experiment that is stale (``! changed: params changed (lr: 0.1 -> 0.5)``), needs a run anyway, or is
+    blocked by a requirement."""
+    from .planner import BLOCKED, CHANGED, DONE, Planner
+
+    planner = Planner(reasons=False)
+    for row in rows:
+        if row["root"] != root or "plan" in row:
+            continue
+        verdict = planner.verdict(os.path.join(root, row["name"]))
+        reason = ""
+        if verdict.action == CHANGED:
+            reason = f"! changed: {verdict.reason}"
+        elif verdict.action == BLOCKED:
+            reason = f"! blocked: {verdict.reason}"
+        elif verdict.action != DONE and row["status"] == st.FINISHED:
+            reason = f"! pending: {verdict.reason}"
+        row["plan"] = reason
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -893,6 +915,8 @@ def table_columns(
         fixed.append("status")
     if verbose or git:
         fixed.append("commit")
+    if status and any(r.get("plan") for r in result.rows):
+        fixed.append("plan")  # why a listed status is not the whole story (stale, blocked, pending again)
 
     all_params = result.param_names()
     if regexes or predicate_names or not verbose:

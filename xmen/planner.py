@@ -256,8 +256,9 @@ class Planner:
                         f" ({other.reason})" if other.action == BLOCKED else "")
                 continue
             if other.action in (RUN, SKIP):
-                waits = waits or f"requirement {shown} pending" + (
-                    f" ({other.status})" if other.status in st.FAILED else "")
+                if not waits:
+                    state = other.status if other.status != "unknown" else self._status(required)
+                    waits = f"requirement {shown} pending" + (f" ({state})" if state in st.FAILED else "")
                 continue
             required_done = _mtime(os.path.join(required, st.DONE_FILE))
             if done is not None and required_done is not None and required_done > done:
@@ -356,12 +357,14 @@ class Planner:
         return os.path.relpath(required, os.path.dirname(path))
 
     # ------------------------------------------------------------------ planning
-    def plan(self, paths: Iterable[str]) -> list[Verdict]:
-        """Verdicts of ``paths`` in their order, then of every requirement (transitively) that needs a run.
+    def plan(self, paths: Iterable[str], changed: bool = False) -> list[Verdict]:
+        """Verdicts of ``paths`` in their order, then of every requirement (transitively) that needs a run, and
+        with ``changed`` (``xmen run --changed``) every requirement whose parameters or code changed.
 
         Requirements that need a run are targets too: Snakemake does not rerun a missing input whose consumer's
         output is still present.
         """
+        wanted = (RUN, CHANGED) if changed else (RUN,)
         chosen = [self.verdict(p) for p in paths]
         listed = {v.path for v in chosen}
         extra: list[Verdict] = []
@@ -371,13 +374,13 @@ class Planner:
                 if not required or required in listed:
                     continue
                 other = self.verdict(required)
-                if other.action == RUN:
+                if other.action in wanted:
                     listed.add(required)
                     extra.append(other)
                     add_requirements(required)
 
         for item in chosen:
-            if item.action == RUN:
+            if item.action in wanted:
                 add_requirements(item.path)
         return chosen + sorted(extra, key=lambda v: v.path)
 
