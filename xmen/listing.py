@@ -855,7 +855,7 @@ def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
         elif verdict.action == BLOCKED:
             reason = f"! blocked: {verdict.reason}"
         elif verdict.action != DONE and row["status"] == st.FINISHED:
-            reason = f"! pending: {verdict.reason}"
+            reason = f"! pending: {'status file missing' if verdict.reason == 'pending' else verdict.reason}"
         row["plan"] = reason
 
 
