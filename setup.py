@@ -45,6 +45,6 @@ setup(
         "pandas>=2",
         "click>=8.1",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6"]},
     entry_points={"console_scripts": ["xmen = xmen.cli:entry_point"]},
 )
