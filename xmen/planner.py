@@ -252,8 +252,8 @@ class Planner:
             other = self.verdict(required)
             if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status != st.RUNNING):
                 if other.action != SKIP or done is None:
-                    blocked = blocked or f"requirement {shown} {other.status}" + (
-                        f" ({other.reason})" if other.action == BLOCKED else "")
+                    blocked = blocked or (f"requirement {shown} blocked ({other.reason})" if other.action == BLOCKED
+                                          else f"requirement {shown} {other.status}")
                 continue
             if other.action in (RUN, SKIP):
                 if not waits:
