@@ -1,4 +1,4 @@
-# xmen: the experiments of this workflow. Shipped with xmen; do not edit in generated Snakefiles.
+# xmen: the one wildcard rule that runs experiments, its Python side (the rule is in xmen_rule.smk). Do not edit.
 #
 # Experiments come from each set's experiment.yml (the single source of truth). What the default target asks for,
 # the rule's input, threads, resources and the job itself are decided in xmen.snakemake_glue and xmen.planner

@@ -63,14 +63,15 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, changed) -> N
             raise XmenError(f"no linked experiment matches {glob!r} in {exp_set.root}")
         click.echo("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
         return
+    finished = "every matching experiment is finished" if not skipped else "the others are finished"
     if dry_run:
         if not pending:
-            click.echo("Nothing to run: every matching experiment is finished.")
+            click.echo(f"Nothing to run: {finished}.")
             return
         _print_plan(pending)
         return
     if not pending:
-        click.echo("Nothing to run: every matching experiment is finished.", err=True)
+        click.echo(f"Nothing to run: {finished}.", err=True)
         return
     if changed:
         from .planner import release_for_rerun

@@ -287,7 +287,7 @@ class Planner:
 
     def _pending(self, path: str, waits: str | None) -> Verdict:
         if not self.reasons:
-            return Verdict(path, RUN, waits or "pending", "unknown")
+            return Verdict(path, RUN, "pending", "unknown")
         params = _read_yaml(os.path.join(path, PARAMS_FILE))
         if params is None:
             return Verdict(path, SKIP, "unreadable params.yml", "corrupt")

@@ -138,8 +138,18 @@ def test_delete_all_output_leaves_statuses_consistent_with_the_files(own_half_do
     assert jobs(snakemake("-n", cwd=root)) == {"a=1", "a=2", "a=3"}
     from xmen import listing
 
-    plan = {r["name"]: r.get("plan") for r in listing.collect(None, root).rows}
-    assert plan == {"a=1": "! pending: status file missing", "a=2": "! pending: status file missing", "a=3": ""}
+    rows = {r["name"]: (r["status"], r.get("plan")) for r in listing.collect(None, root).rows}
+    assert rows == {"a=1": ("finished", ""), "a=2": ("finished", ""), "a=3": ("registered", "")}  # ran, not current
     snakemake("--cores", "1", cwd=root)
     assert files.read_yaml(root / "a=1" / "params.yml")["_status"] == "finished"
     assert jobs(snakemake("-n", cwd=root)) == set()
+
+
+def test_regenerating_the_snakefile_changes_no_finished_experiment_code(own_half_done):
+    root = own_half_done
+    before = (root / "Snakefile").read_bytes()
+    xmen("register", "{a: 4}", cwd=root)  # regenerates the Snakefile
+    assert (root / "Snakefile").read_bytes() == before
+    # Snakemake compares the rule's run block with what it recorded for each finished output: no change.
+    assert "xmen.done" not in snakemake("--list-changes", "code", cwd=root)
+    assert jobs(snakemake("-n", cwd=root)) == {"a=3", "a=4"}
