@@ -103,7 +103,7 @@ def _read_yaml(path: str) -> dict[str, Any] | None:
     """A YAML mapping, or None when the file is missing, unreadable or not a mapping."""
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_Loader)
+            data = yaml.load(handle.read(), Loader=_Loader)
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
     if data is None:
@@ -174,6 +174,8 @@ class Planner:
 
     # ------------------------------------------------------------------ reading
     def set_info(self, root: str) -> SetInfo | None:
+        if root in self._sets:
+            return self._sets[root]
         root = os.path.normpath(root)
         if root not in self._sets:
             self._sets[root] = load_set(root)
