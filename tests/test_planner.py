@@ -58,7 +58,7 @@ def test_staleness_is_transitive_across_sets(make_set):
     assert verdicts(evaluate) == {"e1": ("run", "requirement ../train/k=1 reran")}
     assert verdicts(summary) == {"s": ("run", "requirement ../eval/e1 pending")}
     plan = planner.Planner().plan([str(summary.root / "s")])
-    assert [os.path.relpath(v.path, summary.root) for v in plan] == ["s", "../eval/e1"]
+    assert [os.path.relpath(v.path, summary.root) for v in plan] == ["../eval/e1", "s"]  # requirements first
 
 
 def test_globs_are_kept_and_resolved_when_planning(make_set):
@@ -132,7 +132,7 @@ def test_changed_params_and_code_are_flagged_not_rerun(make_set):
     assert verdicts(train)["k=2"] == ("changed", "code changed (script.sh)")
     # xmen run --changed: pending again for both xmen and Snakemake, with what depends on them.
     plan = planner.Planner().plan([str(train.root / "eval")], changed=True)
-    assert [os.path.basename(v.path) for v in plan] == ["eval", "k=1"]
+    assert [os.path.basename(v.path) for v in plan] == ["k=1", "eval"]
     planner.release_for_rerun(v.path for v in plan)
     assert verdicts(train)["eval"] == ("run", "status file missing, after requirement k=1 pending")
 

@@ -848,8 +848,12 @@ def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
     for row in rows:
         if row["root"] != root or "plan" in row:
             continue
-        verdict = planner.verdict(os.path.join(root, row["name"]))
+        path = os.path.join(root, row["name"])
         reason = ""
+        if row["status"] != st.FINISHED and not (planner.options(path) or {}).get("requires"):
+            row["plan"] = reason  # nothing to say: its status says it all, and nothing can block it
+            continue
+        verdict = planner.verdict(path)
         if verdict.action == CHANGED:
             reason = f"! changed: {verdict.reason}"
         elif verdict.action == BLOCKED:

@@ -119,6 +119,7 @@ class SetInfo:
     linked: dict[str, dict[str, Any]]  # name -> run options, requires as given (defaults merged)
     data: dict[str, Any]
     _code: tuple[list[str], int | None] | None = None
+    _hashes: dict[str, str | None] | None = None
 
     def code_files(self) -> list[str]:
         """The files whose content is the experiment's code: the set's script and the Python module, if any."""
@@ -155,8 +156,11 @@ def load_set(root: str) -> SetInfo | None:
 
 
 def code_record(info: SetInfo) -> dict[str, Any]:
-    """``{file: hash}`` of the set's code files now (what a run records and the planner compares)."""
-    return {os.path.basename(p) if i == 0 else p: file_hash(p) for i, p in enumerate(info.code()[0])}
+    """``{file: hash}`` of the set's code files now (what a run records and the planner compares); the set's
+    script by its name, the experiment module by its path. Hashed once per SetInfo."""
+    if info._hashes is None:
+        info._hashes = {os.path.basename(p) if i == 0 else p: file_hash(p) for i, p in enumerate(info.code()[0])}
+    return dict(info._hashes)
 
 
 class Planner:
@@ -368,23 +372,28 @@ class Planner:
         """
         wanted = (RUN, CHANGED) if changed else (RUN,)
         chosen = [self.verdict(p) for p in paths]
-        listed = {v.path for v in chosen}
-        extra: list[Verdict] = []
+        listed: set[str] = set()
+        ordered: list[Verdict] = []
 
-        def add_requirements(path: str) -> None:
-            for _, required in self.requirements(path):
-                if not required or required in listed:
-                    continue
-                other = self.verdict(required)
-                if other.action in wanted:
-                    listed.add(required)
-                    extra.append(other)
-                    add_requirements(required)
+        def visit(item: Verdict) -> None:
+            """Requirements first (a launcher runs the list in order), each once."""
+            listed.add(item.path)
+            for _, required in self.requirements(item.path):
+                if required and required not in listed:
+                    other = self.verdict(required)
+                    if other.action in wanted:
+                        visit(other)
+            ordered.append(item)
 
         for item in chosen:
+            if item.path in listed:
+                continue
             if item.action in wanted:
-                add_requirements(item.path)
-        return chosen + sorted(extra, key=lambda v: v.path)
+                visit(item)
+            else:
+                listed.add(item.path)
+                ordered.append(item)
+        return ordered
 
 
 def release_for_rerun(paths: Iterable[str]) -> None:
