@@ -144,7 +144,9 @@ class XmenWorkflow:
             if not paths:
                 # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
                 # of running a target job with neither input nor output.
-                return self.set_files[:1] or [planner.SET_FILE]
+                if self.set_files:
+                    return self.set_files[:1]
+                return [os.path.relpath(str(self.workflow.main_snakefile), self.cwd)]  # a workflow without sets
             return [os.path.join(self.rel(p), DONE) for p in paths]
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]

@@ -153,3 +153,9 @@ def test_regenerating_the_snakefile_changes_no_finished_experiment_code(own_half
     # Snakemake compares the rule's run block with what it recorded for each finished output: no change.
     assert "xmen.done" not in snakemake("--list-changes", "code", cwd=root)
     assert jobs(snakemake("-n", cwd=root)) == {"a=3", "a=4"}
+
+
+def test_ci_dry_run_over_no_sets_says_nothing_to_be_done(xmen_home, tmp_path):
+    (tmp_path / "empty").mkdir()
+    output = xmen("ci", str(tmp_path / "empty"), "-n", cwd=tmp_path)
+    assert "Nothing to be done" in output.stdout + output.stderr
