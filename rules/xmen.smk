@@ -3,7 +3,15 @@
 # Experiments come from each set's experiment.yml (the single source of truth). What the default target asks for,
 # the rule's input, threads, resources and the job itself are decided in xmen.snakemake_glue and xmen.planner
 # (the planner `xmen run` uses too); this file only wires them to the names the rule below uses.
-from xmen.snakemake_glue import XmenWorkflow as _XmenWorkflow
+try:
+    from xmen.snakemake_glue import XmenWorkflow as _XmenWorkflow
+except ImportError:  # a snakemake installed apart from xmen: use the xmen that generated this Snakefile
+    import sys as _xmen_sys
+
+    if not globals().get("XMEN_IMPORT_PATH"):
+        raise
+    _xmen_sys.path.append(XMEN_IMPORT_PATH)
+    from xmen.snakemake_glue import XmenWorkflow as _XmenWorkflow
 
 _xmen = _XmenWorkflow(workflow, config)
 xmen_add_set = _xmen.add_set

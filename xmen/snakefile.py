@@ -23,11 +23,20 @@ _HEADER = """\
 """
 
 
+def xmen_import_path() -> str:
+    """The folder ``import xmen`` found this xmen in. A set's Snakefile imports xmen (xmen.snakemake_glue); a
+    ``snakemake`` installed apart from xmen (pipx, another environment) finds it there."""
+    import xmen
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(xmen.__file__)))
+
+
 def render_set_snakefile() -> str:
-    """Text of a set's Snakefile (the same for every set)."""
+    """Text of a set's Snakefile (the same for every set of one xmen installation)."""
     return "".join(
         [
             _HEADER,
+            f"XMEN_IMPORT_PATH = {xmen_import_path()!r}  # where this xmen is, for a snakemake installed elsewhere\n",
             "\n",
             read_text("rules", "xmen.smk"),
             "\n\nxmen_add_set(\".\")\n\n",
