@@ -6,11 +6,14 @@
 try:
     from xmen.snakemake_glue import XmenWorkflow as _XmenWorkflow
 except ImportError:  # a snakemake installed apart from xmen: use the xmen that generated this Snakefile
+    import os as _xmen_os
     import sys as _xmen_sys
 
-    if not globals().get("XMEN_IMPORT_PATH"):
-        raise
-    _xmen_sys.path.append(XMEN_IMPORT_PATH)
+    try:  # written by xmen register (and every command that regenerates this Snakefile)
+        with open(_xmen_os.path.join(workflow.basedir, ".xmen", "xmen-path"), encoding="utf-8") as _xmen_handle:
+            _xmen_sys.path.append(_xmen_handle.read().strip())
+    except OSError:
+        raise ImportError("xmen is not installed where this snakemake runs; install it there or use xmen run")
     from xmen.snakemake_glue import XmenWorkflow as _XmenWorkflow
 
 _xmen = _XmenWorkflow(workflow, config)
