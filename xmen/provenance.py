@@ -210,9 +210,12 @@ def run_context(exp_dir: str | os.PathLike[str]) -> dict[str, Any]:
         if os.environ.get("SLURMD_NODENAME"):
             record["slurm_node"] = os.environ["SLURMD_NODENAME"]
     path = os.path.abspath(exp_dir)
-    required = planner.Planner(reasons=False).requirements(path)
-    record["requires"] = [os.path.relpath(r, os.path.dirname(path)) for _, r in required if r]
-    record["code"] = run_code(exp_dir)
+    try:  # provenance never fails a run: a damaged experiment.yml gives a partial record
+        required = planner.Planner(reasons=False).requirements(path)
+        record["requires"] = [os.path.relpath(r, os.path.dirname(path)) for _, r in required if r]
+        record["code"] = run_code(exp_dir)
+    except Exception as exc:  # noqa: BLE001
+        record["provenance_error"] = f"{type(exc).__name__}: {exc}"
     return record
 
 
