@@ -48,7 +48,7 @@ setup(
     extras_require={
         # xmen plot and the plots of xmen report; the tests use them too.
         "plot": ["matplotlib>=3.7"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.7"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "matplotlib>=3.7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["xmen = xmen.cli:entry_point"]},
 )

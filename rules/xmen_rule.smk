@@ -8,18 +8,18 @@ localrules:
 rule xmen_all:
     default_target: True
     input:
-        XMEN_TARGETS,
+        _xmen.targets_input(),
 
 
 rule xmen_experiment:
     input:
-        _xmen_requires,
+        _xmen.requires_input(),
     output:
         "{exp}/xmen.done",
-    threads: _xmen_threads
+    threads: _xmen.threads
     resources:
         xmen_attempt=lambda wildcards, attempt: attempt,
-        **{name: _xmen_resource(name) for name in xmen_resource_names()},
-    retries: xmen_retries()
+        **_xmen.resources(),
+    retries: _xmen.retries()
     run:
         xmen_run_experiment(wildcards, threads, resources, output)

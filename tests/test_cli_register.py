@@ -235,9 +235,10 @@ def test_requires_and_cycles(shell_set, capsys):
     assert xmen(capsys, "register", "{a: eval}", "--requires", "a=train")[0] == 0
     options = files.read_yaml(shell_set / "experiment.yml")["experiments"]["a=eval"]
     assert options["requires"] == ["a=train"]
-    # A glob that matches the experiments being registered includes themselves: a cycle.
+    # A glob that matches the experiments being registered with it: each requires the other, a cycle. (A glob never
+    # matches the experiment that holds it: issue 11 keeps globs and resolves them when planning.)
     before = snapshot(shell_set)
-    code, _, err = xmen(capsys, "register", "{a: loop}", "--requires", "a=*")
+    code, _, err = xmen(capsys, "register", "{a: loop1 | loop2}", "--requires", "a=*")
     assert code != 0 and "requirement cycle" in err
     assert snapshot(shell_set) == before
 
@@ -248,4 +249,4 @@ def test_requires_other_set(env, shell_set, capsys):
     assert xmen(capsys, "register", "{a: lr1 | lr2}", "-r", str(other))[0] == 0
     assert xmen(capsys, "register", "{a: ev}", "--requires", "../train/a=lr*")[0] == 0
     options = files.read_yaml(shell_set / "experiment.yml")["experiments"]["a=ev"]
-    assert options["requires"] == ["../train/a=lr1", "../train/a=lr2"]
+    assert options["requires"] == ["../train/a=lr*"]  # kept as a glob, resolved when planning (issue 11)

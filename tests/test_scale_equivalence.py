@@ -258,31 +258,29 @@ def test_files_are_synced_before_the_commit_point_and_a_failure_rolls_back(
 
 
 # ---------------------------------------------------------------------- the Snakefile's loader
-def _old_load_set(set_dir: str, data: dict) -> dict:
-    """xmen_load_set's loop as it was before issue 6's work."""
-    defaults = data.get("options") or {}
-    loaded = {}
-    for name, options in (data.get("experiments") or {}).items():
-        merged = dict(defaults)
-        merged.update(options or {})
-        merged["requires"] = [os.path.normpath(os.path.join(set_dir, r)) for r in merged.get("requires") or []]
-        loaded[os.path.normpath(os.path.join(set_dir, str(name)))] = merged
-    return loaded
-
-
+# The Snakefile's Python moved from rules/xmen.smk into xmen.snakemake_glue (issue 11); these tests now check the
+# module. Requirements are no longer resolved when a set is loaded (globs are resolved by the planner).
 class _FakeWorkflow:
     def __init__(self, main: bool = True) -> None:
         self.is_main_process = main
+        self.dag_settings = None
 
 
-def _smk_namespace(config: dict | None = None, main: bool = True) -> dict:
-    namespace = {"config": config or {}, "workflow": _FakeWorkflow(main), "shell": None}
-    exec(compile((REPO / "rules" / "xmen.smk").read_text(encoding="utf-8"), "xmen.smk", "exec"), namespace)
-    return namespace
+def _glue(config: dict | None = None, main: bool = True):
+    from xmen.snakemake_glue import XmenWorkflow
+
+    return XmenWorkflow(_FakeWorkflow(main), config or {})
 
 
-@pytest.mark.parametrize("set_dir", [".", "sub", "../other/set", "/abs/set", "a/./b/"])
-def test_snakefile_loader_matches_the_old_one(tmp_path: Path, set_dir: str) -> None:
+@pytest.mark.parametrize("set_dir", [".", "sub", "../other/set", "ABS", "a/./b/"])
+def test_snakefile_loader_keys_paths_as_snakemake_sees_them(tmp_path: Path, monkeypatch, set_dir: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if set_dir == "ABS":
+        set_dir = str(tmp_path / "abs" / "set")
+    folder = work / set_dir
+    folder.mkdir(parents=True, exist_ok=True)
     data = {
         "root": None,
         "options": {"threads": 2},
@@ -291,43 +289,40 @@ def test_snakefile_loader_matches_the_old_one(tmp_path: Path, set_dir: str) -> N
             "..": {}, "d/e": {"resources": {"mem_mb": [1, 2]}}, "é": {"requires": []},
         },
     }
-    folder = tmp_path / "set"
-    folder.mkdir()
     files.write_yaml(folder / "experiment.yml", data)
-    ns = _smk_namespace()
-    real = os.path.normpath(set_dir)
-    # read the file from the tmp folder while keying paths by set_dir, as the Snakefile does
-    ns["open"] = lambda path, *a, **k: open(folder / "experiment.yml", *a, **k)
-    loaded = ns["xmen_load_set"](set_dir)
-    assert loaded == _old_load_set(real, files.read_yaml(folder / "experiment.yml"))
-    assert list(loaded) == list(_old_load_set(real, files.read_yaml(folder / "experiment.yml")))
+    loaded = _glue().load_set(set_dir)
+    rel = os.path.relpath(folder, work)
+    expected = [os.path.normpath(os.path.join(rel, str(n))) for n in data["experiments"]]
+    assert list(loaded) == expected
+    assert loaded[os.path.normpath(os.path.join(rel, "x y"))] == {"threads": 2, "requires": ["a=1", "../t/z"]}
+    assert loaded[os.path.normpath(os.path.join(rel, "12"))] == {"threads": 3}
 
 
 def test_requires_input_is_a_plain_list_only_when_nothing_requires(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     files.write_yaml(tmp_path / "experiment.yml", {"experiments": {"a": {}, "b": {}}})
-    ns = _smk_namespace()
-    ns["xmen_add_set"](".")
-    assert ns["_xmen_requires"] == []
-    assert ns["XMEN_TARGETS"] == ["a/xmen.done", "b/xmen.done"]
-    assert ns["_xmen_threads"](type("W", (), {"exp": "a"})()) == 1
+    glue = _glue()
+    glue.add_set(".")
+    assert glue.requires_input() == []
+    assert glue.target_paths(everything=False) == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert glue.threads(type("W", (), {"exp": "a"})()) == 1
 
     # another set with requirements, loaded on demand for an explicit target: refused, never run out of order
     (tmp_path / "other").mkdir()
     files.write_yaml(tmp_path / "other" / "experiment.yml", {"experiments": {"c": {"requires": ["d"]}, "d": {}}})
     with pytest.raises(ValueError, match="has requirements"):
-        ns["_xmen_threads"](type("W", (), {"exp": "other/c"})())
+        glue.threads(type("W", (), {"exp": "other/c"})())
 
     # a set with requirements keeps the input function (with Snakemake's signature cache) ...
-    ns = _smk_namespace()
-    ns["xmen_add_set"]("other")
-    assert ns["_xmen_requires"] is ns["_xmen_requires_of"]
-    assert list(ns["_xmen_requires_of"]._overwrite_params) == ["wildcards"]
-    assert ns["_xmen_requires"](type("W", (), {"exp": "other/c"})()) == ["other/d/xmen.done"]
+    glue = _glue()
+    glue.add_set("other")
+    requires = glue.requires_input()
+    assert callable(requires) and list(requires._overwrite_params) == ["wildcards"]
+    assert requires(type("W", (), {"exp": "other/c"})()) == ["other/d/xmen.done"]
     # ... and so does a cluster job's Snakemake process
-    ns = _smk_namespace(main=False)
-    ns["xmen_add_set"](".")
-    assert ns["_xmen_requires"] is ns["_xmen_requires_of"]
+    glue = _glue(main=False)
+    glue.add_set(".")
+    assert callable(glue.requires_input())
 
 
 # ---------------------------------------------------------------------- plan

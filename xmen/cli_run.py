@@ -82,8 +82,9 @@ class _LauncherCommand(click.Command):
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output instead of one progress line.")
+@click.option("--changed", is_flag=True, help="Also rerun finished experiments whose params or code changed.")
 @click.pass_context
-def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose) -> None:
+def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, changed) -> None:
     """Run the pending experiments matching GLOB (default: all) with Snakemake, or with LAUNCHER.
 
     \b
@@ -110,7 +111,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose) -> N
     if launcher and (profile or jobs or extra):
         raise UsageError("a launcher command runs run.sh itself: --profile, -j and -- args are for Snakemake")
     patterns = [glob] if glob else None
-    pending, skipped = engine.plan(exp_set, patterns)
+    pending, skipped = engine.plan(exp_set, patterns, changed=changed)
     for item in skipped:
         if item.status != "corrupt":  # damaged ones are the error at the end, after the healthy ones ran
             click.echo(f"Skipping {item.name}: {item.reason}", err=True)
@@ -119,24 +120,22 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose) -> N
             raise XmenError(f"no linked experiment matches {glob!r} in {exp_set.root}")
         click.echo("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
         return
+    finished = "every matching experiment is finished" if not skipped else "the others are finished"
     if dry_run:
-        if not pending and skipped:
-            click.echo(f"Nothing to run: {len(skipped)} matching experiment(s) skipped (see above), the others are "
-                       f"finished.")
-        elif not pending:
-            click.echo("Nothing to run: every matching experiment is finished.")
+        if not pending:
+            click.echo(f"Nothing to run: {finished}.")
         else:
             _print_plan(pending)
         _fail_on_damaged(skipped)
         return
     if not pending:
-        if skipped:  # "finished" only when it is true
-            click.echo(f"Nothing to run: {len(skipped)} matching experiment(s) skipped (see above), the others "
-                       f"are finished.", err=True)
-        else:
-            click.echo("Nothing to run: every matching experiment is finished.", err=True)
+        click.echo(f"Nothing to run: {finished}.", err=True)
         _fail_on_damaged(skipped)
         return
+    if changed:
+        from .planner import release_for_rerun
+
+        release_for_rerun(str(exp_set.root / p.name) for p in pending if p.reason.startswith("changed:"))
     if launcher:
         code = engine.launch(exp_set, pending, launcher, click.echo)
     else:

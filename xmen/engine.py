@@ -4,9 +4,8 @@ Snakemake is driven through its command line in a subprocess rather than its Pyt
 documented interface, it applies profiles exactly as a user's own ``snakemake`` call does, and a crash or a
 never-ending cluster poll in it cannot take the xmen process down with it.
 
-Which experiments are pending is decided here from the files (the status file ``xmen.done`` and its mtime
-against each requirement's), the same rule the generated Snakefile applies, so a dry run needs no Snakemake start
-and a run with nothing to do returns at once.
+Which experiments are pending is decided by xmen.planner, the module the generated Snakefile asks too, so a dry
+run needs no Snakemake start and a run with nothing to do returns at once.
 """
 from __future__ import annotations
 
@@ -37,62 +36,38 @@ class Pending:
     status: str
 
 
-def _done_mtime(folder: Path) -> int | None:
-    try:
-        return os.stat(folder / status.DONE_FILE).st_mtime_ns
-    except OSError:
-        return None
+def plan(
+    exp_set: ExperimentSet, patterns: Sequence[str] | None = None, changed: bool = False
+) -> tuple[list[Pending], list[Pending]]:
+    """(pending, skipped): what ``xmen run`` would run among the linked experiments matching ``patterns``, and
+    what it leaves alone, each with its reason; xmen.planner decides (the same planner the Snakefile asks).
 
-
-def plan(exp_set: ExperimentSet, patterns: Sequence[str] | None = None) -> tuple[list[Pending], list[Pending]]:
-    """(pending, skipped): linked experiments matching ``patterns`` that need a run, and those left alone.
-
-    An experiment needs a run when its status file is missing, or older than a requirement's. One that is
-    running right now (live heartbeat) is skipped: its runner holds it.
+    ``pending`` also holds the requirements (in any set, named relative to this set) that need a run first.
+    ``skipped`` holds the blocked ones, those running now or unreadable, and the finished ones whose parameters or
+    code changed since their run; with ``changed`` those are pending instead (``xmen run --changed``).
     """
+    from . import planner
+
     data = exp_set.data()
-    defaults = data.get("options") or {}
     linked: dict[str, Any] = data.get("experiments") or {}
-    chosen = set(exp_set.match(list(patterns) if patterns else ["*"], names=linked))  # experiment.yml parsed once
+    chosen = exp_set.match(list(patterns) if patterns else ["*"], names=linked)  # experiment.yml parsed once
+    root = str(exp_set.root)
+    decide = planner.Planner(reasons=True)
     pending: list[Pending] = []
     skipped: list[Pending] = []
-    for name, options in linked.items():
-        if name not in chosen:
-            continue
-        folder = exp_set.root / name
-        done = _done_mtime(folder)
-        requires = (options or {}).get("requires", defaults.get("requires")) or []
-        if done is not None:
-            reason = None
-            for required in requires:
-                required_done = _done_mtime(Path(os.path.normpath(exp_set.root / required)))
-                if required_done is None:
-                    reason = f"requirement {required} pending"
-                    break
-                if required_done > done:
-                    reason = f"requirement {required} reran"
-                    break
-            if reason:
-                pending.append(Pending(name, reason, status.FINISHED))
-            continue
-        try:
-            params = exp_set.params(name)  # checked like every reader's
-        except StateFileError as exc:
-            skipped.append(Pending(name, f"unreadable params.yml: {exc}", "corrupt"))
-            continue
-        current = exp_set.status_of(name) if params.get("_status") == status.RUNNING else str(params.get("_status"))
-        if current == status.RUNNING:
-            skipped.append(Pending(name, "running now", current))
-            continue
-        if current in status.FAILED:
-            reason = f"failed ({current})"
-        elif current == status.FINISHED:
-            reason = "status file missing"
-        elif params.get("_reset"):
-            reason = "reset"
-        else:
-            reason = "new"
-        pending.append(Pending(name, reason, current))
+    for verdict in decide.plan((os.path.join(root, name) for name in chosen), changed=changed):
+        name = os.path.relpath(verdict.path, root)
+        if verdict.action == planner.RUN:
+            pending.append(Pending(name, verdict.reason, verdict.status))
+        elif verdict.action == planner.CHANGED:
+            if changed:
+                pending.append(Pending(name, f"changed: {verdict.reason}", verdict.status))
+            else:
+                skipped.append(Pending(name, f"changed: {verdict.reason} (xmen run --changed reruns it)", verdict.status))
+        elif verdict.action == planner.BLOCKED:
+            skipped.append(Pending(name, f"blocked: {verdict.reason}", verdict.status))
+        elif verdict.action == planner.SKIP:
+            skipped.append(Pending(name, verdict.reason, verdict.status))
     return pending, skipped
 
 

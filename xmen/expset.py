@@ -438,8 +438,10 @@ class ExperimentSet:
             return result
 
     def _resolve_requires(self, specs: list[str], linked: dict[str, Any], new_names: list[str]) -> list[str]:
-        """Turn ``--requires`` paths or globs into experiment paths relative to this set's root."""
-        resolved: list[str] = []
+        """Check ``--requires`` paths or globs and return them as experiment.yml keeps them: relative to this set's
+        root, globs as globs. xmen.planner resolves them at every plan, so an experiment that joins a required
+        set later joins the inputs, and an unlinked one leaves them."""
+        kept: list[str] = []
         for spec in specs:
             spec = spec.strip().rstrip("/")
             if not spec:
@@ -452,34 +454,52 @@ class ExperimentSet:
                 if not is_set(other_root):
                     raise UsageError(f"--requires {spec!r}: {other_root} is not an experiment set")
                 candidates = [str(n) for n in (files.read_yaml(other_root / SET_FILE).get("experiments") or {})]
-            matched = [n for n in candidates if fnmatch.fnmatchcase(n, pattern)]
-            if not matched:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in candidates):
                 raise UsageError(f"--requires {spec!r} matches no linked experiment in {other_root}")
-            for exp_name in matched:
-                rel = os.path.relpath(other_root / exp_name, self.root)
-                if rel not in resolved:
-                    resolved.append(rel)
-        return resolved
+            rel_folder = os.path.relpath(other_root, self.root)
+            entry = pattern if rel_folder == "." else f"{rel_folder}/{pattern}"
+            if entry not in kept:
+                kept.append(entry)
+        return kept
 
     def _check_cycles(self, new_names: list[str], required: list[str], linked: dict[str, Any]) -> None:
-        """Refuse requirements that lead back to an experiment being registered."""
+        """Refuse requirements (paths or globs, resolved as the planner will) that lead back to an experiment
+        being registered."""
+        from .planner import is_glob
+
         new_paths = {str(self.root / n) for n in new_names}
         set_cache: dict[Path, dict[str, Any]] = {}
 
-        def requirements_of(path: Path) -> list[Path]:
-            if str(path) in new_paths:
-                return [Path(os.path.normpath(self.root / r)) for r in required]
-            root, exp_name = path.parent, path.name
+        def set_data(root: Path) -> dict[str, Any]:
             if root not in set_cache:
                 try:
                     set_cache[root] = files.read_yaml(root / SET_FILE)
                 except StateFileError:
                     set_cache[root] = {}
-            data = set_cache[root]
-            opts = (data.get("experiments") or {}).get(exp_name) or {}
+            return set_cache[root]
+
+        def expand(path: Path, specs: list[str]) -> list[Path]:
+            found: list[Path] = []
+            for spec in specs:
+                spec = str(spec).rstrip("/")
+                if not is_glob(spec):
+                    found.append(Path(os.path.normpath(path.parent / spec)))
+                    continue
+                folder, _, pattern = spec.rpartition("/")
+                other = Path(os.path.normpath(path.parent / folder)) if folder else path.parent
+                names = [str(n) for n in (set_data(other).get("experiments") or {})]
+                if other == self.root:
+                    names += new_names
+                found += [other / n for n in names if fnmatch.fnmatchcase(n, pattern) and other / n != path]
+            return found
+
+        def requirements_of(path: Path) -> list[Path]:
+            if str(path) in new_paths:
+                return expand(path, required)
+            data = set_data(path.parent)
+            opts = (data.get("experiments") or {}).get(path.name) or {}
             defaults = data.get("options") or {}
-            reqs = opts.get("requires", defaults.get("requires")) or []
-            return [Path(os.path.normpath(root / r)) for r in reqs]
+            return expand(path, opts.get("requires", defaults.get("requires")) or [])
 
         for start in new_paths:
             stack, visited = [(Path(start), [Path(start).name])], set()

@@ -46,7 +46,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from . import files
+from . import files, provenance
 from . import status as st
 from .errors import XmenError
 from .heartbeat import Heartbeat
@@ -58,6 +58,8 @@ LOCK_FILE = ".xmen-job.lock"
 ENV_JOB = "XMEN_JOB"
 #: Set in the child's environment: the absolute params.yml the runner manages (so nested experiments can tell).
 ENV_JOB_PARAMS = "XMEN_JOB_PARAMS"
+#: Set in the child's environment for a repeat registered with ``-x N``: its index (params.yml ``_repeat``).
+ENV_REPEAT = "XMEN_REPEAT"
 #: Optional attempt number (Snakemake does not export it: the rule can pass ``XMEN_ATTEMPT={resources.attempt}``).
 ENV_ATTEMPT = "XMEN_ATTEMPT"
 #: What the planner saw of the status file (:func:`done_token`); the runner skips an experiment finished since.
@@ -383,7 +385,8 @@ def run_job(params_path: str, script_path: str) -> int:
             print(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again",
                   file=sys.stderr, flush=True)
             if not os.path.exists(done_file):  # Snakemake removed it before starting this job: it is true
-                files.write_text_atomic(done_file, "finished\n")
+                last = files.read_yaml(params).get("_run")
+                files.write_text_atomic(done_file, provenance.done_text(last if isinstance(last, dict) else {}))
             return 0
         _count_run(fd, "started")
         if os.path.lexists(done_file):
@@ -394,9 +397,14 @@ def run_job(params_path: str, script_path: str) -> int:
             run["attempt"] = attempt
         if os.environ.get("SLURM_JOB_ID"):
             run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        run.update(provenance.run_context(exp_dir))
+
+        repeat: list[Any] = []
 
         def start(data: dict[str, Any]) -> None:
+            repeat.append(data.get("_repeat"))
             data["_status"] = st.RUNNING
+            provenance.record_start(data, run)
             data["_run"] = run
             data.pop("_error", None)
 
@@ -410,6 +418,8 @@ def run_job(params_path: str, script_path: str) -> int:
             env[ENV_JOB] = "1"
             env[ENV_JOB_PARAMS] = params
             env.pop(ENV_EXPECT_DONE, None)  # for this run only, not for experiments it starts
+            if repeat and repeat[0] is not None:  # -x N: which repeat this is (params.yml _repeat)
+                env[ENV_REPEAT] = str(repeat[0])
             _reserve_space(exp_dir)
             try:
                 with Heartbeat(exp_dir):
@@ -482,6 +492,7 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
             data["_error"] = reason
         elif final == st.FINISHED:
             data.pop("_error", None)
+        provenance.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
         outcome.update(status=final, error=data.get("_error"))
 
     full = _disk_full(exp_dir)
@@ -503,7 +514,9 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
     final = outcome["status"]
     if final == st.FINISHED:
         try:
-            _with_space(exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), "finished\n"))
+            _with_space(
+                exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), provenance.done_text(run))
+            )
         except OSError as exc:
             print(f"xmen.job: cannot write the status file of {exp_dir}: {exc}", file=sys.stderr, flush=True)
             return 1

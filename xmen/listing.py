@@ -865,6 +865,7 @@ def _collect(
                 }
             )
             listed.names.append(name)
+        _add_plan_reasons(rows, root)
         state.save()
         sets.append(listed)
     filtered = bool(predicates or type is not None or wanted_status)
@@ -944,6 +945,32 @@ def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool 
         absent = [i for i, v in enumerate(values) if v is None]
         present.sort(key=values.__getitem__, reverse=reverse)
         rows[:] = [rows[i] for i in present + absent]
+
+
+def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
+    """The planner's word (xmen.planner) on the rows of the set at ``root`` where the status alone misleads: a
+    finished experiment that is stale (``! changed: params changed (lr: 0.1 -> 0.5)``), needs a run anyway, or is
+    blocked by a requirement."""
+    from .planner import BLOCKED, CHANGED, DONE, Planner
+
+    planner = Planner(reasons=False)
+    for row in rows:
+        if row["root"] != root or "plan" in row:
+            continue
+        path = os.path.join(root, row["name"])
+        reason = ""
+        if row["status"] != st.FINISHED and not (planner.options(path) or {}).get("requires"):
+            row["plan"] = reason  # nothing to say: its status says it all, and nothing can block it
+            continue
+        verdict = planner.verdict(path)
+        if verdict.action == CHANGED:
+            reason = f"! changed: {verdict.reason}"
+        elif verdict.action == BLOCKED:
+            reason = f"! blocked: {verdict.reason}"
+        elif verdict.action != DONE and row["status"] == st.FINISHED and verdict.reason != "pending":
+            # (a finished one without its status file, e.g. a set from the original xmen, is not flagged)
+            reason = f"! pending: {verdict.reason}"
+        row["plan"] = reason
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -1027,6 +1054,8 @@ def table_columns(
             fixed.append("notes")
     if verbose or git:
         fixed.append("commit")
+    if status and any(r.get("plan") for r in result.rows):
+        fixed.append("plan")  # why a listed status is not the whole story (stale, blocked, pending again)
 
     predicate_messages = {
         name: None

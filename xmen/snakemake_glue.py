@@ -1,0 +1,294 @@
+"""What the shipped Snakefiles (rules/xmen.smk, workflow/Snakefile) do, as an importable, tested module.
+
+The rule text stays a thin declaration over one :class:`XmenWorkflow` per Snakemake workflow. Which experiments
+the default target asks for comes from xmen.planner, the same decision ``xmen run`` makes:
+
+- A run or dry run (``snakemake``, ``snakemake -n``) asks for the experiments that need one: Snakemake then
+  builds its DAG over those only (fast on sets of thousands of finished experiments), and with nothing to do it
+  says its own "Nothing to be done".
+- Any command that looks at the whole workflow gets every experiment that is not blocked: ``-F/--forceall``,
+  ``-R/--forcerun``, ``-f/--forcetargets`` (read from ``workflow.dag_settings``), and the commands that are not a
+  run at all: ``--summary``, ``--detailed-summary``, ``--list-changes``, ``--delete-all-output``, ``--report``,
+  ``--dag``, ``--rulegraph``, ``--archive``, ``--list-untracked``... Snakemake's settings do not say which of
+  those asked for the DAG, the Workflow method building it does; any method other than ``execute`` counts.
+
+This module imports Snakemake; it is imported only by Snakefiles, never by ``import xmen``.
+"""
+from __future__ import annotations
+
+import collections
+import inspect
+import os
+import re
+import shlex
+import subprocess
+import sys
+from typing import Any, Callable
+
+from . import planner, provenance
+from . import status as st
+
+DONE = st.DONE_FILE
+LOG = "xmen.log"
+_SPECIAL_NAMES = frozenset(["", ".", ".."])
+# What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
+SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
+_SNAKEMAKE_WORKFLOW_FILE = os.path.join("snakemake", "workflow.py")
+
+
+def asks_for_everything(dag_settings: Any, frame: Any = None) -> bool:
+    """True when Snakemake should see every experiment, not only the pending ones (see the module docstring)."""
+    if dag_settings is not None and (
+        getattr(dag_settings, "forceall", False)
+        or getattr(dag_settings, "forcerun", None)
+        or getattr(dag_settings, "forcetargets", False)
+    ):
+        return True
+    frame = frame or sys._getframe(1)
+    commands = []
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.endswith(_SNAKEMAKE_WORKFLOW_FILE) and not code.co_name.startswith("_"):
+            commands.append(code.co_name)
+        frame = frame.f_back
+    return "execute" not in commands
+
+
+class XmenWorkflow:
+    """The experiments of one Snakemake workflow and the callables its rule uses."""
+
+    def __init__(self, workflow: Any, config: dict[str, Any]) -> None:
+        self.workflow = workflow
+        self.config = config
+        self.cwd = os.getcwd()
+        self.experiments: dict[str, dict[str, Any]] = {}  # path relative to the workdir -> run options
+        self.chosen: list[str] = []  # absolute paths the default target may ask for
+        self.set_files: list[str] = []
+        self.planner = planner.Planner(reasons=False)
+        self._loaded: set[str] = set()
+        self._has_requires = False
+        self._requires_is_function = False  # what requires_input() gave the rule
+        #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
+        #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
+        self.planned: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ sets
+    def rel(self, path: str) -> str:
+        """A planner path (absolute) as Snakemake sees it: relative to the working directory."""
+        return os.path.relpath(path, self.cwd)
+
+    def load_set(self, set_dir: str) -> dict[str, dict[str, Any]]:
+        """Run options of the set's linked experiments, keyed by path relative to the working directory."""
+        root = os.path.normpath(os.path.join(self.cwd, set_dir))
+        info = self.planner.set_info(root)
+        if info is None:
+            raise ValueError(f"{os.path.join(root, planner.SET_FILE)} cannot be read as an experiment set")
+        recorded = info.data.get("root")
+        if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
+            # run.sh files name absolute paths: running a moved set would run the old copy.
+            raise ValueError(
+                f"the experiment set in {root} was moved from {recorded}; run `xmen relink -r {root}` first"
+            )
+        loaded = {}
+        prefix = os.path.relpath(root, self.cwd)
+        prefix = "" if prefix == "." else prefix
+        for name, options in info.linked.items():
+            if os.sep in name or name in _SPECIAL_NAMES:
+                path = os.path.normpath(os.path.join(prefix, name))
+            else:
+                path = os.path.join(prefix, name)
+            loaded[path] = options
+        if root not in self._loaded:
+            self._loaded.add(root)
+            self.experiments.update(loaded)
+            self._has_requires = self._has_requires or any(o.get("requires") for o in loaded.values())
+        return loaded
+
+    def add_set(self, set_dir: str) -> None:
+        """Add a set's experiments to the workflow; the default target asks for those that need a run.
+
+        ``--config xmen_targets=FILE`` (written by ``xmen run GLOB``) narrows the default target to the
+        experiments listed in FILE, one path per line (relative to the working directory).
+        """
+        loaded = self.load_set(set_dir)
+        self.set_files.append(os.path.normpath(os.path.join(set_dir, planner.SET_FILE)))
+        paths = list(loaded)
+        if self.config.get("xmen_targets"):
+            with open(self.config["xmen_targets"], encoding="utf-8") as handle:
+                wanted = [os.path.normpath(line.rstrip("\n")) for line in handle if line.strip()]
+            mine = set(paths)  # requirements elsewhere that need a run are added by the planner
+            paths = [p for p in dict.fromkeys(wanted) if p in mine]
+        self.chosen.extend(os.path.normpath(os.path.join(self.cwd, p)) for p in paths)
+
+    def options(self, exp: str) -> dict[str, Any]:
+        exp = os.path.normpath(exp)
+        if exp not in self.experiments:
+            # A requirement in a set this workflow did not load: read that set on demand.
+            try:
+                self.load_set(os.path.dirname(exp) or ".")
+            except ValueError:
+                return {}
+        return self.experiments.get(exp, {})
+
+    # ------------------------------------------------------------------ targets
+    def target_paths(self, everything: bool) -> list[str]:
+        """Absolute paths of the experiments the default target asks for."""
+        if everything:
+            verdicts = [self.planner.verdict(p) for p in self.chosen]
+            return [v.path for v in verdicts if v.action not in (planner.BLOCKED, planner.UNLINKED)]
+        return [v.path for v in self.planner.plan(self.chosen) if v.action == planner.RUN]
+
+    def targets_input(self) -> Callable[..., list[str]]:
+        """The default target's input function, called when Snakemake builds its DAG (its settings known then)."""
+
+        def targets(wildcards: Any) -> list[str]:
+            everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), sys._getframe(1))
+            paths = self.target_paths(everything)
+            from .job import done_token
+
+            for path in paths:
+                self.planned.setdefault(os.path.normpath(self.rel(path)), done_token(path))
+            if not paths:
+                # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
+                # of running a target job with neither input nor output.
+                if self.set_files:
+                    return self.set_files[:1]
+                return [os.path.relpath(str(self.workflow.main_snakefile), self.cwd)]  # a workflow without sets
+            return [os.path.join(self.rel(p), DONE) for p in paths]
+
+        targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
+        return targets
+
+    # ------------------------------------------------------------------ the rule's callables
+    def requires_input(self) -> Any:
+        """The rule's input: the status files of an experiment's requirements (globs resolved now).
+
+        A plain empty list when no experiment of the workflow has requirements: Snakemake then skips calling a
+        function per job. Kept a function outside the main process (a cluster job's Snakemake).
+        """
+        self._requires_is_function = not self.workflow.is_main_process or self._has_requires
+        if not self._requires_is_function:
+            return []
+
+        def requires_of(wildcards: Any) -> list[str]:
+            path = os.path.normpath(os.path.join(self.cwd, wildcards.exp))
+            self.options(wildcards.exp)
+            return [os.path.join(self.rel(r), DONE) for _, r in self.planner.requirements(path) if r]
+
+        # Snakemake inspects an input function's signature for every job unless it carries its parameters in this
+        # attribute (snakemake.common's overwrite_function_params): give it the real ones once.
+        requires_of._overwrite_params = inspect.signature(requires_of).parameters  # type: ignore[attr-defined]
+        return requires_of
+
+    def threads(self, wildcards: Any) -> int:
+        options = self.options(wildcards.exp)
+        if options.get("requires") and not self._requires_is_function:
+            # Only an experiment of a set loaded on demand (an explicit target elsewhere) can get here.
+            raise ValueError(
+                f"{wildcards.exp} has requirements, but this workflow (whose own experiments have none) did not "
+                f"schedule them; run it from its own set's folder"
+            )
+        return int(options.get("threads") or 1)
+
+    def resource(self, name: str) -> Callable[[Any, int], Any]:
+        """Resource callable: a value, or a list of values per attempt (the last one repeats)."""
+
+        def resource(wildcards: Any, attempt: int) -> Any:
+            value = (self.options(wildcards.exp).get("resources") or {}).get(name)
+            if isinstance(value, list):
+                value = value[min(attempt, len(value)) - 1] if value else None
+            if value is None:
+                # Snakemake skips a None resource, but cannot convert one for sized resources (mem_mb...).
+                value = SIZED_FALLBACK.get(name)
+            return value
+
+        return resource
+
+    def resources(self) -> dict[str, Callable[[Any, int], Any]]:
+        names: set[str] = set()
+        for options in self.experiments.values():
+            names.update((options.get("resources") or {}).keys())
+        return {name: self.resource(name) for name in sorted(names)}
+
+    def retries(self) -> int:
+        """The most retries any experiment asked for; 0 outside the main process (a cluster job's Snakemake runs
+        the one attempt it was given, as told with --retries 0, which a rule's `retries:` would override)."""
+        if not self.workflow.is_main_process:
+            return 0
+        return max([int(options.get("retries") or 0) for options in self.experiments.values()] or [0])
+
+    # ------------------------------------------------------------------ the job
+    def failed_log(self, log: str, max_lines: int = 100) -> str:
+        """The end of a failed experiment's log for the error message, with ``--show-failed-logs``."""
+        settings = getattr(self.workflow, "output_settings", None)
+        if not getattr(settings, "show_failed_logs", False):
+            return ""
+        return failed_log_text(log, max_lines)
+
+    def run_experiment(self, wildcards: Any, threads: int, resources: Any, output: Any) -> None:
+        """The job: run.sh with its resources in the environment, its output in the log, then the status file.
+
+        The experiment sees XMEN_ATTEMPT, XMEN_THREADS and XMEN_<RESOURCE> (e.g. XMEN_MEM_MB). An attempt beyond
+        the experiment's own retries fails at once (Snakemake's retries are per rule). The previous attempt's log
+        is kept in logs/attempt-N.log; xmen.log is the latest.
+        """
+        from snakemake.exceptions import WorkflowError
+        from snakemake.shell import shell
+
+        log = os.path.join(wildcards.exp, LOG)
+        options = self.experiments.get(os.path.normpath(wildcards.exp)) or {}
+        allowed = 1 + int(options.get("retries") or 0)
+        attempt = int(resources.get("xmen_attempt") or 1)
+        if attempt > allowed:
+            raise WorkflowError(
+                f"{wildcards.exp}: not run again, attempt {attempt} is beyond its {allowed - 1} retries "
+                f"(see its params.yml _error and {log})"
+            )
+        provenance.keep_previous_log(wildcards.exp)
+        command = experiment_command(
+            wildcards.exp, threads, resources, expect=self.planned.get(os.path.normpath(wildcards.exp))
+        )
+        try:
+            shell(command.replace("{", "{{").replace("}", "}}"))
+        except subprocess.CalledProcessError as error:
+            raise WorkflowError(
+                f"{wildcards.exp} failed with exit code {error.returncode} (see {log} and its params.yml _error)"
+                + self.failed_log(log)
+            ) from None
+        # xmen's job runner (which every run.sh execs) writes the status file itself; a hand-made run.sh does not.
+        if not os.path.exists(output[0]):
+            from .files import write_text_atomic
+
+            write_text_atomic(output[0], "finished\n")
+
+
+def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
+    """The shell line that runs one experiment's run.sh with its resources in the environment (and, when planning
+    saw it, ``XMEN_EXPECT_DONE``: see xmen.job)."""
+    env: dict[str, Any] = {"XMEN_THREADS": threads}
+    if expect:
+        env["XMEN_EXPECT_DONE"] = expect
+    for name, value in resources.items():
+        if name.startswith("_") or value is None:
+            continue
+        key = "XMEN_ATTEMPT" if name == "xmen_attempt" else "XMEN_" + re.sub(r"\W", "_", name).upper()
+        env[key] = value
+    prefix = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in env.items())
+    log = os.path.join(exp, LOG)
+    run_script = os.path.join(exp, "run.sh")
+    return f"{prefix} bash {shlex.quote(run_script)} > {shlex.quote(log)} 2>&1"
+
+
+def failed_log_text(log: str, max_lines: int = 100) -> str:
+    """The last ``max_lines`` of ``log`` framed like Snakemake's own failed-log output (a deque: logs are big)."""
+    shown: collections.deque[str] = collections.deque(maxlen=max_lines)
+    total = 0
+    try:
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            for total, line in enumerate(handle, 1):
+                shown.append(line.rstrip("\n"))
+    except OSError as error:
+        return f"\nLogfile {log}: cannot be read ({error.strerror})"
+    header = f"Logfile {log}" + (f" (last {len(shown)} of {total} lines):" if len(shown) < total else ":")
+    bar = "=" * min(80, max([len(header)] + [len(line) for line in shown]))
+    return "\n" + "\n".join([header, bar, *shown, bar])
