@@ -148,3 +148,18 @@ def test_a_name_registered_again_with_other_values_is_no_skip(shell_set: Path, c
     code, _, err = xmen(capsys, "register", "{tag: r}", "-n", "special")
     assert code == 1 and "Not registered special: already registered with other values (tag: 'q' there, 'r' here)" in err
     assert (shell_set / "special" / "params.yml").read_text() == before
+
+
+def test_each_repeat_sees_its_index_in_the_environment(xmen_home: Path, tmp_path: Path) -> None:
+    """The job runner exports params.yml's ``_repeat`` as XMEN_REPEAT, so a script can seed itself from it."""
+    (tmp_path / "script.sh").write_text('#!/bin/bash\necho "${XMEN_REPEAT-unset}" > "$(dirname "$1")/repeat.txt"\n')
+    (tmp_path / "defaults.yml").write_text("tag: h  # (str) A text\n")
+    root = tmp_path / "set"
+    exp_set = ExperimentSet.init(root, script=tmp_path / "script.sh", defaults=tmp_path / "defaults.yml")
+    exp_set.register("{tag: x}", repeats=2)
+    exp_set.register("{tag: y}")
+    for name in ("tag=x__rep=1", "tag=x__rep=2", "tag=y"):
+        proc = subprocess.run(["bash", str(root / name / "run.sh")], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    assert [(root / n / "repeat.txt").read_text().strip() for n in ("tag=x__rep=1", "tag=x__rep=2", "tag=y")] == [
+        "1", "2", "unset"]

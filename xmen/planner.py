@@ -294,9 +294,14 @@ class Planner:
     def _pending(self, path: str, waits: str | None) -> Verdict:
         if not self.reasons:
             return Verdict(path, RUN, "pending", "unknown")
-        params = _read_yaml(os.path.join(path, PARAMS_FILE))
-        if params is None:
-            return Verdict(path, SKIP, "unreadable params.yml", "corrupt")
+        from . import files, statecheck
+        from .errors import StateFileError
+
+        params_file = os.path.join(path, PARAMS_FILE)
+        try:  # what every command checks (an empty or hand-damaged params.yml is named, never run as "new")
+            params = dict(statecheck.check_params(params_file, files.read_yaml(params_file)))
+        except StateFileError as exc:
+            return Verdict(path, SKIP, f"unreadable params.yml: {exc}", "corrupt")
         current = str(params.get("_status"))
         if current == st.RUNNING:
             from .heartbeat import effective_status
