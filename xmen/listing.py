@@ -947,6 +947,16 @@ def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool 
         rows[:] = [rows[i] for i in present + absent]
 
 
+def _ran_by_xmen(exp_dir: str) -> bool:
+    """True when xmen's job runner ran the experiment in ``exp_dir`` (its run lock file counts the runs)."""
+    from .job import LOCK_FILE
+
+    try:
+        return os.stat(os.path.join(exp_dir, LOCK_FILE)).st_size > 0
+    except OSError:
+        return False
+
+
 def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
     """The planner's word (xmen.planner) on the rows of the set at ``root`` where the status alone misleads: a
     finished experiment that is stale (``! changed: params changed (lr: 0.1 -> 0.5)``), needs a run anyway, or is
@@ -968,8 +978,11 @@ def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
         elif verdict.action == BLOCKED:
             reason = f"! blocked: {verdict.reason}"
         elif verdict.action != DONE and row["status"] == st.FINISHED and verdict.reason != "pending":
-            # (a finished one without its status file, e.g. a set from the original xmen, is not flagged)
             reason = f"! pending: {verdict.reason}"
+        elif verdict.action != DONE and row["status"] == st.FINISHED and _ran_by_xmen(path):
+            # Its status file is gone (`snakemake --delete-all-output`, a hand rm): it runs again. A finished
+            # experiment of the original xmen never had one and was never run by xmen's runner: not flagged.
+            reason = "! pending: status file missing"
         row["plan"] = reason
 
 
