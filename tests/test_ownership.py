@@ -271,3 +271,34 @@ def test_rm_refuses_a_damaged_set_or_configuration_and_a_running_experiment(env,
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_relink_takes_in_only_folders_xmen_made(xmen_home, tmp_path, monkeypatch):
+    """`relink -e '*'` (what the damaged-experiment.yml error suggests) links xmen's unlinked experiments again,
+    but never a user's folder that happens to hold a params.yml and a run.sh: relink would rewrite both, and run.sh
+    would then run the user's own commands as a header."""
+    from xmen.expset import ExperimentSet
+
+    (tmp_path / "train.sh").write_text("#!/bin/bash\necho run $1\n")
+    (tmp_path / "defaults.yml").write_text("a: 1\n")
+    root = tmp_path / "set"
+    exp_set = ExperimentSet.init(root, script=tmp_path / "train.sh", defaults=tmp_path / "defaults.yml")
+    exp_set.register("{a: 1 | 2}")
+    exp_set.unlink("a=2")
+    (root / "configs").mkdir()
+    (root / "configs" / "params.yml").write_text("lr: 3\n")
+    (root / "configs" / "run.sh").write_text("#!/bin/bash\necho my own launcher\n")
+    (root / "a=1" / "params.yml").write_text("")  # a half-written experiment of xmen's: register repairs it
+    exp_set.unlink("a=1")
+    before = {p: (root / "configs" / p).read_bytes() for p in ("params.yml", "run.sh")}
+    proc = subprocess.run([sys.executable, "-m", "xmen.cli", "relink", "-e", "*", "-r", str(root)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Not relinked configs: xmen did not make it" in proc.stderr
+    assert "Not relinked a=1:" in proc.stderr and "register again" in proc.stderr
+    assert ExperimentSet(root).experiments == ["a=2"]
+    assert {p: (root / "configs" / p).read_bytes() for p in ("params.yml", "run.sh")} == before
+    proc = subprocess.run([sys.executable, "-m", "xmen.cli", "relink", "-e", "configs", "-r", str(root)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stderr.startswith("Error: no unlinked experiment folder xmen made")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -292,7 +292,10 @@ def relink_command(root, recursive, experiments) -> None:
     if not roots:
         _fail(f"no experiment set found below {os.path.abspath(top)}")
     for set_root in roots:
-        relinked = ExperimentSet(set_root).relink(experiments)
+        exp_set = ExperimentSet(set_root)
+        relinked = exp_set.relink(experiments)
+        for name, why in exp_set.relink_left:
+            click.echo(f"Not relinked {name}: {why}", err=True)
         extra = f" (+{len(relinked)} experiment(s))" if relinked else ""
         click.echo(f"Relinked {set_root}{extra}", err=True)
 

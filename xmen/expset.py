@@ -96,6 +96,8 @@ class ExperimentSet:
             raise NotASetError(f"no such folder: {self.root}")
         if not is_set(self.root):
             raise NotASetError(f"not an experiment set (no {SET_FILE}): {self.root}")
+        #: Folders the last ``relink(pattern)`` matched but left alone, with why.
+        self.relink_left: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
         return f"ExperimentSet({str(self.root)!r})"
@@ -618,13 +620,23 @@ class ExperimentSet:
             data = self.data()
             old_root = str(data.get("root") or "")
             linked: dict[str, Any] = dict(data.get("experiments") or {})
+            self.relink_left = []
             if pattern is not None:
+                roots = [str(self.root), old_root]
                 for exp_name in self._experiment_folders():
-                    if exp_name not in linked and fnmatch.fnmatchcase(exp_name, pattern):
-                        linked[exp_name] = {}
-                        relinked.append(exp_name)
+                    if exp_name in linked or not fnmatch.fnmatchcase(exp_name, pattern):
+                        continue
+                    why = _why_not_relinkable(self.root / exp_name, roots)
+                    if why:
+                        self.relink_left.append((exp_name, why))
+                        continue
+                    linked[exp_name] = {}
+                    relinked.append(exp_name)
                 if not relinked:
-                    raise UsageError(f"no unlinked experiment folder matches {pattern!r}")
+                    left = "; ".join(f"{n}: {why}" for n, why in self.relink_left)
+                    raise UsageError(
+                        f"no unlinked experiment folder xmen made matches {pattern!r}" + (f" ({left})" if left else "")
+                    )
             moved = old_root != str(self.root) or self._is_original_format()
             if moved:
                 _origin.moved_to(data, self.root, _now())
@@ -848,6 +860,21 @@ def _names(names: list[str], limit: int = 20) -> str:
     """``a, b, c`` (at most ``limit`` names, then how many more): for one-line messages."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _why_not_relinkable(folder: Path, roots: list[str]) -> str | None:
+    """Why ``relink -e`` leaves ``folder`` alone (a folder xmen did not make, or a damaged params.yml), or None.
+
+    relink rewrites a folder's params.yml and run.sh: never those of a folder a user made (a ``configs/`` with its
+    own params.yml), and never a half-written one (running the same ``xmen register`` again repairs those).
+    """
+    if not ownership.is_xmen_experiment(folder, roots):
+        return "xmen did not make it; left alone"
+    try:
+        statecheck.check_params(folder / PARAMS_FILE, files.read_yaml(folder / PARAMS_FILE))
+    except StateFileError as exc:
+        return f"{exc} (run the same xmen register again to repair it)"
+    return None
 
 
 def _lock_held(lock_file: Path) -> bool:
