@@ -786,7 +786,9 @@ class ExperimentSet:
                     f"(unregister those requirements, or pass --force)"
                 )
         self._refuse_running(owned)
-        if _lock_held(self.root / ".xmen" / "run.lock"):
+        from .job import flock_held
+
+        if flock_held(self.root / ".xmen" / "run.lock"):
             raise XmenError(f"refusing to remove {self.root}: an xmen run is running on it")
         record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
@@ -875,23 +877,6 @@ def _why_not_relinkable(folder: Path, roots: list[str]) -> str | None:
     except StateFileError as exc:
         return f"{exc} (run the same xmen register again to repair it)"
     return None
-
-
-def _lock_held(lock_file: Path) -> bool:
-    """True when some process holds an flock on ``lock_file`` (a missing file is held by nobody)."""
-    import fcntl
-
-    try:
-        fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _is_running(exp_dir: Path) -> bool:

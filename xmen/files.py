@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import io
 import os
 import re
@@ -111,23 +112,25 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
     os.sync()
 
 
-_SYNCFS: Any = False
+def _libc(name: str, argtypes: list[Any], restype: Any) -> Any:
+    """The C library function ``name`` with its signature, or None where it is missing (not Linux/glibc)."""
+    try:
+        import ctypes
+
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)  # the process's own symbols, libc included
+    except (OSError, AttributeError, ImportError):
+        return None
+    function.argtypes = argtypes
+    function.restype = restype
+    return function
 
 
+@functools.cache
 def _syncfs() -> Any:
-    global _SYNCFS
-    if _SYNCFS is False:
-        _SYNCFS = None
-        try:
-            import ctypes
+    """``syncfs(2)``, or None (os.sync() instead)."""
+    import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols, libc included
-            _SYNCFS = libc.syncfs
-            _SYNCFS.argtypes = [ctypes.c_int]
-            _SYNCFS.restype = ctypes.c_int
-        except (OSError, AttributeError, ImportError):  # not Linux/glibc: os.sync() instead
-            _SYNCFS = None
-    return _SYNCFS
+    return _libc("syncfs", [ctypes.c_int], ctypes.c_int)
 
 
 #: Most nodes that aliases may add to a YAML document. A few lines of nested anchors and aliases ("billion
@@ -473,24 +476,13 @@ def update_yaml(
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_RENAMEAT2: Any = False
-
-
+@functools.cache
 def _renameat2() -> Any:
-    global _RENAMEAT2
-    if _RENAMEAT2 is False:
-        _RENAMEAT2 = None
-        try:
-            import ctypes
+    """``renameat2(2)``, or None (glibc before 2.28, not Linux: plain rename)."""
+    import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            function = libc.renameat2
-            function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-            function.restype = ctypes.c_int
-            _RENAMEAT2 = function
-        except (OSError, AttributeError, ImportError):  # not Linux/glibc >= 2.28: plain rename
-            _RENAMEAT2 = None
-    return _RENAMEAT2
+    path_args = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return _libc("renameat2", path_args, ctypes.c_int)
 
 
 def _exchange(tmp: str, target: Path) -> bool:

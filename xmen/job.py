@@ -114,8 +114,13 @@ def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
     Never creates the lock file. The probe takes the lock for an instant when it is free: a runner that
     arrives at that instant waits for it like for any holder, and finds that nobody ran the experiment meanwhile.
     """
+    return flock_held(os.path.join(os.fspath(exp_dir), LOCK_FILE))
+
+
+def flock_held(path: str | os.PathLike[str]) -> bool | None:
+    """Whether some process holds an flock on the file at ``path`` now; ``None`` when there is no such file."""
     try:
-        fd = os.open(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
