@@ -213,6 +213,129 @@ def test_a_forced_rerun_still_runs(tmp_path: Path) -> None:
     assert {lines(root / name, "completions") for name in experiments(root)} == {2}
 
 
+# A run ending while another run decides about the same experiment. Fault injection in the real processes: a
+# sitecustomize (on PYTHONPATH) wraps the planner so that, just after it decided to run FINISH_DURING_PLAN, another
+# run (the experiment's own run.sh, to its end) finishes it; the run that planned must not run it a second time.
+FINISH_DURING_PLAN = r"""
+import os, subprocess
+from xmen import planner
+
+_decide = planner.Planner._decide
+
+
+def _decide_while_another_run_ends(self, path):
+    verdict = _decide(self, path)
+    marker = os.path.join(path, "finished-during-plan")
+    if os.path.basename(path) == os.environ.get("FINISH_DURING_PLAN") and not os.path.exists(marker):
+        open(marker, "w").close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XMEN_EXPECT")}
+        subprocess.run(["bash", os.path.join(path, "run.sh")], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return verdict
+
+
+planner.Planner._decide = _decide_while_another_run_ends
+"""
+
+
+@pytest.mark.parametrize("starter", ["snakemake", "xmen run", "launcher"])
+def test_a_run_ending_while_another_plans_is_not_run_again(tmp_path: Path, starter: str) -> None:
+    """The CI failure: the token handed to a runner was taken after the planner decided; an experiment whose
+    other run ended in between looked like a forced rerun, and ran twice."""
+    root = make_set(tmp_path, "set_a", "{a: 1 | 2}")
+    victim = experiments(root)[0]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FINISH_DURING_PLAN)
+    env = dict(os.environ, FINISH_DURING_PLAN=victim,
+               PYTHONPATH=os.pathsep.join([str(hook)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    command = {"snakemake": SNAKEMAKE + ["-j", "1"], "xmen run": XMEN + ["run", "-j", "1"],
+               "launcher": XMEN + ["run", "*", "bash"]}[starter]
+    proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert (root / victim / "finished-during-plan").exists(), "the fault was not injected"
+    assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+    assert {name: lines(root / name, "completions") for name in experiments(root)} == dict.fromkeys(
+        experiments(root), 1)
+    assert set(statuses(root).values()) == {st.FINISHED}
+    assert (root / victim / "xmen.done").exists()
+
+
+# The CI failure itself: Snakemake B decides that X needs a run while Snakemake A's runner is finishing X; A's
+# runner writes X's status file and ends, but A has not yet noted the job's end (its incomplete marker is still
+# there, A is frozen with SIGSTOP), so B, with rerun-incomplete, reruns X. B's runner must find that X was finished
+# since B looked. Both runners and B's planner are the real ones, held at those points by a sitecustomize hook.
+CONCURRENT_FINISH = r"""
+import os, signal, time
+
+FLAGS, ROLE, VICTIM = (os.environ.get(k) for k in ("HOOK_FLAGS", "HOOK_ROLE", "HOOK_VICTIM"))
+
+
+def wait_for(test, what):
+    deadline = time.monotonic() + 60
+    while not test():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"test hook: {what} never happened")
+        time.sleep(0.01)
+
+
+if ROLE == "first":  # A's runner writes X's status file only once B has decided
+    from xmen import files
+
+    _write = files.write_text_atomic
+
+    def write_when_b_decided(path, *args, **kwargs):
+        if os.path.dirname(os.path.abspath(path)) == VICTIM:
+            wait_for(lambda: os.path.exists(os.path.join(FLAGS, "b-decided")), "B's decision")
+        return _write(path, *args, **kwargs)
+
+    files.write_text_atomic = write_when_b_decided
+elif ROLE == "second":  # B's planner, just after deciding to run X: let A's runner finish X, with A frozen
+    from xmen import job, planner
+
+    _decide = planner.Planner._decide
+
+    def decide_then_let_a_finish(self, path):
+        verdict = _decide(self, path)
+        if path == VICTIM and verdict.action == planner.RUN and not os.path.exists(os.path.join(FLAGS, "b-decided")):
+            a_pid = int(open(os.path.join(FLAGS, "a-pid")).read())
+            os.kill(a_pid, signal.SIGSTOP)
+            open(os.path.join(FLAGS, "b-decided"), "w").close()
+            lock = os.path.join(VICTIM, job.LOCK_FILE)
+            wait_for(lambda: "ended" in open(lock).read() and not job.lock_held(VICTIM), "the end of A's run")
+        return verdict
+
+    planner.Planner._decide = decide_then_let_a_finish
+"""
+
+
+def test_a_run_finishing_while_a_second_snakemake_plans_is_not_run_again(tmp_path: Path) -> None:
+    root = make_set(tmp_path, "set_a", "{a: 1, sleep: 0}")
+    victim = root / experiments(root)[0]
+    hook, flags = tmp_path / "hook", tmp_path / "flags"
+    hook.mkdir()
+    flags.mkdir()
+    (hook / "sitecustomize.py").write_text(CONCURRENT_FINISH)
+    base = dict(os.environ, HOOK_FLAGS=str(flags), HOOK_VICTIM=str(victim),
+                PYTHONPATH=os.pathsep.join([str(hook)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    first = subprocess.Popen(SNAKEMAKE + ["-j", "1"], cwd=root, env=dict(base, HOOK_ROLE="first"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (flags / "a-pid").write_text(str(first.pid))
+        assert wait_until(lambda: lines(victim, "completions") == 1 or first.poll() is not None)
+        second = subprocess.run(SNAKEMAKE + ["-j", "1"], cwd=root, env=dict(base, HOOK_ROLE="second"),
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=120)
+    assert (flags / "b-decided").exists(), "the second Snakemake never decided to run X: " + second.stderr[-2000:]
+    assert lines(victim, "completions") == 1, second.stderr[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert first.returncode == 0, err[-3000:]
+    assert statuses(root) == {victim.name: st.FINISHED}
+    assert (victim / "xmen.done").exists()
+
+
 # ------------------------------------------------------------------------------------------------- kill -9 trials
 
 

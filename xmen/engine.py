@@ -34,6 +34,8 @@ class Pending:
     name: str
     reason: str
     status: str
+    #: What planning saw of it before deciding (planner.Verdict.seen), handed to its runner by ``launch``.
+    seen: str = ""
 
 
 def plan(
@@ -52,16 +54,16 @@ def plan(
     linked: dict[str, Any] = data.get("experiments") or {}
     chosen = exp_set.match(list(patterns) if patterns else ["*"], names=linked)  # experiment.yml parsed once
     root = str(exp_set.root)
-    decide = planner.Planner(reasons=True)
+    decide = planner.Planner(reasons=True, tokens=True)
     pending: list[Pending] = []
     skipped: list[Pending] = []
     for verdict in decide.plan((os.path.join(root, name) for name in chosen), changed=changed):
         name = os.path.relpath(verdict.path, root)
         if verdict.action == planner.RUN:
-            pending.append(Pending(name, verdict.reason, verdict.status))
+            pending.append(Pending(name, verdict.reason, verdict.status, verdict.seen))
         elif verdict.action == planner.CHANGED:
             if changed:
-                pending.append(Pending(name, f"changed: {verdict.reason}", verdict.status))
+                pending.append(Pending(name, f"changed: {verdict.reason}", verdict.status, verdict.seen))
             else:
                 skipped.append(Pending(name, f"changed: {verdict.reason} (xmen run --changed reruns it)", verdict.status))
         elif verdict.action == planner.BLOCKED:
@@ -158,13 +160,14 @@ def run_with_snakemake(
 def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequence[str], echo) -> int:
     """The original xmen's way: run each pending run.sh with ``launcher`` (sh, bash, sbatch, screen -dm bash...).
 
-    Each run.sh gets ``XMEN_EXPECT_DONE``, what the status file looked like when the run was planned (taken for
-    every experiment before the first starts): a runner finding it finished since by another run (a Snakemake in
-    the same set) skips it instead of running it twice.
+    Each run.sh gets ``XMEN_EXPECT_DONE``, what the planner saw of the experiment just before deciding to run it
+    (``Pending.seen``): a runner finding it finished since by another run (a Snakemake in the same set) skips it
+    instead of running it twice.
     """
     from .job import ENV_EXPECT_DONE, done_token
 
-    expected = {item.name: done_token(exp_set.root / item.name) for item in pending}
+    # A Pending made by hand (not by plan) has no token: what it looks like now is the best there is.
+    expected = {item.name: item.seen or done_token(exp_set.root / item.name) for item in pending}
     failures = 0
     for item in pending:
         run_script = exp_set.root / item.name / RUN_FILE

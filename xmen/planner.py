@@ -27,7 +27,7 @@ import fnmatch
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 import yaml
@@ -61,6 +61,16 @@ class Verdict:
     action: str
     reason: str
     status: str
+    #: What the planner saw of the experiment just before deciding (``xmen.job.done_token``), with
+    #: ``Planner(tokens=True)``: handed to its runner, which skips an experiment another run finished since. Taken
+    #: before the decision, never after: a run ending in between would otherwise look like a forced rerun.
+    seen: str = ""
+
+
+def _done_token(path: str) -> str:
+    from .job import done_token
+
+    return done_token(path)
 
 
 def is_glob(spec: str) -> bool:
@@ -170,8 +180,9 @@ class Planner:
     whatever it says): the Snakefile's fast path. ``engine.plan`` and ``xmen list`` want the reasons.
     """
 
-    def __init__(self, reasons: bool = True) -> None:
+    def __init__(self, reasons: bool = True, tokens: bool = False) -> None:
         self.reasons = reasons
+        self.tokens = tokens
         self._sets: dict[str, SetInfo | None] = {}
         self._verdicts: dict[str, Verdict] = {}
         self._requires: dict[str, list[tuple[str, str]]] = {}
@@ -241,7 +252,10 @@ class Planner:
             return found
         # A cycle (refused at register, but experiment.yml can be edited by hand): Snakemake reports it.
         self._verdicts[path] = Verdict(path, RUN, "requirement cycle", "unknown")
+        seen = _done_token(path) if self.tokens else ""
         result = self._decide(path)
+        if seen:
+            result = replace(result, seen=seen)
         self._verdicts[path] = result
         return result
 

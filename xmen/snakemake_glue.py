@@ -64,7 +64,7 @@ class XmenWorkflow:
         self.experiments: dict[str, dict[str, Any]] = {}  # path relative to the workdir -> run options
         self.chosen: list[str] = []  # absolute paths the default target may ask for
         self.set_files: list[str] = []
-        self.planner = planner.Planner(reasons=False)
+        self.planner = planner.Planner(reasons=False, tokens=True)
         self._loaded: set[str] = set()
         self._has_requires = False
         self._requires_is_function = False  # what requires_input() gave the rule
@@ -133,21 +133,24 @@ class XmenWorkflow:
     # ------------------------------------------------------------------ targets
     def target_paths(self, everything: bool) -> list[str]:
         """Absolute paths of the experiments the default target asks for."""
+        return [v.path for v in self.target_verdicts(everything)]
+
+    def target_verdicts(self, everything: bool) -> list[planner.Verdict]:
+        """The planner's verdicts of the experiments the default target asks for."""
         if everything:
             verdicts = [self.planner.verdict(p) for p in self.chosen]
-            return [v.path for v in verdicts if v.action not in (planner.BLOCKED, planner.UNLINKED)]
-        return [v.path for v in self.planner.plan(self.chosen) if v.action == planner.RUN]
+            return [v for v in verdicts if v.action not in (planner.BLOCKED, planner.UNLINKED)]
+        return [v for v in self.planner.plan(self.chosen) if v.action == planner.RUN]
 
     def targets_input(self) -> Callable[..., list[str]]:
         """The default target's input function, called when Snakemake builds its DAG (its settings known then)."""
 
         def targets(wildcards: Any) -> list[str]:
             everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), sys._getframe(1))
-            paths = self.target_paths(everything)
-            from .job import done_token
-
-            for path in paths:
-                self.planned.setdefault(os.path.normpath(self.rel(path)), done_token(path))
+            verdicts = self.target_verdicts(everything)
+            paths = [v.path for v in verdicts]
+            for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
+                self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
             if not paths:
                 # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
                 # of running a target job with neither input nor output.
