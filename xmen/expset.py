@@ -63,7 +63,10 @@ _RESERVED_RESOURCES = {"xmen_attempt": "the attempt counter of xmen's rule", "at
 #: ``-x 100000000`` or a 12 x 10 sweep is refused in well under a second instead of filling memory and disk.
 MAX_EXPERIMENTS = 100_000
 SEPARATOR = naming.SEPARATOR
-_RESOURCE_VALUE = re.compile(r"^[A-Za-z0-9_.:+%@/-]+$")
+#: Characters a resource value may hold outside quotes.
+_RESOURCE_CHAR = re.compile(r"[A-Za-z0-9_.:+%@/=-]")
+#: The resource whose value is sbatch's own words (the SLURM executor plugin adds it to the sbatch line).
+SBATCH_WORDS = "slurm_extra"
 
 
 @dataclass
@@ -1027,19 +1030,20 @@ def _run_options(resources: str | dict[str, Any] | None, threads: int | None, re
 
 
 def parse_resources(spec: str | dict[str, Any]) -> dict[str, Any]:
-    """``"mem_mb=4000 runtime=60 slurm_partition=gpu"`` -> dict; ``mem_mb=1000,2000`` gives one value per attempt."""
+    """``"mem_mb=4000 runtime=60 slurm_partition=gpu"`` -> dict; ``mem_mb=1000,2000`` gives one value per attempt.
+
+    The text is read like shell words: quotes keep spaces, ``=`` and commas inside a value
+    (``slurm_extra='--mail-user="a b" --mail-type=END,FAIL'``); each word is split at its first unquoted ``=``.
+    Outside quotes a value may hold only plain characters, so a stray ``;`` or ``$`` is an error, not a value.
+    """
     if isinstance(spec, dict):
-        items = [(str(k), v) for k, v in spec.items()]
+        items = [(str(k), v if isinstance(v, list) else str(v).split(",")) for k, v in spec.items()]
+        items = [(k, [_plain(v) for v in values]) for k, values in items]
     else:
-        items = []
-        for token in spec.replace("\n", " ").split():
-            key, sep, value = token.partition("=")
-            if not sep or not value:
-                raise UsageError(f"--resources: expected NAME=VALUE, got {token!r}")
-            items.append((key, value))
+        items = [_split_word(word) for word in _resource_words(spec)]
     parsed: dict[str, Any] = {}
     variables: dict[str, str] = {}
-    for key, value in items:
+    for key, values in items:
         if not _RESOURCE_NAME.match(key):
             raise UsageError(f"--resources: invalid resource name {key!r}")
         reserved = _RESERVED_RESOURCES.get(key.lower())
@@ -1051,21 +1055,100 @@ def parse_resources(spec: str | dict[str, Any]) -> dict[str, Any]:
         if variable in variables:
             raise UsageError(f"--resources: {variables[variable]!r} and {key!r} are one resource (XMEN_{variable})")
         variables[variable] = key
-        values = value if isinstance(value, list) else str(value).split(",")
-        converted = [_resource_value(key, str(v).strip()) for v in values]
+        converted = [_resource_value(key, value) for value in values]
         parsed[key] = converted[0] if len(converted) == 1 else converted
     return parsed
 
 
-def _resource_value(key: str, text: str) -> int | float | str:
-    if not text or not _RESOURCE_VALUE.match(text):
-        raise UsageError(f"--resources: invalid value {text!r} for {key}")
-    for kind in (int, float):
+#: One character of a --resources word and whether it was quoted (quoted characters are taken literally).
+_Char = tuple[str, bool]
+
+
+def _resource_words(spec: str) -> list[list[_Char]]:
+    """The words of a --resources text, shell-like: whitespace separates, '...' and "..." quote, \\ escapes."""
+    words: list[list[_Char]] = []
+    word: list[_Char] | None = None
+    quote = ""
+    chars = iter(spec)
+    for char in chars:
+        if quote:
+            if char == quote:
+                quote = ""
+                continue
+            if char == "\\" and quote == '"':
+                following = next(chars, "")
+                if following not in ('"', "\\"):
+                    word.append(("\\", True))  # type: ignore[union-attr]
+                char = following
+            word.append((char, True))  # type: ignore[union-attr]
+            continue
+        if char.isspace():
+            if word is not None:
+                words.append(word)
+                word = None
+            continue
+        if word is None:
+            word = []
+        if char in ("'", '"'):
+            quote = char
+        elif char == "\\":
+            word.append((next(chars, ""), True))
+        else:
+            word.append((char, False))
+    if quote:
+        raise UsageError(f"--resources: unclosed {quote} in {spec!r}")
+    if word is not None:
+        words.append(word)
+    return words
+
+
+def _split_word(word: list[_Char]) -> tuple[str, list[list[_Char]]]:
+    """(name, the values per attempt) of one NAME=VALUE word: split at the first unquoted ``=``, then at unquoted
+    commas."""
+    text = "".join(c for c, _ in word)
+    at = next((i for i, (c, quoted) in enumerate(word) if c == "=" and not quoted), None)
+    if at is None or at == len(word) - 1:
+        raise UsageError(f"--resources: expected NAME=VALUE, got {text!r}")
+    if any(quoted for _, quoted in word[:at]):
+        raise UsageError(f"--resources: invalid resource name {''.join(c for c, _ in word[:at])!r}")
+    values: list[list[_Char]] = [[]]
+    for char, quoted in word[at + 1:]:
+        if char == "," and not quoted:
+            values.append([])
+        else:
+            values[-1].append((char, quoted))
+    return "".join(c for c, _ in word[:at]), values
+
+
+def _plain(value: Any) -> list[_Char]:
+    """A value given as data (a YAML mapping): held to the rules of unquoted text."""
+    return [(c, False) for c in str(value).strip()]
+
+
+def _resource_value(key: str, value: list[_Char]) -> int | float | str:
+    text = "".join(c for c, _ in value)
+    bad = [c for c, quoted in value if (not quoted and not _RESOURCE_CHAR.match(c)) or not c.isprintable()]
+    if not text or bad:
+        raise UsageError(f"--resources: invalid value {text!r} for {key}"
+                         + (f" (quote {bad[0]!r})" if bad and bad[0].isprintable() else ""))
+    if key == SBATCH_WORDS:
         try:
-            return kind(text)
-        except ValueError:
-            pass
+            shlex.split(text)
+        except ValueError as exc:
+            raise UsageError(f"--resources: {key} {text!r}: {exc} (it is read as sbatch's own words)") from None
+    if not any(quoted for _, quoted in value):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
     return text
+
+
+def sbatch_words(value: str) -> str:
+    """``slurm_extra`` as the plugin puts it on sbatch's shell line: the user's words, each quoted, so that a value
+    with spaces stays one argument and nothing in it runs (``--mail-user="a b"`` -> ``'--mail-user=a b'``)."""
+    return " ".join(shlex.quote(word) for word in shlex.split(value))
 
 
 @dataclass

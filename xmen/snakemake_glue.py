@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from . import planner, provenance
 from . import status as st
+from .expset import SBATCH_WORDS, sbatch_words
 
 DONE = st.DONE_FILE
 LOG = "xmen.log"
@@ -34,6 +35,8 @@ _SPECIAL_NAMES = frozenset(["", ".", ".."])
 # What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
 SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
 _SNAKEMAKE_WORKFLOW_FILE = os.path.join("snakemake", "workflow.py")
+#: The SLURM executor plugin's resource for ``--cpus-per-task``; it wins over the rule's (capped) threads.
+CPUS_PER_TASK = "cpus_per_task"
 
 
 def asks_for_everything(dag_settings: Any, frame: Any = None) -> bool:
@@ -193,6 +196,22 @@ class XmenWorkflow:
             )
         return int(options.get("threads") or 1)
 
+    def remote_threads(self, wildcards: Any) -> int | None:
+        """The CPUs a cluster job of the experiment gets: its own threads (``--max-threads`` still caps them);
+        ``None`` for a local run.
+
+        Snakemake caps a rule's threads by ``--cores`` for remote executors too, and the set's default profile says
+        ``cores: all`` (this machine's cores, for local runs) while ``xmen run -j N`` passes ``--cores N``: on a
+        cluster that would give each job the login node's cores, or N. The plugin takes ``cpus_per_task`` before
+        threads, so the job asks SLURM for what the experiment registered, and the job's own Snakemake (given the
+        submitting side's ``--cores``) hands the experiment that number as XMEN_THREADS.
+        """
+        if self.workflow.local_exec:
+            return None
+        threads = self.threads(wildcards)
+        limit = getattr(self.workflow.resource_settings, "max_threads", None)
+        return min(threads, limit) if limit else threads
+
     def resource(self, name: str) -> Callable[[Any, int], Any]:
         """Resource callable: a value, or a list of values per attempt (the last one repeats)."""
 
@@ -200,15 +219,20 @@ class XmenWorkflow:
             value = (self.options(wildcards.exp).get("resources") or {}).get(name)
             if isinstance(value, list):
                 value = value[min(attempt, len(value)) - 1] if value else None
+            if value is None and name == CPUS_PER_TASK:
+                value = self.remote_threads(wildcards)
             if value is None:
                 # Snakemake skips a None resource, but cannot convert one for sized resources (mem_mb...).
                 value = SIZED_FALLBACK.get(name)
+            if name == SBATCH_WORDS and isinstance(value, str):
+                value = sbatch_words(value)  # the plugin puts it on sbatch's shell line as it is
             return value
 
         return resource
 
     def resources(self) -> dict[str, Callable[[Any, int], Any]]:
-        names: set[str] = set()
+        """The rule's resources: every name an experiment registered, and ``cpus_per_task`` (see remote_threads)."""
+        names: set[str] = {CPUS_PER_TASK}
         for options in self.experiments.values():
             names.update((options.get("resources") or {}).keys())
         return {name: self.resource(name) for name in sorted(names)}
@@ -248,6 +272,8 @@ class XmenWorkflow:
                 f"(see its params.yml _error and {log})"
             )
         provenance.keep_previous_log(wildcards.exp)
+        if not self.workflow.is_main_process and not self.workflow.local_exec:
+            threads = self.remote_threads(wildcards) or threads  # what SLURM was asked for, not this --cores
         command = experiment_command(
             wildcards.exp, threads, resources, expect=self.planned.get(os.path.normpath(wildcards.exp))
         )

@@ -1,0 +1,60 @@
+"""Resources that mean what they say on the real cluster (tests/slurm/up.sh): threads not capped by the submitting
+host, sbatch words with spaces, `=` and commas in ``slurm_extra``. Helpers and fixtures come from test_slurm."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
+    env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct, all_done,
+)
+
+TWO_THREADS = ("{a: two, sleep: 1}", "--threads", "2", "--resources", "mem_mb=100 runtime=2")
+
+
+def alloc_cpus(job_id: str) -> str:
+    rows = wait_for_sacct("now-10minutes", all_done(1), jobs=[job_id])
+    return rows[0]["AllocCPUS"]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset")
+def test_threads_are_not_capped_by_the_submitting_host(slurm, env):
+    """`snakemake --profile slurm` on a login node with fewer cores than an experiment's threads (one core here,
+    taskset): the job still asks SLURM for the experiment's 2 CPUs, and the experiment sees XMEN_THREADS=2
+    (the set's profile says `cores: all`, which Snakemake uses to cap threads, remote jobs included)."""
+    root = env.make_set("set_t", TWO_THREADS)
+    proc = sh("taskset", "-c", "0", *env.snakemake_command(), cwd=root, timeout=90)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    job = slurm_job_id(root, "a=two__sleep=1")
+    assert alloc_cpus(job) == "2"
+    assert run_fields(runs(root, "a=two__sleep=1")[-1])["threads"] == "2"
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_xmen_run_j1_on_slurm_gives_a_job_its_threads(slurm, env):
+    """`xmen run --profile slurm -j 1` means one experiment at a time, not one CPU per job."""
+    root = env.make_set("set_j", TWO_THREADS)
+    extra = env.snakemake_command()[env.snakemake_command().index("--default-resources"):]
+    env.xmen("run", "--profile", "slurm", "-j", "1", "--", *extra, cwd=root, timeout=90)
+    assert statuses(root) == {"a=two__sleep=1": "finished"}
+    assert alloc_cpus(slurm_job_id(root, "a=two__sleep=1")) == "2"
+    assert run_fields(runs(root, "a=two__sleep=1")[-1])["threads"] == "2"
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_slurm_extra_with_spaces_equals_and_commas_reaches_sbatch(slurm, env):
+    """`--resources "slurm_extra='--mail-type=END,FAIL --mail-user=\\"two words\\"'"`: both flags reach sbatch
+    whole (scontrol shows them), the comma is not an attempt separator and nothing of the value runs in a shell."""
+    extra = "slurm_extra='--mail-type=END,FAIL --mail-user=\"two words\"' mem_mb=100 runtime=2"
+    root = env.make_set("set_x", ("{a: mail}", "--resources", extra))
+    run = env.snakemake(root, timeout=90)
+    assert run.returncode == 0, run.tail()
+    job = slurm_job_id(root, "a=mail")
+    shown = sh("scontrol", "show", "job", job).stdout
+    assert "MailUser=two words MailType=END,FAIL" in shown, shown
+    assert params(root, "a=mail")["_status"] == "finished"

@@ -1,0 +1,72 @@
+"""`--resources` is read like shell words: quoted values keep spaces, `=` and commas; stray shell characters are
+errors; slurm_extra reaches sbatch's shell line as quoted words."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from xmen.errors import UsageError
+from xmen.cli import main
+from xmen.expset import parse_resources, sbatch_words
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("mem_mb=1000,2000 runtime=5 slurm_partition=main",
+     {"mem_mb": [1000, 2000], "runtime": 5, "slurm_partition": "main"}),
+    ("slurm_extra='--comment=two words'", {"slurm_extra": "--comment=two words"}),
+    ("slurm_extra='--mail-type=END,FAIL --mail-user=\"a b\"' mem_mb=3",
+     {"slurm_extra": '--mail-type=END,FAIL --mail-user="a b"', "mem_mb": 3}),
+    ("constraint=a=b", {"constraint": "a=b"}),
+    ('tag="x\\"y"', {"tag": 'x"y'}),
+    ("tag=b\\ c", {"tag": "b c"}),
+    ("tag='5'", {"tag": "5"}),  # quoted: a string, as written
+    ("tag='a,b',c", {"tag": ["a,b", "c"]}),  # one comma quoted, one separating attempts
+    ("mem_mb=1\n runtime=2", {"mem_mb": 1, "runtime": 2}),
+])
+def test_values_with_quotes_equals_and_commas(spec, expected):
+    assert parse_resources(spec) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("mem_mb", "expected NAME=VALUE, got 'mem_mb'"),
+    ("mem_mb=", "expected NAME=VALUE"),
+    ("mem_mb=1;touch pwned", "expected NAME=VALUE, got 'pwned'"),
+    ("slurm_partition=a;b", "invalid value 'a;b' for slurm_partition (quote ';')"),
+    ("tag=$(id)", "invalid value"),
+    ("tag='a", "unclosed ' in"),
+    ("'tag'=3", "invalid resource name"),
+    ("tag=a,,b", "invalid value '' for tag"),
+    ("tag='a\tb'", "invalid value"),
+    ("slurm_extra='--x=\"a'", "slurm_extra '--x=\"a': No closing quotation"),
+])
+def test_bad_values_are_one_clear_error(spec, message):
+    with pytest.raises(UsageError) as caught:
+        parse_resources(spec)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_slurm_extra_words_stay_whole_and_never_run():
+    text = sbatch_words('--mail-user="a b" --mail-type=END,FAIL; touch pwned')
+    assert text == "'--mail-user=a b' '--mail-type=END,FAIL;' touch pwned"  # the ';' is an argument, not a command
+    assert shlex.split(text) == ["--mail-user=a b", "--mail-type=END,FAIL;", "touch", "pwned"]
+    assert sbatch_words("--qos=long") == "--qos=long"
+
+
+def test_local_runs_keep_threads_capped_by_cores(xmen_home, tmp_path, monkeypatch, capsys):
+    """Locally `-j 1` still runs a 2-thread experiment with XMEN_THREADS=1 (Snakemake's --cores), and the SLURM-only
+    cpus_per_task does not reach a local experiment."""
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    (tmp_path / "script.sh").write_text('#!/bin/bash\nenv | grep "^XMEN_THREADS=\\|^XMEN_CPUS" > "$(dirname "$1")/env.txt"\n')
+    root = tmp_path / "set"
+    assert main(["init", "-s", str(tmp_path / "script.sh"), "-d", str(tmp_path / "defaults.yml"), "-r", str(root)]) == 0
+    monkeypatch.chdir(root)
+    assert main(["register", "{a: x}", "--threads", "2"]) == 0
+    run = subprocess.run([sys.executable, "-m", "xmen.cli", "run", "-j", "1"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "SLURM_CONF": "/dev/null"})
+    assert run.returncode == 0, run.stderr
+    assert (root / "a=x" / "env.txt").read_text().split() == ["XMEN_THREADS=1"]
