@@ -74,6 +74,10 @@ class XmenWorkflow:
         #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
+        if self.workflow.is_main_process:
+            from . import slurm_poll
+
+            slurm_poll.install()  # a run ends within seconds of its last SLURM job (see xmen.slurm_poll)
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:

@@ -1,13 +1,15 @@
 """Resources that mean what they say on the real cluster (tests/slurm/up.sh): threads not capped by the submitting
-host, sbatch words with spaces, `=` and commas in ``slurm_extra``. Helpers and fixtures come from test_slurm."""
+host, sbatch words with spaces, `=` and commas in ``slurm_extra``; and the shipped profile ends a run within seconds
+of its last job. Helpers and fixtures come from test_slurm."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
-    env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct, all_done,
+    all_done, env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct,
 )
 
 TWO_THREADS = ("{a: two, sleep: 1}", "--threads", "2", "--resources", "mem_mb=100 runtime=2")
@@ -58,3 +60,21 @@ def test_slurm_extra_with_spaces_equals_and_commas_reaches_sbatch(slurm, env):
     shown = sh("scontrol", "show", "job", job).stdout
     assert "MailUser=two words MailType=END,FAIL" in shown, shown
     assert params(root, "a=mail")["_status"] == "finished"
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_shipped_profile_ends_within_seconds_of_the_last_job(slurm, env):
+    """A job that runs alone for several status polls (the plugin's interval grows by 10 s after each poll that
+    sees no job end): snakemake with the profile as installed still exits within a few seconds of the job's end
+    (benchmarks/bench_slurm_end.py measures the figure; sacct's End is in whole seconds)."""
+    root = env.make_set("set_e", ("{a: lone, sleep: 12}", "--resources", "mem_mb=100 runtime=2"))
+    command = env.snakemake_command()
+    assert "--slurm-init-seconds-before-status-checks" not in command  # the profile's own polling
+    run = env.snakemake(root, timeout=100)
+    exited = time.time()
+    assert run.returncode == 0, run.tail()
+    row = wait_for_sacct("now-10minutes", all_done(1), jobs=[slurm_job_id(root, "a=lone__sleep=12")])[0]
+    end = sh("sacct", "-n", "-P", "-X", "-j", row["JobIDRaw"], "-o", "End").stdout.strip()
+    lag = exited - time.mktime(time.strptime(end, "%Y-%m-%dT%H:%M:%S"))
+    assert lag <= 7, f"snakemake exited {lag:.1f} s after its last job ended"

@@ -4,10 +4,10 @@ Start the single-node cluster with ``bash tests/slurm/up.sh`` (see tests/slurm/R
 skipped, or fail when ``CI=true``. Every test builds its sets under ``tmp_path`` (which slurmd sees: same machine),
 with ``HOME``, ``XMEN`` and ``XDG_CONFIG_HOME`` there too, and runs Snakemake with the installed ``slurm`` profile.
 
-On the Snakemake command line every run adds only what this cluster needs or what keeps the tests fast:
+On the Snakemake command line every run adds only what this cluster needs:
 ``--default-resources <the profile's own default-resources> slurm_account=root`` (a command-line
-``--default-resources`` replaces the profile's whole list, so the profile's are repeated) and
-``--slurm-init-seconds-before-status-checks 2``.
+``--default-resources`` replaces the profile's whole list, so the profile's are repeated). The status polling is the
+shipped profile's own (it ends a run within seconds of its last job).
 
 The shipped ``slurm`` profile submits one sbatch per experiment. Job arrays are opt-in
 (``--slurm-array-jobs xmen_experiment --slurm-array-limit 20``, as the README says), because
@@ -247,8 +247,7 @@ class XmenEnv:
         profile = read_yaml(self.path / "xdg" / "snakemake" / "slurm" / "config.yaml")
         defaults = [str(item) for item in profile.get("default-resources") or []]
         return [sys.executable, "-m", "snakemake", "--profile", "slurm",
-                "--default-resources", *defaults, "slurm_account=root",
-                "--slurm-init-seconds-before-status-checks", "2", *extra]
+                "--default-resources", *defaults, "slurm_account=root", *extra]
 
     def start_snakemake(self, root: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
         log = self.path / f"snakemake-{root.name}-{len(self.logs)}.log"

@@ -1,0 +1,65 @@
+"""SLURM status polls that keep Snakemake's ``--seconds-between-status-checks`` as their longest interval.
+
+snakemake-executor-plugin-slurm (2.8) polls every job of a run with one ``sacct --name <run>`` call. It waits
+``--slurm-init-seconds-before-status-checks`` between polls while jobs keep ending, and 10 s longer after each poll
+that saw none, up to 180 s, ignoring Snakemake's own ``--seconds-between-status-checks`` ("seconds to wait between
+two rounds of status checks"). A run whose last job ran alone for a few polls then idled up to that long after it
+ended (measured: 12-17 s with the interval starting at 2 s; 20-40 s with the plugin's defaults). Installed by the
+Snakefile glue in the main Snakemake process, :func:`install` keeps the plugin's interval but never longer than
+``--seconds-between-status-checks`` (Snakemake's default 10 s; the shipped ``slurm`` profile says 3 s: one sacct
+call every 3 s for the whole run, however many jobs it has). While no job of the run is in SLURM (after the last
+one ended) the loop sleeps only :data:`IDLE_INTERVAL`: Snakemake's exit waits for that sleep, and such a poll asks
+SLURM nothing.
+
+Light: the plugin is patched only when Snakemake has already imported it (it imports every installed executor
+plugin before it reads the Snakefile).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, AsyncIterator, Callable
+
+PLUGIN = "snakemake_executor_plugin_slurm"
+#: Seconds between polls while the run has no job in SLURM: such a poll asks nothing (the plugin returns at once),
+#: and Snakemake's end waits for the poll loop's current sleep (it joins that thread), so it stays short.
+IDLE_INTERVAL = 0.5
+_MARK = "_xmen_capped_interval"
+
+
+def capped_interval(interval: float | None, cap: float | None) -> float | None:
+    """The plugin's next interval, at most ``cap`` (no cap when it is unset or not positive)."""
+    if interval is None or not cap or cap <= 0:
+        return interval
+    return min(interval, cap)
+
+
+def capping(check: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """The plugin's async generator ``check_active_jobs`` whose next interval is capped (idempotent)."""
+    if getattr(check, _MARK, False):
+        return check
+
+    @functools.wraps(check)
+    async def check_active_jobs(self: Any, active_jobs: list[Any]) -> AsyncIterator[Any]:
+        still_active = 0
+        async for job_info in check(self, active_jobs):
+            still_active += 1
+            yield job_info
+        settings = getattr(self.workflow, "remote_execution_settings", None)
+        cap = getattr(settings, "seconds_between_status_checks", None)
+        if not still_active:
+            cap = min(cap, IDLE_INTERVAL) if cap and cap > 0 else IDLE_INTERVAL
+        self.next_seconds_between_status_checks = capped_interval(self.next_seconds_between_status_checks, cap)
+
+    setattr(check_active_jobs, _MARK, True)
+    return check_active_jobs
+
+
+def install() -> bool:
+    """Cap the imported slurm plugin's poll interval; True when it is patched (now or before)."""
+    plugin = sys.modules.get(PLUGIN)
+    executor = getattr(plugin, "Executor", None)
+    if executor is None or not hasattr(executor, "check_active_jobs"):
+        return False
+    executor.check_active_jobs = capping(executor.check_active_jobs)
+    return True
