@@ -22,6 +22,9 @@ script does:
    to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it. A child still alive
    :data:`KILL_GRACE_SECONDS` (``XMEN_KILL_GRACE``) after the first signal is killed with SIGKILL, with every
    process it started, and recorded ``timeout``/``stopped``: an experiment ignoring SIGTERM is not ``finished``.
+   Run outside SLURM, an experiment with a time limit (``XMEN_RUNTIME``, minutes: Snakemake's ``runtime`` resource)
+   gets SIGTERM when it is reached, then the same grace and SIGKILL, and is recorded ``timeout`` with the limit in
+   ``_error``. Under SLURM (``SLURM_JOB_ID`` set) SLURM enforces the limit itself and sends the SIGTERM.
 5. If the child did not record a final status itself (plain shell scripts never do, and ``kill -9`` prevents anyone
    from doing so), the runner does: ``finished`` on exit 0, ``timeout`` after SIGTERM/SIGUSR1 (what SLURM sends
    before the time limit), ``stopped`` after SIGINT/SIGHUP, else ``error``, with a one-line ``_error`` reason.
@@ -67,6 +70,8 @@ ENV_EXPECT_DONE = "XMEN_EXPECT_DONE"
 #: Seconds a signalled child may take to stop before it is killed (override with ``XMEN_KILL_GRACE``).
 ENV_KILL_GRACE = "XMEN_KILL_GRACE"
 KILL_GRACE_SECONDS = 30.0
+#: The experiment's time limit in minutes (the rule exports Snakemake's ``runtime`` resource under this name).
+ENV_RUNTIME = "XMEN_RUNTIME"
 #: ``_run`` key a python experiment sets when it starts: it records its own outcome when ``run()`` returns.
 RUN_BY_EXPERIMENT = "experiment"
 #: Token of a missing status file.
@@ -208,6 +213,22 @@ def kill_grace() -> float:
         return KILL_GRACE_SECONDS
 
 
+def time_limit() -> float | None:
+    """Seconds the experiment may run here before the runner stops it: ``XMEN_RUNTIME`` minutes, when run outside
+    SLURM (a SLURM job's limit is SLURM's to enforce); ``None`` without a usable limit."""
+    if os.environ.get("SLURM_JOB_ID"):
+        return None
+    try:
+        minutes = float(os.environ.get(ENV_RUNTIME, ""))
+    except ValueError:
+        return None
+    return minutes * 60 if minutes > 0 and minutes != float("inf") else None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (Linux /proc; empty elsewhere), children first."""
     parents: dict[int, list[int]] = {}
@@ -237,9 +258,14 @@ def _descendants(pid: int) -> list[int]:
 
 def _kill_tree(pid: int) -> None:
     """SIGKILL ``pid`` and every process it started (they share its lock fd, so all must go)."""
+    _signal_tree(pid, signal.SIGKILL)
+
+
+def _signal_tree(pid: int, signum: int) -> None:
+    """Send ``signum`` to ``pid`` and every process it started."""
     for target in [pid] + _descendants(pid):
         try:
-            os.kill(target, signal.SIGKILL)
+            os.kill(target, signum)
         except OSError:
             pass
 
@@ -256,15 +282,19 @@ def _attempt() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _final_status(rc: int, current: Any, received: list[int], by_experiment: bool = False) -> tuple[str, str | None]:
+def _final_status(rc: int, current: Any, received: list[int], by_experiment: bool = False,
+                  limit: float | None = None) -> tuple[str, str | None]:
     """(status, error reason) the runner records when the child left ``current`` as the status.
 
     ``by_experiment``: the child is a python experiment that records its own outcome when ``run()`` returns; if
     it left ``running``, it ended before that (``os._exit``, a crash of the interpreter), whatever its exit code.
+    ``limit``: the runner stopped the child at this time limit (seconds): ``timeout``, whatever its exit code.
     """
+    reason = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+    if limit is not None and current in (st.TIMEOUT, st.RUNNING, st.REGISTERED, st.DEFAULT, None):
+        return st.TIMEOUT, f"time limit of {_minutes(limit)} reached (runtime), stopped with SIGTERM; {reason}"
     if current not in (st.RUNNING, st.REGISTERED, st.DEFAULT, None):
         return str(current), None  # the child recorded its own outcome: keep it (and its _error)
-    reason = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
     if received:
         first = received[0]
         prefix = f"received {_signal_name(first)}; "
@@ -296,6 +326,8 @@ class _Forwarder:
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        #: The time limit (seconds) at which the runner itself stopped the child, if it did.
+        self.stopped_at_limit: float | None = None
         self.child: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, Any] = {}
 
@@ -319,11 +351,14 @@ class _Forwarder:
             except ProcessLookupError:
                 pass
 
-    def run(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> int:
+    def run(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = (),
+            limit: float | None = None) -> int:
         """Start the child, pass on any signal that came before it existed, wait for it; its return code.
 
         A child still running :func:`kill_grace` seconds after the first signal is killed, with its descendants.
+        A child still running ``limit`` seconds after it started gets SIGTERM, as a signal from outside would.
         """
+        started = time.monotonic()
         try:
             self.child = subprocess.Popen(argv, env=env, pass_fds=pass_fds)
         except OSError as exc:  # no bash: the shell's own code for "command not found"
@@ -339,6 +374,12 @@ class _Forwarder:
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if limit is not None and not self.received and time.monotonic() - started >= limit:
+                print(f"xmen.job: time limit of {_minutes(limit)} reached (runtime); sending SIGTERM",
+                      file=sys.stderr, flush=True)
+                self.stopped_at_limit = limit
+                self.received.append(signal.SIGTERM)
+                _signal_tree(self.child.pid, signal.SIGTERM)  # as SLURM signals every process of a job at its limit
             if self.received and signalled_at is None:
                 signalled_at = time.monotonic()
             if signalled_at is not None and time.monotonic() - signalled_at > grace:
@@ -428,8 +469,8 @@ def run_job(params_path: str, script_path: str) -> int:
             _reserve_space(exp_dir)
             try:
                 with Heartbeat(exp_dir):
-                    rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,))
-                return _record_outcome(params, exp_dir, rc, forwarder.received, run)
+                    rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,), limit=time_limit())
+                return _record_outcome(params, exp_dir, rc, forwarder.received, run, forwarder.stopped_at_limit)
             finally:
                 _release_space(exp_dir)
                 _count_run(fd, "ended")
@@ -483,13 +524,14 @@ def _last_run(params: str) -> tuple[Any, Any] | None:
     return data.get("_status"), data.get("_run")
 
 
-def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run: dict[str, Any]) -> int:
-    """Write the final status after the child exited; the runner's exit code."""
+def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run: dict[str, Any],
+                    limit: float | None = None) -> int:
+    """Write the final status after the child exited; the runner's exit code (``limit``: see _final_status)."""
     outcome: dict[str, Any] = {}
 
     def finish(data: dict[str, Any]) -> None:
         ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
-        final, reason = _final_status(rc, data.get("_status"), received, bool(ran.get(RUN_BY_EXPERIMENT)))
+        final, reason = _final_status(rc, data.get("_status"), received, bool(ran.get(RUN_BY_EXPERIMENT)), limit)
         ran.update(ended=now_time(), returncode=rc)
         data["_run"] = ran
         data["_status"] = final
