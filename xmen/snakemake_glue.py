@@ -35,6 +35,8 @@ _SPECIAL_NAMES = frozenset(["", ".", ".."])
 # What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
 SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
 _SNAKEMAKE_WORKFLOW_FILE = os.path.join("snakemake", "workflow.py")
+#: The rule that runs experiments (rules/xmen_rule.smk).
+RULE = "xmen_experiment"
 #: The SLURM executor plugin's resource for ``--cpus-per-task``; it wins over the rule's (capped) threads.
 CPUS_PER_TASK = "cpus_per_task"
 
@@ -75,6 +77,8 @@ class XmenWorkflow:
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
         if self.workflow.is_main_process:
+            self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
+            install_per_experiment_retries()
             from . import slurm_poll
 
             slurm_poll.install()  # a run ends within seconds of its last SLURM job (see xmen.slurm_poll)
@@ -243,10 +247,16 @@ class XmenWorkflow:
 
     def retries(self) -> int:
         """The most retries any experiment asked for; 0 outside the main process (a cluster job's Snakemake runs
-        the one attempt it was given, as told with --retries 0, which a rule's `retries:` would override)."""
+        the one attempt it was given, as told with --retries 0, which a rule's `retries:` would override).
+        Each experiment's own job gets its own number (:meth:`experiment_retries`)."""
         if not self.workflow.is_main_process:
             return 0
         return max([int(options.get("retries") or 0) for options in self.experiments.values()] or [0])
+
+    def experiment_retries(self, wildcards: Any, rule_retries: int) -> int:
+        """The retries of one experiment's job: its own, within what the rule allows (``retries()``)."""
+        own = int(self.options(getattr(wildcards, "exp", "")).get("retries") or 0)
+        return min(own, rule_retries)
 
     # ------------------------------------------------------------------ the job
     def failed_log(self, log: str, max_lines: int = 100) -> str:
@@ -325,3 +335,40 @@ def failed_log_text(log: str, max_lines: int = 100) -> str:
     header = f"Logfile {log}" + (f" (last {len(shown)} of {total} lines):" if len(shown) < total else ":")
     bar = "=" * min(80, max([len(header)] + [len(line) for line in shown]))
     return "\n" + "\n".join([header, bar, *shown, bar])
+
+
+_RETRIES_MARK = "_xmen_per_experiment"
+
+
+def install_per_experiment_retries() -> bool:
+    """Give each job of xmen's rule its experiment's own retries; True when installed (now or before).
+
+    Snakemake's ``retries:`` is one number per rule and a rule's ``retries:`` cannot be a function, so the rule says
+    the most any experiment asked for. Snakemake asks a job's ``restart_times`` (its rule's number) when the job
+    failed: for a job of xmen's rule in a workflow xmen set up, this answers with the experiment's own retries
+    instead, so an experiment without retries is not submitted again (on SLURM that was an empty job: its runner
+    refuses an attempt beyond its retries, which it still does if this cannot be installed). Every other rule and
+    workflow keeps Snakemake's answer.
+    """
+    try:
+        from snakemake.jobs import Job
+    except ImportError:
+        return False
+    current = Job.__dict__.get("restart_times")
+    if not isinstance(current, property) or current.fget is None:
+        return False
+    if getattr(current.fget, _RETRIES_MARK, False):
+        return True
+    rule_restart_times = current.fget
+
+    def restart_times(job: Any) -> int:
+        times = rule_restart_times(job)
+        rule = getattr(job, "rule", None)
+        glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
+        if glue is None or getattr(rule, "name", None) != RULE:
+            return times
+        return glue.experiment_retries(job.wildcards, times)
+
+    setattr(restart_times, _RETRIES_MARK, True)
+    Job.restart_times = property(restart_times)
+    return True

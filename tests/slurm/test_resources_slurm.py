@@ -1,6 +1,6 @@
 """Resources that mean what they say on the real cluster (tests/slurm/up.sh): threads not capped by the submitting
-host, sbatch words with spaces, `=` and commas in ``slurm_extra``; and the shipped profile ends a run within seconds
-of its last job. Helpers and fixtures come from test_slurm."""
+host, sbatch words with spaces, `=` and commas in ``slurm_extra``, retries per experiment (no empty retry jobs); and
+the shipped profile ends a run within seconds of its last job. Helpers and fixtures come from test_slurm."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
-    all_done, env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct,
+    all_done, env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, submitted_tasks, wait_for_sacct,
 )
 
 TWO_THREADS = ("{a: two, sleep: 1}", "--threads", "2", "--resources", "mem_mb=100 runtime=2")
@@ -78,3 +78,20 @@ def test_shipped_profile_ends_within_seconds_of_the_last_job(slurm, env):
     end = sh("sacct", "-n", "-P", "-X", "-j", row["JobIDRaw"], "-o", "End").stdout.strip()
     lag = exited - time.mktime(time.strptime(end, "%Y-%m-%dT%H:%M:%S"))
     assert lag <= 7, f"snakemake exited {lag:.1f} s after its last job ended"
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_only_an_experiment_with_retries_gets_a_retry_job(slurm, env):
+    """Two failing experiments, one with `--retries 1`: three sbatch submissions (two for it, one for the other),
+    not four (Snakemake's `retries:` is per rule; the fourth was an empty job refusing the attempt)."""
+    res = ("--resources", "mem_mb=100 runtime=2")
+    root = env.make_set("set_y", ("{a: again, fail: 3}", "--retries", "1", *res), ("{a: once, fail: 3}", *res))
+    run = env.snakemake(root, timeout=100)
+    assert run.returncode != 0, run.tail()
+    assert submitted_tasks(run.text) == 3, run.tail()
+    rows = wait_for_sacct("now-10minutes", all_done(3), name=run.uuid)
+    assert len(rows) == 3 and {row["State"] for row in rows} == {"FAILED"}, rows
+    assert statuses(root) == {"a=again__fail=3": "error", "a=once__fail=3": "error"}
+    assert [line.split()[0] for line in runs(root, "a=again__fail=3")] == ["attempt=1", "attempt=2"]
+    assert [line.split()[0] for line in runs(root, "a=once__fail=3")] == ["attempt=1"]
