@@ -3,13 +3,16 @@ errors; slurm_extra reaches sbatch's shell line as quoted words."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from xmen.errors import UsageError
+from xmen import files
 from xmen.cli import main
 from xmen.expset import parse_resources, sbatch_words
 
@@ -70,3 +73,20 @@ def test_local_runs_keep_threads_capped_by_cores(xmen_home, tmp_path, monkeypatc
                          timeout=120, env={**os.environ, "SLURM_CONF": "/dev/null"})
     assert run.returncode == 0, run.stderr
     assert (root / "a=x" / "env.txt").read_text().split() == ["XMEN_THREADS=1"]
+
+
+def test_the_readme_slurm_extra_command_runs_as_written(xmen_home, tmp_path, monkeypatch):
+    """The README's slurm_extra example, through bash as a user types it; the SLURM test sends that value to sbatch."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"`(xmen register [^`]*--mail-user[^`]*)`", readme).group(1)
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    (tmp_path / "script.sh").write_text("#!/bin/bash\n")
+    root = tmp_path / "set"
+    assert main(["init", "-s", str(tmp_path / "script.sh"), "-d", str(tmp_path / "defaults.yml"), "-r", str(root)]) == 0
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    proc = subprocess.run(["bash", "-c", command], cwd=root, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": path, "SLURM_CONF": "/dev/null"})
+    assert proc.returncode == 0, proc.stderr
+    options = files.read_yaml(root / "experiment.yml")["experiments"]
+    (resources,) = [o["resources"] for o in options.values()]
+    assert resources == {"slurm_extra": '--mail-type=END,FAIL --mail-user="two words"'}
