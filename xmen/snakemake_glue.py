@@ -71,6 +71,8 @@ class XmenWorkflow:
         #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
+        #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict) is installed.
+        self.slurm = self.workflow.is_main_process and install_slurm(sys._getframe(1))
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:
@@ -295,3 +297,12 @@ def failed_log_text(log: str, max_lines: int = 100) -> str:
     header = f"Logfile {log}" + (f" (last {len(shown)} of {total} lines):" if len(shown) < total else ":")
     bar = "=" * min(80, max([len(header)] + [len(line) for line in shown]))
     return "\n" + "\n".join([header, bar, *shown, bar])
+
+
+def install_slurm(frame: Any) -> bool:
+    """Install xmen.slurm into the slurm executor plugin when this Snakemake runs the workflow with it."""
+    from . import slurm
+
+    if slurm.executor_in_use(frame) != "slurm":
+        return False
+    return slurm.install()

@@ -1,0 +1,282 @@
+"""xmen's integration with snakemake-executor-plugin-slurm, and SLURM's verdict on an experiment's job.
+
+Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm executor only):
+
+- **No hang on scancel.** sacct reports a cancelled job as ``CANCELLED by <uid>``; the plugin (2.8.0) compares the
+  state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
+  plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
+  so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
+  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it).
+- **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
+  ``sacct`` call for that job gives its state, exit code, node, partition, elapsed time and MaxRSS (batch step);
+  :func:`apply_verdict` appends them to the experiment's ``_slurm`` list and turns SLURM's state into xmen's
+  status (:data:`VERDICTS`): SLURM knows a cancellation or a lack of memory, the runner inside the job only
+  sees a signal. The runner and a python experiment keep that verdict (xmen.status.settle).
+
+This module is light: it imports the plugin only inside :func:`install`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+from typing import Any, Mapping
+
+from . import status as st
+
+#: sacct fields of one job's record, in order (``MaxRSS`` is only on its steps: the batch step's is used).
+SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "NodeList", "Partition", "Elapsed", "MaxRSS")
+#: The job records kept per experiment (the last ones).
+KEEP_RECORDS = 20
+#: SLURM state -> (xmen status, ``_error``). States not here (COMPLETED, FAILED) keep what the runner recorded.
+VERDICTS: dict[str, tuple[str, str]] = {
+    "CANCELLED": (st.CANCELLED, "cancelled (SLURM job {job_id})"),
+    "TIMEOUT": (st.TIMEOUT, "time limit (SLURM job {job_id})"),
+    "DEADLINE": (st.TIMEOUT, "deadline reached (SLURM job {job_id})"),
+    "OUT_OF_MEMORY": (st.ERROR, "out of memory (SLURM)"),
+    "NODE_FAIL": (st.ERROR, "node failure"),
+    "BOOT_FAIL": (st.ERROR, "node failure (boot)"),
+    "PREEMPTED": (st.ERROR, "preempted"),
+}
+#: The rule and wildcard of the Snakefile that runs experiments (rules/xmen_rule.smk).
+RULE = "xmen_experiment"
+WILDCARD = "exp"
+_MARK = "_xmen_slurm"
+
+
+def normalise_state(state: str) -> str:
+    """SLURM's state word: ``CANCELLED by 0`` -> ``CANCELLED``; a state already one word is returned as is."""
+    words = str(state).split()
+    return words[0] if words else ""
+
+
+def normalise_statuses(statuses: dict[str, str] | None) -> dict[str, str] | None:
+    """The plugin's ``{job id: state}`` with every state normalised (``None``, a failed query, stays ``None``)."""
+    if statuses is None:
+        return None
+    return {job: normalise_state(state) for job, state in statuses.items()}
+
+
+def _normalising(query: Any) -> Any:
+    """The plugin's async ``query_job_status(command, logger)`` returning normalised states."""
+    if getattr(query, _MARK, False):
+        return query
+
+    @functools.wraps(query)
+    async def query_job_status(command: str, logger: Any) -> tuple[Any, Any]:
+        statuses, duration = await query(command, logger)
+        cancelled = cancelled_query(command)
+        if statuses is not None and cancelled is not None:
+            more, _ = await query(cancelled, logger)
+            for job, state in (more or {}).items():
+                statuses.setdefault(job, state)
+        return normalise_statuses(statuses), duration
+
+    setattr(query_job_status, _MARK, True)
+    return query_job_status
+
+
+def cancelled_query(command: str) -> str | None:
+    """The plugin's sacct status command narrowed to cancelled jobs (``--state CANCELLED``); None for others.
+
+    A job cancelled while pending never became eligible: the plugin's ``sacct --starttime .. --endtime now``
+    window does not list it at all, so the plugin would wait for it forever even with the state normalised.
+    With ``--state`` sacct lists the jobs that were in that state during the window.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or os.path.basename(words[0]) != "sacct" or "--name" not in words or "--state" in words:
+        return None
+    return shlex.join([*words, "--state", "CANCELLED"])
+
+
+def _reporting(report: Any) -> Any:
+    """``report_job_success`` / ``report_job_error`` that first record SLURM's verdict for the job."""
+    if getattr(report, _MARK, False):
+        return report
+
+    @functools.wraps(report)
+    def reported(self: Any, job_info: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            record_job_end(job_info)
+        except Exception as exc:  # noqa: BLE001 - xmen's record must never break Snakemake's run
+            logger = getattr(self, "logger", None)
+            if logger is not None:
+                logger.warning(f"xmen: could not record SLURM's verdict for job {job_info.external_jobid}: {exc}")
+        return report(self, job_info, *args, **kwargs)
+
+    setattr(reported, _MARK, True)
+    return reported
+
+
+def install() -> bool:
+    """Patch the imported slurm plugin (see the module docstring); True when it is patched (now or before).
+
+    Idempotent: a second call (a second Snakefile in the same process) changes nothing.
+    """
+    try:
+        import snakemake_executor_plugin_slurm as plugin
+    except ImportError:
+        return False
+    if hasattr(plugin, "query_job_status"):
+        plugin.query_job_status = _normalising(plugin.query_job_status)
+    executor = plugin.Executor
+    for name in ("report_job_success", "report_job_error"):
+        setattr(executor, name, _reporting(getattr(executor, name)))
+    return True
+
+
+def executor_in_use(frame: Any) -> str | None:
+    """The executor this Snakemake runs the workflow with (``slurm``, ``local``, ``dryrun`` for ``-n``...), or None.
+
+    The Snakefile is parsed before the workflow knows its executor plugin: from the command line inside
+    snakemake.cli's ``args_to_api`` (its ``args``), from the API possibly inside snakemake.api's
+    ``execute_workflow``; the frame of that call holds it.
+    """
+    while frame is not None:
+        code = frame.f_code
+        local = frame.f_locals
+        if code.co_name == "args_to_api" and code.co_filename.endswith(os.path.join("snakemake", "cli.py")):
+            args = local.get("args")
+            if getattr(args, "dryrun", False):
+                return "dryrun"
+            if getattr(args, "touch", False):
+                return "touch"
+            return str(getattr(args, "executor", None) or "local")
+        if code.co_name == "execute_workflow" and code.co_filename.endswith(os.path.join("snakemake", "api.py")):
+            return str(local.get("actual_executor") or local.get("executor") or "") or None
+        frame = frame.f_back
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the verdict
+def query(job_id: str) -> dict[str, str] | None:
+    """One ``sacct`` call for a job: :data:`SACCT_FIELDS` of the job itself, MaxRSS from its batch step.
+
+    ``None`` when sacct is missing, fails or does not know the job (yet).
+    """
+    if shutil.which("sacct") is None:
+        return None
+    try:
+        proc = subprocess.run(
+            ["sacct", "-j", str(job_id), "-P", "-n", "-o", ",".join(SACCT_FIELDS)],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return parse_sacct(str(job_id), proc.stdout)
+
+
+def parse_sacct(job_id: str, text: str) -> dict[str, str] | None:
+    """The job's row of ``sacct -P -n -o`` :data:`SACCT_FIELDS` output, MaxRSS taken from the batch step."""
+    rows = [dict(zip(SACCT_FIELDS, line.split("|"))) for line in text.splitlines() if line.strip()]
+    main = next((r for r in rows if r.get("JobIDRaw") == job_id), None)
+    if main is None:
+        return None
+    batch = next((r for r in rows if r.get("JobIDRaw") == f"{job_id}.batch"), None)
+    steps = [r.get("MaxRSS", "") for r in rows if r.get("JobIDRaw", "").startswith(f"{job_id}.")]
+    main["MaxRSS"] = (batch or {}).get("MaxRSS") or main.get("MaxRSS") or next((m for m in steps if m), "")
+    return main
+
+
+def job_record(job_id: str, attempt: int | None, row: Mapping[str, str]) -> dict[str, Any]:
+    """The ``_slurm`` entry of one attempt, from its sacct row."""
+    node = row.get("NodeList") or ""
+    return {
+        "job_id": str(job_id),
+        "attempt": attempt,
+        "state": normalise_state(row.get("State", "")),
+        "exit_code": row.get("ExitCode") or None,
+        "node": None if node in ("", "None assigned") else node,
+        "partition": row.get("Partition") or None,
+        "elapsed": row.get("Elapsed") or None,
+        "max_rss": row.get("MaxRSS") or None,
+    }
+
+
+def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
+    """Append ``record`` to ``data['_slurm']`` and let SLURM's state decide ``_status`` / ``_error``.
+
+    FAILED and COMPLETED keep the runner's status, unless the runner never recorded an end (still ``running``,
+    or ``registered``: the job failed before the runner started), which is then an ``error``. A cancellation
+    ``xmen cancel`` already recorded keeps its own ``_error``.
+    """
+    records = data.get(st.SLURM_KEY)
+    records = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    records = [r for r in records if str(r.get("job_id")) != str(record["job_id"])]  # a repeated report
+    records.append(dict(record))
+    data[st.SLURM_KEY] = records[-KEEP_RECORDS:]
+    state = str(record.get("state") or "")
+    current = data.get("_status")
+    verdict = VERDICTS.get(state)
+    if verdict is not None:
+        status, error = verdict
+        error = error.format(**record)
+        if status == st.CANCELLED and current == st.CANCELLED and data.get("_error"):
+            return
+        previous = data.get("_error") if current in st.FAILED else None
+        data["_status"] = status
+        if previous and previous.startswith(error):  # recorded before (update_yaml may apply a change twice)
+            error = previous
+        elif previous:
+            error = f"{error}; {previous}"
+        data["_error"] = error
+    elif state != "COMPLETED" and current in (st.RUNNING, st.REGISTERED, st.DEFAULT, None):
+        data["_status"] = st.ERROR
+        data["_error"] = f"SLURM job {record['job_id']} {state.lower() or 'ended'} (exit code {record.get('exit_code')})"
+
+
+def experiment_of(job: Any) -> str | None:
+    """The experiment folder (relative to Snakemake's working directory) a job of :data:`RULE` runs, else None."""
+    rule = getattr(job, "rule", None)
+    if getattr(rule, "name", None) != RULE:
+        return None
+    wildcards = getattr(job, "wildcards", None)
+    try:
+        exp = wildcards[WILDCARD] if wildcards is not None else None
+    except (KeyError, TypeError, IndexError):
+        exp = getattr(wildcards, WILDCARD, None)
+    return str(exp) if exp else None
+
+
+def record_job_end(job_info: Any) -> bool:
+    """Ask sacct about a job the plugin saw end and record SLURM's verdict in its experiment(s); True if recorded.
+
+    A group job records in each of its experiments.
+    """
+    from . import files
+
+    job_id = getattr(job_info, "external_jobid", None)
+    job = getattr(job_info, "job", None)
+    if not job_id or job is None:
+        return False
+    jobs = list(job.jobs) if getattr(job, "is_group", lambda: False)() else [job]
+    targets = [(exp, getattr(j, "attempt", None)) for j in jobs if (exp := experiment_of(j))]
+    if not targets:
+        return False
+    row = query(str(job_id))
+    if row is None:
+        return False
+    recorded = False
+    for exp, attempt in targets:
+        params = os.path.join(exp, "params.yml")
+        if not os.path.isfile(params):
+            continue
+        record = job_record(str(job_id), attempt, row)
+        files.update_yaml(params, lambda data, record=record: apply_verdict(data, record))
+        recorded = True
+    return recorded
+
+
+def last_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The experiment's last ``_slurm`` record, if any (what ``xmen list --slurm`` shows)."""
+    records = data.get(st.SLURM_KEY)
+    if isinstance(records, list) and records and isinstance(records[-1], dict):
+        return records[-1]
+    return None
