@@ -151,6 +151,31 @@ def test_runner_write_after_slurms_verdict_keeps_it():
     assert st.settle(data, later, st.TIMEOUT, "received SIGTERM") == st.TIMEOUT
 
 
+def test_shell_runner_adds_its_reason_to_a_verdict_written_while_it_stops(tmp_path: Path):
+    """The runner of a shell script: SLURM's TIMEOUT lands while the script handles SIGTERM; the status stays
+    SLURM's and the runner's own reason (what the script saw) is added to it."""
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    params = folder / "params.yml"
+    files.write_yaml(params, {"_name": "exp", "_status": st.REGISTERED, "a": 1})
+    script = tmp_path / "script.sh"
+    script.write_text(textwrap.dedent("""\
+        #!/bin/bash
+        trap 'touch "$(dirname "$1")/term"; sleep 1; exit 143' TERM
+        touch "$(dirname "$1")/started"
+        sleep 30 & wait $!
+        """))
+    proc = subprocess.Popen([sys.executable, "-m", "xmen.job", str(params), str(script)],
+                            env={**os.environ, "SLURM_JOB_ID": "7"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(folder / "started")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(folder / "term")
+    files.update_yaml(params, lambda data: slurm.apply_verdict(data, record("TIMEOUT")))
+    proc.communicate(timeout=30)
+    data = files.read_yaml(params)
+    assert (data["_status"], data["_error"]) == (st.TIMEOUT, "time limit (SLURM job 7); received SIGTERM; exit code 143")
+
+
 # ------------------------------------------------------------------------------------------ order with real runners
 SAVING_EXPERIMENT = """\
 import os
@@ -206,5 +231,6 @@ def test_python_experiment_keeps_a_verdict_written_while_it_stops(tmp_path: Path
     _, err = proc.communicate(timeout=30)
     data = files.read_yaml(params)
     assert data["_status"] == st.CANCELLED, (data.get("_error"), err)
-    assert data["_error"] == "cancelled (SLURM job 7); received SIGTERM", data["_error"]
+    assert data["_error"] == f"cancelled (SLURM job 7); received SIGTERM; exit code {data['_run']['returncode']}", (
+        data["_error"])
     assert data["_run"]["slurm_job_id"] == "7" and data["_run"]["returncode"] != 0

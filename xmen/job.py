@@ -489,7 +489,10 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
 
     def finish(data: dict[str, Any]) -> None:
         ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
-        final, reason = _final_status(rc, data.get("_status"), received, bool(ran.get(RUN_BY_EXPERIMENT)))
+        current = data.get("_status")
+        if current in st.FAILED and st.outside_verdict(data, ran):
+            current = st.RUNNING  # SLURM's or xmen cancel's verdict stays (settle); our reason is added to it
+        final, reason = _final_status(rc, current, received, bool(ran.get(RUN_BY_EXPERIMENT)))
         ran.update(ended=now_time(), returncode=rc)
         data["_run"] = ran
         final = st.settle(data, ran, final, reason)  # SLURM's or xmen cancel's verdict, when in, stays

@@ -64,10 +64,12 @@ def settle(data: dict[str, Any], run: Mapping[str, Any] | None, final: str, reas
     :func:`outside_verdict`); then the verdict stays and the run's reason is added to its ``_error``. The status kept.
     """
     if outside_verdict(data, run) and data.get("_status") in FAILED:
-        if reason:
-            current = str(data.get("_error") or "")
-            if reason not in current:
-                data["_error"] = f"{current}; {reason}" if current else reason
+        current = str(data.get("_error") or "")
+        for part in (reason or "").split("; "):  # what the run saw, once (the experiment and its runner both tell)
+            if part and part not in current:
+                current = f"{current}; {part}" if current else part
+        if current:
+            data["_error"] = current
         return str(data["_status"])
     data["_status"] = final
     if reason is not None:
