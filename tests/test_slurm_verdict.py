@@ -84,9 +84,13 @@ def test_executor_in_use_reads_snakemakes_api_frame(tmp_path):
 
 # ------------------------------------------------------------------------------------------ sacct and the verdict
 SACCT = """\
-804|CANCELLED by 0|0:0|localhost|main|00:00:02|
-804.batch|CANCELLED|0:15|localhost||00:00:02|2048K
-804.0|CANCELLED|0:15|localhost||00:00:01|1024K
+804|804|CANCELLED by 0|0:0|localhost|main|00:00:02|
+804.batch|804.batch|CANCELLED|0:15|localhost||00:00:02|2048K
+804.0|804.0|CANCELLED|0:15|localhost||00:00:01|1024K
+"""
+ARRAY_TASK = """\
+903|901_2|COMPLETED|0:0|localhost|main|00:00:03|
+903.batch|901_2.batch|COMPLETED|0:0|localhost||00:00:03|4096K
 """
 
 
@@ -96,9 +100,12 @@ def test_parse_sacct_takes_max_rss_from_the_batch_step():
     record = slurm.job_record("804", 1, row)
     assert record == {"job_id": "804", "attempt": 1, "state": "CANCELLED", "exit_code": "0:0", "node": "localhost",
                       "partition": "main", "elapsed": "00:00:02", "max_rss": "2048K"}
-    pending = slurm.job_record("805", 1, slurm.parse_sacct("805", "805|CANCELLED by 0|0:0|None assigned|main|00:00:00|\n"))
+    never_ran = "805|805|CANCELLED by 0|0:0|None assigned|main|00:00:00|\n"
+    pending = slurm.job_record("805", 1, slurm.parse_sacct("805", never_ran))
     assert pending["node"] is None and pending["max_rss"] is None
     assert slurm.parse_sacct("9", SACCT) is None
+    task = slurm.parse_sacct("901_2", ARRAY_TASK)  # the plugin's id of an array task
+    assert task is not None and task["MaxRSS"] == "4096K" and task["State"] == "COMPLETED"
 
 
 def record(state: str, job_id: str = "7") -> dict:
@@ -173,7 +180,8 @@ def test_shell_runner_adds_its_reason_to_a_verdict_written_while_it_stops(tmp_pa
     files.update_yaml(params, lambda data: slurm.apply_verdict(data, record("TIMEOUT")))
     proc.communicate(timeout=30)
     data = files.read_yaml(params)
-    assert (data["_status"], data["_error"]) == (st.TIMEOUT, "time limit (SLURM job 7); received SIGTERM; exit code 143")
+    assert data["_status"] == st.TIMEOUT
+    assert data["_error"] == "time limit (SLURM job 7); received SIGTERM; exit code 143"
 
 
 # ------------------------------------------------------------------------------------------ order with real runners

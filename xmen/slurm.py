@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from . import status as st
 
 #: sacct fields of one job's record, in order (``MaxRSS`` is only on its steps: the batch step's is used).
-SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "NodeList", "Partition", "Elapsed", "MaxRSS")
+SACCT_FIELDS = ("JobIDRaw", "JobID", "State", "ExitCode", "NodeList", "Partition", "Elapsed", "MaxRSS")
 #: The job records kept per experiment (the last ones).
 KEEP_RECORDS = 20
 #: SLURM state -> (xmen status, ``_error``). States not here (COMPLETED, FAILED) keep what the runner recorded.
@@ -176,11 +176,12 @@ def query(job_id: str) -> dict[str, str] | None:
 def parse_sacct(job_id: str, text: str) -> dict[str, str] | None:
     """The job's row of ``sacct -P -n -o`` :data:`SACCT_FIELDS` output, MaxRSS taken from the batch step."""
     rows = [dict(zip(SACCT_FIELDS, line.split("|"))) for line in text.splitlines() if line.strip()]
-    main = next((r for r in rows if r.get("JobIDRaw") == job_id), None)
+    main = next((r for r in rows if job_id in (r.get("JobIDRaw"), r.get("JobID"))), None)  # JobID: array 12_3
     if main is None:
         return None
-    batch = next((r for r in rows if r.get("JobIDRaw") == f"{job_id}.batch"), None)
-    steps = [r.get("MaxRSS", "") for r in rows if r.get("JobIDRaw", "").startswith(f"{job_id}.")]
+    prefix = f"{main.get('JobID') or job_id}."
+    batch = next((r for r in rows if r.get("JobID") == f"{prefix}batch"), None)
+    steps = [r.get("MaxRSS", "") for r in rows if r.get("JobID", "").startswith(prefix)]
     main["MaxRSS"] = (batch or {}).get("MaxRSS") or main.get("MaxRSS") or next((m for m in steps if m), "")
     return main
 
@@ -229,7 +230,8 @@ def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
         data["_error"] = error
     elif state != "COMPLETED" and current in (st.RUNNING, st.REGISTERED, st.DEFAULT, None):
         data["_status"] = st.ERROR
-        data["_error"] = f"SLURM job {record['job_id']} {state.lower() or 'ended'} (exit code {record.get('exit_code')})"
+        ended = state.lower() or "ended"
+        data["_error"] = f"SLURM job {record['job_id']} {ended} (exit code {record.get('exit_code')})"
 
 
 def experiment_of(job: Any) -> str | None:

@@ -71,7 +71,7 @@ def assert_cancelled(root: Path, name: str, job_id: str, node: str | None) -> di
 
 # ------------------------------------------------------------------------------------- the upstream bug, pinned
 def _check_active_jobs(job_ids: list[str], run_uuid: str) -> tuple[list[str], list[str]]:
-    """The plugin's real check_active_jobs over jobs of one run (real sacct): (job ids still active, job ids reported failed).
+    """The plugin's real check_active_jobs over jobs of one run (real sacct): (ids still active, ids reported ended).
 
     Its executor is a stand-in with what that method reads: building a whole Executor would submit nothing but
     needs a workflow."""
