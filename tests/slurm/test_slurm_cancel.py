@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 LONG = ("{a: long, sleep: 120}", "--resources", "runtime=2 mem_mb=200")
 # A job SLURM keeps pending (held) until it is released or cancelled.
 HELD = ("{a: held, sleep: 1}", "--resources", "runtime=2 mem_mb=200 slurm_extra=--hold")
+QUICK = ("{a: quick, sleep: 1}", "--resources", "runtime=2 mem_mb=200")
 
 
 def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
@@ -151,11 +153,14 @@ def test_scancel_of_a_running_experiment_ends_the_run_as_cancelled(slurm, env):
 @pytest.mark.slurm
 @pytest.mark.timeout(90)
 def test_scancel_of_a_pending_job_ends_the_run_as_cancelled(slurm, env):
-    root = env.make_set("set_p", HELD)
+    """The held experiment was `registered` (never started): it ends `cancelled`. Its neighbour finishes, with
+    SLURM's record of its job."""
+    root = env.make_set("set_p", HELD, QUICK)
     name = "a=held__sleep=1"
     proc, log = env.start_snakemake(root)
-    job_id = wait_until(lambda: (m := __import__("re").search(r"SLURM jobid (\d+)", log.read_text())) and m.group(1),
-                        30, "the held job submitted", proc, log)
+    submitted = re.compile(r"SLURM jobid (\d+) \(log: [^)]*/" + re.escape(name) + "/")
+    job_id = wait_until(lambda: (m := submitted.search(log.read_text())) and m.group(1), 30, "the held job submitted",
+                        proc, log)
     pending = sh("squeue", "-h", "-j", job_id, "-o", "%T %r").stdout.split()
     assert pending[:1] == ["PENDING"], pending
     assert params(root, name)["_status"] == "registered"
@@ -163,6 +168,11 @@ def test_scancel_of_a_pending_job_ends_the_run_as_cancelled(slurm, env):
     took = ends_within(proc, 45, log)
     assert proc.returncode != 0
     assert_cancelled(root, name, job_id, None)
+    quick = params(root, "a=quick__sleep=1")
+    assert quick["_status"] == "finished", quick.get("_error")
+    record = quick["_slurm"][-1]
+    assert (record["job_id"], record["state"], record["node"], record["exit_code"]) == (
+        slurm_job_id(root, "a=quick__sleep=1"), "COMPLETED", "localhost", "0:0"), record
     print(f"snakemake ended {took:.1f} s after scancel of a pending job")
 
 
