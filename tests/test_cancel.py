@@ -103,10 +103,19 @@ def test_nothing_running_is_said(env, capsys):
     assert files.read_yaml(root / "a=y" / "params.yml")["_status"] == st.FINISHED
 
 
+@pytest.mark.parametrize("marker, job", [("12345\n", "12345"), ("job_id: '12_3'\nsubmitted: 2026-12-03-09-00-00\n", "12_3"),
+                                         ("job_id: [1]\n", None), ("", None)])
+def test_queued_marker(tmp_path, marker, job):
+    from xmen.cancel import queued_job_id
+
+    (tmp_path / ".xmen-queued").write_text(marker)
+    assert queued_job_id(tmp_path) == job
+
+
 def test_scancel_missing_is_one_line_and_changes_nothing(env, capsys, monkeypatch):
     """A queued experiment (its `.xmen-queued` marker names the job) on a machine without scancel."""
     root = make_set(env, capsys)
-    (root / "a=x" / ".xmen-queued").write_text("12345\n")
+    (root / "a=x" / ".xmen-queued").write_text("job_id: '12345'\n")
     before = (root / "a=x" / "params.yml").read_text()
     monkeypatch.setenv("PATH", str(env / "empty-bin"))
     code, _, err = xmen(capsys, "cancel", "*", "-r", str(root))

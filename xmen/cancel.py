@@ -47,12 +47,14 @@ class CancelResult:
 
 
 def queued_job_id(exp_dir: Path) -> str | None:
-    """The job id in the experiment's ``.xmen-queued`` marker, if there is one."""
+    """The job id in the experiment's ``.xmen-queued`` marker (a YAML mapping with ``job_id``, or the bare id)."""
+    import yaml
+
     try:
-        text = (exp_dir / QUEUED_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
+        data = yaml.safe_load((exp_dir / QUEUED_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    job = text.split()[0] if text else ""
+    job = str(data.get("job_id", "") if isinstance(data, dict) else data if data is not None else "").strip()
     return job if job.replace("_", "").isdigit() else None
 
 
