@@ -6,7 +6,9 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
   plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
   so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
-  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it).
+  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). After a job failed or was
+  cancelled the next status check comes after the initial interval again (:func:`_resetting`), so Snakemake ends
+  within seconds of its last job.
 - **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
   ``sacct`` call for that job gives its state, exit code, node, partition, elapsed time and MaxRSS (batch step);
   :func:`apply_verdict` appends them to the experiment's ``_slurm`` list and turns SLURM's state into xmen's
@@ -78,6 +80,31 @@ def _normalising(query: Any) -> Any:
     return query_job_status
 
 
+def _resetting(check: Any) -> Any:
+    """``check_active_jobs`` that, when some job ended (failed or not), sets the next status check back to the
+    initial interval.
+
+    The plugin does so only after a success: after a failure or a cancellation it waits 10 s longer each time, and
+    Snakemake, which joins the status thread before it exits, sat that whole interval (up to 180 s) after the
+    last job failed.
+    """
+    if getattr(check, _MARK, False):
+        return check
+
+    @functools.wraps(check)
+    async def check_active_jobs(self: Any, active_jobs: list[Any]) -> Any:
+        still = 0
+        async for job in check(self, active_jobs):
+            still += 1
+            yield job
+        initial = getattr(getattr(self.workflow, "executor_settings", None), "init_seconds_before_status_checks", None)
+        if still < len(active_jobs) and isinstance(initial, (int, float)):
+            self.next_seconds_between_status_checks = min(self.next_seconds_between_status_checks, initial)
+
+    setattr(check_active_jobs, _MARK, True)
+    return check_active_jobs
+
+
 def cancelled_query(command: str) -> str | None:
     """The plugin's sacct status command narrowed to cancelled jobs (``--state CANCELLED``); None for others.
 
@@ -127,6 +154,7 @@ def install() -> bool:
     executor = plugin.Executor
     for name in ("report_job_success", "report_job_error"):
         setattr(executor, name, _reporting(getattr(executor, name)))
+    executor.check_active_jobs = _resetting(executor.check_active_jobs)
     return True
 
 
