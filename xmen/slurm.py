@@ -167,15 +167,15 @@ def executor_in_use(frame: Any) -> str | None:
     """
     while frame is not None:
         code = frame.f_code
-        local = frame.f_locals
         if code.co_name == "args_to_api" and code.co_filename.endswith(os.path.join("snakemake", "cli.py")):
-            args = local.get("args")
+            args = frame.f_locals.get("args")
             if getattr(args, "dryrun", False):
                 return "dryrun"
             if getattr(args, "touch", False):
                 return "touch"
             return str(getattr(args, "executor", None) or "local")
         if code.co_name == "execute_workflow" and code.co_filename.endswith(os.path.join("snakemake", "api.py")):
+            local = frame.f_locals
             return str(local.get("actual_executor") or local.get("executor") or "") or None
         frame = frame.f_back
     return None
