@@ -140,6 +140,12 @@ def test_slurm_state_decides_the_status(state, before, status, error):
     assert len(data["_slurm"]) == 1 and (data["_status"], data.get("_error")) == (status, error)
 
 
+def test_an_earlier_jobs_end_does_not_touch_the_run_of_its_retry():
+    data = {"_status": st.RUNNING, "_run": {"slurm_job_id": "8"}}
+    slurm.apply_verdict(data, record("OUT_OF_MEMORY", "7"))
+    assert data["_status"] == st.RUNNING and "_error" not in data and data["_slurm"][-1]["job_id"] == "7"
+
+
 def test_records_accumulate_per_attempt_and_keep_the_last_twenty():
     data: dict = {}
     for job in range(25):
@@ -254,8 +260,8 @@ def test_an_ended_job_brings_the_next_status_check_back_to_the_initial_interval(
                 yield job
         self.next_seconds_between_status_checks += 10
 
-    wrapped = slurm._resetting(check)
-    assert slurm._resetting(wrapped) is wrapped
+    wrapped = slurm._checking(check)
+    assert slurm._checking(wrapped) is wrapped
 
     def run(jobs):
         executor = type("E", (), {})()

@@ -7,10 +7,10 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
   so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
   pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). After a job failed or was
-  cancelled the next status check comes after the initial interval again (:func:`_resetting`), so Snakemake ends
+  cancelled the next status check comes after the initial interval again (:func:`_checking`), so Snakemake ends
   within seconds of its last job.
 - **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
-  ``sacct`` call for that job gives its state, exit code, node, partition, elapsed time and MaxRSS (batch step);
+  ``sacct`` call for the jobs that ended in that status check gives its state, exit code, node, partition, elapsed time and MaxRSS (batch step);
   :func:`apply_verdict` appends them to the experiment's ``_slurm`` list and turns SLURM's state into xmen's
   status (:data:`VERDICTS`): SLURM knows a cancellation or a lack of memory, the runner inside the job only
   sees a signal. The runner and a python experiment keep that verdict (xmen.status.settle).
@@ -46,6 +46,7 @@ VERDICTS: dict[str, tuple[str, str]] = {
 RULE = "xmen_experiment"
 WILDCARD = "exp"
 _MARK = "_xmen_slurm"
+_ENDED = "_xmen_ended"  # the executor's jobs reported ended during the status check under way
 
 
 def normalise_state(state: str) -> str:
@@ -80,13 +81,24 @@ def _normalising(query: Any) -> Any:
     return query_job_status
 
 
-def _resetting(check: Any) -> Any:
-    """``check_active_jobs`` that, when some job ended (failed or not), sets the next status check back to the
-    initial interval.
+def _record_safely(executor: Any, job_infos: list[Any]) -> None:
+    try:
+        record_job_ends(job_infos)
+    except Exception as exc:  # noqa: BLE001 - xmen's record must never break Snakemake's run
+        logger = getattr(executor, "logger", None)
+        if logger is not None:
+            ids = ", ".join(str(getattr(info, "external_jobid", "?")) for info in job_infos)
+            logger.warning(f"xmen: could not record SLURM's verdict for job(s) {ids}: {exc}")
 
-    The plugin does so only after a success: after a failure or a cancellation it waits 10 s longer each time, and
-    Snakemake, which joins the status thread before it exits, sat that whole interval (up to 180 s) after the
-    last job failed.
+
+def _checking(check: Any) -> Any:
+    """``check_active_jobs`` that records SLURM's verdict of the jobs it saw end (one sacct call for them all) and,
+    when some job ended (failed or not), sets the next status check back to the initial interval.
+
+    The plugin resets the interval only after a success: after a failure or a cancellation it waits 10 s longer
+    each time, and Snakemake, which joins the status thread before it exits, sat that whole interval (up to 180 s)
+    after the last job failed. The verdicts are written before this status check returns, so before Snakemake,
+    told of the ends, can exit.
     """
     if getattr(check, _MARK, False):
         return check
@@ -94,9 +106,16 @@ def _resetting(check: Any) -> Any:
     @functools.wraps(check)
     async def check_active_jobs(self: Any, active_jobs: list[Any]) -> Any:
         still = 0
-        async for job in check(self, active_jobs):
-            still += 1
-            yield job
+        setattr(self, _ENDED, [])
+        try:
+            async for job in check(self, active_jobs):
+                still += 1
+                yield job
+        finally:
+            ended = getattr(self, _ENDED, None) or []
+            setattr(self, _ENDED, None)
+            if ended:
+                _record_safely(self, ended)
         initial = getattr(getattr(self.workflow, "executor_settings", None), "init_seconds_before_status_checks", None)
         if still < len(active_jobs) and isinstance(initial, (int, float)):
             self.next_seconds_between_status_checks = min(self.next_seconds_between_status_checks, initial)
@@ -128,12 +147,11 @@ def _reporting(report: Any) -> Any:
 
     @functools.wraps(report)
     def reported(self: Any, job_info: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            record_job_end(job_info)
-        except Exception as exc:  # noqa: BLE001 - xmen's record must never break Snakemake's run
-            logger = getattr(self, "logger", None)
-            if logger is not None:
-                logger.warning(f"xmen: could not record SLURM's verdict for job {job_info.external_jobid}: {exc}")
+        ended = getattr(self, _ENDED, None)
+        if ended is not None:  # inside a status check: recorded at its end, one sacct call for all (_checking)
+            ended.append(job_info)
+        else:
+            _record_safely(self, [job_info])
         return report(self, job_info, *args, **kwargs)
 
     setattr(reported, _MARK, True)
@@ -154,7 +172,7 @@ def install() -> bool:
     executor = plugin.Executor
     for name in ("report_job_success", "report_job_error"):
         setattr(executor, name, _reporting(getattr(executor, name)))
-    executor.check_active_jobs = _resetting(executor.check_active_jobs)
+    executor.check_active_jobs = _checking(executor.check_active_jobs)
     return True
 
 
@@ -182,23 +200,24 @@ def executor_in_use(frame: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- the verdict
-def query(job_id: str) -> dict[str, str] | None:
-    """One ``sacct`` call for a job: :data:`SACCT_FIELDS` of the job itself, MaxRSS from its batch step.
+def query(job_ids: list[str]) -> dict[str, dict[str, str]]:
+    """One ``sacct`` call for jobs: per job id, :data:`SACCT_FIELDS` of the job itself, MaxRSS from its batch step.
 
-    ``None`` when sacct is missing, fails or does not know the job (yet).
+    A job sacct does not know (yet), or every job when sacct is missing or fails, is left out.
     """
-    if shutil.which("sacct") is None:
-        return None
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
     try:
         proc = subprocess.run(
-            ["sacct", "-j", str(job_id), "-P", "-n", "-o", ",".join(SACCT_FIELDS)],
+            ["sacct", "-j", ",".join(job_ids), "-P", "-n", "-o", ",".join(SACCT_FIELDS)],
             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return None
+        return {}
     if proc.returncode != 0:
-        return None
-    return parse_sacct(str(job_id), proc.stdout)
+        return {}
+    rows = {job: parse_sacct(job, proc.stdout) for job in job_ids}
+    return {job: row for job, row in rows.items() if row is not None}
 
 
 def parse_sacct(job_id: str, text: str) -> dict[str, str] | None:
@@ -243,6 +262,9 @@ def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
     data[st.SLURM_KEY] = records[-KEEP_RECORDS:]
     state = str(record.get("state") or "")
     current = data.get("_status")
+    run = data.get("_run") if isinstance(data.get("_run"), dict) else {}
+    if current == st.RUNNING and str(run.get("slurm_job_id") or record["job_id"]) != str(record["job_id"]):
+        return  # an earlier job's end, told after its retry started: the record only, the run goes on
     verdict = VERDICTS.get(state)
     if verdict is not None:
         status, error = verdict
@@ -275,38 +297,25 @@ def experiment_of(job: Any) -> str | None:
     return str(exp) if exp else None
 
 
-def record_job_end(job_info: Any) -> bool:
-    """Ask sacct about a job the plugin saw end and record SLURM's verdict in its experiment(s); True if recorded.
-
-    A group job records in each of its experiments.
-    """
+def record_job_ends(job_infos: list[Any]) -> int:
+    """Ask sacct once about jobs the plugin saw end and record SLURM's verdict in their experiments; how many
+    experiments got one. A group job records in each of its experiments."""
     from . import files
 
-    job_id = getattr(job_info, "external_jobid", None)
-    job = getattr(job_info, "job", None)
-    if not job_id or job is None:
-        return False
-    jobs = list(job.jobs) if getattr(job, "is_group", lambda: False)() else [job]
-    targets = [(exp, getattr(j, "attempt", None)) for j in jobs if (exp := experiment_of(j))]
-    if not targets:
-        return False
-    row = query(str(job_id))
-    if row is None:
-        return False
-    recorded = False
-    for exp, attempt in targets:
-        params = os.path.join(exp, "params.yml")
-        if not os.path.isfile(params):
+    targets: list[tuple[str, str, Any]] = []  # (job id, experiment folder, attempt)
+    for info in job_infos:
+        job_id, job = getattr(info, "external_jobid", None), getattr(info, "job", None)
+        if not job_id or job is None:
             continue
-        record = job_record(str(job_id), attempt, row)
+        jobs = list(job.jobs) if getattr(job, "is_group", lambda: False)() else [job]
+        targets += [(str(job_id), exp, getattr(j, "attempt", None)) for j in jobs if (exp := experiment_of(j))]
+    rows = query(list(dict.fromkeys(job_id for job_id, _, _ in targets)))
+    recorded = 0
+    for job_id, exp, attempt in targets:
+        params = os.path.join(exp, "params.yml")
+        if job_id not in rows or not os.path.isfile(params):
+            continue
+        record = job_record(job_id, attempt, rows[job_id])
         files.update_yaml(params, lambda data, record=record: apply_verdict(data, record))
-        recorded = True
+        recorded += 1
     return recorded
-
-
-def last_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The experiment's last ``_slurm`` record, if any (what ``xmen list --slurm`` shows)."""
-    records = data.get(st.SLURM_KEY)
-    if isinstance(records, list) and records and isinstance(records[-1], dict):
-        return records[-1]
-    return None
