@@ -265,7 +265,8 @@ def test_an_ended_job_brings_the_next_status_check_back_to_the_initial_interval(
 
     def run(jobs):
         executor = type("E", (), {})()
-        executor.workflow = type("W", (), {"executor_settings": type("S", (), {"init_seconds_before_status_checks": 2})})
+        settings = type("S", (), {"init_seconds_before_status_checks": 2})
+        executor.workflow = type("W", (), {"executor_settings": settings})
         executor.next_seconds_between_status_checks = 12
 
         async def collect():

@@ -1029,9 +1029,9 @@ def table_columns(
     Wherever status is shown, ``error`` (why the last run failed) and ``notes`` (``xmen note -e``, joined by
     ``"; "``) follow it when some listed experiment has one. A predicate shows the column it filters on (the
     message's when the name is a message only). ``slurm`` shows :data:`SLURM_COLUMNS` (the last SLURM job of
-    each experiment); ``verbose`` shows them when some listed experiment ran as a SLURM job. Names clashing with a fixed column or a parameter get a
-    ``[param]``/``[message]`` suffix. ``kinds``, if given, receives ``"fixed"``, ``"param"`` or ``"message"`` per
-    column.
+    each experiment); ``verbose`` shows them when some listed experiment ran as a SLURM job. Names clashing
+    with a fixed column or a parameter get a ``[param]``/``[message]`` suffix. ``kinds``, if given, receives
+    ``"fixed"``, ``"param"`` or ``"message"`` per column.
     """
     filters = parse_param_filters(params)
     regexes = [f for f in filters if isinstance(f, ColumnPattern)]

@@ -10,10 +10,11 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   cancelled the next status check comes after the initial interval again (:func:`_checking`), so Snakemake ends
   within seconds of its last job.
 - **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
-  ``sacct`` call for the jobs that ended in that status check gives its state, exit code, node, partition, elapsed time and MaxRSS (batch step);
-  :func:`apply_verdict` appends them to the experiment's ``_slurm`` list and turns SLURM's state into xmen's
-  status (:data:`VERDICTS`): SLURM knows a cancellation or a lack of memory, the runner inside the job only
-  sees a signal. The runner and a python experiment keep that verdict (xmen.status.settle).
+  ``sacct`` call for the jobs that ended in that status check gives each one's state, exit code, node,
+  partition, elapsed time and MaxRSS (batch step); :func:`apply_verdict` appends them to the experiment's
+  ``_slurm`` list and turns SLURM's state into xmen's status (:data:`VERDICTS`): SLURM knows a cancellation
+  or a lack of memory, the runner inside the job only sees a signal. The runner and a python experiment keep
+  that verdict (xmen.status.settle).
 
 This module is light: it imports the plugin only inside :func:`install`.
 """

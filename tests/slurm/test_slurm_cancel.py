@@ -98,7 +98,8 @@ def _check_active_jobs(job_ids: list[str], run_uuid: str) -> tuple[list[str], li
 
 
 def _submit(name: str, *flags: str) -> str:
-    submitted = sh("sbatch", "--parsable", "-J", name, "-t", "1", "--mem", "50", "-A", "root", *flags)
+    submitted = sh("sbatch", "--parsable", "-J", name, "-t", "1", "--mem", "50", "-A", "root", "-o", "/dev/null",
+                   *flags)
     assert submitted.returncode == 0, submitted.stderr
     return submitted.stdout.strip().split(";")[0]
 
