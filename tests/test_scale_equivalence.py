@@ -36,7 +36,7 @@ DEFAULTS = (
 GOLDEN_X_Y = """\
 _name: 'a=x: y__b=1'  # The name of the experiment (its folder)
 _root: ROOT  # The experiment set it belongs to
-_status: registered  # default | registered | running | finished | error | stopped | timeout
+_status: registered  # default | registered | running | finished | error | stopped | timeout | cancelled
 _created: CREATED  # The date the experiment was created
 _purpose: 'sweep #1'  # A description of the experiment purpose
 _version:  # Experiment version information
@@ -66,7 +66,7 @@ t: true
 GOLDEN_YES = """\
 _name: 'yes'  # The name of the experiment (its folder)
 _root: ROOT  # The experiment set it belongs to
-_status: registered  # default | registered | running | finished | error | stopped | timeout
+_status: registered  # default | registered | running | finished | error | stopped | timeout | cancelled
 _created: CREATED  # The date the experiment was created
 _purpose: ''  # A description of the experiment purpose
 _version:  # Experiment version information

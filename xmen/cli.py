@@ -268,6 +268,23 @@ def reset_command(glob, statuses, root) -> None:
     click.echo(f"Reset {len(names)} experiment(s)", err=True)
 
 
+@cli.command("cancel", context_settings=CONTEXT)
+@click.argument("glob")
+@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+def cancel_command(glob, root) -> None:
+    """Cancel the matching experiments' SLURM jobs and local runs; they become cancelled."""
+    from .cancel import cancel
+
+    result = cancel(_open_set(root), glob)
+    for target in result.cancelled:
+        what = f"SLURM job {target.job_id}" if target.job_id else f"pid {target.pid}"
+        click.echo(f"Cancelled {target.name} ({what})", err=True)
+    for name, why in result.skipped:
+        click.echo(f"Not cancelled {name}: {why}", err=True)
+    if not result.cancelled:
+        click.echo("Nothing to cancel", err=True)
+
+
 @cli.command("unlink", context_settings=CONTEXT)
 @click.argument("glob")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")

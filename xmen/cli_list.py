@@ -59,6 +59,8 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
 @click.option("-d", "--created", is_flag=True, help="Show when each experiment was created.")
 @click.option("-g", "--git", is_flag=True, help="Show the git commit of each experiment.")
 @click.option("-M", "--meta", is_flag=True, help="Show mac, host, user and home.")
+@click.option("--slurm", is_flag=True,
+              help="Show each experiment's last SLURM job: id, state, node, elapsed time and MaxRSS (from sacct).")
 @click.option("-P", "--purpose", is_flag=True, help="Show each experiment's purpose.")
 @click.option("-l", "--list", "notebook", is_flag=True, help="Show each set with its experiments, purpose and notes.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout and nothing else (roots relative).")
@@ -81,6 +83,7 @@ def list_command(
     created: bool,
     git: bool,
     meta: bool,
+    slurm: bool,
     purpose: bool,
     notebook: bool,
     as_csv: bool,
@@ -116,6 +119,7 @@ def list_command(
             created=created,
             git=git,
             meta=meta,
+            slurm=slurm,
             purpose=purpose,
             messages=messages,
             params=params,

@@ -81,7 +81,7 @@ META_COMMENTS: dict[str, str] = {
     "_meta": "The machine and user that created the experiment",
     "_name": "The name of the experiment (its folder)",
     "_root": "The folder of the experiment set",
-    "_status": "One of registered, running, finished, error, stopped, timeout",
+    "_status": "One of registered, running, finished, error, stopped, timeout, cancelled",
     "_purpose": "Why the experiment was run",
     "_messages": "Latest values sent by the experiment with message()",
     "_run": "The last run: host, pid, start and end time, return code",
@@ -726,7 +726,8 @@ class Experiment:
 
     @property
     def status(self) -> str:
-        """``default``, ``registered``, ``running`` (inside run), ``finished``, ``error``, ``stopped``, ``timeout``."""
+        """``default``, ``registered``, ``running`` (inside run), ``finished``, ``error``, ``stopped``, ``timeout``,
+        ``cancelled``."""
         return self._xmen.status
 
     @property
@@ -1019,12 +1020,13 @@ class Experiment:
                     if reason is not None and final != st.ERROR:
                         print(f"xmen: {type(self).__name__} {final}: {reason}", file=sys.stderr)
 
+                    settled: list[str] = []
+
                     def finish(data: dict[str, Any]) -> dict[str, Any]:
-                        data["_status"] = final
-                        if reason is not None:
-                            data["_error"] = reason
+                        settled.clear()
                         run = data.get("_run")
                         run = dict(run) if isinstance(run, dict) else {}
+                        settled.append(st.settle(data, run, final, reason))  # an outside verdict stays
                         run["ended"] = now_time()
                         if not managed:
                             run["returncode"] = code
@@ -1032,6 +1034,7 @@ class Experiment:
                         return ordered(data)
 
                     files.update_yaml(params, finish, comments)
+                    final = settled[-1] if settled else final
             finally:
                 trap.restore()
                 if heartbeat is not None:

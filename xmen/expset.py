@@ -46,7 +46,7 @@ _SET_COMMENTS = {
 _PARAM_COMMENTS = {
     "_name": "The name of the experiment (its folder)",
     "_root": "The experiment set it belongs to",
-    "_status": "default | registered | running | finished | error | stopped | timeout",
+    "_status": "default | registered | running | finished | error | stopped | timeout | cancelled",
     "_created": "The date the experiment was created",
     "_purpose": "A description of the experiment purpose",
     "_version": "Experiment version information",

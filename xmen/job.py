@@ -89,7 +89,7 @@ SIGNAL_GRACE_SECONDS = 2.0
 
 #: Comments for the keys the runner writes (update_yaml keeps the others).
 RUN_COMMENTS = {
-    "_status": "One of registered, running, finished, error, stopped, timeout",
+    "_status": "One of registered, running, finished, error, stopped, timeout, cancelled",
     "_run": "The last run: host, pid, start and end time, return code",
     "_error": "Why the last run did not finish",
 }
@@ -531,13 +531,14 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
 
     def finish(data: dict[str, Any]) -> None:
         ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
-        final, reason = _final_status(rc, data.get("_status"), received, bool(ran.get(RUN_BY_EXPERIMENT)), limit)
+        current = data.get("_status")
+        if current in st.FAILED and st.outside_verdict(data, ran):
+            current = st.RUNNING  # SLURM's or xmen cancel's verdict stays (settle); our reason is added to it
+        final, reason = _final_status(rc, current, received, bool(ran.get(RUN_BY_EXPERIMENT)), limit)
         ran.update(ended=now_time(), returncode=rc)
         data["_run"] = ran
-        data["_status"] = final
-        if reason is not None:
-            data["_error"] = reason
-        elif final == st.FINISHED:
+        final = st.settle(data, ran, final, reason)  # SLURM's or xmen cancel's verdict, when in, stays
+        if final == st.FINISHED:
             data.pop("_error", None)
         provenance.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
         outcome.update(status=final, error=data.get("_error"))

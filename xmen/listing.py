@@ -63,7 +63,7 @@ DELTA_FILE = "index-delta.json"
 #: The delta is folded into the base once it holds more than this many entries or a tenth of the set.
 DELTA_MIN = 500
 INDEX_FORMAT = "xmen-list-index"
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: extra carries the last SLURM job record
 #: Files whose mtime or ctime is this close to the time they were read are re-read next time rather than trusted
 #: from the index: 2 s covers the coarsest timestamps in use (FAT; ext3 and some NFS servers have 1 s).
 RACY_NS = 2_000_000_000
@@ -71,10 +71,14 @@ RACY_NS = 2_000_000_000
 #: Columns every row has, in the order of the tutorial's ``xmen list -v``; parameters and messages follow.
 FIXED_COLUMNS = ("root", "name", "created", "type", "purpose", "mac", "host", "user", "home", "status", "commit")
 META_COLUMNS = ("mac", "host", "user", "home")
+#: Columns from the experiment's last SLURM job record (``_slurm``, see xmen.slurm): ``xmen list --slurm``.
+SLURM_COLUMNS = ("slurm_job", "slurm_state", "slurm_node", "slurm_elapsed", "slurm_max_rss")
+_SLURM_FIELDS = ("job_id", "state", "node", "elapsed", "max_rss")
 
 # In-memory experiment record: (context, status, params, messages, liveness, extra) where context is the tuple
 # below, shared between the experiments of one registration, liveness holds ``_run``/``_started`` of running ones
-# and extra ``{"error": _error, "notes": _notes}`` of experiments that have either (None otherwise).
+# and extra ``{"error": _error, "notes": _notes, "slurm": last _slurm record?}`` of experiments that have any
+# (None otherwise).
 _CONTEXT_FIELDS = ("created", "type", "purpose", "mac", "host", "user", "home", "commit")
 _Context = tuple[Any, ...]
 _Record = tuple[_Context, Any, dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
@@ -82,6 +86,7 @@ _ENTRY_LENGTH = 10
 _Signature = tuple[int, int, int, int]
 
 _MISSING: Any = float("nan")  # what a row without a parameter/message shows, as pandas would
+_NO_SLURM = (None,) * len(SLURM_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -378,10 +383,13 @@ def _record(params: dict[str, Any], contexts: dict[_Context, _Context]) -> _Reco
     if status == st.RUNNING:
         liveness = {k: _jsonable(params[k]) for k in ("_run", "_started") if k in params}
     extra = None
-    error, notes = params.get("_error"), params.get("_notes")
-    if error is not None or notes:
+    error, notes, jobs = params.get("_error"), params.get("_notes"), params.get(st.SLURM_KEY)
+    if error is not None or notes or jobs:
         notes = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)] if notes else []
         extra = {"error": None if error is None else str(error), "notes": notes}
+        last = jobs[-1] if isinstance(jobs, list) and jobs else None
+        if isinstance(last, dict):
+            extra["slurm"] = [_jsonable(last.get(key)) for key in _SLURM_FIELDS]
     return (context, status, user, messages, liveness, extra)
 
 
@@ -862,6 +870,7 @@ def _collect(
                     "messages": messages,
                     "error": extra["error"] if extra is not None else None,
                     "notes": extra["notes"] if extra is not None else None,
+                    **dict(zip(SLURM_COLUMNS, (extra is not None and extra.get("slurm")) or _NO_SLURM)),
                 }
             )
             listed.names.append(name)
@@ -905,7 +914,7 @@ def _passes(predicates: Sequence[tuple[str, str, Predicate]], user: dict[str, An
 
 
 #: Row keys ``--sort`` can name besides parameters and messages.
-SORTABLE_COLUMNS = (*FIXED_COLUMNS, "error", "notes")
+SORTABLE_COLUMNS = (*FIXED_COLUMNS, "error", "notes", *SLURM_COLUMNS)
 
 
 def sort_value(value: Any) -> tuple[int, float, str] | None:
@@ -1011,6 +1020,7 @@ def table_columns(
     params: Sequence[str] = (),
     relative_roots: bool = True,
     kinds: list[str] | None = None,
+    slurm: bool = False,
 ) -> tuple[list[str], list[list[Any]]]:
     """Column labels and values (column-major) for the chosen options; absent parameters/messages are NaN.
 
@@ -1018,9 +1028,10 @@ def table_columns(
     ``verbose`` shows every column, parameters and messages restricted by ``params`` regexes/``messages`` if given.
     Wherever status is shown, ``error`` (why the last run failed) and ``notes`` (``xmen note -e``, joined by
     ``"; "``) follow it when some listed experiment has one. A predicate shows the column it filters on (the
-    message's when the name is a message only). Names clashing with a fixed column or a parameter get a
-    ``[param]``/``[message]`` suffix. ``kinds``, if given, receives ``"fixed"``, ``"param"`` or ``"message"`` per
-    column.
+    message's when the name is a message only). ``slurm`` shows :data:`SLURM_COLUMNS` (the last SLURM job of
+    each experiment); ``verbose`` shows them when some listed experiment ran as a SLURM job. Names clashing
+    with a fixed column or a parameter get a ``[param]``/``[message]`` suffix. ``kinds``, if given, receives
+    ``"fixed"``, ``"param"`` or ``"message"`` per column.
     """
     filters = parse_param_filters(params)
     regexes = [f for f in filters if isinstance(f, ColumnPattern)]
@@ -1067,6 +1078,8 @@ def table_columns(
             fixed.append("notes")
     if verbose or git:
         fixed.append("commit")
+    if slurm or (verbose and any(r.get("slurm_job") for r in rows)):
+        fixed.extend(SLURM_COLUMNS)
     if status and any(r.get("plan") for r in result.rows):
         fixed.append("plan")  # why a listed status is not the whole story (stale, blocked, pending again)
 
@@ -1100,7 +1113,7 @@ def table_columns(
         elif key == "notes":
             values = ["; ".join(r["notes"]) if r["notes"] else None for r in rows]
         else:
-            values = [r[key] for r in rows]
+            values = [r.get(key) for r in rows]
         labels.append(key)
         columns.append(values)
     taken = set(fixed)

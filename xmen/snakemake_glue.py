@@ -76,6 +76,8 @@ class XmenWorkflow:
         #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
+        #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict) is installed.
+        self.slurm = self.workflow.is_main_process and install_slurm(sys._getframe(1))
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
             install_per_experiment_retries()
@@ -372,3 +374,12 @@ def install_per_experiment_retries() -> bool:
     setattr(restart_times, _RETRIES_MARK, True)
     Job.restart_times = property(restart_times)
     return True
+
+
+def install_slurm(frame: Any) -> bool:
+    """Install xmen.slurm into the slurm executor plugin when this Snakemake runs the workflow with it."""
+    from . import slurm
+
+    if slurm.executor_in_use(frame) != "slurm":
+        return False
+    return slurm.install()

@@ -118,4 +118,10 @@ def check_params(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Mappi
     messages = data.get("_messages")
     if messages is not None and not isinstance(messages, dict):
         _fail(path, f"'_messages' must be a mapping, found {_kind(messages)}")
+    jobs = data.get("_slurm")  # SLURM's record of each attempt (xmen.slurm)
+    if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, dict) for j in jobs)):
+        _fail(path, f"'_slurm' must be a list of job records, found {_kind(jobs)}")
+    cancelled = data.get("_cancelled")
+    if cancelled is not None and not isinstance(cancelled, dict):
+        _fail(path, f"'_cancelled' must be a mapping, found {_kind(cancelled)}")
     return data

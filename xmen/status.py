@@ -5,6 +5,8 @@ experiment keeps a heartbeat file fresh; a stale heartbeat turns ``running`` int
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 DEFAULT = "default"
 REGISTERED = "registered"
 RUNNING = "running"
@@ -12,10 +14,17 @@ FINISHED = "finished"
 ERROR = "error"
 STOPPED = "stopped"
 TIMEOUT = "timeout"
+#: Cancelled from outside: ``scancel`` of its SLURM job (SLURM's verdict) or ``xmen cancel``.
+CANCELLED = "cancelled"
 LOST = "lost"
 
-ALL = (DEFAULT, REGISTERED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, LOST)
-FAILED = (ERROR, STOPPED, TIMEOUT, LOST)
+ALL = (DEFAULT, REGISTERED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
+FAILED = (ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
+
+#: params.yml key: one record per SLURM attempt, written by the main Snakemake process from sacct (xmen.slurm).
+SLURM_KEY = "_slurm"
+#: params.yml key: what ``xmen cancel`` cancelled (``{at, by, job_id?, host?, pid?}``).
+CANCEL_KEY = "_cancelled"
 
 #: Name of the status file Snakemake targets; written last by the rule, only when the experiment finished.
 DONE_FILE = "xmen.done"
@@ -24,3 +33,45 @@ HEARTBEAT_FILE = ".xmen-heartbeat"
 #: Seconds between heartbeats, and how stale a heartbeat may get before the experiment counts as lost.
 HEARTBEAT_INTERVAL = 15.0
 LOST_AFTER = 4 * HEARTBEAT_INTERVAL
+
+
+def outside_verdict(data: Mapping[str, Any], run: Mapping[str, Any] | None) -> bool:
+    """True when someone who knows better than the run itself already recorded how ``run`` ended.
+
+    SLURM's verdict (the last ``_slurm`` record is this run's job) or ``xmen cancel`` (``_cancelled`` names this
+    run's job or process) is written by another process, possibly before the runner hears its SIGTERM: the runner
+    and a python experiment must then keep that status instead of writing their own ``timeout``.
+    """
+    if not isinstance(run, Mapping):
+        return False
+    job = str(run.get("slurm_job_id") or "")
+    records = data.get(SLURM_KEY)
+    if job and isinstance(records, list) and records and isinstance(records[-1], Mapping):
+        if str(records[-1].get("job_id") or "") == job:
+            return True
+    cancel = data.get(CANCEL_KEY)
+    if isinstance(cancel, Mapping):
+        if job and str(cancel.get("job_id") or "") == job:
+            return True
+        pid = run.get("pid")
+        if pid is not None and cancel.get("pid") == pid and cancel.get("host") == run.get("host"):
+            return True
+    return False
+
+
+def settle(data: dict[str, Any], run: Mapping[str, Any] | None, final: str, reason: str | None) -> str:
+    """Record a run's own outcome (``final``, ``reason``) in ``data`` unless an outside verdict holds (see
+    :func:`outside_verdict`); then the verdict stays and the run's reason is added to its ``_error``. The status kept.
+    """
+    if outside_verdict(data, run) and data.get("_status") in FAILED:
+        current = str(data.get("_error") or "")
+        for part in (reason or "").split("; "):  # what the run saw, once (the experiment and its runner both tell)
+            if part and part not in current:
+                current = f"{current}; {part}" if current else part
+        if current:
+            data["_error"] = current
+        return str(data["_status"])
+    data["_status"] = final
+    if reason is not None:
+        data["_error"] = reason
+    return final

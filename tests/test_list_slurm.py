@@ -1,0 +1,67 @@
+"""`xmen list --slurm` and `to_dataframe`: the last SLURM job record (`_slurm`, written by xmen.slurm) as columns,
+through the listing index like every other column."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from xmen import files, listing
+from xmen.cli_list import list_command
+from test_listing import make_set, settled  # noqa: F401 - fixture
+
+JOBS = [
+    {"job_id": "41", "attempt": 1, "state": "OUT_OF_MEMORY", "exit_code": "0:125", "node": "n1", "partition": "main",
+     "elapsed": "00:00:09", "max_rss": "1900M"},
+    {"job_id": "42", "attempt": 2, "state": "CANCELLED", "exit_code": "0:0", "node": "n2", "partition": "main",
+     "elapsed": "00:01:05", "max_rss": "512K"},
+]
+
+
+def with_jobs(tmp_path: Path) -> Path:
+    root = make_set(tmp_path, 2)
+    name = sorted(p.name for p in root.iterdir() if p.is_dir())[0]
+    files.update_yaml(root / name / "params.yml", lambda d: d.update(_status="cancelled", _slurm=JOBS))
+    return root
+
+
+def test_list_slurm_shows_the_last_job(tmp_path, settled):
+    root = with_jobs(tmp_path)
+    for _ in range(2):  # read, then from the index
+        plain = CliRunner().invoke(list_command, [str(root)])
+        assert plain.exit_code == 0 and "slurm_job" not in plain.output, plain.output
+        shown = CliRunner().invoke(list_command, [str(root), "--slurm"])
+        assert shown.exit_code == 0, shown.output
+        header = shown.output.splitlines()[0].split()
+        assert header[-5:] == list(listing.SLURM_COLUMNS), header
+        row = next(line for line in shown.output.splitlines() if "cancelled" in line).split()
+        assert row[-5:] == ["42", "CANCELLED", "n2", "00:01:05", "512K"], row
+    csv = CliRunner().invoke(list_command, [str(root), "--slurm", "--csv", "--sort", "slurm_job"])
+    assert csv.output.splitlines()[1].endswith(",42,CANCELLED,n2,00:01:05,512K"), csv.output
+
+
+def test_to_dataframe_carries_the_slurm_columns(tmp_path, settled):
+    root = with_jobs(tmp_path)
+    frame = listing.to_dataframe(str(root))
+    assert list(frame["slurm_job"]) == ["42", None] and list(frame["slurm_state"]) == ["CANCELLED", None]
+    plain = make_set(tmp_path / "other", 1)
+    assert "slurm_job" not in listing.to_dataframe(str(plain)).columns  # no SLURM, no columns
+
+
+def test_status_filter_knows_cancelled(tmp_path, settled):
+    root = with_jobs(tmp_path)
+    result = CliRunner().invoke(list_command, [str(root), "--status-is", "cancelled"])
+    assert result.exit_code == 0 and result.output.count("cancelled") == 1, result.output
+
+
+@pytest.mark.parametrize("bad", ["a string", [1, 2]])
+def test_a_damaged_slurm_record_is_named(tmp_path, settled, bad):
+    root = make_set(tmp_path, 1)
+    name = next(p.name for p in root.iterdir() if p.is_dir())
+    files.update_yaml(root / name / "params.yml", lambda d: d.update(_slurm=bad))
+    from xmen import statecheck
+    from xmen.errors import StateFileError
+
+    with pytest.raises(StateFileError, match="'_slurm' must be a list of job records"):
+        statecheck.check_params(root / name / "params.yml", files.read_yaml(root / name / "params.yml"))

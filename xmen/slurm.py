@@ -1,0 +1,322 @@
+"""xmen's integration with snakemake-executor-plugin-slurm, and SLURM's verdict on an experiment's job.
+
+Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm executor only):
+
+- **No hang on scancel.** sacct reports a cancelled job as ``CANCELLED by <uid>``; the plugin (2.8.0) compares the
+  state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
+  plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
+  so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
+  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). After a job failed or was
+  cancelled the next status check comes after the initial interval again (:func:`_checking`), so Snakemake ends
+  within seconds of its last job.
+- **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
+  ``sacct`` call for the jobs that ended in that status check gives each one's state, exit code, node,
+  partition, elapsed time and MaxRSS (batch step); :func:`apply_verdict` appends them to the experiment's
+  ``_slurm`` list and turns SLURM's state into xmen's status (:data:`VERDICTS`): SLURM knows a cancellation
+  or a lack of memory, the runner inside the job only sees a signal. The runner and a python experiment keep
+  that verdict (xmen.status.settle).
+
+This module is light: it imports the plugin only inside :func:`install`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+from typing import Any, Mapping
+
+from . import status as st
+
+#: sacct fields of one job's record, in order (``MaxRSS`` is only on its steps: the batch step's is used).
+SACCT_FIELDS = ("JobIDRaw", "JobID", "State", "ExitCode", "NodeList", "Partition", "Elapsed", "MaxRSS")
+#: The job records kept per experiment (the last ones).
+KEEP_RECORDS = 20
+#: SLURM state -> (xmen status, ``_error``). States not here (COMPLETED, FAILED) keep what the runner recorded.
+VERDICTS: dict[str, tuple[str, str]] = {
+    "CANCELLED": (st.CANCELLED, "cancelled (SLURM job {job_id})"),
+    "TIMEOUT": (st.TIMEOUT, "time limit (SLURM job {job_id})"),
+    "DEADLINE": (st.TIMEOUT, "deadline reached (SLURM job {job_id})"),
+    "OUT_OF_MEMORY": (st.ERROR, "out of memory (SLURM)"),
+    "NODE_FAIL": (st.ERROR, "node failure"),
+    "BOOT_FAIL": (st.ERROR, "node failure (boot)"),
+    "PREEMPTED": (st.ERROR, "preempted"),
+}
+#: The rule and wildcard of the Snakefile that runs experiments (rules/xmen_rule.smk).
+RULE = "xmen_experiment"
+WILDCARD = "exp"
+_MARK = "_xmen_slurm"
+_ENDED = "_xmen_ended"  # the executor's jobs reported ended during the status check under way
+
+
+def normalise_state(state: str) -> str:
+    """SLURM's state word: ``CANCELLED by 0`` -> ``CANCELLED``; a state already one word is returned as is."""
+    words = str(state).split()
+    return words[0] if words else ""
+
+
+def normalise_statuses(statuses: dict[str, str] | None) -> dict[str, str] | None:
+    """The plugin's ``{job id: state}`` with every state normalised (``None``, a failed query, stays ``None``)."""
+    if statuses is None:
+        return None
+    return {job: normalise_state(state) for job, state in statuses.items()}
+
+
+def _normalising(query: Any) -> Any:
+    """The plugin's async ``query_job_status(command, logger)`` returning normalised states."""
+    if getattr(query, _MARK, False):
+        return query
+
+    @functools.wraps(query)
+    async def query_job_status(command: str, logger: Any) -> tuple[Any, Any]:
+        statuses, duration = await query(command, logger)
+        cancelled = cancelled_query(command)
+        if statuses is not None and cancelled is not None:
+            more, _ = await query(cancelled, logger)
+            for job, state in (more or {}).items():
+                statuses.setdefault(job, state)
+        return normalise_statuses(statuses), duration
+
+    setattr(query_job_status, _MARK, True)
+    return query_job_status
+
+
+def _record_safely(executor: Any, job_infos: list[Any]) -> None:
+    try:
+        record_job_ends(job_infos)
+    except Exception as exc:  # noqa: BLE001 - xmen's record must never break Snakemake's run
+        logger = getattr(executor, "logger", None)
+        if logger is not None:
+            ids = ", ".join(str(getattr(info, "external_jobid", "?")) for info in job_infos)
+            logger.warning(f"xmen: could not record SLURM's verdict for job(s) {ids}: {exc}")
+
+
+def _checking(check: Any) -> Any:
+    """``check_active_jobs`` that records SLURM's verdict of the jobs it saw end (one sacct call for them all) and,
+    when some job ended (failed or not), sets the next status check back to the initial interval.
+
+    The plugin resets the interval only after a success: after a failure or a cancellation it waits 10 s longer
+    each time, and Snakemake, which joins the status thread before it exits, sat that whole interval (up to 180 s)
+    after the last job failed. The verdicts are written before this status check returns, so before Snakemake,
+    told of the ends, can exit.
+    """
+    if getattr(check, _MARK, False):
+        return check
+
+    @functools.wraps(check)
+    async def check_active_jobs(self: Any, active_jobs: list[Any]) -> Any:
+        still = 0
+        setattr(self, _ENDED, [])
+        try:
+            async for job in check(self, active_jobs):
+                still += 1
+                yield job
+        finally:
+            ended = getattr(self, _ENDED, None) or []
+            setattr(self, _ENDED, None)
+            if ended:
+                _record_safely(self, ended)
+        initial = getattr(getattr(self.workflow, "executor_settings", None), "init_seconds_before_status_checks", None)
+        if still < len(active_jobs) and isinstance(initial, (int, float)):
+            self.next_seconds_between_status_checks = min(self.next_seconds_between_status_checks, initial)
+
+    setattr(check_active_jobs, _MARK, True)
+    return check_active_jobs
+
+
+def cancelled_query(command: str) -> str | None:
+    """The plugin's sacct status command narrowed to cancelled jobs (``--state CANCELLED``); None for others.
+
+    A job cancelled while pending never became eligible: the plugin's ``sacct --starttime .. --endtime now``
+    window does not list it at all, so the plugin would wait for it forever even with the state normalised.
+    With ``--state`` sacct lists the jobs that were in that state during the window.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or os.path.basename(words[0]) != "sacct" or "--name" not in words or "--state" in words:
+        return None
+    return shlex.join([*words, "--state", "CANCELLED"])
+
+
+def _reporting(report: Any) -> Any:
+    """``report_job_success`` / ``report_job_error`` that first record SLURM's verdict for the job."""
+    if getattr(report, _MARK, False):
+        return report
+
+    @functools.wraps(report)
+    def reported(self: Any, job_info: Any, *args: Any, **kwargs: Any) -> Any:
+        ended = getattr(self, _ENDED, None)
+        if ended is not None:  # inside a status check: recorded at its end, one sacct call for all (_checking)
+            ended.append(job_info)
+        else:
+            _record_safely(self, [job_info])
+        return report(self, job_info, *args, **kwargs)
+
+    setattr(reported, _MARK, True)
+    return reported
+
+
+def install() -> bool:
+    """Patch the imported slurm plugin (see the module docstring); True when it is patched (now or before).
+
+    Idempotent: a second call (a second Snakefile in the same process) changes nothing.
+    """
+    try:
+        import snakemake_executor_plugin_slurm as plugin
+    except ImportError:
+        return False
+    if hasattr(plugin, "query_job_status"):
+        plugin.query_job_status = _normalising(plugin.query_job_status)
+    executor = plugin.Executor
+    for name in ("report_job_success", "report_job_error"):
+        setattr(executor, name, _reporting(getattr(executor, name)))
+    executor.check_active_jobs = _checking(executor.check_active_jobs)
+    return True
+
+
+def executor_in_use(frame: Any) -> str | None:
+    """The executor this Snakemake runs the workflow with (``slurm``, ``local``, ``dryrun`` for ``-n``...), or None.
+
+    The Snakefile is parsed before the workflow knows its executor plugin: from the command line inside
+    snakemake.cli's ``args_to_api`` (its ``args``), from the API possibly inside snakemake.api's
+    ``execute_workflow``; the frame of that call holds it.
+    """
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "args_to_api" and code.co_filename.endswith(os.path.join("snakemake", "cli.py")):
+            args = frame.f_locals.get("args")
+            if getattr(args, "dryrun", False):
+                return "dryrun"
+            if getattr(args, "touch", False):
+                return "touch"
+            return str(getattr(args, "executor", None) or "local")
+        if code.co_name == "execute_workflow" and code.co_filename.endswith(os.path.join("snakemake", "api.py")):
+            local = frame.f_locals
+            return str(local.get("actual_executor") or local.get("executor") or "") or None
+        frame = frame.f_back
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the verdict
+def query(job_ids: list[str]) -> dict[str, dict[str, str]]:
+    """One ``sacct`` call for jobs: per job id, :data:`SACCT_FIELDS` of the job itself, MaxRSS from its batch step.
+
+    A job sacct does not know (yet), or every job when sacct is missing or fails, is left out.
+    """
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    try:
+        proc = subprocess.run(
+            ["sacct", "-j", ",".join(job_ids), "-P", "-n", "-o", ",".join(SACCT_FIELDS)],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    rows = {job: parse_sacct(job, proc.stdout) for job in job_ids}
+    return {job: row for job, row in rows.items() if row is not None}
+
+
+def parse_sacct(job_id: str, text: str) -> dict[str, str] | None:
+    """The job's row of ``sacct -P -n -o`` :data:`SACCT_FIELDS` output, MaxRSS taken from the batch step."""
+    rows = [dict(zip(SACCT_FIELDS, line.split("|"))) for line in text.splitlines() if line.strip()]
+    main = next((r for r in rows if job_id in (r.get("JobIDRaw"), r.get("JobID"))), None)  # JobID: array 12_3
+    if main is None:
+        return None
+    prefix = f"{main.get('JobID') or job_id}."
+    batch = next((r for r in rows if r.get("JobID") == f"{prefix}batch"), None)
+    steps = [r.get("MaxRSS", "") for r in rows if r.get("JobID", "").startswith(prefix)]
+    main["MaxRSS"] = (batch or {}).get("MaxRSS") or main.get("MaxRSS") or next((m for m in steps if m), "")
+    return main
+
+
+def job_record(job_id: str, attempt: int | None, row: Mapping[str, str]) -> dict[str, Any]:
+    """The ``_slurm`` entry of one attempt, from its sacct row."""
+    node = row.get("NodeList") or ""
+    return {
+        "job_id": str(job_id),
+        "attempt": attempt,
+        "state": normalise_state(row.get("State", "")),
+        "exit_code": row.get("ExitCode") or None,
+        "node": None if node in ("", "None assigned") else node,
+        "partition": row.get("Partition") or None,
+        "elapsed": row.get("Elapsed") or None,
+        "max_rss": row.get("MaxRSS") or None,
+    }
+
+
+def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
+    """Append ``record`` to ``data['_slurm']`` and let SLURM's state decide ``_status`` / ``_error``.
+
+    FAILED and COMPLETED keep the runner's status, unless the runner never recorded an end (still ``running``,
+    or ``registered``: the job failed before the runner started), which is then an ``error``. A cancellation
+    ``xmen cancel`` already recorded keeps its own ``_error``.
+    """
+    records = data.get(st.SLURM_KEY)
+    records = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    records = [r for r in records if str(r.get("job_id")) != str(record["job_id"])]  # a repeated report
+    records.append(dict(record))
+    data[st.SLURM_KEY] = records[-KEEP_RECORDS:]
+    state = str(record.get("state") or "")
+    current = data.get("_status")
+    run = data.get("_run") if isinstance(data.get("_run"), dict) else {}
+    if current == st.RUNNING and str(run.get("slurm_job_id") or record["job_id"]) != str(record["job_id"]):
+        return  # an earlier job's end, told after its retry started: the record only, the run goes on
+    verdict = VERDICTS.get(state)
+    if verdict is not None:
+        status, error = verdict
+        error = error.format(**record)
+        if status == st.CANCELLED and current == st.CANCELLED and data.get("_error"):
+            return
+        previous = data.get("_error") if current in st.FAILED else None
+        data["_status"] = status
+        if previous and previous.startswith(error):  # recorded before (update_yaml may apply a change twice)
+            error = previous
+        elif previous:
+            error = f"{error}; {previous}"
+        data["_error"] = error
+    elif state != "COMPLETED" and current in (st.RUNNING, st.REGISTERED, st.DEFAULT, None):
+        data["_status"] = st.ERROR
+        ended = state.lower() or "ended"
+        data["_error"] = f"SLURM job {record['job_id']} {ended} (exit code {record.get('exit_code')})"
+
+
+def experiment_of(job: Any) -> str | None:
+    """The experiment folder (relative to Snakemake's working directory) a job of :data:`RULE` runs, else None."""
+    rule = getattr(job, "rule", None)
+    if getattr(rule, "name", None) != RULE:
+        return None
+    wildcards = getattr(job, "wildcards", None)
+    try:
+        exp = wildcards[WILDCARD] if wildcards is not None else None
+    except (KeyError, TypeError, IndexError):
+        exp = getattr(wildcards, WILDCARD, None)
+    return str(exp) if exp else None
+
+
+def record_job_ends(job_infos: list[Any]) -> int:
+    """Ask sacct once about jobs the plugin saw end and record SLURM's verdict in their experiments; how many
+    experiments got one. A group job records in each of its experiments."""
+    from . import files
+
+    targets: list[tuple[str, str, Any]] = []  # (job id, experiment folder, attempt)
+    for info in job_infos:
+        job_id, job = getattr(info, "external_jobid", None), getattr(info, "job", None)
+        if not job_id or job is None:
+            continue
+        jobs = list(job.jobs) if getattr(job, "is_group", lambda: False)() else [job]
+        targets += [(str(job_id), exp, getattr(j, "attempt", None)) for j in jobs if (exp := experiment_of(j))]
+    rows = query(list(dict.fromkeys(job_id for job_id, _, _ in targets)))
+    recorded = 0
+    for job_id, exp, attempt in targets:
+        params = os.path.join(exp, "params.yml")
+        if job_id not in rows or not os.path.isfile(params):
+            continue
+        record = job_record(job_id, attempt, rows[job_id])
+        files.update_yaml(params, lambda data, record=record: apply_verdict(data, record))
+        recorded += 1
+    return recorded
