@@ -12,6 +12,8 @@ The rule, for a linked experiment E:
   missing), when a requirement runs (``requirement R pending``), when a requirement finished after E did
   (``requirement R reran``), or when the set of its requirements changed since its run (a glob such as
   ``../eval/*`` gained or lost an experiment). This is transitive, across sets.
+- E whose SLURM job is still queued (xmen.slurm_queue: its marker, and squeue asked once per plan) is **skipped**
+  like a running one: a second Snakemake, also after the first was killed, never submits it again.
 - A finished E whose parameters or code (the hash of the set's script and the experiment module) differ from what
   its run recorded is **changed**: flagged, not rerun; ``xmen run --changed`` reruns it (see README). Results that
   depend on a changed experiment are changed too.
@@ -186,6 +188,7 @@ class Planner:
         self._sets: dict[str, SetInfo | None] = {}
         self._verdicts: dict[str, Verdict] = {}
         self._requires: dict[str, list[tuple[str, str]]] = {}
+        self._queue: Any = None  # xmen.slurm_queue.QueueView, made on first need
 
     # ------------------------------------------------------------------ reading
     def set_info(self, root: str) -> SetInfo | None:
@@ -270,7 +273,7 @@ class Planner:
                 blocked = blocked or f"requirement {spec} matches no linked experiment"
                 continue
             other = self.verdict(required)
-            if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status != st.RUNNING):
+            if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status not in (st.RUNNING, st.QUEUED)):
                 if other.action != SKIP or done is None:
                     blocked = blocked or (f"requirement {shown} blocked ({other.reason})" if other.action == BLOCKED
                                           else f"requirement {shown} {other.status}")
@@ -299,6 +302,24 @@ class Planner:
             return Verdict(path, CHANGED, changed, st.FINISHED)
         return Verdict(path, DONE, "", st.FINISHED)
 
+    def queue(self) -> Any:
+        """What SLURM says of the experiments with a queued marker (one squeue call per :meth:`plan`)."""
+        if self._queue is None:
+            from .slurm_queue import QueueView
+
+            self._queue = QueueView()
+        return self._queue
+
+    def _queued(self, path: str) -> Verdict | None:
+        """SKIP for an experiment whose SLURM job is still queued (or starting): never submitted twice, also when
+        the Snakemake that submitted it was killed (see xmen.slurm_queue)."""
+        found = self.queue().queued(path)
+        if found is None:
+            return None
+        from .slurm_queue import describe
+
+        return Verdict(path, SKIP, describe(*found) + ", not submitted again", st.QUEUED)
+
     def _status(self, path: str) -> str:
         params = _read_yaml(os.path.join(path, PARAMS_FILE))
         if params is None:
@@ -306,6 +327,9 @@ class Planner:
         return str(params.get("_status") or st.REGISTERED)
 
     def _pending(self, path: str, waits: str | None) -> Verdict:
+        queued = self._queued(path)
+        if queued is not None:
+            return queued
         if not self.reasons:
             return Verdict(path, RUN, "pending", "unknown")
         from . import files, statecheck
@@ -390,6 +414,8 @@ class Planner:
         output is still present.
         """
         wanted = (RUN, CHANGED) if changed else (RUN,)
+        paths = [os.path.normpath(p) for p in paths]
+        self.queue().prefetch(p for p in paths if p not in self._verdicts)  # one squeue call for all markers
         chosen = [self.verdict(p) for p in paths]
         listed: set[str] = set()
         ordered: list[Verdict] = []

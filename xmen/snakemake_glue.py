@@ -71,6 +71,9 @@ class XmenWorkflow:
         #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
+        self._checked = False  # the SLURM preflight ran (once per run)
+        if getattr(workflow, "is_main_process", False):
+            install_slurm_hooks(self.cwd)
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:
@@ -151,6 +154,8 @@ class XmenWorkflow:
             paths = [v.path for v in verdicts]
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
                 self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
+            if not everything:
+                self.check_slurm(paths)
             if not paths:
                 # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
                 # of running a target job with neither input nor output.
@@ -161,6 +166,20 @@ class XmenWorkflow:
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
         return targets
+
+    def check_slurm(self, paths: list[str]) -> None:
+        """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
+        and in a real run those experiments recorded as error and refused by the hooked plugin (xmen.slurm_queue)."""
+        plugin = getattr(self.workflow, "executor_plugin", None)
+        if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
+            return
+        self._checked = True
+        from . import slurm_queue
+
+        wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
+        grouped = slurm_queue.preflight(wanted)
+        if grouped:
+            slurm_queue.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
 
     # ------------------------------------------------------------------ the rule's callables
     def requires_input(self) -> Any:
@@ -263,6 +282,18 @@ class XmenWorkflow:
             from .files import write_text_atomic
 
             write_text_atomic(output[0], "finished\n")
+
+
+def install_slurm_hooks(workdir: str) -> bool:
+    """Hook xmen.slurm_queue into the SLURM executor plugin when Snakemake loaded it (it imports every installed
+    executor plugin before it reads the Snakefile): queued markers, rejected submissions, preflight refusals."""
+    module = sys.modules.get("snakemake_executor_plugin_slurm")
+    executor = getattr(module, "Executor", None)
+    if executor is None:
+        return False
+    from . import slurm_queue
+
+    return slurm_queue.install(executor, workdir, module)
 
 
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:

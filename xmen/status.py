@@ -13,8 +13,11 @@ ERROR = "error"
 STOPPED = "stopped"
 TIMEOUT = "timeout"
 LOST = "lost"
+#: Submitted to SLURM, not started yet: never stored in params.yml, read from the marker file (xmen.slurm_queue)
+#: and squeue.
+QUEUED = "queued"
 
-ALL = (DEFAULT, REGISTERED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, LOST)
+ALL = (DEFAULT, REGISTERED, QUEUED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, LOST)
 FAILED = (ERROR, STOPPED, TIMEOUT, LOST)
 
 #: Name of the status file Snakemake targets; written last by the rule, only when the experiment finished.

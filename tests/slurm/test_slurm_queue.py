@@ -1,0 +1,112 @@
+"""Queued, restarted, rejected: xmen on the real cluster of tests/slurm/up.sh (see xmen/slurm_queue.py).
+
+Reuses the fixtures and helpers of test_slurm.py (``slurm``, ``env``, the plain shell experiment that appends a
+line to runs.txt per run). A job is kept pending with ``slurm_extra: --begin=now+N`` written into the test set's
+experiment.yml (xmen's --resources does not take values with ``=`` yet).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_slurm import env, experiments, params, read_yaml, runs, slurm, statuses, wait_for_sacct  # noqa: F401
+
+MARKER = ".xmen-queued"
+
+
+def set_resources(root: Path, name: str, **resources: object) -> None:
+    """Test-only edit of experiment.yml: extra resources of one experiment."""
+    data = read_yaml(root / "experiment.yml")
+    options = data["experiments"][name] = dict(data["experiments"][name] or {})
+    options["resources"] = {**(options.get("resources") or {}), **resources}
+    (root / "experiment.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout}s")
+        time.sleep(0.2)
+
+
+def marker_job(root: Path, name: str) -> str:
+    path = root / name / MARKER
+    return str(read_yaml(path).get("job_id")) if path.exists() else ""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, env):
+    """Snakemake submits two experiments (one held in the queue by --begin, one that starts at once) and is killed
+    with kill -9. `xmen list` shows the held one `queued` with its job id and SLURM's reason, `xmen run -n` says it
+    is not submitted again, a plain `snakemake --profile slurm` (no --unlock) submits nothing, and in the end each
+    experiment ran exactly once, by its first job."""
+    root = env.make_set("set_q", ("{a: held | now, sleep: 4}",))
+    held, now = "a=held__sleep=4", "a=now__sleep=4"
+    set_resources(root, held, slurm_extra="--begin=now+15")
+    proc, log = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, held) and (marker_job(root, now) or runs(root, now)), 40,
+             "snakemake did not submit both experiments")
+    env.stop(proc)  # kill -9 of the submitting Snakemake, jobs still queued / running
+    job_held = marker_job(root, held)
+    env.job_ids.append(job_held)
+
+    listing = env.xmen("list", cwd=root).stdout
+    line = next(row for row in listing.splitlines() if held in row)
+    assert "queued" in line and f"SLURM job {job_held} (BeginTime)" in line, listing
+    dry = env.xmen("run", "-n", cwd=root)
+    assert f"queued as SLURM job {job_held} (BeginTime), not submitted again" in dry.stdout + dry.stderr, dry
+    assert "queued" in env.xmen("list", "--status-is", "queued", cwd=root).stdout
+
+    again = env.snakemake(root, timeout=60)
+    assert again.returncode == 0, again.tail()
+    assert "has been submitted" not in again.text, again.tail()
+
+    # The first run's jobs still run, and record their own status.
+    job_now = str((params(root, now).get("_run") or {}).get("slurm_job_id") or marker_job(root, now))
+    env.job_ids.append(job_now)
+    rows = wait_for_sacct(env.since, lambda r: len(r) == 2 and all(x["State"] == "COMPLETED" for x in r),
+                          jobs=[job_held, job_now], timeout=60)
+    wait_for(lambda: statuses(root) == {held: "finished", now: "finished"}, 20, "the experiments did not finish")
+    assert [len(runs(root, name)) for name in (held, now)] == [1, 1], rows
+    assert str(params(root, held)["_run"]["slurm_job_id"]) == job_held
+    assert not (root / held / MARKER).exists() and not (root / now / MARKER).exists()
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
+    """An unknown partition and a GPU on this GPU-less cluster are found before submitting (one line per problem,
+    recorded as error, never submitted); memory sbatch refuses (--mem-per-cpu beyond the node) is recorded from
+    sbatch's own message; the healthy experiment finishes and the run ends non-zero."""
+    root = env.make_set(
+        "set_x",
+        ("{a: ok}",),
+        ("{a: nopart}", "--resources", "slurm_partition=nope"),
+        ("{a: gpu}", "--resources", "gpu=1"),
+        ("{a: greedy}", "--resources", "mem_mb_per_cpu=100000"),
+    )
+    run = env.snakemake(root, timeout=90)
+    assert run.returncode != 0, run.tail()
+    found = {name: (params(root, name).get("_status"), str(params(root, name).get("_error"))) for name in
+             experiments(root)}
+    assert found["a=ok"] == ("finished", "None"), found
+    assert found["a=nopart"][0] == "error" and "unknown partition 'nope'" in found["a=nopart"][1], found
+    assert found["a=gpu"][0] == "error" and "GRES 'gpu'" in found["a=gpu"][1], found
+    assert found["a=greedy"][0] == "error", found
+    assert found["a=greedy"][1].startswith("submission rejected by SLURM: sbatch: error:"), found
+    assert re.search(r"SLURM would reject 1 experiment\(s\) \(unknown partition 'nope'.*a=nopart", run.text), run.tail()
+    assert re.search(r"SLURM would reject 1 experiment\(s\) \(no node of partition 'main' has GRES 'gpu'\).*a=gpu",
+                     run.text), run.tail()
+    # The refused ones never reached SLURM: sacct shows the healthy job and the record SLURM keeps of the rejected
+    # submission (FAILED, never ran).
+    time.sleep(2)
+    rows = wait_for_sacct(env.since, lambda r: len(r) >= 2, name=run.uuid)
+    assert sorted((r["State"], r["ReqMem"]) for r in rows) == [("COMPLETED", "1000M"), ("FAILED", "100000M")], rows
+    assert [r["Elapsed"] for r in rows if r["State"] == "FAILED"] == ["00:00:00"], rows
+    listing = env.xmen("list", "--status-is", "error", cwd=root).stdout
+    assert all(name in listing for name in ("a=nopart", "a=gpu", "a=greedy")) and "a=ok" not in listing, listing
