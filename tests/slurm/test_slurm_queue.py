@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_slurm import env, experiments, params, read_yaml, runs, slurm, statuses, wait_for_sacct  # noqa: F401
+from test_slurm import (  # noqa: F401
+    env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
 
 MARKER = ".xmen-queued"
 
@@ -110,3 +111,33 @@ def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     assert [r["Elapsed"] for r in rows if r["State"] == "FAILED"] == ["00:00:00"], rows
     listing = env.xmen("list", "--status-is", "error", cwd=root).stdout
     assert all(name in listing for name in ("a=nopart", "a=gpu", "a=greedy")) and "a=ok" not in listing, listing
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_a_cancelled_queued_job_is_shown_for_what_it_is_and_runs_again(slurm, env):
+    """A queued job cancelled before it started its experiment (Snakemake killed first): `xmen list` keeps the
+    experiment `registered` and says the job left the queue (CANCELLED per sacct); the planner runs it again."""
+    root = env.make_set("set_c", ("{a: gone}",))
+    name = "a=gone"
+    set_resources(root, name, slurm_extra="--begin=now+600")
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, name), 40, "snakemake did not submit the experiment")
+    env.stop(proc)
+    job = marker_job(root, name)
+    env.job_ids.append(job)
+    cancelled = env.xmen("list", cwd=root)
+    assert "queued" in cancelled.stdout, cancelled.stdout
+    assert sh("scancel", job).returncode == 0
+
+    def listed() -> str:
+        nonlocal cancelled
+        cancelled = env.xmen("list", cwd=root)
+        return cancelled.stdout
+
+    wait_for(lambda: f"SLURM job {job} left the queue without starting it (CANCELLED)" in listed(), 30,
+             "xmen list did not flag the cancelled job")
+    line = next(row for row in cancelled.stdout.splitlines() if name in row)
+    assert "registered" in line and "queued" not in line, cancelled.stdout
+    dry = env.xmen("run", "-n", cwd=root)
+    assert "queued" not in dry.stdout + dry.stderr and name in dry.stdout, dry
