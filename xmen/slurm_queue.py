@@ -400,9 +400,9 @@ def on_rejected(job: Any, message: str) -> None:
     if message.startswith("not submitted: "):
         return  # refused by preflight: recorded already
     reason = sbatch_message(message)
-    prefix = "Job submission failed with exception: "
-    if reason.startswith(prefix):
-        reason = reason[len(prefix):]
+    for prefix in ("Job submission failed with exception: ", "Array job submission failed with exception: "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
     for exp_dir in experiment_dirs(job, HOOKS.workdir):
         try:
             record_rejected(exp_dir, reason)
@@ -442,13 +442,29 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
         on_rejected(job_info.job, str(msg))
         return errored(self, job_info, msg)
 
-    def refusing_run_job(self: Any, job: Any) -> Any:
+    def refuse_job(self: Any, job: Any) -> bool:
+        """Report a job preflight refused as failed (never submitted); False for the others."""
         refused = [HOOKS.refused[d] for d in experiment_dirs(job, HOOKS.workdir) if d in HOOKS.refused]
         if not refused:
-            return run_job(self, job)
+            return False
         from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-        return errored(self, SubmittedJobInfo(job), f"not submitted: {REJECTED}: {refused[0]}")
+        errored(self, SubmittedJobInfo(job), f"not submitted: {REJECTED}: {refused[0]}")
+        return True
+
+    def refusing_run_job(self: Any, job: Any) -> Any:
+        if not refuse_job(self, job):
+            return run_job(self, job)
+        return None
+
+    run_array_jobs = getattr(executor_class, "run_array_jobs", None)
+    if callable(run_array_jobs):
+
+        def refusing_run_array_jobs(self: Any, jobs: list[Any]) -> Any:
+            kept = [job for job in jobs if not refuse_job(self, job)]
+            return run_array_jobs(self, kept) if kept else None
+
+        executor_class.run_array_jobs = refusing_run_array_jobs
 
     cleaner = getattr(executor_class, "clean_old_logs", None)
     if module is not None and callable(getattr(module, "delete_empty_dirs", None)) and callable(cleaner):

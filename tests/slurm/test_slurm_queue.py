@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_slurm import (  # noqa: F401
-    env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
+    ARRAYS, env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
 
 MARKER = ".xmen-queued"
 
@@ -141,3 +141,18 @@ def test_a_cancelled_queued_job_is_shown_for_what_it_is_and_runs_again(slurm, en
     assert "registered" in line and "queued" not in line, cancelled.stdout
     dry = env.xmen("run", "-n", cwd=root)
     assert "queued" not in dry.stdout + dry.stderr and name in dry.stdout, dry
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_refused_experiments_stay_out_of_job_arrays(slurm, env):
+    """With job arrays as the README documents them, an experiment refused before submission is not a task of
+    the array (the plugin would give it the array's first resources and run it)."""
+    root = env.make_set("set_ax", ("{a: ok1 | ok2}",), ("{a: nopart}", "--resources", "slurm_partition=nope"))
+    run = env.snakemake(root, *ARRAYS, timeout=90)
+    assert run.returncode != 0, run.tail()
+    assert statuses(root) == {"a=ok1": "finished", "a=ok2": "finished", "a=nopart": "error"}, run.tail()
+    assert runs(root, "a=nopart") == []
+    rows = wait_for_sacct(env.since, lambda r: len(r) >= 2 and all(x["State"] == "COMPLETED" for x in r),
+                          name=run.uuid)
+    assert len(rows) == 2, rows
