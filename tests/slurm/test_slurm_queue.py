@@ -83,13 +83,15 @@ def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, en
 def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     """An unknown partition and a GPU on this GPU-less cluster are found before submitting (one line per problem,
     recorded as error, never submitted); memory sbatch refuses (--mem-per-cpu beyond the node) is recorded from
-    sbatch's own message; the healthy experiment finishes and the run ends non-zero."""
+    sbatch's own message, an account the plugin's sacctmgr check refuses from the plugin's; the healthy experiment
+    finishes and the run ends non-zero."""
     root = env.make_set(
         "set_x",
         ("{a: ok}",),
         ("{a: nopart}", "--resources", "slurm_partition=nope"),
         ("{a: gpu}", "--resources", "gpu=1"),
         ("{a: greedy}", "--resources", "mem_mb_per_cpu=100000"),
+        ("{a: account}", "--resources", "slurm_account=nobody"),
     )
     run = env.snakemake(root, timeout=90)
     assert run.returncode != 0, run.tail()
@@ -100,6 +102,8 @@ def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     assert found["a=gpu"][0] == "error" and "GRES 'gpu'" in found["a=gpu"][1], found
     assert found["a=greedy"][0] == "error", found
     assert found["a=greedy"][1].startswith("submission rejected by SLURM: sbatch: error:"), found
+    assert found["a=account"][0] == "error" and "account nobody" in found["a=account"][1], found
+    assert found["a=account"][1].startswith("submission rejected by SLURM: "), found
     assert re.search(r"SLURM would reject 1 experiment\(s\) \(unknown partition 'nope'.*a=nopart", run.text), run.tail()
     assert re.search(r"SLURM would reject 1 experiment\(s\) \(no node of partition 'main' has GRES 'gpu'\).*a=gpu",
                      run.text), run.tail()
@@ -110,7 +114,8 @@ def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     assert sorted((r["State"], r["ReqMem"]) for r in rows) == [("COMPLETED", "1000M"), ("FAILED", "100000M")], rows
     assert [r["Elapsed"] for r in rows if r["State"] == "FAILED"] == ["00:00:00"], rows
     listing = env.xmen("list", "--status-is", "error", cwd=root).stdout
-    assert all(name in listing for name in ("a=nopart", "a=gpu", "a=greedy")) and "a=ok" not in listing, listing
+    assert all(name in listing for name in ("a=nopart", "a=gpu", "a=greedy", "a=account")), listing
+    assert "a=ok" not in listing, listing
 
 
 @pytest.mark.slurm
