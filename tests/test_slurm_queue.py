@@ -112,3 +112,14 @@ def test_inside_its_own_job_a_marker_is_no_reason_to_skip(one_experiment: Path, 
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     view = slurm_queue.QueueView()
     assert view.queued(str(one_experiment)) is None and view.squeue_calls == 0
+
+
+def test_one_squeue_call_per_plan(one_experiment: Path) -> None:
+    exp_set = ExperimentSet(one_experiment.parent)
+    exp_set.register("{k: 2 | 3 | 4}")
+    paths = [str(one_experiment.parent / name) for name in ("e", "k=2", "k=3", "k=4")]
+    for number, path in enumerate(paths):
+        slurm_queue.mark(path, str(999999990 + number))
+    decide = planner.Planner(reasons=False)
+    assert [v.action for v in decide.plan(paths)] == [planner.RUN] * 4
+    assert decide.queue().squeue_calls == 1

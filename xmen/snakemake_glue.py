@@ -141,6 +141,7 @@ class XmenWorkflow:
     def target_verdicts(self, everything: bool) -> list[planner.Verdict]:
         """The planner's verdicts of the experiments the default target asks for."""
         if everything:
+            self.planner.queue().prefetch(self.chosen)  # one squeue call for all queued markers
             verdicts = [self.planner.verdict(p) for p in self.chosen]
             return [v for v in verdicts if v.action not in (planner.BLOCKED, planner.UNLINKED)]
         return [v for v in self.planner.plan(self.chosen) if v.action == planner.RUN]
