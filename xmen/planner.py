@@ -13,7 +13,8 @@ The rule, for a linked experiment E:
   (``requirement R reran``), or when the set of its requirements changed since its run (a glob such as
   ``../eval/*`` gained or lost an experiment). This is transitive, across sets.
 - E whose SLURM job is still queued (xmen.slurm_queue: its marker, and squeue asked once per plan) is **skipped**
-  like a running one: a second Snakemake, also after the first was killed, never submits it again.
+  like a running one: a second Snakemake, also after the first was killed, never submits it again. So is E when a
+  requirement is queued (Snakemake would submit the requirement again to make E's input).
 - A finished E whose parameters or code (the hash of the set's script and the experiment module) differ from what
   its run recorded is **changed**: flagged, not rerun; ``xmen run --changed`` reruns it (see README). Results that
   depend on a changed experiment are changed too.
@@ -266,14 +267,18 @@ class Planner:
         if self.options(path) is None:
             return Verdict(path, UNLINKED, "not a linked experiment", UNLINKED)
         done = _mtime(os.path.join(path, st.DONE_FILE))
-        blocked = waits = reran = changed = None
+        blocked = waits = reran = changed = queued = None
         for spec, required in self.requirements(path):
             shown = self._show(required, path) if required else spec
             if not required:
                 blocked = blocked or f"requirement {spec} matches no linked experiment"
                 continue
             other = self.verdict(required)
-            if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status not in (st.RUNNING, st.QUEUED)):
+            if other.action == SKIP and other.status == st.QUEUED:
+                # Its job is in SLURM's queue: running E now would make Snakemake submit it a second time.
+                queued = queued or f"requirement {shown} {other.reason.split(', not submitted')[0]}"
+                continue
+            if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status != st.RUNNING):
                 if other.action != SKIP or done is None:
                     blocked = blocked or (f"requirement {shown} blocked ({other.reason})" if other.action == BLOCKED
                                           else f"requirement {shown} {other.status}")
@@ -291,6 +296,9 @@ class Planner:
         if blocked:
             status = st.FINISHED if done is not None else self._status(path)
             return Verdict(path, BLOCKED, blocked, status)
+        if queued:
+            status = st.FINISHED if done is not None else self._status(path)
+            return Verdict(path, SKIP, f"waits for {queued}; run again once it finished", status)
         if done is None:
             return self._pending(path, waits)
         if waits or reran:

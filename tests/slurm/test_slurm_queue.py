@@ -161,3 +161,27 @@ def test_refused_experiments_stay_out_of_job_arrays(slurm, env):
     rows = wait_for_sacct(env.since, lambda r: len(r) >= 2 and all(x["State"] == "COMPLETED" for x in r),
                           name=run.uuid)
     assert len(rows) == 2, rows
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(150)
+def test_a_dependent_of_a_queued_experiment_waits_instead_of_resubmitting_it(slurm, env):
+    """B requires A; A's job is queued when Snakemake is killed. The next plain run submits neither (submitting B
+    would make Snakemake submit A again to make B's input); once A's first job finished, a run runs B, once."""
+    root = env.make_set("set_d", ("{a: first}", "-n", "first"), ("{a: then}", "-n", "then", "--requires", "first"))
+    set_resources(root, "first", slurm_extra="--begin=now+10")
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, "first"), 40, "snakemake did not submit the first experiment")
+    env.stop(proc)
+    job = marker_job(root, "first")
+    env.job_ids.append(job)
+    dry = env.xmen("run", "-n", cwd=root)
+    assert f"Skipping then: waits for requirement first queued as SLURM job {job}" in dry.stderr, dry
+    again = env.snakemake(root, timeout=60)
+    assert again.returncode == 0 and "has been submitted" not in again.text, again.tail()
+    wait_for_sacct(env.since, lambda r: [x["State"] for x in r] == ["COMPLETED"], jobs=[job], timeout=60)
+    wait_for(lambda: statuses(root)["first"] == "finished", 20, "the first experiment did not finish")
+    last = env.snakemake(root, timeout=90)
+    assert last.returncode == 0, last.tail()
+    assert statuses(root) == {"first": "finished", "then": "finished"}, last.tail()
+    assert [len(runs(root, name)) for name in ("first", "then")] == [1, 1]
