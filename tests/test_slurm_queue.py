@@ -123,3 +123,21 @@ def test_one_squeue_call_per_plan(one_experiment: Path) -> None:
     decide = planner.Planner(reasons=False)
     assert [v.action for v in decide.plan(paths)] == [planner.RUN] * 4
     assert decide.queue().squeue_calls == 1
+
+
+
+def test_dry_run_with_every_experiment_skipped_does_not_call_them_finished(one_experiment: Path) -> None:
+    """A dry run whose only experiment is skipped (here running: its run lock held; queued ones on the cluster)
+    does not say "the others are finished": there are none."""
+    from xmen.job import release, try_lock
+
+    files.update_yaml(one_experiment / "params.yml", lambda data: data.update(_status=st.RUNNING))
+    fd = try_lock(one_experiment)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "xmen.cli", "run", "-n"], cwd=one_experiment.parent,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        release(fd)
+    assert proc.returncode == 0, proc.stderr
+    assert "Skipping e: running now" in proc.stderr, proc.stderr
+    assert proc.stdout == "Nothing to run: every matching experiment is skipped (see above).\n", proc.stdout
