@@ -120,7 +120,12 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
             raise XmenError(f"no linked experiment matches {glob!r} in {exp_set.root}")
         click.echo("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
         return
-    finished = "every matching experiment is finished" if not skipped else "the others are finished"
+    if not skipped:
+        finished = "every matching experiment is finished"
+    elif len(skipped) < len(exp_set.match(patterns or ["*"])):
+        finished = "the others are finished"
+    else:
+        finished = "every matching experiment is skipped (see above)"  # queued, running, blocked: none finished
     if dry_run:
         if not pending:
             click.echo(f"Nothing to run: {finished}.")

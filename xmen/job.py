@@ -16,7 +16,8 @@ script does:
    experiment since exits 0 without running it. No run since (a forced rerun: Snakemake removed the status
    file; ``xmen reset``; a requirement reran) means: run.
 2. The status file ``xmen.done`` is removed, and ``_status: running`` and
-   ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded.
+   ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded; the experiment is no longer queued (its
+   marker, see :mod:`xmen.slurm_queue`, is removed).
 3. A heartbeat thread keeps ``.xmen-heartbeat`` fresh (readers turn a stale ``running`` into ``lost``).
 4. ``bash SCRIPT_SH PARAMS_YML`` runs as a child with ``XMEN_JOB=1`` (a python experiment then leaves the heartbeat
    to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it. A child still alive
@@ -54,6 +55,7 @@ from . import status as st
 from .errors import XmenError
 from .heartbeat import Heartbeat
 from .provenance import hostname, now_time
+from .slurm_queue import unmark
 
 #: Lock file held by whoever runs the experiment in that folder (the runner, or a direct ``--execute``).
 LOCK_FILE = ".xmen-job.lock"
@@ -460,6 +462,7 @@ def run_job(params_path: str, script_path: str) -> int:
             except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
                 print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
                 return 1
+            unmark(exp_dir)  # no longer queued: it runs (and _run.slurm_job_id says which job runs it)
             env = dict(os.environ)
             env[ENV_JOB] = "1"
             env[ENV_JOB_PARAMS] = params

@@ -820,6 +820,7 @@ def _collect(
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str]] = []
     sets: list[SetInfo] = []
+    markers: list[tuple[dict[str, Any], Any]] = []  # rows with a SLURM queued marker (xmen.slurm_queue)
     contexts: dict[_Context, _Context] = {}
     type_ok: dict[Any, bool] = {}
     for root, (state, matcher) in selected.items():
@@ -850,7 +851,8 @@ def _collect(
                 shown = raw_status  # the common case, without a call
             else:
                 shown = _shown_status(raw_status, liveness, f"{root}/{name}")
-            if wanted_status and shown not in wanted_status:
+            queued = None if shown in _NEVER_QUEUED else _queued_marker(f"{root}/{name}")
+            if wanted_status and shown not in wanted_status and not (queued and st.QUEUED in wanted_status):
                 continue
             rows.append(
                 {
@@ -873,12 +875,69 @@ def _collect(
                     **dict(zip(SLURM_COLUMNS, (extra is not None and extra.get("slurm")) or _NO_SLURM)),
                 }
             )
+            if queued is not None:
+                markers.append((rows[-1], queued))
             listed.names.append(name)
         _add_plan_reasons(rows, root)
         state.save()
         sets.append(listed)
+    if markers:
+        _show_queued(markers)
+        if wanted_status:
+            rows = [r for r in rows if r["status"] in wanted_status]
+            for listed in sets:
+                kept = {r["name"] for r in rows if r["root"] == listed.root}
+                listed.names[:] = [n for n in listed.names if n in kept]
     filtered = bool(predicates or type is not None or wanted_status)
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
+
+
+#: Statuses a SLURM queued marker cannot change (a finished experiment's job would have to be a forced rerun).
+_NEVER_QUEUED = frozenset([st.RUNNING, st.FINISHED])
+
+
+def _queued_marker(exp_dir: str) -> Any:
+    """The experiment's queued marker (xmen.slurm_queue.Marker) or None: one failed ``open`` in the common case."""
+    from .slurm_queue import marker
+
+    return marker(exp_dir)
+
+
+def _show_queued(markers: list[tuple[dict[str, Any], Any]]) -> None:
+    """Rows whose experiment has a queued marker: ``queued`` with the job id and SLURM's pending reason while the
+    job is alive (ONE ``squeue`` call for all); a marker whose job left the queue without starting the experiment
+    keeps the row's status, with a note (its end state per one ``sacct`` call)."""
+    from . import slurm_queue
+
+    states = slurm_queue.job_states(m.job_id for _, m in markers)
+    gone: list[tuple[dict[str, Any], Any]] = []
+    for row, found in markers:
+        state = None if states is None else states.get(found.job_id)
+        if state is not None and state.alive:
+            row["status"] = st.QUEUED
+            row["plan"] = slurm_queue.describe(found, state)[len("queued as "):]
+        elif states is None:
+            row["plan"] = f"? SLURM job {found.job_id} submitted (squeue cannot be asked)"
+        else:
+            gone.append((row, found))
+    if not gone:
+        return
+    ended = slurm_queue.ended_states(m.job_id for _, m in gone)
+    for row, found in gone:
+        started = _started_by(os.path.join(row["root"], row["name"]))
+        if started == found.job_id:
+            continue  # the job started the experiment (its marker outlived the start by an instant)
+        how = ended.get(found.job_id)
+        row["plan"] = (f"! SLURM job {found.job_id} left the queue without starting it"
+                       + (f" ({how})" if how else ""))
+
+
+def _started_by(exp_dir: str) -> str | None:
+    """``_run.slurm_job_id`` of the experiment's last run."""
+    from .planner import PARAMS_FILE, _read_yaml
+
+    run = (_read_yaml(os.path.join(exp_dir, PARAMS_FILE)) or {}).get("_run")
+    return str(run.get("slurm_job_id")) if isinstance(run, dict) and run.get("slurm_job_id") else None
 
 
 def split_label(label: str) -> tuple[str, str]:

@@ -12,6 +12,9 @@ The rule, for a linked experiment E:
   missing), when a requirement runs (``requirement R pending``), when a requirement finished after E did
   (``requirement R reran``), or when the set of its requirements changed since its run (a glob such as
   ``../eval/*`` gained or lost an experiment). This is transitive, across sets.
+- E whose SLURM job is still queued (xmen.slurm_queue: its marker, and squeue asked once per plan) is **skipped**
+  like a running one: a second Snakemake, also after the first was killed, never submits it again. So is E when a
+  requirement is queued (Snakemake would submit the requirement again to make E's input).
 - A finished E whose parameters or code (the hash of the set's script and the experiment module) differ from what
   its run recorded is **changed**: flagged, not rerun; ``xmen run --changed`` reruns it (see README). Results that
   depend on a changed experiment are changed too.
@@ -186,6 +189,7 @@ class Planner:
         self._sets: dict[str, SetInfo | None] = {}
         self._verdicts: dict[str, Verdict] = {}
         self._requires: dict[str, list[tuple[str, str]]] = {}
+        self._queue: Any = None  # xmen.slurm_queue.QueueView, made on first need
 
     # ------------------------------------------------------------------ reading
     def set_info(self, root: str) -> SetInfo | None:
@@ -263,13 +267,17 @@ class Planner:
         if self.options(path) is None:
             return Verdict(path, UNLINKED, "not a linked experiment", UNLINKED)
         done = _mtime(os.path.join(path, st.DONE_FILE))
-        blocked = waits = reran = changed = None
+        blocked = waits = reran = changed = queued = None
         for spec, required in self.requirements(path):
             shown = self._show(required, path) if required else spec
             if not required:
                 blocked = blocked or f"requirement {spec} matches no linked experiment"
                 continue
             other = self.verdict(required)
+            if other.action == SKIP and other.status == st.QUEUED:
+                # Its job is in SLURM's queue: running E now would make Snakemake submit it a second time.
+                queued = queued or f"requirement {shown} {other.reason.split(', not submitted')[0]}"
+                continue
             if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status != st.RUNNING):
                 if other.action != SKIP or done is None:
                     blocked = blocked or (f"requirement {shown} blocked ({other.reason})" if other.action == BLOCKED
@@ -288,6 +296,9 @@ class Planner:
         if blocked:
             status = st.FINISHED if done is not None else self._status(path)
             return Verdict(path, BLOCKED, blocked, status)
+        if queued:
+            status = st.FINISHED if done is not None else self._status(path)
+            return Verdict(path, SKIP, f"waits for {queued}; run again once it finished", status)
         if done is None:
             return self._pending(path, waits)
         if waits or reran:
@@ -299,6 +310,24 @@ class Planner:
             return Verdict(path, CHANGED, changed, st.FINISHED)
         return Verdict(path, DONE, "", st.FINISHED)
 
+    def queue(self) -> Any:
+        """What SLURM says of the experiments with a queued marker (one squeue call per :meth:`plan`)."""
+        if self._queue is None:
+            from .slurm_queue import QueueView
+
+            self._queue = QueueView()
+        return self._queue
+
+    def _queued(self, path: str) -> Verdict | None:
+        """SKIP for an experiment whose SLURM job is still queued (or starting): never submitted twice, also when
+        the Snakemake that submitted it was killed (see xmen.slurm_queue)."""
+        found = self.queue().queued(path)
+        if found is None:
+            return None
+        from .slurm_queue import describe
+
+        return Verdict(path, SKIP, describe(*found) + ", not submitted again", st.QUEUED)
+
     def _status(self, path: str) -> str:
         params = _read_yaml(os.path.join(path, PARAMS_FILE))
         if params is None:
@@ -306,6 +335,9 @@ class Planner:
         return str(params.get("_status") or st.REGISTERED)
 
     def _pending(self, path: str, waits: str | None) -> Verdict:
+        queued = self._queued(path)
+        if queued is not None:
+            return queued
         if not self.reasons:
             return Verdict(path, RUN, "pending", "unknown")
         from . import files, statecheck
@@ -390,6 +422,8 @@ class Planner:
         output is still present.
         """
         wanted = (RUN, CHANGED) if changed else (RUN,)
+        paths = [os.path.normpath(p) for p in paths]
+        self.queue().prefetch(p for p in paths if p not in self._verdicts)  # one squeue call for all markers
         chosen = [self.verdict(p) for p in paths]
         listed: set[str] = set()
         ordered: list[Verdict] = []

@@ -84,6 +84,9 @@ class XmenWorkflow:
             from . import slurm_poll
 
             slurm_poll.install()  # a run ends within seconds of its last SLURM job (see xmen.slurm_poll)
+        self._checked = False  # the SLURM preflight ran (once per run)
+        if self.workflow.is_main_process:  # queued markers, rejected submissions (xmen.slurm_queue)
+            install_slurm_hooks(self.cwd)
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:
@@ -151,6 +154,7 @@ class XmenWorkflow:
     def target_verdicts(self, everything: bool) -> list[planner.Verdict]:
         """The planner's verdicts of the experiments the default target asks for."""
         if everything:
+            self.planner.queue().prefetch(self.chosen)  # one squeue call for all queued markers
             verdicts = [self.planner.verdict(p) for p in self.chosen]
             return [v for v in verdicts if v.action not in (planner.BLOCKED, planner.UNLINKED)]
         return [v for v in self.planner.plan(self.chosen) if v.action == planner.RUN]
@@ -164,6 +168,8 @@ class XmenWorkflow:
             paths = [v.path for v in verdicts]
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
                 self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
+            if not everything:
+                self.check_slurm(paths)
             if not paths:
                 # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
                 # of running a target job with neither input nor output.
@@ -174,6 +180,20 @@ class XmenWorkflow:
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
         return targets
+
+    def check_slurm(self, paths: list[str]) -> None:
+        """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
+        and in a real run those experiments recorded as error and refused by the hooked plugin (xmen.slurm_queue)."""
+        plugin = getattr(self.workflow, "executor_plugin", None)
+        if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
+            return
+        self._checked = True
+        from . import slurm_queue
+
+        wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
+        grouped = slurm_queue.preflight(wanted)
+        if grouped:
+            slurm_queue.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
 
     # ------------------------------------------------------------------ the rule's callables
     def requires_input(self) -> Any:
@@ -305,6 +325,18 @@ class XmenWorkflow:
             from .files import write_text_atomic
 
             write_text_atomic(output[0], "finished\n")
+
+
+def install_slurm_hooks(workdir: str) -> bool:
+    """Hook xmen.slurm_queue into the SLURM executor plugin when Snakemake loaded it (it imports every installed
+    executor plugin before it reads the Snakefile): queued markers, rejected submissions, preflight refusals."""
+    module = sys.modules.get("snakemake_executor_plugin_slurm")
+    executor = getattr(module, "Executor", None)
+    if executor is None:
+        return False
+    from . import slurm_queue
+
+    return slurm_queue.install(executor, workdir, module)
 
 
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:

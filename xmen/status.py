@@ -17,8 +17,11 @@ TIMEOUT = "timeout"
 #: Cancelled from outside: ``scancel`` of its SLURM job (SLURM's verdict) or ``xmen cancel``.
 CANCELLED = "cancelled"
 LOST = "lost"
+#: Submitted to SLURM, not started yet: never stored in params.yml, read from the marker file (xmen.slurm_queue)
+#: and squeue.
+QUEUED = "queued"
 
-ALL = (DEFAULT, REGISTERED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
+ALL = (DEFAULT, REGISTERED, QUEUED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
 FAILED = (ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
 
 #: params.yml key: one record per SLURM attempt, written by the main Snakemake process from sacct (xmen.slurm).

@@ -1,0 +1,189 @@
+"""Queued, restarted, rejected: xmen on the real cluster of tests/slurm/up.sh (see xmen/slurm_queue.py).
+
+Reuses the fixtures and helpers of test_slurm.py (``slurm``, ``env``, the plain shell experiment that appends a
+line to runs.txt per run). A job is kept pending with ``slurm_extra: --begin=now+N`` written into the test set's
+experiment.yml (xmen's --resources does not take values with ``=`` yet).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_slurm import (  # noqa: F401
+    ARRAYS, env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
+
+MARKER = ".xmen-queued"
+# Seconds to wait for SLURM jobs. Each test takes 3-45 s on a free node; the test cluster is shared (2 CPUs), and
+# other runs' jobs can hold these back for a minute or more.
+SHARED = 150
+
+
+def set_resources(root: Path, name: str, **resources: object) -> None:
+    """Test-only edit of experiment.yml: extra resources of one experiment."""
+    data = read_yaml(root / "experiment.yml")
+    options = data["experiments"][name] = dict(data["experiments"][name] or {})
+    options["resources"] = {**(options.get("resources") or {}), **resources}
+    (root / "experiment.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout}s")
+        time.sleep(0.2)
+
+
+def marker_job(root: Path, name: str) -> str:
+    path = root / name / MARKER
+    return str(read_yaml(path).get("job_id")) if path.exists() else ""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, env):
+    """Snakemake submits two experiments (one held in the queue by --begin, one that starts at once) and is killed
+    with kill -9. `xmen list` shows the held one `queued` with its job id and SLURM's reason, `xmen run -n` says it
+    is not submitted again, a plain `snakemake --profile slurm` (no --unlock) submits nothing, and in the end each
+    experiment ran exactly once, by its first job."""
+    root = env.make_set("set_q", ("{a: held | now, sleep: 4}",))
+    held, now = "a=held__sleep=4", "a=now__sleep=4"
+    set_resources(root, held, slurm_extra="--begin=now+15")
+    proc, log = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, held) and (marker_job(root, now) or runs(root, now)), 40,
+             "snakemake did not submit both experiments")
+    env.stop(proc)  # kill -9 of the submitting Snakemake, jobs still queued / running
+    job_held = marker_job(root, held)
+    env.job_ids.append(job_held)
+
+    listing = env.xmen("list", cwd=root).stdout
+    line = next(row for row in listing.splitlines() if held in row)
+    assert "queued" in line and f"SLURM job {job_held} (BeginTime)" in line, listing
+    dry = env.xmen("run", "-n", cwd=root)
+    assert f"queued as SLURM job {job_held} (BeginTime), not submitted again" in dry.stdout + dry.stderr, dry
+    assert "queued" in env.xmen("list", "--status-is", "queued", cwd=root).stdout
+
+    again = env.snakemake(root, timeout=SHARED)
+    assert again.returncode == 0, again.tail()
+    assert "has been submitted" not in again.text, again.tail()
+
+    # The first run's jobs still run, and record their own status.
+    job_now = str((params(root, now).get("_run") or {}).get("slurm_job_id") or marker_job(root, now))
+    env.job_ids.append(job_now)
+    rows = wait_for_sacct(env.since, lambda r: len(r) == 2 and all(x["State"] == "COMPLETED" for x in r),
+                          jobs=[job_held, job_now], timeout=SHARED)
+    wait_for(lambda: statuses(root) == {held: "finished", now: "finished"}, 20, "the experiments did not finish")
+    assert [len(runs(root, name)) for name in (held, now)] == [1, 1], rows
+    assert str(params(root, held)["_run"]["slurm_job_id"]) == job_held
+    assert not (root / held / MARKER).exists() and not (root / now / MARKER).exists()
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
+    """An unknown partition and a GPU on this GPU-less cluster are found before submitting (one line per problem,
+    recorded as error, never submitted); memory sbatch refuses (--mem-per-cpu beyond the node) is recorded from
+    sbatch's own message, an account the plugin's sacctmgr check refuses from the plugin's; the healthy experiment
+    finishes and the run ends non-zero."""
+    root = env.make_set(
+        "set_x",
+        ("{a: ok}",),
+        ("{a: nopart}", "--resources", "slurm_partition=nope"),
+        ("{a: gpu}", "--resources", "gpu=1"),
+        ("{a: greedy}", "--resources", "mem_mb_per_cpu=100000"),
+        ("{a: account}", "--resources", "slurm_account=nobody"),
+    )
+    run = env.snakemake(root, timeout=SHARED)
+    assert run.returncode != 0, run.tail()
+    found = {name: (params(root, name).get("_status"), str(params(root, name).get("_error"))) for name in
+             experiments(root)}
+    assert found["a=ok"] == ("finished", "None"), found
+    assert found["a=nopart"][0] == "error" and "unknown partition 'nope'" in found["a=nopart"][1], found
+    assert found["a=gpu"][0] == "error" and "GRES 'gpu'" in found["a=gpu"][1], found
+    assert found["a=greedy"][0] == "error", found
+    assert found["a=greedy"][1].startswith("submission rejected by SLURM: sbatch: error:"), found
+    assert found["a=account"][0] == "error" and "account nobody" in found["a=account"][1], found
+    assert found["a=account"][1].startswith("submission rejected by SLURM: "), found
+    assert re.search(r"SLURM would reject 1 experiment\(s\) \(unknown partition 'nope'.*a=nopart", run.text), run.tail()
+    assert re.search(r"SLURM would reject 1 experiment\(s\) \(no node of partition 'main' has GRES 'gpu'\).*a=gpu",
+                     run.text), run.tail()
+    # The refused ones never reached SLURM: sacct shows the healthy job and the record SLURM keeps of the rejected
+    # submission (FAILED, never ran).
+    time.sleep(2)
+    rows = wait_for_sacct(env.since, lambda r: len(r) >= 2, name=run.uuid)
+    assert sorted((r["State"], r["ReqMem"]) for r in rows) == [("COMPLETED", "1000M"), ("FAILED", "100000M")], rows
+    assert [r["Elapsed"] for r in rows if r["State"] == "FAILED"] == ["00:00:00"], rows
+    listing = env.xmen("list", "--status-is", "error", cwd=root).stdout
+    assert all(name in listing for name in ("a=nopart", "a=gpu", "a=greedy", "a=account")), listing
+    assert "a=ok" not in listing, listing
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_a_cancelled_queued_job_is_shown_for_what_it_is_and_runs_again(slurm, env):
+    """A queued job cancelled before it started its experiment (Snakemake killed first): `xmen list` keeps the
+    experiment `registered` and says the job left the queue (CANCELLED per sacct); the planner runs it again."""
+    root = env.make_set("set_c", ("{a: gone}",))
+    name = "a=gone"
+    set_resources(root, name, slurm_extra="--begin=now+600")
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, name), 40, "snakemake did not submit the experiment")
+    env.stop(proc)
+    job = marker_job(root, name)
+    env.job_ids.append(job)
+    cancelled = env.xmen("list", cwd=root)
+    assert "queued" in cancelled.stdout, cancelled.stdout
+    assert sh("scancel", job).returncode == 0
+
+    def listed() -> str:
+        nonlocal cancelled
+        cancelled = env.xmen("list", cwd=root)
+        return cancelled.stdout
+
+    wait_for(lambda: f"SLURM job {job} left the queue without starting it (CANCELLED)" in listed(), 30,
+             "xmen list did not flag the cancelled job")
+    line = next(row for row in cancelled.stdout.splitlines() if name in row)
+    assert "registered" in line and "queued" not in line, cancelled.stdout
+    dry = env.xmen("run", "-n", cwd=root)
+    assert "queued" not in dry.stdout + dry.stderr and name in dry.stdout, dry
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_refused_experiments_stay_out_of_job_arrays(slurm, env):
+    """With job arrays as the README documents them, an experiment refused before submission is not a task of
+    the array (the plugin would give it the array's first resources and run it)."""
+    root = env.make_set("set_ax", ("{a: ok1 | ok2}",), ("{a: nopart}", "--resources", "slurm_partition=nope"))
+    run = env.snakemake(root, *ARRAYS, timeout=SHARED)
+    assert run.returncode != 0, run.tail()
+    assert statuses(root) == {"a=ok1": "finished", "a=ok2": "finished", "a=nopart": "error"}, run.tail()
+    assert runs(root, "a=nopart") == []
+    rows = wait_for_sacct(env.since, lambda r: len(r) >= 2 and all(x["State"] == "COMPLETED" for x in r),
+                          name=run.uuid)
+    assert len(rows) == 2, rows
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_a_dependent_of_a_queued_experiment_waits_instead_of_resubmitting_it(slurm, env):
+    """B requires A; A's job is queued when Snakemake is killed. The next plain run submits neither (submitting B
+    would make Snakemake submit A again to make B's input); once A's first job finished (once), B is up to run."""
+    root = env.make_set("set_d", ("{a: first}", "-n", "first"), ("{a: then}", "-n", "then", "--requires", "first"))
+    set_resources(root, "first", slurm_extra="--begin=now+10")
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, "first"), 40, "snakemake did not submit the first experiment")
+    env.stop(proc)
+    job = marker_job(root, "first")
+    env.job_ids.append(job)
+    dry = env.xmen("run", "-n", cwd=root)
+    assert f"Skipping then: waits for requirement first queued as SLURM job {job}" in dry.stderr, dry
+    again = env.snakemake(root, timeout=SHARED)
+    assert again.returncode == 0 and "has been submitted" not in again.text, again.tail()
+    wait_for_sacct(env.since, lambda r: [x["State"] for x in r] == ["COMPLETED"], jobs=[job], timeout=SHARED)
+    wait_for(lambda: statuses(root)["first"] == "finished", 20, "the first experiment did not finish")
+    assert len(runs(root, "first")) == 1
+    after = env.xmen("run", "-n", cwd=root)  # now the dependent runs (its run is an ordinary one: not repeated)
+    assert "then" in after.stdout and "first" not in after.stdout and "Skipping" not in after.stderr, after

@@ -1,0 +1,502 @@
+"""Experiments waiting in SLURM's queue, and submissions SLURM rejects.
+
+Between ``sbatch`` and the start of its job an experiment is neither ``registered`` (a run would submit it again)
+nor ``running`` (nothing runs yet). When the SLURM executor plugin submits an experiment's job, the hooks installed
+here (by :mod:`xmen.snakemake_glue`, in the main Snakemake process) write a marker file :data:`MARKER_FILE` in the
+experiment folder with the job id and the submission time; the job runner (:mod:`xmen.job`) removes it when the
+experiment starts. Readers then ask SLURM, one ``squeue`` call for all the markers they found:
+
+- the job is still in the queue (or starting): the experiment is ``queued``; the planner skips it (never a
+  second submission, also after the submitting Snakemake was killed), ``xmen list`` shows the job id and SLURM's
+  pending reason;
+- the job is gone and the experiment never started: the marker is only history (``xmen list`` says so, with the
+  job's end state per ``sacct``); the planner treats the experiment as what its status says.
+
+A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (``_status: error``, ``_error:
+submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
+partition, more memory or CPUs than any node of the partition has, a GRES no node has) is found before anything is
+submitted, from one ``sinfo`` call (:func:`preflight`); such experiments are recorded the same way and not submitted,
+while the others run.
+
+Nothing here imports Snakemake or the plugin: :func:`install` patches the plugin's executor class it is given.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+from . import files
+from . import status as st
+
+#: Marker file of an experiment whose SLURM job is submitted and has not started it yet.
+MARKER_FILE = ".xmen-queued"
+#: squeue states of a job that may still start (or is starting) its experiment.
+ALIVE = frozenset(["PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+                   "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"])
+#: Prefix of the ``_error`` of an experiment whose submission SLURM rejected (or would reject).
+REJECTED = "submission rejected by SLURM"
+_TIMEOUT = 20.0
+_SBATCH_MESSAGE = re.compile(r"The error message was '(.*?)'\.\s*(?:\n|$)", re.S)
+
+
+# ------------------------------------------------------------------------------------------------ the marker
+@dataclass(frozen=True)
+class Marker:
+    """What :data:`MARKER_FILE` says: the SLURM job id (``123`` or an array task ``123_4``) and when it was
+    submitted."""
+
+    job_id: str
+    submitted: str = ""
+
+
+def mark(exp_dir: str | os.PathLike[str], job_id: str) -> None:
+    """Record that ``exp_dir``'s job ``job_id`` was submitted (atomically: a reader sees the old or the new)."""
+    from .provenance import now_time
+
+    text = yaml.safe_dump({"job_id": str(job_id), "submitted": now_time()}, sort_keys=False)
+    files.write_text_atomic(os.path.join(os.fspath(exp_dir), MARKER_FILE), text)
+
+
+def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
+    """The experiment's marker, or None (no marker, or an unreadable one)."""
+    try:
+        with open(os.path.join(os.fspath(exp_dir), MARKER_FILE), encoding="utf-8") as handle:
+            data = yaml.safe_load(handle.read())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not str(data.get("job_id") or "").strip():
+        return None
+    return Marker(str(data["job_id"]).strip(), str(data.get("submitted") or ""))
+
+
+def unmark(exp_dir: str | os.PathLike[str]) -> None:
+    """Remove the marker (the runner does when the experiment starts)."""
+    try:
+        os.unlink(os.path.join(os.fspath(exp_dir), MARKER_FILE))
+    except FileNotFoundError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ asking SLURM
+@dataclass(frozen=True)
+class JobState:
+    """A job as ``squeue`` shows it: its state (``PENDING``...) and SLURM's reason (``Priority``, ``None``...)."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ALIVE
+
+
+def job_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, JobState] | None:
+    """``{job id: JobState}`` of the jobs squeue still shows, from ONE ``squeue`` call; None when squeue cannot be
+    asked (not installed, no answer): then nobody can tell whether the jobs are queued."""
+    ids = sorted({str(i) for i in job_ids if str(i).strip()})
+    if not ids:
+        return {}
+    try:
+        proc = run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r"], capture_output=True, text=True,
+                   timeout=_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        # squeue -j with only ids it does not know any more: "Invalid job id specified".
+        return {} if "invalid job id" in (proc.stderr or "").lower() else None
+    found: dict[str, JobState] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 3:
+            found[parts[0]] = JobState(parts[1], parts[2])
+    return found
+
+
+def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
+    """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call; empty
+    when sacct cannot answer (no accounting)."""
+    ids = sorted({str(i) for i in job_ids if str(i).strip()})
+    if not ids:
+        return {}
+    try:
+        proc = run(["sacct", "-n", "-P", "-X", "-j", ",".join(ids), "-o", "JobID,State"], capture_output=True,
+                   text=True, timeout=_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    found: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2 and parts[1]:
+            found[parts[0]] = parts[1].split()[0]  # "CANCELLED by 0" -> CANCELLED
+    return found
+
+
+class QueueView:
+    """Markers of some experiments and what squeue says of their jobs, asked once for all of them.
+
+    ``prefetch(paths)`` reads the markers of many experiments and asks squeue once; :meth:`queued` answers for one
+    experiment (asking squeue alone only for an experiment that was not prefetched).
+    """
+
+    def __init__(self, run: Callable[..., Any] = subprocess.run) -> None:
+        self._run = run
+        self._markers: dict[str, Marker | None] = {}
+        self._states: dict[str, JobState] = {}
+        self._asked: set[str] = set()
+        self.squeue_calls = 0
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Read the markers of ``paths``; squeue is asked, for all of them at once, when a state is first needed."""
+        for path in paths:
+            if path not in self._markers:
+                self._markers[path] = marker(path)
+
+    def _ask(self, ids: list[str]) -> None:
+        ids = [i for i in ids if i not in self._asked]
+        if not ids:
+            return
+        ids += [m.job_id for m in self._markers.values() if m is not None and m.job_id not in self._asked]
+        self._asked.update(ids)
+        self.squeue_calls += 1
+        states = job_states(ids, self._run)
+        if states is not None:
+            self._states.update(states)
+
+    def marker(self, path: str) -> Marker | None:
+        if path not in self._markers:
+            self._markers[path] = marker(path)
+        return self._markers[path]
+
+    def state(self, job_id: str) -> JobState | None:
+        """squeue's word on ``job_id``; None when squeue does not show it (ended long enough ago, or unknown)."""
+        self._ask([job_id])
+        return self._states.get(job_id)
+
+    def queued(self, path: str) -> tuple[Marker, JobState] | None:
+        """(marker, job state) when ``path``'s job is submitted and still alive in SLURM, else None.
+
+        Inside that very job (``SLURM_JOB_ID``) the marker is the job itself, never a reason to skip.
+        """
+        found = self.marker(path)
+        if found is None or _this_job(found.job_id):
+            return None
+        state = self.state(found.job_id)
+        if state is None or not state.alive:
+            return None
+        return found, state
+
+
+def _this_job(job_id: str) -> bool:
+    """True inside SLURM job ``job_id`` itself (a plain job, or an array task ``123_4``)."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return job_id == os.environ.get("SLURM_JOB_ID") or bool(array and task and job_id == f"{array}_{task}")
+
+
+def describe(job: Marker, state: JobState) -> str:
+    """``queued as SLURM job 123 (Priority)``: what the planner and ``xmen list`` say of a queued experiment."""
+    reason = state.reason if state.state == "PENDING" else state.state.lower()
+    return f"queued as SLURM job {job.job_id}" + (f" ({reason})" if reason and reason != "None" else "")
+
+
+# ------------------------------------------------------------------------------------------------ rejections
+def sbatch_message(message: str) -> str:
+    """sbatch's own words out of the plugin's "SLURM sbatch failed. The error message was '...'" text."""
+    found = _SBATCH_MESSAGE.search(message)
+    text = found.group(1) if found else message
+    return " ".join(text.split())
+
+
+def record_rejected(exp_dir: str | os.PathLike[str], reason: str) -> None:
+    """Record in the experiment's params.yml that its submission was (or would be) rejected: ``error`` with
+    ``_error: submission rejected by SLURM: <reason>``; no run started, so ``_run`` is left alone."""
+    from .job import RUN_COMMENTS
+
+    def change(data: dict[str, Any]) -> None:
+        data["_status"] = st.ERROR
+        data["_error"] = f"{REJECTED}: {reason}"
+
+    files.update_yaml(os.path.join(os.fspath(exp_dir), "params.yml"), change, RUN_COMMENTS)
+
+
+# ------------------------------------------------------------------------------------------------ before submitting
+@dataclass
+class Partition:
+    """What ``sinfo`` says of one partition: the most memory (MB) and CPUs one of its nodes has, its GRES."""
+
+    name: str
+    default: bool = False
+    memory_mb: int = 0
+    cpus: int = 0
+    gres: set[str] = field(default_factory=set)
+
+
+def cluster_partitions(run: Callable[..., Any] = subprocess.run) -> dict[str, Partition] | None:
+    """Partitions from ONE ``sinfo`` call; None when sinfo cannot answer (no check is made then)."""
+    try:
+        proc = run(["sinfo", "-h", "-o", "%P|%m|%c|%G"], capture_output=True, text=True, timeout=_TIMEOUT,
+                   stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return parse_sinfo(proc.stdout)
+
+
+def parse_sinfo(text: str) -> dict[str, Partition]:
+    """``sinfo -h -o '%P|%m|%c|%G'`` lines (one per partition and node kind) as partitions."""
+    found: dict[str, Partition] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 4 or not parts[0]:
+            continue
+        name = parts[0].rstrip("*")
+        part = found.setdefault(name, Partition(name))
+        part.default = part.default or parts[0].endswith("*")
+        part.memory_mb = max(part.memory_mb, _int(parts[1]))
+        part.cpus = max(part.cpus, _int(parts[2]))
+        for gres in parts[3].split(","):
+            gres = gres.strip()
+            if gres and gres != "(null)":
+                part.gres.add(gres.split(":")[0].split("(")[0])
+    return found
+
+
+def _int(text: str) -> int:
+    digits = re.match(r"\d+", text.strip())
+    return int(digits.group()) if digits else 0
+
+
+def _first(value: Any) -> Any:
+    """The first attempt's value of a resource (a list holds one value per attempt)."""
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(_first(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def problems(options: Mapping[str, Any], partitions: Mapping[str, Partition]) -> list[str]:
+    """Why SLURM would reject an experiment with these run options (threads, resources) on this cluster.
+
+    Checked: an unknown ``slurm_partition``; ``mem_mb`` or threads beyond every node of the partition; a ``gpu``,
+    ``gpus`` or ``gres`` that no node of the partition has. Only the first attempt's values (a retry asking for more
+    is rejected when it is submitted, and recorded then).
+    """
+    resources = options.get("resources") if isinstance(options.get("resources"), Mapping) else {}
+    found: list[str] = []
+    name = _first(resources.get("slurm_partition"))
+    if name is not None:
+        part = partitions.get(str(name))
+        if part is None:
+            return [f"unknown partition {name!r} (this cluster has: {', '.join(sorted(partitions))})"]
+    else:
+        part = next((p for p in partitions.values() if p.default), None)
+        if part is None:
+            return []
+    where = f"partition {part.name!r}"
+    memory = _number(resources.get("mem_mb"))
+    if memory is not None and part.memory_mb and memory > part.memory_mb:
+        found.append(f"mem_mb={memory:g} is more than any node of {where} has ({part.memory_mb} MB)")
+    threads = _number(options.get("threads"))
+    if threads is not None and part.cpus and threads > part.cpus:
+        found.append(f"threads={threads:g} is more than any node of {where} has ({part.cpus} CPUs)")
+    gpus = [key for key in ("gpu", "gpus") if _number(resources.get(key))]
+    gres = _first(resources.get("gres"))
+    wanted = set()
+    if gpus:
+        wanted.add("gpu")
+    if gres:
+        wanted.update(str(g).split(":")[0].strip() for g in str(gres).split(",") if str(g).strip())
+    for kind in sorted(wanted - part.gres):
+        found.append(f"no node of {where} has GRES {kind!r}")
+    return found
+
+
+def preflight(experiments: Mapping[str, Mapping[str, Any]], run: Callable[..., Any] = subprocess.run
+              ) -> dict[str, list[str]]:
+    """``{problem: [experiment, ...]}`` for the experiments SLURM would reject, from one ``sinfo`` call; empty
+    when there is no problem or sinfo cannot answer."""
+    partitions = cluster_partitions(run)
+    if not partitions:
+        return {}
+    grouped: dict[str, list[str]] = {}
+    for name, options in experiments.items():
+        for problem in problems(options, partitions):
+            grouped.setdefault(problem, []).append(name)
+    return grouped
+
+
+def preflight_lines(grouped: Mapping[str, list[str]], dry_run: bool) -> list[str]:
+    """One line per distinct problem, naming its experiments (the first five, then a count)."""
+    lines = []
+    verb = "would be recorded as error and not submitted" if dry_run else "recorded as error, not submitted"
+    for problem, names in grouped.items():
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        lines.append(f"xmen: SLURM would reject {len(names)} experiment(s) ({problem}); {verb}: {shown}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ the hooks
+class _Hooks:
+    """State of the hooks installed in this (main Snakemake) process."""
+
+    def __init__(self) -> None:
+        self.workdir = os.getcwd()
+        #: experiment dir (absolute) -> why it is not submitted (found by :func:`preflight`)
+        self.refused: dict[str, str] = {}
+
+
+HOOKS = _Hooks()
+
+
+def experiment_dirs(job: Any, workdir: str) -> list[str]:
+    """Absolute folders of the experiments of a Snakemake job (every job of a group job)."""
+    jobs = list(getattr(job, "jobs", None) or []) if _is_group(job) else [job]
+    found = []
+    for one in jobs:
+        wildcards = getattr(one, "wildcards_dict", None) or {}
+        exp = wildcards.get("exp")
+        if exp:
+            found.append(os.path.normpath(os.path.join(workdir, str(exp))))
+    return found
+
+
+def _is_group(job: Any) -> bool:
+    try:
+        return bool(job.is_group())
+    except Exception:  # noqa: BLE001 - a job object of another shape: treat as one job
+        return False
+
+
+def _warn(text: str) -> None:
+    print(f"xmen: {text}", file=sys.stderr, flush=True)
+
+
+def on_submitted(job: Any, job_id: str | None) -> None:
+    """The plugin submitted ``job`` as SLURM job ``job_id``: mark its experiments queued."""
+    if not job_id:
+        return
+    for exp_dir in experiment_dirs(job, HOOKS.workdir):
+        try:
+            mark(exp_dir, str(job_id))
+        except OSError as exc:  # never fail the submission for the marker
+            _warn(f"cannot mark {exp_dir} as queued: {exc}")
+
+
+def on_rejected(job: Any, message: str) -> None:
+    """The plugin reports that ``job`` could not be submitted (it reports nothing else this way): sbatch rejected
+    it, or the plugin's own checks did (an account sacctmgr does not know). Recorded in params.yml."""
+    if message.startswith("not submitted: "):
+        return  # refused by preflight: recorded already
+    reason = sbatch_message(message)
+    for prefix in ("Job submission failed with exception: ", "Array job submission failed with exception: "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
+    for exp_dir in experiment_dirs(job, HOOKS.workdir):
+        try:
+            record_rejected(exp_dir, reason)
+        except Exception as exc:  # noqa: BLE001 - recording must never break Snakemake's own error handling
+            _warn(f"cannot record the rejected submission in {exp_dir}: {exc}")
+
+
+def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
+    """Wrap the SLURM executor's submission report, error report and ``run_job`` (once per class).
+
+    The plugin (2.8) learns a job's id in ``run_job`` (a worker thread) and passes it to
+    ``_report_job_submission_threadsafe(SubmittedJobInfo)``; a rejected ``sbatch`` goes to
+    ``_report_job_error_threadsafe(SubmittedJobInfo, msg)``. ``run_job`` of an experiment :func:`preflight` refused
+    reports an error without calling sbatch. False when the class does not have these methods (another plugin
+    version): nothing is patched then.
+
+    With the plugin's ``module``, its ``clean_old_logs`` (at the end of every run) keeps empty log folders: the
+    plugin deletes them, among them the folder of a job still pending from a run that was killed, whose job then
+    fails at its start, unable to open its log (measured: State FAILED, Elapsed 0).
+    """
+    HOOKS.workdir = workdir
+    names = ("_report_job_submission_threadsafe", "_report_job_error_threadsafe", "run_job")
+    if getattr(executor_class, "_xmen_hooked", False):
+        return True
+    if not all(callable(getattr(executor_class, n, None)) for n in names):
+        return False
+    submitted, errored, run_job = (getattr(executor_class, n) for n in names)
+
+    def report_submission(self: Any, job_info: Any) -> Any:
+        try:
+            on_submitted(job_info.job, getattr(job_info, "external_jobid", None))
+        except Exception as exc:  # noqa: BLE001
+            _warn(f"cannot record a submission: {exc}")
+        return submitted(self, job_info)
+
+    def report_error(self: Any, job_info: Any, msg: str) -> Any:
+        on_rejected(job_info.job, str(msg))
+        return errored(self, job_info, msg)
+
+    def refuse_job(self: Any, job: Any) -> bool:
+        """Report a job preflight refused as failed (never submitted); False for the others."""
+        refused = [HOOKS.refused[d] for d in experiment_dirs(job, HOOKS.workdir) if d in HOOKS.refused]
+        if not refused:
+            return False
+        from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+
+        errored(self, SubmittedJobInfo(job), f"not submitted: {REJECTED}: {refused[0]}")
+        return True
+
+    def refusing_run_job(self: Any, job: Any) -> Any:
+        if not refuse_job(self, job):
+            return run_job(self, job)
+        return None
+
+    run_array_jobs = getattr(executor_class, "run_array_jobs", None)
+    if callable(run_array_jobs):
+
+        def refusing_run_array_jobs(self: Any, jobs: list[Any]) -> Any:
+            kept = [job for job in jobs if not refuse_job(self, job)]
+            return run_array_jobs(self, kept) if kept else None
+
+        executor_class.run_array_jobs = refusing_run_array_jobs
+
+    cleaner = getattr(executor_class, "clean_old_logs", None)
+    if module is not None and callable(getattr(module, "delete_empty_dirs", None)) and callable(cleaner):
+
+        def clean_old_logs(self: Any) -> Any:
+            deleter = module.delete_empty_dirs
+            module.delete_empty_dirs = lambda path: None
+            try:
+                return cleaner(self)
+            finally:
+                module.delete_empty_dirs = deleter
+
+        executor_class.clean_old_logs = clean_old_logs
+    executor_class._report_job_submission_threadsafe = report_submission
+    executor_class._report_job_error_threadsafe = report_error
+    executor_class.run_job = refusing_run_job
+    executor_class._xmen_hooked = True
+    return True
+
+
+def refuse(grouped: Mapping[str, list[str]], workdir: str, dry_run: bool) -> None:
+    """Say what :func:`preflight` found; in a real run record each such experiment as error and have the hooked
+    ``run_job`` refuse it (Snakemake counts it failed: the run ends non-zero, the others run)."""
+    for line in preflight_lines(grouped, dry_run):
+        print(line, file=sys.stderr, flush=True)
+    if dry_run:
+        return
+    for problem, names in grouped.items():
+        for name in names:
+            exp_dir = os.path.normpath(os.path.join(workdir, name))
+            HOOKS.refused.setdefault(exp_dir, problem)
+            try:
+                record_rejected(exp_dir, problem)
+            except Exception as exc:  # noqa: BLE001
+                _warn(f"cannot record the rejection in {exp_dir}: {exc}")
