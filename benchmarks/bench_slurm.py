@@ -18,7 +18,8 @@ b. From the jobs of (a): job-internal overhead per experiment, sacct's job Elaps
    Target: snakemake's overhead <= the launcher's + 1 s.
 c. P tiny experiments (``--sizes pack=1000``) packed with the README's command (``--groups xmen_experiment=pack
    --group-components pack=ceil(P/20) --cores 1``): sbatch submissions (what Snakemake logged, checked against
-   sacct) and every experiment's status. Target <= 20 submissions, every status ``finished``.
+   sacct) and every experiment's status. Target <= 20 submissions, every status ``finished``. Also what a pack costs
+   per experiment: the packs' Elapsed minus the experiments' own time, divided by P (against figure b's baseline).
 
 Other people's jobs share the test cluster: the wall times include their queueing, noted with the queue's length at
 the start. Run: ``python benchmarks/bench_slurm.py [--sizes sweep=30 sleep=1 pack=1000] [--figures a,b,c]
@@ -98,6 +99,7 @@ class Bench:
         (work / "script.sh").write_text(SCRIPT)
         (work / "defaults.yml").write_text(DEFAULTS)
         self.rows: list[Row] = []
+        self.legacy_extra: float | None = None  #: figure b's baseline, shown again in figure c
         self.xmen("config", "--disable_prompt")
         self.xmen("config", "--install-profiles")
 
@@ -224,6 +226,7 @@ class Bench:
         if "b" in figures:
             smk_extra, smk_delay = self.overhead(smk, smk_rows)
             legacy_extra, legacy_delay = self.overhead(legacy, legacy_rows)
+            self.legacy_extra = legacy_extra
             self.add(Row("b. per job: Elapsed - experiment's own time", count, smk_extra, legacy_extra, "s",
                          "<= baseline + 1 s", "ok" if smk_extra <= legacy_extra + 1 else "MISSED", diff=True))
             self.add(Row("b. per job: experiment start - job Start", count, smk_delay, legacy_delay, "s",
@@ -244,7 +247,12 @@ class Bench:
                      f"<= {MAX_PACKS}, every status right",
                      ("ok" if len(logged) <= MAX_PACKS and right else "MISSED")
                      + ("" if not wrong else f" ({len(wrong)} not finished)")))
+        rows = self.wait_for_jobs(jobs, 120)
+        own = sum(end - start for start, end, _ in (self.own(root, name) for name in self.names(root)))
+        per_experiment = (sum(float(row["ElapsedRaw"]) for row in rows.values()) - own) / count
         self.add(Row(f"c. {count} tiny packed: snakemake wall", count, wall, None, "s", "(for reference)", "-"))
+        self.add(Row("c. per experiment: (pack Elapsed - own time) / N", count, per_experiment, self.legacy_extra,
+                     "s", "(a pack's cost per experiment)", "-", diff=True))
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
