@@ -484,9 +484,11 @@ def test_packed_sweep_keeps_each_experiment_separate(slurm, env, slurm_report):
     jobs = {name: run_fields(runs(root, name)[0])["job"] for name in names}
     assert set(jobs.values()) == set(rows) and sorted(jobs.values()).count(min(rows)) == 3, (jobs, rows)
     for job_id, row in rows.items():
-        state = "FAILED" if any(jobs[name] == job_id for name in bad) else "COMPLETED"
+        members = [name for name in names if jobs[name] == job_id]
+        state = "FAILED" if set(members) & set(bad) else "COMPLETED"
+        memory = 300 if set(members) - set(bad) else 200  # the largest of its experiments' mem_mb
         assert (row["AllocCPUS"], mb(row["ReqMem"]), row["Timelimit"], row["State"]) == (
-            "1", 300, "00:06:00", state), row
+            "1", memory, "00:06:00", state), (members, row)
     slurm_report.append(f"packed sweep: 6 experiments -> {len(rows)} sbatch submissions, "
                         f"pack elapsed {sorted(r['Elapsed'] for r in rows.values())}")
 
