@@ -59,6 +59,38 @@ def asks_for_everything(dag_settings: Any, frame: Any = None) -> bool:
     return "execute" not in commands
 
 
+def keep_packed_experiments_apart(workflow: Any) -> bool:
+    """Settings that keep the experiments of a pack separate; True when they were applied.
+
+    A pack is a Snakemake group job (``--groups xmen_experiment=pack --group-components pack=N``): one SLURM job runs
+    N experiments one after another. Experiments are independent, but Snakemake treats a group job as a unit:
+
+    - the Snakemake the SLURM plugin starts inside the job (not the main process; its ``local_groupid`` is the pack's
+      id) runs without the user's ``--keep-going``, so one failing experiment would leave the pack's later ones
+      unrun: it keeps going;
+    - the main process deletes every output of a failed group job as possibly corrupt, which would drop the status
+      files of the pack's finished experiments. xmen's runner writes ``xmen.done`` last and only on success, so one
+      that exists is never partial: the main process keeps them (``--keep-incomplete``).
+
+    Runs when Snakemake evaluates the rule's input (its settings are known then, the scheduler not yet made), and
+    changes nothing unless the experiments are grouped: a plain run keeps the settings the user gave.
+    """
+    settings = getattr(workflow, "execution_settings", None)
+    if settings is None:
+        return False
+    if workflow.is_main_process:
+        rule = workflow.get_rule(RULE) if workflow.is_rule(RULE) else None
+        if rule is None or getattr(rule, "group", None) is None:
+            return False
+        settings.keep_incomplete = True
+        return True
+    groups = getattr(workflow, "group_settings", None)
+    if getattr(groups, "local_groupid", "local") in (None, "local"):
+        return False
+    settings.keep_going = True
+    return True
+
+
 class XmenWorkflow:
     """The experiments of one Snakemake workflow and the callables its rule uses."""
 
@@ -76,6 +108,7 @@ class XmenWorkflow:
         #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
+        self._checked = False  # the SLURM preflight ran (once per run)
         #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict) is installed.
         self.slurm = self.workflow.is_main_process and install_slurm(sys._getframe(1))
         if self.workflow.is_main_process:
@@ -84,9 +117,14 @@ class XmenWorkflow:
             from . import slurm_poll
 
             slurm_poll.install()  # a run ends within seconds of its last SLURM job (see xmen.slurm_poll)
-        self._checked = False  # the SLURM preflight ran (once per run)
-        if self.workflow.is_main_process:  # queued markers, rejected submissions (xmen.slurm_queue)
-            install_slurm_hooks(self.cwd)
+            install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
+        self._packs_checked = False
+
+    def check_packs(self) -> None:
+        """Apply :func:`keep_packed_experiments_apart` once, when Snakemake first evaluates the rules' input."""
+        if not self._packs_checked:
+            self._packs_checked = True
+            keep_packed_experiments_apart(self.workflow)
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:
@@ -163,6 +201,7 @@ class XmenWorkflow:
         """The default target's input function, called when Snakemake builds its DAG (its settings known then)."""
 
         def targets(wildcards: Any) -> list[str]:
+            self.check_packs()
             everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), sys._getframe(1))
             verdicts = self.target_verdicts(everything)
             paths = [v.path for v in verdicts]
@@ -207,6 +246,7 @@ class XmenWorkflow:
             return []
 
         def requires_of(wildcards: Any) -> list[str]:
+            self.check_packs()
             path = os.path.normpath(os.path.join(self.cwd, wildcards.exp))
             self.options(wildcards.exp)
             return [os.path.join(self.rel(r), DONE) for _, r in self.planner.requirements(path) if r]
@@ -217,6 +257,7 @@ class XmenWorkflow:
         return requires_of
 
     def threads(self, wildcards: Any) -> int:
+        self.check_packs()  # also when the main process was given explicit targets (no default target input)
         options = self.options(wildcards.exp)
         if options.get("requires") and not self._requires_is_function:
             # Only an experiment of a set loaded on demand (an explicit target elsewhere) can get here.

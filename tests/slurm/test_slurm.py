@@ -9,8 +9,8 @@ On the Snakemake command line every run adds only what this cluster needs:
 ``--default-resources`` replaces the profile's whole list, so the profile's are repeated). The status polling is the
 shipped profile's own (it ends a run within seconds of its last job).
 
-The shipped ``slurm`` profile submits one sbatch per experiment. Job arrays are opt-in
-(``--slurm-array-jobs xmen_experiment --slurm-array-limit 20``, as the README says), because
+The shipped ``slurm`` profile submits one sbatch per experiment; large sweeps are packed many to a job with the
+README's command (Snakemake group jobs, section 4). Job arrays are not recommended (README, "SLURM"), because
 snakemake-executor-plugin-slurm 2.8.0 breaks them in ways that matter to xmen:
 A. an array gets the resources of its first job, whatever the others asked for;
 B. a failing array task makes the other experiments of the array fail and lose their status file (upstream #447);
@@ -80,9 +80,6 @@ echo "done a=$(value a)"
 
 # The tutorial sweep of the README and `xmen demo`.
 TUTORIAL_SWEEP = "{a: 1.0 | 2.0, b: None | cat}"
-
-# Job arrays as the README documents them (see the module docstring for why the limit).
-ARRAYS = ("--slurm-array-jobs", "xmen_experiment", "--slurm-array-limit", "20")
 
 SACCT_FIELDS = ("JobIDRaw", "JobID", "JobName", "State", "Partition", "ReqMem", "Timelimit", "AllocCPUS", "Elapsed")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
@@ -445,36 +442,87 @@ def test_retry_runs_the_experiment_once_per_attempt(retry_run):
 
 
 # --------------------------------------------------------------------------------------------------- 4. large sweeps
-LARGE = 200
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def pack_args(components: int) -> tuple[str, ...]:
+    """The README's packing command (its SLURM section), minus ``snakemake --profile slurm``, with ``components``
+    experiments per pack instead of the README's number."""
+    section = README.read_text(encoding="utf-8").split("### SLURM", 1)[1].split("\n### ", 1)[0]
+    line = next(line for line in section.splitlines() if line.startswith("snakemake --profile slurm --groups"))
+    args = line.split("#")[0].split()[3:]
+    return tuple(re.sub(r"^pack=\d+$", f"pack={components}", arg) for arg in args)
+
+
+def test_readme_packing_command_is_what_the_tests_run():
+    assert pack_args(3) == ("--groups", "xmen_experiment=pack", "--group-components", "pack=3", "--cores", "1")
 
 
 @pytest.mark.slurm
-@pytest.mark.timeout(2400)
-def test_large_sweep_goes_out_as_job_arrays(slurm, env, slurm_report):
-    """200 trivial experiments go out as job arrays of 20 (as the README documents them): 10 sbatch calls, and each
-    experiment runs once, in its own array task."""
-    root = env.make_set("set_l", ("{a: " + " | ".join(f"e{i}" for i in range(LARGE)) + "}",))
+@pytest.mark.timeout(180)
+def test_packed_sweep_keeps_each_experiment_separate(slurm, env, slurm_report):
+    """Six experiments packed three to a SLURM job (the README's command): two sbatch submissions, each pack sized
+    for one experiment at a time (1 CPU, the largest memory, the sum of the runtimes). Three of them fail: each
+    ends in error alone, every experiment runs once, and the finished ones keep their status files, although
+    Snakemake deletes a failed group job's outputs and runs a pack without --keep-going. (With three failing
+    experiments in two packs of three, some pack has a failing experiment that is not its last.)"""
+    root = env.make_set("set_p", ("{a: ok1 | ok2 | ok3}", "--resources", "mem_mb=300 runtime=2"),
+                        ("{a: bad1 | bad2 | bad3, fail: 3}", "--resources", "mem_mb=200 runtime=2"))
+    names = experiments(root)
+    bad = [name for name in names if name.endswith("fail=3")]
+    run = env.snakemake(root, *pack_args(3), timeout=150)
+    assert run.returncode != 0, run.tail()
+    expected = {name: "error" if name in bad else "finished" for name in names}
+    assert statuses(root) == expected, run.tail()
+    assert all((root / name / "xmen.done").is_file() != (name in bad) for name in names), run.tail()
+    assert all(len(runs(root, name)) == 1 for name in names), {name: runs(root, name) for name in names}
+    assert all("exit code 3" in params(root, name)["_error"] for name in bad)
+
+    rows = by_raw_id(wait_for_sacct(env.since, all_done(2), name=run.uuid))
+    assert len(rows) == 2 == len(submissions(list(rows.values()))), rows
+    jobs = {name: run_fields(runs(root, name)[0])["job"] for name in names}
+    assert set(jobs.values()) == set(rows) and sorted(jobs.values()).count(min(rows)) == 3, (jobs, rows)
+    for job_id, row in rows.items():
+        members = [name for name in names if jobs[name] == job_id]
+        state = "FAILED" if set(members) & set(bad) else "COMPLETED"
+        memory = 300 if set(members) - set(bad) else 200  # the largest of its experiments' mem_mb
+        assert (row["AllocCPUS"], mb(row["ReqMem"]), row["Timelimit"], row["State"]) == (
+            "1", memory, "00:06:00", state), (members, row)
+    slurm_report.append(f"packed sweep: 6 experiments -> {len(rows)} sbatch submissions, "
+                        f"pack elapsed {sorted(r['Elapsed'] for r in rows.values())}")
+
+
+LARGE = 16
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(240)
+def test_large_sweep_goes_out_in_few_packs(slurm, env, slurm_report):
+    """A sweep of 16 trivial experiments, packed 8 to a job with the README's command: 2 sbatch calls, each
+    experiment ran once, in its pack, and every status is right. (1,000 experiments in <= 20 submissions is
+    the figure of benchmarks/bench_slurm.py.)"""
+    root = env.make_set("set_l", ("{a: " + " | ".join(f"e{i}" for i in range(LARGE)) + "}",
+                                  "--resources", "mem_mb=200 runtime=1"))
     names = experiments(root)
     assert len(names) == LARGE
     started = time.monotonic()
-    run = env.snakemake(root, *ARRAYS, timeout=2100)
+    run = env.snakemake(root, *pack_args(LARGE // 2), timeout=200)
     elapsed = time.monotonic() - started
-    rows = wait_for_sacct(env.since, all_done(LARGE), name=run.uuid, timeout=120)
+    rows = wait_for_sacct(env.since, all_done(2), name=run.uuid, timeout=60)
     calls = submissions(rows)
-    logged = len(re.findall(r"Submitted array job with|has been submitted with SLURM jobid", run.text))
-    summary = (f"{LARGE} experiments -> {len(calls)} sbatch submission(s) (sacct job ids {sorted(calls, key=int)}; "
-               f"snakemake logged {logged}), {len(rows)} SLURM jobs/array tasks, snakemake took {elapsed:.0f}s")
+    logged = len(re.findall(r"has been submitted with SLURM jobid", run.text))
+    summary = (f"{LARGE} experiments -> {len(calls)} sbatch submission(s) (snakemake logged {logged}), "
+               f"snakemake took {elapsed:.0f}s")
     slurm_report.append("large sweep: " + summary)
     assert run.returncode == 0, summary + run.tail()
     assert statuses(root) == {name: "finished" for name in names}, summary
     assert all((root / name / "xmen.done").is_file() for name in names), summary
-    # Each experiment ran once, in its own array task.
-    ids = [slurm_job_id(root, name) for name in names]
-    assert len(set(ids)) == LARGE and set(ids) == set(by_raw_id(rows)), summary
     assert all(len(runs(root, name)) == 1 for name in names), summary
+    jobs = [run_fields(runs(root, name)[0])["job"] for name in names]
+    assert set(jobs) == set(by_raw_id(rows)) and {jobs.count(j) for j in set(jobs)} == {LARGE // 2}, summary
+    assert {slurm_job_id(root, name) for name in names} == set(jobs), summary
     assert {row["State"] for row in rows} == {"COMPLETED"}, summary
-    assert len(calls) == logged, summary
-    assert len(calls) <= LARGE // 10, "not sent as job arrays: " + summary
+    assert len(calls) == logged == 2, summary
 
 
 @pytest.mark.slurm
