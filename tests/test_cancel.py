@@ -104,8 +104,8 @@ def test_nothing_running_is_said(env, capsys):
 
 
 @pytest.mark.parametrize("marker, job", [
-    ("12345\n", "12345"), ("job_id: '12_3'\nsubmitted: 2026-12-03-09-00-00\n", "12_3"), ("job_id: [1]\n", None),
-    ("", None),
+    ("job_id: '12345'\n", "12345"), ("job_id: '12_3'\nsubmitted: 2026-12-03-09-00-00\n", "12_3"),
+    ("job_id: [1]\n", None), ("job_id: 1; rm -rf /\n", None), ("12345\n", None), ("", None),
 ])
 def test_queued_marker(tmp_path, marker, job):
     from xmen.cancel import queued_job_id

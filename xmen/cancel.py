@@ -24,10 +24,8 @@ from .errors import UsageError, XmenError
 from .heartbeat import effective_status
 from .provenance import hostname, now_time
 
-#: Marker file of an experiment waiting in the SLURM queue: its job id (written by the submission side).
-QUEUED_FILE = ".xmen-queued"
-#: Statuses an experiment may have while it has a job or process to cancel (``queued`` is the submission side's).
-CANCELLABLE = (st.RUNNING, st.REGISTERED, st.DEFAULT, "queued")
+#: Statuses an experiment may have while it has a job or process to cancel.
+CANCELLABLE = (st.RUNNING, st.REGISTERED, st.DEFAULT, st.QUEUED)
 
 
 @dataclass
@@ -47,15 +45,11 @@ class CancelResult:
 
 
 def queued_job_id(exp_dir: Path) -> str | None:
-    """The job id in the experiment's ``.xmen-queued`` marker (a YAML mapping with ``job_id``, or the bare id)."""
-    import yaml
+    """The job id of the experiment's queued marker (xmen.slurm_queue), or None."""
+    from .slurm_queue import marker
 
-    try:
-        data = yaml.safe_load((exp_dir / QUEUED_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    job = str(data.get("job_id", "") if isinstance(data, dict) else data if data is not None else "").strip()
-    return job if job.replace("_", "").isdigit() else None
+    found = marker(exp_dir)
+    return found.job_id if found else None
 
 
 def target_of(name: str, exp_dir: Path, params: dict[str, Any]) -> Target | str:

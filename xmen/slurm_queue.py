@@ -42,6 +42,8 @@ ALIVE = frozenset(["PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED
 #: Prefix of the ``_error`` of an experiment whose submission SLURM rejected (or would reject).
 REJECTED = "submission rejected by SLURM"
 _TIMEOUT = 20.0
+#: A SLURM job id: ``123``, or an array task ``123_4``.
+_JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
 _SBATCH_MESSAGE = re.compile(r"The error message was '(.*?)'\.\s*(?:\n|$)", re.S)
 
 
@@ -70,9 +72,10 @@ def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
             data = yaml.safe_load(handle.read())
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
-    if not isinstance(data, dict) or not str(data.get("job_id") or "").strip():
+    job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
+    if not _JOB_ID.fullmatch(job_id):  # a hand-edited or damaged marker names no job
         return None
-    return Marker(str(data["job_id"]).strip(), str(data.get("submitted") or ""))
+    return Marker(job_id, str(data.get("submitted") or ""))
 
 
 def unmark(exp_dir: str | os.PathLike[str]) -> None:
