@@ -146,6 +146,17 @@ def test_an_earlier_jobs_end_does_not_touch_the_run_of_its_retry():
     assert data["_status"] == st.RUNNING and "_error" not in data and data["_slurm"][-1]["job_id"] == "7"
 
 
+@pytest.mark.parametrize("state", ["CANCELLED", "TIMEOUT", "FAILED", "OUT_OF_MEMORY"])
+def test_an_experiment_that_finished_in_the_job_stays_finished(state):
+    """A pack (many experiments, one job): the job's end state is not the verdict on the ones it finished."""
+    data = {"_status": st.FINISHED, "_run": {"slurm_job_id": "7"}}
+    slurm.apply_verdict(data, record(state, "7"))
+    assert data["_status"] == st.FINISHED and "_error" not in data and data["_slurm"][-1]["state"] == state
+    earlier = {"_status": st.FINISHED, "_run": {"slurm_job_id": "6"}}  # finished by an earlier job: SLURM decides
+    slurm.apply_verdict(earlier, record("CANCELLED", "7"))
+    assert earlier["_status"] == st.CANCELLED
+
+
 def test_records_accumulate_per_attempt_and_keep_the_last_twenty():
     data: dict = {}
     for job in range(25):

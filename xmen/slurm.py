@@ -252,7 +252,8 @@ def job_record(job_id: str, attempt: int | None, row: Mapping[str, str]) -> dict
 def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
     """Append ``record`` to ``data['_slurm']`` and let SLURM's state decide ``_status`` / ``_error``.
 
-    FAILED and COMPLETED keep the runner's status, unless the runner never recorded an end (still ``running``,
+    An experiment that finished in this very job stays finished (a pack's job ends CANCELLED or TIMEOUT for
+    all its experiments, also those that were done). FAILED and COMPLETED keep the runner's status, unless the runner never recorded an end (still ``running``,
     or ``registered``: the job failed before the runner started), which is then an ``error``. A cancellation
     ``xmen cancel`` already recorded keeps its own ``_error``.
     """
@@ -266,6 +267,8 @@ def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
     run = data.get("_run") if isinstance(data.get("_run"), dict) else {}
     if current == st.RUNNING and str(run.get("slurm_job_id") or record["job_id"]) != str(record["job_id"]):
         return  # an earlier job's end, told after its retry started: the record only, the run goes on
+    if current == st.FINISHED and str(run.get("slurm_job_id") or "") == str(record["job_id"]):
+        return  # it finished in this job before the job ended (a pack's later member was cancelled, timed out)
     verdict = VERDICTS.get(state)
     if verdict is not None:
         status, error = verdict
