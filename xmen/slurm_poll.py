@@ -4,10 +4,10 @@ snakemake-executor-plugin-slurm (2.8) polls every job of a run with one ``sacct 
 ``--slurm-init-seconds-before-status-checks`` between polls while jobs keep ending, and 10 s longer after each poll
 that saw none, up to 180 s, ignoring Snakemake's own ``--seconds-between-status-checks`` ("seconds to wait between
 two rounds of status checks"). A run whose last job ran alone for a few polls then idled up to that long after it
-ended (measured: 12-17 s with the interval starting at 2 s; 20-40 s with the plugin's defaults). Installed by the
+ended (measured on the test cluster: 9-17 s with the interval starting at 2 s). Installed by the
 Snakefile glue in the main Snakemake process, :func:`install` keeps the plugin's interval but never longer than
-``--seconds-between-status-checks`` (Snakemake's default 10 s; the shipped ``slurm`` profile says 3 s: one sacct
-call every 3 s for the whole run, however many jobs it has). While no job of the run is in SLURM (after the last
+``--seconds-between-status-checks`` (Snakemake's default 10 s; the shipped ``slurm`` profile says 2 s: one sacct
+call every 2 s for the whole run, however many jobs it has). While no job of the run is in SLURM (after the last
 one ended) the loop sleeps only :data:`IDLE_INTERVAL`: Snakemake's exit waits for that sleep, and such a poll asks
 SLURM nothing.
 
