@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 from test_slurm import (  # noqa: F401
-    ARRAYS, env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
+    env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
+
+# Job arrays as a user may still ask for them (the README no longer recommends them; see tests/slurm/test_slurm.py).
+ARRAYS = ("--slurm-array-jobs", "xmen_experiment", "--slurm-array-limit", "20")
 
 MARKER = ".xmen-queued"
 # Seconds to wait for SLURM jobs. Each test takes 3-45 s on a free node; the test cluster is shared (2 CPUs), and
