@@ -76,3 +76,30 @@ def test_install_patches_the_imported_plugin_only(monkeypatch):
     monkeypatch.delitem(sys.modules, slurm_poll.PLUGIN)
     assert slurm_poll.install() is False  # not imported: nothing is imported for it
     assert slurm_poll.PLUGIN not in sys.modules
+
+
+def test_an_ended_job_brings_the_next_status_check_back_to_the_initial_interval():
+    """The plugin resets its interval only after a success; after a failure it waits 10 s longer each time, which
+    Snakemake then sits out before it exits. The wrapper resets it whenever a job ended."""
+    async def check(self, active_jobs):  # the plugin's contract: yield the jobs still active
+        for job in active_jobs:
+            if job != "ended":
+                yield job
+        self.next_seconds_between_status_checks += 10
+
+    wrapped = slurm_poll.capping(check)
+    assert slurm_poll.capping(wrapped) is wrapped
+
+    def run(jobs):
+        executor = type("E", (), {})()
+        settings = type("S", (), {"init_seconds_before_status_checks": 2})
+        executor.workflow = type("W", (), {"executor_settings": settings, "remote_execution_settings": None})
+        executor.next_seconds_between_status_checks = 12
+
+        async def collect():
+            return [j async for j in wrapped(executor, jobs)]
+
+        return asyncio.run(collect()), executor.next_seconds_between_status_checks
+
+    assert run(["a", "ended"]) == (["a"], 2)
+    assert run(["a", "b"]) == (["a", "b"], 22)  # nothing ended: the plugin's back-off stays

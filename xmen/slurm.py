@@ -6,9 +6,8 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
   plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
   so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
-  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). After a job failed or was
-  cancelled the next status check comes after the initial interval again (:func:`_checking`), so Snakemake ends
-  within seconds of its last job.
+  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). When the next status check
+  comes (so that Snakemake ends within seconds of its last job) is xmen.slurm_poll's, installed from here.
 - **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
   ``sacct`` call for the jobs that ended in that status check gives each one's state, exit code, node,
   partition, elapsed time and MaxRSS (batch step); :func:`apply_verdict` appends them to the experiment's
@@ -93,33 +92,25 @@ def _record_safely(executor: Any, job_infos: list[Any]) -> None:
 
 
 def _checking(check: Any) -> Any:
-    """``check_active_jobs`` that records SLURM's verdict of the jobs it saw end (one sacct call for them all) and,
-    when some job ended (failed or not), sets the next status check back to the initial interval.
+    """``check_active_jobs`` that records SLURM's verdict of the jobs it saw end (one sacct call for them all).
 
-    The plugin resets the interval only after a success: after a failure or a cancellation it waits 10 s longer
-    each time, and Snakemake, which joins the status thread before it exits, sat that whole interval (up to 180 s)
-    after the last job failed. The verdicts are written before this status check returns, so before Snakemake,
-    told of the ends, can exit.
+    The verdicts are written before this status check returns, so before Snakemake, told of the ends, can exit.
+    (When the next check comes is xmen.slurm_poll's decision.)
     """
     if getattr(check, _MARK, False):
         return check
 
     @functools.wraps(check)
     async def check_active_jobs(self: Any, active_jobs: list[Any]) -> Any:
-        still = 0
         setattr(self, _ENDED, [])
         try:
             async for job in check(self, active_jobs):
-                still += 1
                 yield job
         finally:
             ended = getattr(self, _ENDED, None) or []
             setattr(self, _ENDED, None)
             if ended:
                 _record_safely(self, ended)
-        initial = getattr(getattr(self.workflow, "executor_settings", None), "init_seconds_before_status_checks", None)
-        if still < len(active_jobs) and isinstance(initial, (int, float)):
-            self.next_seconds_between_status_checks = min(self.next_seconds_between_status_checks, initial)
 
     setattr(check_active_jobs, _MARK, True)
     return check_active_jobs
@@ -174,6 +165,9 @@ def install() -> bool:
     for name in ("report_job_success", "report_job_error"):
         setattr(executor, name, _reporting(getattr(executor, name)))
     executor.check_active_jobs = _checking(executor.check_active_jobs)
+    from . import slurm_poll
+
+    slurm_poll.install()  # outermost: decides the next status check after the verdicts are recorded
     return True
 
 

@@ -4,8 +4,10 @@ snakemake-executor-plugin-slurm (2.8) polls every job of a run with one ``sacct 
 ``--slurm-init-seconds-before-status-checks`` between polls while jobs keep ending, and 10 s longer after each poll
 that saw none, up to 180 s, ignoring Snakemake's own ``--seconds-between-status-checks`` ("seconds to wait between
 two rounds of status checks"). A run whose last job ran alone for a few polls then idled up to that long after it
-ended (measured on the test cluster: 9-17 s with the interval starting at 2 s). Installed by the
-Snakefile glue in the main Snakemake process, :func:`install` keeps the plugin's interval but never longer than
+ended (measured on the test cluster: 9-17 s with the interval starting at 2 s), and after a job that failed or was
+cancelled the plugin does not go back to its initial interval (it does only after a success). Installed by
+xmen.slurm (main Snakemake process, slurm executor), :func:`install` brings the interval back to the initial one
+whenever a job ended, and keeps it never longer than
 ``--seconds-between-status-checks`` (Snakemake's default 10 s; the shipped ``slurm`` profile says 2 s: one sacct
 call every 2 s for the whole run, however many jobs it has). While no job of the run is in SLURM (after the last
 one ended) the loop sleeps only :data:`IDLE_INTERVAL`: Snakemake's exit waits for that sleep, and such a poll asks
@@ -45,11 +47,15 @@ def capping(check: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
         async for job_info in check(self, active_jobs):
             still_active += 1
             yield job_info
+        interval = self.next_seconds_between_status_checks
+        initial = getattr(getattr(self.workflow, "executor_settings", None), "init_seconds_before_status_checks", None)
+        if still_active < len(active_jobs) and isinstance(initial, (int, float)) and isinstance(interval, (int, float)):
+            interval = min(interval, initial)  # a job ended, failed or not (the plugin resets only after a success)
         settings = getattr(self.workflow, "remote_execution_settings", None)
         cap = getattr(settings, "seconds_between_status_checks", None)
         if not still_active:
             cap = min(cap, IDLE_INTERVAL) if cap and cap > 0 else IDLE_INTERVAL
-        self.next_seconds_between_status_checks = capped_interval(self.next_seconds_between_status_checks, cap)
+        self.next_seconds_between_status_checks = capped_interval(interval, cap)
 
     setattr(check_active_jobs, _MARK, True)
     return check_active_jobs

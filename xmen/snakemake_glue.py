@@ -109,14 +109,12 @@ class XmenWorkflow:
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
         self._checked = False  # the SLURM preflight ran (once per run)
-        #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict) is installed.
+        #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict, prompt status checks)
+        #: is installed.
         self.slurm = self.workflow.is_main_process and install_slurm(sys._getframe(1))
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
             install_per_experiment_retries()
-            from . import slurm_poll
-
-            slurm_poll.install()  # a run ends within seconds of its last SLURM job (see xmen.slurm_poll)
             install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
         self._packs_checked = False
 
