@@ -24,10 +24,9 @@ from xmen.expset import parse_resources, sbatch_words
     ("slurm_extra='--mail-type=END,FAIL --mail-user=\"a b\"' mem_mb=3",
      {"slurm_extra": '--mail-type=END,FAIL --mail-user="a b"', "mem_mb": 3}),
     ("constraint=a=b", {"constraint": "a=b"}),
-    ('tag="x\\"y"', {"tag": 'x"y'}),
-    ("tag=b\\ c", {"tag": "b c"}),
     ("tag='5'", {"tag": "5"}),  # quoted: a string, as written
     ("tag='a,b',c", {"tag": ["a,b", "c"]}),  # one comma quoted, one separating attempts
+    ("slurm_partition='main,other'", {"slurm_partition": "main,other"}),  # SLURM takes a list of partitions
     ("mem_mb=1\n runtime=2", {"mem_mb": 1, "runtime": 2}),
 ])
 def test_values_with_quotes_equals_and_commas(spec, expected):
@@ -38,7 +37,13 @@ def test_values_with_quotes_equals_and_commas(spec, expected):
     ("mem_mb", "expected NAME=VALUE, got 'mem_mb'"),
     ("mem_mb=", "expected NAME=VALUE"),
     ("mem_mb=1;touch pwned", "expected NAME=VALUE, got 'pwned'"),
-    ("slurm_partition=a;b", "invalid value 'a;b' for slurm_partition (quote ';')"),
+    ("slurm_partition=a;b", "invalid value 'a;b' for slurm_partition"),
+    ("slurm_extra=a;b", "invalid value 'a;b' for slurm_extra (quote ';')"),
+    # The plugin puts every value but slurm_extra unquoted on sbatch's shell line: quoting does not make it safe.
+    ("gpu='1;touch pwned'", "only slurm_extra may hold ';'"),
+    ("tasks='1 $(id)'", "only slurm_extra may hold ' '"),
+    ('tag="x\\"y"', "only slurm_extra may hold '\"'"),
+    ("tag=b\\ c", "only slurm_extra may hold ' '"),
     ("tag=$(id)", "invalid value"),
     ("tag='a", "unclosed ' in"),
     ("'tag'=3", "invalid resource name"),
@@ -51,6 +56,23 @@ def test_bad_values_are_one_clear_error(spec, message):
         parse_resources(spec)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_hand_edited_unsafe_value_stops_the_run_before_anything_reaches_a_shell(xmen_home, tmp_path, capsys):
+    """experiment.yml edited by hand (`gpu: 1;touch pwned`): Snakemake refuses to build the job, nothing runs."""
+    (tmp_path / "script.sh").write_text("#!/bin/bash\necho ran\n")
+    (tmp_path / "defaults.yml").write_text("a: 0  # (int) A (default=0)\n")
+    root = tmp_path / "set"
+    assert main(["init", "-s", str(tmp_path / "script.sh"), "-d", str(tmp_path / "defaults.yml"), "-r", str(root)]) == 0
+    assert main(["register", "{a: 1}", "--resources", "gpu=1", "-r", str(root)]) == 0
+    text = (root / "experiment.yml").read_text()
+    assert "gpu: 1" in text
+    (root / "experiment.yml").write_text(text.replace("gpu: 1", "gpu: 1;touch pwned"))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "resource gpu='1;touch pwned' holds ';', which only slurm_extra may hold" in proc.stdout + proc.stderr
+    assert not (root / "pwned").exists() and not (root / "a=1" / "xmen.done").exists()
 
 
 def test_slurm_extra_words_stay_whole_and_never_run():

@@ -148,6 +148,9 @@ def test_an_earlier_jobs_end_does_not_touch_the_run_of_its_retry():
     data = {"_status": st.RUNNING, "_run": {"slurm_job_id": "8"}}
     slurm.apply_verdict(data, record("OUT_OF_MEMORY", "7"))
     assert data["_status"] == st.RUNNING and "_error" not in data and data["_slurm"][-1]["job_id"] == "7"
+    local = {"_status": st.RUNNING, "_run": {"host": "laptop", "pid": 12}}  # a local run started meanwhile
+    slurm.apply_verdict(local, record("TIMEOUT", "7"))
+    assert local["_status"] == st.RUNNING and "_error" not in local
 
 
 @pytest.mark.parametrize("state", ["CANCELLED", "TIMEOUT", "FAILED", "OUT_OF_MEMORY"])

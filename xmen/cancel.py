@@ -23,6 +23,7 @@ from . import status as st
 from .errors import UsageError, XmenError
 from .heartbeat import effective_status
 from .provenance import hostname, now_time
+from .slurm_queue import is_job_id, marker
 
 #: Statuses an experiment may have while it has a job or process to cancel.
 CANCELLABLE = (st.RUNNING, st.REGISTERED, st.DEFAULT, st.QUEUED)
@@ -46,8 +47,6 @@ class CancelResult:
 
 def queued_job_id(exp_dir: Path) -> str | None:
     """The job id of the experiment's queued marker (xmen.slurm_queue), or None."""
-    from .slurm_queue import marker
-
     found = marker(exp_dir)
     return found.job_id if found else None
 
@@ -55,21 +54,25 @@ def queued_job_id(exp_dir: Path) -> str | None:
 def target_of(name: str, exp_dir: Path, params: dict[str, Any]) -> Target | str:
     """What to stop for one experiment, or why there is nothing to stop."""
     current = effective_status(params, exp_dir)
-    if current not in CANCELLABLE:
+    if current == st.FINISHED:
         return f"nothing to cancel ({current})"
     run = params.get("_run") if isinstance(params.get("_run"), dict) else {}
     target = Target(name, exp_dir)
     if current == st.RUNNING:
-        if run.get("slurm_job_id"):
-            target.job_id = str(run["slurm_job_id"])
-        elif run.get("host") == hostname() and isinstance(run.get("pid"), int):
-            target.pid = int(run["pid"])
+        job, pid = str(run.get("slurm_job_id") or ""), run.get("pid")
+        if job:
+            if not is_job_id(job):  # params.yml edited by hand: never pass it to scancel as an option
+                return f"running, but its recorded SLURM job id {job!r} is not a job id"
+            target.job_id = job
+        elif run.get("host") == hostname() and isinstance(pid, int) and not isinstance(pid, bool) and pid > 1:
+            target.pid = pid
         else:
             return f"running on {run.get('host')} outside SLURM: cannot signal it from here"
-    if target.job_id is None:
-        target.job_id = queued_job_id(exp_dir)
     if target.job_id is None and target.pid is None:
-        return f"nothing to cancel ({current}: no job or process recorded)"
+        target.job_id = queued_job_id(exp_dir)  # submitted again (a retry) whatever the last run ended as
+    if target.job_id is None and target.pid is None:
+        why = ": no job or process recorded" if current in CANCELLABLE else ""
+        return f"nothing to cancel ({current}{why})"
     return target
 
 
@@ -99,6 +102,9 @@ def cancel(exp_set: Any, pattern: str) -> CancelResult:
         what = f"SLURM job {target.job_id}" if target.job_id else f"pid {target.pid}"
 
         def mark(data: dict[str, Any], record: dict[str, Any] = record, what: str = what) -> None:
+            if data.get("_status") == st.FINISHED:  # it finished between our look and the signal: it stays so
+                finished_meanwhile.append(True)
+                return
             data["_status"] = st.CANCELLED
             data["_error"] = f"cancelled with xmen cancel ({what})"
             data[st.CANCEL_KEY] = record
@@ -116,6 +122,10 @@ def cancel(exp_set: Any, pattern: str) -> CancelResult:
                 result.skipped.append((target.name, f"pid {target.pid} is not running any more"))
                 continue
         # After the signal: whoever writes first, the runner's `timeout` is replaced, or the runner keeps this.
+        finished_meanwhile: list[bool] = []
         files.update_yaml(target.exp_dir / "params.yml", mark)
+        if finished_meanwhile:
+            result.skipped.append((target.name, "finished before it could be cancelled"))
+            continue
         result.cancelled.append(target)
     return result

@@ -1125,12 +1125,31 @@ def _plain(value: Any) -> list[_Char]:
     return [(c, False) for c in str(value).strip()]
 
 
+def unsafe_resource_char(key: str, text: str) -> str | None:
+    """The first character of a resource value that must not reach sbatch's shell line, or None.
+
+    The SLURM plugin puts resource values unquoted on a line it runs with a shell (``--gpus={gpu}``); only
+    ``slurm_extra`` is re-quoted word by word (:func:`sbatch_words`), so only it may hold spaces, quotes, ``;``
+    or ``$``. Every other value keeps to plain characters (and commas: a list of partitions), however it was
+    written, also by hand in experiment.yml.
+    """
+    for char in text:
+        if not char.isprintable():
+            return char
+        if key != SBATCH_WORDS and char != "," and not _RESOURCE_CHAR.match(char):
+            return char
+    return None
+
+
 def _resource_value(key: str, value: list[_Char]) -> int | float | str:
     text = "".join(c for c, _ in value)
     bad = [c for c, quoted in value if (not quoted and not _RESOURCE_CHAR.match(c)) or not c.isprintable()]
+    if not bad and unsafe_resource_char(key, text) is not None:  # quoted, but not slurm_extra
+        raise UsageError(f"--resources: invalid value {text!r} for {key}: only {SBATCH_WORDS} may hold "
+                         f"{unsafe_resource_char(key, text)!r} (the others reach sbatch's command line as they are)")
     if not text or bad:
         raise UsageError(f"--resources: invalid value {text!r} for {key}"
-                         + (f" (quote {bad[0]!r})" if bad and bad[0].isprintable() else ""))
+                         + (f" (quote {bad[0]!r})" if bad and bad[0].isprintable() and key == SBATCH_WORDS else ""))
     if key == SBATCH_WORDS:
         try:
             shlex.split(text)

@@ -259,8 +259,9 @@ def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
     state = str(record.get("state") or "")
     current = data.get("_status")
     run = data.get("_run") if isinstance(data.get("_run"), dict) else {}
-    if current == st.RUNNING and str(run.get("slurm_job_id") or record["job_id"]) != str(record["job_id"]):
-        return  # an earlier job's end, told after its retry started: the record only, the run goes on
+    running_job = str(run.get("slurm_job_id") or "")
+    if current == st.RUNNING and (running_job or run.get("host")) and running_job != str(record["job_id"]):
+        return  # an earlier job's end, told after a retry (or a local run) started: the record only, it goes on
     if current == st.FINISHED and str(run.get("slurm_job_id") or "") == str(record["job_id"]):
         return  # it finished in this job before the job ended (a pack's later member was cancelled, timed out)
     verdict = VERDICTS.get(state)

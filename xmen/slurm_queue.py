@@ -57,6 +57,11 @@ class Marker:
     submitted: str = ""
 
 
+def is_job_id(text: str) -> bool:
+    """Whether ``text`` is a SLURM job id (``123`` or ``123_4``), not an option or anything else."""
+    return bool(_JOB_ID.fullmatch(text))
+
+
 def mark(exp_dir: str | os.PathLike[str], job_id: str) -> None:
     """Record that ``exp_dir``'s job ``job_id`` was submitted (atomically: a reader sees the old or the new)."""
     from .provenance import now_time
@@ -73,7 +78,7 @@ def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
     job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
-    if not _JOB_ID.fullmatch(job_id):  # a hand-edited or damaged marker names no job
+    if not is_job_id(job_id):  # a hand-edited or damaged marker names no job
         return None
     return Marker(job_id, str(data.get("submitted") or ""))
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from . import planner, provenance
 from . import status as st
-from .expset import SBATCH_WORDS, sbatch_words
+from .expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 
 DONE = st.DONE_FILE
 LOG = "xmen.log"
@@ -293,8 +293,16 @@ class XmenWorkflow:
             if value is None:
                 # Snakemake skips a None resource, but cannot convert one for sized resources (mem_mb...).
                 value = SIZED_FALLBACK.get(name)
-            if name == SBATCH_WORDS and isinstance(value, str):
-                value = sbatch_words(value)  # the plugin puts it on sbatch's shell line as it is
+            if isinstance(value, str):  # experiment.yml may have been edited by hand: nothing of it may run
+                bad = unsafe_resource_char(name, value)
+                if bad is not None:
+                    raise ValueError(f"{wildcards.exp}: resource {name}={value!r} holds {bad!r}, which only "
+                                     f"{SBATCH_WORDS} may hold (fix it in experiment.yml)")
+                if name == SBATCH_WORDS:
+                    try:
+                        value = sbatch_words(value)  # the plugin puts it on sbatch's shell line as it is
+                    except ValueError as exc:
+                        raise ValueError(f"{wildcards.exp}: {SBATCH_WORDS} {value!r}: {exc}") from None
             return value
 
         return resource
@@ -315,8 +323,12 @@ class XmenWorkflow:
         return max([int(options.get("retries") or 0) for options in self.experiments.values()] or [0])
 
     def experiment_retries(self, wildcards: Any, rule_retries: int) -> int:
-        """The retries of one experiment's job: its own, within what the rule allows (``retries()``)."""
-        own = int(self.options(getattr(wildcards, "exp", "")).get("retries") or 0)
+        """The retries of one experiment's job: its own, within what the rule allows (``retries()``); none once it
+        was cancelled (``xmen cancel``, or SLURM's verdict on a ``scancel``): a cancel must stick."""
+        exp = getattr(wildcards, "exp", "")
+        own = int(self.options(exp).get("retries") or 0)
+        if own and _cancelled(os.path.join(self.cwd, exp)):
+            return 0
         return min(own, rule_retries)
 
     # ------------------------------------------------------------------ the job
@@ -376,6 +388,18 @@ def install_slurm_hooks(workdir: str) -> bool:
     from . import slurm_queue
 
     return slurm_queue.install(executor, workdir, module)
+
+
+def _cancelled(exp_dir: str) -> bool:
+    """Whether the experiment's params.yml says it was cancelled (read only when a job with retries failed)."""
+    from .files import read_yaml
+    from .errors import XmenError
+
+    try:
+        data = read_yaml(os.path.join(exp_dir, "params.yml"))
+    except (XmenError, OSError):
+        return False
+    return data.get("_status") == st.CANCELLED or bool(data.get(st.CANCEL_KEY))
 
 
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
