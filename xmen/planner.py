@@ -54,6 +54,8 @@ SKIP = "skip"  #: left alone: running now, or its params.yml cannot be read
 UNLINKED = "unlinked"  #: not a linked experiment (only ever a requirement)
 
 _GLOB_CHARS = frozenset("*?[")
+#: The end of a queued experiment's reason (what its dependents quote without it).
+_NOT_AGAIN = ", not submitted again"
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,7 @@ class Planner:
             other = self.verdict(required)
             if other.action == SKIP and other.status == st.QUEUED:
                 # Its job is in SLURM's queue: running E now would make Snakemake submit it a second time.
-                queued = queued or f"requirement {shown} {other.reason.split(', not submitted')[0]}"
+                queued = queued or f"requirement {shown} {other.reason.removesuffix(_NOT_AGAIN)}"
                 continue
             if other.action in (UNLINKED, BLOCKED) or (other.action == SKIP and other.status != st.RUNNING):
                 if other.action != SKIP or done is None:
@@ -326,7 +328,7 @@ class Planner:
             return None
         from .slurm_queue import describe
 
-        return Verdict(path, SKIP, describe(*found) + ", not submitted again", st.QUEUED)
+        return Verdict(path, SKIP, describe(*found) + _NOT_AGAIN, st.QUEUED)
 
     def _status(self, path: str) -> str:
         params = _read_yaml(os.path.join(path, PARAMS_FILE))
