@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xmen import files, planner, provenance, snakemake_glue
+from xmen import files, planner, provenance, rule_job, snakemake_glue
 from xmen.errors import UsageError
 from xmen.expset import ExperimentSet
 
@@ -169,7 +169,9 @@ def test_everything_is_asked_for_by_force_flags_and_by_commands_other_than_a_run
 
 def test_experiment_command_quotes_everything():
     command = snakemake_glue.experiment_command("a b/c'd", 2, {"xmen_attempt": 1, "mem_mb": 100, "_cores": 1})
-    assert command == "XMEN_THREADS=2 XMEN_ATTEMPT=1 XMEN_MEM_MB=100 bash 'a b/c'\"'\"'d/run.sh' > 'a b/c'\"'\"'d/xmen.log' 2>&1"
+    threads = " ".join(f"{name}=2" for name in rule_job.THREAD_VARIABLES)
+    assert command == (f"XMEN_THREADS=2 {threads} XMEN_ATTEMPT=1 XMEN_MEM_MB=100 "
+                       "bash 'a b/c'\"'\"'d/run.sh' > 'a b/c'\"'\"'d/xmen.log' 2>&1")
 
 
 def test_failed_log_text_keeps_only_the_end(tmp_path):

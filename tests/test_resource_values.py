@@ -97,6 +97,23 @@ def test_local_runs_keep_threads_capped_by_cores(xmen_home, tmp_path, monkeypatc
     assert (root / "a=x" / "env.txt").read_text().split() == ["XMEN_THREADS=1"]
 
 
+def test_thread_variables_follow_the_experiments_threads(xmen_home, tmp_path, monkeypatch):
+    """Libraries that start threads of their own (OpenMP, BLAS, numexpr) get the experiment's threads, as Snakemake
+    gives any job's shell command: the run block's shell got none of its context, so they said 1."""
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    (tmp_path / "script.sh").write_text(
+        '#!/bin/bash\nenv | grep "^OMP_NUM_THREADS=\\|^MKL_NUM_THREADS=\\|^XMEN_THREADS=" | sort > "$(dirname "$1")/env.txt"\n')
+    root = tmp_path / "set"
+    assert main(["init", "-s", str(tmp_path / "script.sh"), "-d", str(tmp_path / "defaults.yml"), "-r", str(root)]) == 0
+    monkeypatch.chdir(root)
+    assert main(["register", "{a: x}", "--threads", "2"]) == 0
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-j", "2"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "SLURM_CONF": "/dev/null"})
+    assert run.returncode == 0, run.stderr
+    assert (root / "a=x" / "env.txt").read_text().split() == ["MKL_NUM_THREADS=2", "OMP_NUM_THREADS=2",
+                                                               "XMEN_THREADS=2"]
+
+
 def test_the_readme_slurm_extra_command_runs_as_written(xmen_home, tmp_path, monkeypatch):
     """The README's slurm_extra example, through bash as a user types it; the SLURM test sends that value to sbatch."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

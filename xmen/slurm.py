@@ -14,6 +14,8 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   ``_slurm`` list and turns SLURM's state into xmen's status (:data:`VERDICTS`): SLURM knows a cancellation
   or a lack of memory, the runner inside the job only sees a signal. The runner and a python experiment keep
   that verdict (xmen.status.settle).
+- **Cheap jobs.** A job of xmen's rule runs xmen.rule_job directly instead of two Snakemake processes
+  (:func:`_direct_jobs`; which jobs may is XmenWorkflow.slurm_job's decision).
 
 This module is light: it imports the plugin only inside :func:`install`.
 """
@@ -150,6 +152,28 @@ def _reporting(report: Any) -> Any:
     return reported
 
 
+def _direct_jobs(format_job_exec: Any) -> Any:
+    """``format_job_exec`` giving a job of xmen's rule the direct job step (xmen.rule_job) when the workflow's glue
+    says it can have one (XmenWorkflow.slurm_job); every other job keeps the plugin's command."""
+    if getattr(format_job_exec, _MARK, False):
+        return format_job_exec
+
+    @functools.wraps(format_job_exec)
+    def direct(self: Any, job: Any) -> str:
+        glue = getattr(getattr(self, "workflow", None), "_xmen_glue", None)
+        spec = glue.slurm_job(job, self) if glue is not None else None
+        if spec is None:
+            return format_job_exec(self, job)
+        from . import rule_job
+
+        precommand = self.workflow.spawned_job_args_factory.precommand(executor_common_settings=self.common_settings)
+        before = [self.get_job_exec_prefix(job), self.get_envvar_declarations(), precommand]
+        return rule_job.command(spec, self.get_python_executable(), before)
+
+    setattr(direct, _MARK, True)
+    return direct
+
+
 def install() -> bool:
     """Patch the imported slurm plugin (see the module docstring); True when it is patched (now or before).
 
@@ -165,6 +189,7 @@ def install() -> bool:
     for name in ("report_job_success", "report_job_error"):
         setattr(executor, name, _reporting(getattr(executor, name)))
     executor.check_active_jobs = _checking(executor.check_active_jobs)
+    executor.format_job_exec = _direct_jobs(executor.format_job_exec)
     from . import slurm_poll
 
     slurm_poll.install()  # outermost: decides the next status check after the verdicts are recorded

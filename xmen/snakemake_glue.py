@@ -16,21 +16,21 @@ This module imports Snakemake; it is imported only by Snakefiles, never by ``imp
 """
 from __future__ import annotations
 
-import collections
 import inspect
 import os
-import re
 import shlex
 import subprocess
 import sys
 from typing import Any, Callable
 
-from . import planner, provenance
+from . import planner, provenance, rule_job
 from . import status as st
 from .expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 
 DONE = st.DONE_FILE
-LOG = "xmen.log"
+LOG = rule_job.LOG
+#: ``--config xmen_slurm_step=snakemake``: every SLURM job runs the plugin's own job step (see xmen.rule_job).
+SLURM_STEP_CONFIG = "xmen_slurm_step"
 _SPECIAL_NAMES = frozenset(["", ".", ".."])
 # What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
 SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
@@ -340,7 +340,8 @@ class XmenWorkflow:
         return failed_log_text(log, max_lines)
 
     def run_experiment(self, wildcards: Any, threads: int, resources: Any, output: Any) -> None:
-        """The job: run.sh with its resources in the environment, its output in the log, then the status file.
+        """The job (xmen.rule_job): run.sh with its resources in the environment, its output in the log, then the
+        status file.
 
         The experiment sees XMEN_ATTEMPT, XMEN_THREADS and XMEN_<RESOURCE> (e.g. XMEN_MEM_MB). An attempt beyond
         the experiment's own retries fails at once (Snakemake's retries are per rule). The previous attempt's log
@@ -349,33 +350,68 @@ class XmenWorkflow:
         from snakemake.exceptions import WorkflowError
         from snakemake.shell import shell
 
-        log = os.path.join(wildcards.exp, LOG)
-        options = self.experiments.get(os.path.normpath(wildcards.exp)) or {}
-        allowed = 1 + int(options.get("retries") or 0)
-        attempt = int(resources.get("xmen_attempt") or 1)
-        if attempt > allowed:
-            raise WorkflowError(
-                f"{wildcards.exp}: not run again, attempt {attempt} is beyond its {allowed - 1} retries "
-                f"(see its params.yml _error and {log})"
-            )
-        provenance.keep_previous_log(wildcards.exp)
+        exp = wildcards.exp
+        refused = rule_job.refusal(exp, int(resources.get("xmen_attempt") or 1), self.experiment_own_retries(exp))
+        if refused is not None:
+            raise WorkflowError(refused)
+        provenance.keep_previous_log(exp)
         if not self.workflow.is_main_process and not self.workflow.local_exec:
             threads = self.remote_threads(wildcards) or threads  # what SLURM was asked for, not this --cores
-        command = experiment_command(
-            wildcards.exp, threads, resources, expect=self.planned.get(os.path.normpath(wildcards.exp))
-        )
+        command = experiment_command(exp, threads, resources, expect=self.planned.get(os.path.normpath(exp)))
         try:
             shell(command.replace("{", "{{").replace("}", "}}"))
         except subprocess.CalledProcessError as error:
-            raise WorkflowError(
-                f"{wildcards.exp} failed with exit code {error.returncode} (see {log} and its params.yml _error)"
-                + self.failed_log(log)
-            ) from None
-        # xmen's job runner (which every run.sh execs) writes the status file itself; a hand-made run.sh does not.
-        if not os.path.exists(output[0]):
-            from .files import write_text_atomic
+            raise WorkflowError(rule_job.failure(exp, error.returncode) + self.failed_log(os.path.join(exp, LOG))
+                                ) from None
+        rule_job.write_missing_status(exp)  # the rule's output, {exp}/xmen.done
 
-            write_text_atomic(output[0], "finished\n")
+    def experiment_own_retries(self, exp: str) -> int:
+        """The retries the experiment registered (its attempts beyond them are refused: xmen.rule_job.refusal)."""
+        return int(self.options(exp).get("retries") or 0)
+
+    def slurm_job(self, job: Any, executor: Any) -> rule_job.JobSpec | None:
+        """What a SLURM job of one experiment runs without Snakemake inside it (xmen.rule_job), or None for a job
+        that keeps the plugin's own job step: not xmen's rule, a group job (packing), an array or MPI job, a
+        workflow without a shared file system or with a storage provider, or ``--config xmen_slurm_step=snakemake``.
+        """
+        if str(self.config.get(SLURM_STEP_CONFIG, "direct")) == "snakemake":
+            return None
+        if job.is_group() or getattr(job.rule, "name", None) != RULE or "mpi" in job.resources.keys():
+            return None
+        arrays = getattr(executor, "array_jobs", None) or ()
+        if RULE in arrays or "all" in arrays:
+            return None
+        storage = self.workflow.storage_settings
+        if getattr(storage, "default_storage_provider", None) or not _shares_everything(storage):
+            return None
+        exp = str(job.wildcards.exp)
+        threads = self.remote_threads(job.wildcards) or job.threads
+        resources = {name: value for name, value in job.resources.items()}
+        env = rule_job.environment(threads, resources, self.planned.get(os.path.normpath(exp)))
+        return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
+                                retries=self.experiment_own_retries(exp), env=env, step=job_step_launcher(job))
+
+
+def _shares_everything(storage: Any) -> bool:
+    """Whether the compute nodes see the experiments and this Python (Snakemake's default shared file system)."""
+    try:
+        from snakemake_interface_executor_plugins.settings import SharedFSUsage
+    except ImportError:
+        return False
+    usage = getattr(storage, "shared_fs_usage", ()) or ()
+    return SharedFSUsage.INPUT_OUTPUT in usage and SharedFSUsage.SOFTWARE_DEPLOYMENT in usage
+
+
+def job_step_launcher(job: Any) -> list[str]:
+    """``srun`` with the options the plugin's job step gives the rule's code (CPUs, GPUs, one node), computed by the
+    plugin's own functions; empty when they are not there."""
+    try:
+        from snakemake_executor_plugin_slurm_jobstep import get_cpu_setting, get_gpu_setting, get_node_setting
+    except ImportError:
+        return []
+    gpu = any(job.resources.get(key) for key in ("gpus", "gpu", "nvidia_gpu"))
+    options = [get_cpu_setting(job, gpu), get_gpu_setting(job), get_node_setting(job)]
+    return ["srun", "-n1", "--cpu-bind=q", *(word for option in options for word in shlex.split(option or ""))]
 
 
 def install_slurm_hooks(workdir: str) -> bool:
@@ -405,33 +441,10 @@ def _cancelled(exp_dir: str) -> bool:
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
     """The shell line that runs one experiment's run.sh with its resources in the environment (and, when planning
     saw it, ``XMEN_EXPECT_DONE``: see xmen.job)."""
-    env: dict[str, Any] = {"XMEN_THREADS": threads}
-    if expect:
-        env["XMEN_EXPECT_DONE"] = expect
-    for name, value in resources.items():
-        if name.startswith("_") or value is None:
-            continue
-        key = "XMEN_ATTEMPT" if name == "xmen_attempt" else "XMEN_" + re.sub(r"\W", "_", name).upper()
-        env[key] = value
-    prefix = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in env.items())
-    log = os.path.join(exp, LOG)
-    run_script = os.path.join(exp, "run.sh")
-    return f"{prefix} bash {shlex.quote(run_script)} > {shlex.quote(log)} 2>&1"
+    return rule_job.shell_line(exp, rule_job.environment(threads, resources, expect))
 
 
-def failed_log_text(log: str, max_lines: int = 100) -> str:
-    """The last ``max_lines`` of ``log`` framed like Snakemake's own failed-log output (a deque: logs are big)."""
-    shown: collections.deque[str] = collections.deque(maxlen=max_lines)
-    total = 0
-    try:
-        with open(log, encoding="utf-8", errors="replace") as handle:
-            for total, line in enumerate(handle, 1):
-                shown.append(line.rstrip("\n"))
-    except OSError as error:
-        return f"\nLogfile {log}: cannot be read ({error.strerror})"
-    header = f"Logfile {log}" + (f" (last {len(shown)} of {total} lines):" if len(shown) < total else ":")
-    bar = "=" * min(80, max([len(header)] + [len(line) for line in shown]))
-    return "\n" + "\n".join([header, bar, *shown, bar])
+failed_log_text = rule_job.failed_log_text
 
 
 _RETRIES_MARK = "_xmen_per_experiment"
