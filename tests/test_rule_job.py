@@ -27,17 +27,29 @@ def spec(tmp_path: Path, script: str, **changes) -> JobSpec:
 def test_the_spec_is_one_shell_safe_word_and_comes_back_whole():
     original = JobSpec(workdir="/w d", exp="a=x y'\"", attempt=2, retries=1,
                        env={"XMEN_SLURM_EXTRA": "--mail-user='two words' $(touch x) `id`"}, step=["srun", "-n1"])
-    word = original.encode()
+    other = JobSpec(workdir="/w d", exp="b", attempt=2, retries=0, inputs=["a=x y'\"/xmen.done"])
+    word = rule_job.encode([original, other])
     assert set(word) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-    assert JobSpec.decode(word) == original
-    line = rule_job.command(original, "/usr/bin/python3", ["export A=1 &&", "", None])
+    assert rule_job.decode(word) == [original, other]
+    line = rule_job.command([original, other], "/usr/bin/python3", ["export A=1 &&", "", None])
     assert line == f"export A=1 && exec /usr/bin/python3 -m xmen.rule_job {word}"
 
 
-@pytest.mark.parametrize("text", ["", "not base64!", "e30", "eyJ2IjogMX0", "WzFd"])
+def _packed(data) -> str:
+    import base64, json, zlib
+
+    return base64.urlsafe_b64encode(zlib.compress(json.dumps(data).encode())).decode()
+
+
+@pytest.mark.parametrize("text", ["", "not base64!", "e30", "eyJ2IjogMX0", _packed([1]), _packed({"v": 2}),
+                                  _packed({"v": 2, "jobs": []}), _packed({"v": 2, "jobs": [1]}),
+                                  _packed({"v": 2, "jobs": [{"workdir": "w", "exp": "e", "attempt": 1,
+                                                             "retries": 0, "env": {"A": 1}}]}),
+                                  _packed({"v": 2, "jobs": [{"workdir": "w", "exp": "e", "attempt": 1,
+                                                             "retries": 0, "rm": "-rf"}]})])
 def test_anything_else_is_not_a_spec(text):
     with pytest.raises(ValueError):
-        JobSpec.decode(text)
+        rule_job.decode(text)
 
 
 def test_environment_has_the_threads_for_every_thread_library_and_each_resource():
@@ -93,7 +105,8 @@ def test_a_signal_to_the_job_waits_for_the_experiment_to_end(tmp_path):
     """SLURM signals every step of a job it cancels: the batch shell (this module) must not end before the
     experiment's runner recorded the outcome, or SLURM kills the runner with it."""
     job = spec(tmp_path, 'touch "$(dirname "$0")/started"; sleep 1; echo ended > "$(dirname "$0")/ended"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", job.encode()], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", rule_job.encode([job])], stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.monotonic() + 30
     while not (tmp_path / "a=1" / "started").exists():
         assert proc.poll() is None and time.monotonic() < deadline
@@ -113,6 +126,65 @@ def test_bad_arguments_get_one_line_and_exit_2(argv):
 
 def test_a_missing_working_directory_is_one_line(tmp_path):
     job = JobSpec(workdir=os.fspath(tmp_path / "gone"), exp="a=1", attempt=1, retries=0)
-    proc = subprocess.run([sys.executable, "-m", "xmen.rule_job", job.encode()], capture_output=True, text=True,
-                          timeout=30)
-    assert proc.returncode == 1 and proc.stderr.startswith("Error: a=1:") and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "xmen.rule_job", rule_job.encode([job])], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stderr.startswith("Error: ") and "gone" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def pack(tmp_path: Path, scripts: dict[str, str], **changes) -> list[JobSpec]:
+    specs = []
+    for name, script in scripts.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.sh").write_text(script)
+        values = dict(workdir=str(tmp_path), exp=name, attempt=1, retries=0, env={"XMEN_THREADS": "1"})
+        values.update(changes.get(name, {}))
+        specs.append(JobSpec(**values))
+    return specs
+
+
+def test_a_pack_runs_every_experiment_and_one_failure_fails_alone(tmp_path, capfd):
+    specs = pack(tmp_path, {"a": "exit 4\n", "b": "echo b\n", "c": "echo c\n"},
+                 c={"inputs": ["b/xmen.done"]})
+    assert rule_job.run_all(specs) == 4
+    assert not (tmp_path / "a" / "xmen.done").exists()
+    assert (tmp_path / "b" / "xmen.done").is_file() and (tmp_path / "c" / "xmen.done").is_file()
+    assert "a failed with exit code 4" in capfd.readouterr().err
+
+
+def test_a_pack_member_whose_requirement_failed_in_it_is_not_run(tmp_path, capfd):
+    specs = pack(tmp_path, {"a": "exit 1\n", "b": "touch ran\n"}, b={"inputs": ["a/xmen.done"]})
+    assert rule_job.run_all(specs) == 1
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "b" / "xmen.done").exists()
+    assert "b: not run, its requirement a/xmen.done is not there" in capfd.readouterr().err
+
+
+def test_a_packs_retry_does_not_refuse_what_its_first_attempt_finished(tmp_path):
+    """Snakemake retries a failed pack whole: an experiment of it without retries that finished in the first
+    attempt is not refused (that would fail the retry) and not run again."""
+    from xmen import job as runner
+
+    specs = pack(tmp_path, {"a": "touch ran\n"})
+    (tmp_path / "a" / "params.yml").write_text("_status: registered\n")
+    token = runner.done_token(tmp_path / "a")
+    (tmp_path / "a" / "xmen.done").write_text("finished\n")  # the first attempt finished it
+    retry = JobSpec(**{**specs[0].__dict__, "attempt": 2, "env": {"XMEN_EXPECT_DONE": token}})
+    assert rule_job.run_all([retry]) == 0
+    assert not (tmp_path / "ran").exists()
+    assert rule_job.run_all([JobSpec(**{**retry.__dict__, "env": {}})]) == 1  # nothing says it finished since
+
+
+def test_a_stopped_pack_starts_no_other_experiment(tmp_path):
+    scripts = {"a": 'touch "$(dirname "$0")/started"; sleep 1\n', "b": "touch ran\n"}
+    specs = pack(tmp_path, scripts)
+    proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", rule_job.encode(specs)], stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "a" / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert (tmp_path / "a" / "xmen.done").is_file()  # it ran to its end
+    assert not (tmp_path / "ran").exists() and "not started: b" in err

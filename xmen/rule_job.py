@@ -11,8 +11,10 @@ executor reads the Snakefile and builds the DAG of its one job, then starts, thr
 that does the same again before it runs the rule's code. That is 3-5 s of every job, against experiments that may
 take 1 s. For xmen's rule the main Snakemake process knows all that code needs, so it hands it over in one
 argument (:func:`command`, :class:`JobSpec`) and the job runs :func:`run` directly: ``python -m xmen.rule_job
-SPEC``. Everything else stays Snakemake's: it submits the job with the same sbatch options, follows it in SLURM,
-checks its output and retries it (xmen.slurm decides which jobs go this way).
+SPEC``. A pack (a Snakemake group job of many experiments) is one such job running its experiments one after
+another, each in its own job step, as the plugin's job step would with ``--keep-going``. Everything else stays
+Snakemake's: it submits the job with the same sbatch options, follows it in SLURM, checks its outputs and retries
+it (XmenWorkflow.slurm_job decides which jobs go this way).
 
 This module is light (no Snakemake, no pandas): it is imported on compute nodes.
 """
@@ -28,6 +30,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -39,10 +42,12 @@ LOG = "xmen.log"
 #: What Snakemake sets to a job's threads for the libraries that start threads of their own (snakemake.shell).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-#: Signals SLURM sends the whole job (scancel, its time limit): the step launcher passes them to the experiment's
-#: runner; this process, the job's batch shell, waits for it rather than end the job first (SLURM would then kill
-#: the runner before it recorded the outcome).
+#: Signals SLURM sends a job (scancel, its time limit, --signal): SLURM passes them to the experiment's runner in
+#: its step; this process, the job's batch shell, waits for the runner rather than end the job first (SLURM would
+#: then kill the runner before it recorded the outcome).
 _WAITED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: Of those, the ones that end a job: no other experiment of a pack starts after one.
+_STOPPING_SIGNALS = frozenset([signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 #: The variables of the batch shell a job step keeps, as the plugin's job step does (the others are the
 #: allocation's defaults, which would conflict with the step's own options).
 _KEPT_SLURM_VARIABLES = frozenset(["SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
@@ -50,7 +55,7 @@ _KEPT_SLURM_VARIABLES = frozenset(["SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_J
                                    "SLURM_CLUSTER_NAME", "SLURM_SUBMIT_DIR", "SLURM_SUBMIT_HOST"])
 #: The job step's task: run.sh with its output in the experiment's log (paths come as arguments, never as text).
 _TASK = 'exec bash "$1" > "$2" 2>&1'
-_SPEC_VERSION = 1
+_SPEC_VERSION = 2
 
 
 def environment(threads: int, resources: Mapping[str, Any], expect: str | None = None) -> dict[str, str]:
@@ -117,7 +122,7 @@ def failure(exp: str, returncode: int) -> str:
 # ------------------------------------------------------------------------------------------ the direct job
 @dataclass(frozen=True)
 class JobSpec:
-    """All a direct SLURM job of one experiment needs, decided by the main Snakemake process."""
+    """All a direct SLURM job needs of one experiment, decided by the main Snakemake process."""
 
     workdir: str  #: Snakemake's working directory (experiment paths are relative to it)
     exp: str  #: the experiment folder, relative to workdir
@@ -127,69 +132,109 @@ class JobSpec:
     #: The job step launcher and its options (``srun -n1 --cpu-bind=q --cpus-per-task=N --nodes=1``, as the plugin's
     #: job step has them); empty: run.sh runs in the batch shell's own step.
     step: list[str] = field(default_factory=list)
+    #: Status files of its requirements (relative to workdir). Snakemake submits a job once they exist; in a pack
+    #: a requirement may be an earlier experiment of the same job, which may have failed.
+    inputs: list[str] = field(default_factory=list)
 
-    def encode(self) -> str:
-        """One shell-safe word (base64 of JSON): the plugin puts the job's command inside ``--wrap="..."`` on a
-        shell line, where quotes, ``$`` and backquotes of experiment names or resource values would be read."""
-        data = {"v": _SPEC_VERSION, **asdict(self)}
-        return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
 
-    @classmethod
-    def decode(cls, text: str) -> "JobSpec":
-        """The spec :meth:`encode` made; ValueError for anything else."""
+def encode(specs: list[JobSpec]) -> str:
+    """One shell-safe word (base64 of compressed JSON): the plugin puts the job's command inside ``--wrap="..."`` on
+    a shell line, where quotes, ``$`` and backquotes of experiment names or resource values would be read."""
+    data = json.dumps({"v": _SPEC_VERSION, "jobs": [asdict(spec) for spec in specs]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(zlib.compress(data.encode(), 9)).decode().rstrip("=")
+
+
+def decode(text: str) -> list[JobSpec]:
+    """The specs :func:`encode` made; ValueError for anything else."""
+    try:
+        data = json.loads(zlib.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))))
+    except (binascii.Error, zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"not a job spec of xmen.rule_job ({exc})") from None
+    if not isinstance(data, dict) or data.get("v") != _SPEC_VERSION or not isinstance(data.get("jobs"), list):
+        raise ValueError("not a job spec of this version of xmen.rule_job")
+    specs = []
+    for item in data["jobs"]:
         try:
-            data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"not a job spec of xmen.rule_job ({exc})") from None
-        if not isinstance(data, dict) or data.pop("v", None) != _SPEC_VERSION:
-            raise ValueError("not a job spec of this version of xmen.rule_job")
-        try:
-            spec = cls(**data)
+            spec = JobSpec(**item)
         except TypeError as exc:
             raise ValueError(f"not a job spec of xmen.rule_job ({exc})") from None
-        if not isinstance(spec.env, dict) or not all(isinstance(v, str) for v in spec.env.values()):
-            raise ValueError("not a job spec of xmen.rule_job (env)")
-        if not isinstance(spec.step, list) or not all(isinstance(v, str) for v in spec.step):
-            raise ValueError("not a job spec of xmen.rule_job (step)")
-        return spec
+        lists = (spec.step, spec.inputs)
+        if not isinstance(spec.env, dict) or not all(isinstance(v, str) for v in spec.env.values()) or not all(
+                isinstance(value, list) and all(isinstance(v, str) for v in value) for value in lists):
+            raise ValueError("not a job spec of xmen.rule_job (its values)")
+        specs.append(spec)
+    if not specs:
+        raise ValueError("not a job spec of xmen.rule_job (no experiment)")
+    return specs
 
 
-def command(spec: JobSpec, python: str, before: list[str | None] | None = None) -> str:
+def command(specs: list[JobSpec], python: str, before: list[str | None] | None = None) -> str:
     """The job's command line: ``before`` (the plugin's own prefix, exported variables, precommand), then this
     module in place of the shell (``exec``: SLURM's signals reach it, not a shell that would end the job first)."""
     parts = [text for part in (before or []) if part and (text := str(part).strip().removesuffix("&&").strip())]
-    parts.append(f"exec {shlex.quote(python)} -m xmen.rule_job {spec.encode()}")
+    parts.append(f"exec {shlex.quote(python)} -m xmen.rule_job {encode(specs)}")
     return " && ".join(parts)
 
 
+def run_all(specs: list[JobSpec]) -> int:
+    """Run the experiments of one job one after another (one, or a pack): 0 when every one succeeded, else the
+    first failure's exit code. One failing experiment fails alone; an experiment whose requirement in the same
+    pack failed is not run. Once SLURM ends the job (SIGTERM: ``scancel``, the time limit), no other starts.
+    """
+    stopping: list[int] = []
+
+    def noted(signum: int, frame: Any) -> None:
+        if signum in _STOPPING_SIGNALS:
+            stopping.append(signum)
+        os.write(2, f"xmen.rule_job: signal {signum}; waiting for the experiment's runner to end\n".encode())
+
+    previous = {sig: signal.signal(sig, noted) for sig in _WAITED_SIGNALS}
+    try:
+        worst = 0
+        for index, spec in enumerate(specs):
+            if stopping:
+                left = ", ".join(other.exp for other in specs[index:])
+                print(f"xmen.rule_job: the job was stopped (signal {stopping[0]}); not started: {left}",
+                      file=sys.stderr, flush=True)
+                return worst or 128 + stopping[0]
+            returncode = run(spec)
+            worst = worst or returncode
+        return worst
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(spec: JobSpec) -> int:
-    """Run the experiment's job here, as the rule's run block would: its exit code (0 only when it succeeded).
+    """Run one experiment's job here, as the rule's run block would: its exit code (0 only when it succeeded).
 
     run.sh runs as a job step (:attr:`JobSpec.step`), like the rule's code under the plugin's own job step: SLURM
     places it on the job's CPUs, signals it (``scancel``, the time limit, ``--signal``) and accounts for it.
+    A signal does not interrupt the wait (PEP 475; :func:`run_all` notes it).
     """
     os.chdir(spec.workdir)
+    missing = [path for path in spec.inputs if not os.path.exists(path)]
+    if missing:
+        print(f"{spec.exp}: not run, its requirement {missing[0]} is not there (it failed in this job)",
+              file=sys.stderr, flush=True)
+        return 1
     refused = refusal(spec.exp, spec.attempt, spec.retries)
     if refused is not None:
+        if _finished_since_planned(spec):  # a pack's retry: this one finished in the first attempt
+            return 0
         print(refused, file=sys.stderr, flush=True)
         return 1
     provenance.keep_previous_log(spec.exp)
     log = os.path.join(spec.exp, LOG)
     argv = [*spec.step, "bash", "-c", _TASK, "xmen-job", os.path.join(spec.exp, "run.sh"), log]
-    env = {key: value for key, value in os.environ.items() if not _launcher_default(key)} if spec.step else {
-        **os.environ}
+    env = {key: value for key, value in os.environ.items() if not (spec.step and _launcher_default(key))}
     env.update(spec.env)
-    previous = {sig: signal.signal(sig, _noted) for sig in _WAITED_SIGNALS}
     try:
-        try:
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
-        except OSError as exc:
-            print(f"{spec.exp}: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
-            return 127
-        returncode = child.wait()  # a signal noted by _noted does not interrupt it (PEP 475)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+    except OSError as exc:
+        print(f"{spec.exp}: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
+        return 127
+    returncode = child.wait()
     if returncode != 0:
         print(failure(spec.exp, returncode) + failed_log_text(log, 20), file=sys.stderr, flush=True)
         return returncode if 0 < returncode < 256 else 1
@@ -197,8 +242,14 @@ def run(spec: JobSpec) -> int:
     return 0
 
 
-def _noted(signum: int, frame: Any) -> None:
-    os.write(2, f"xmen.rule_job: signal {signum}; waiting for the experiment's runner to end\n".encode())
+def _finished_since_planned(spec: JobSpec) -> bool:
+    """Whether another attempt or run finished the experiment after it was planned (xmen.job's rule)."""
+    expect = spec.env.get("XMEN_EXPECT_DONE")
+    if not expect:
+        return False
+    from .job import finished_since
+
+    return finished_since(spec.exp, expect, os.path.join(spec.exp, "params.yml"))
 
 
 def _launcher_default(name: str) -> bool:
@@ -215,14 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m xmen.rule_job SPEC (written by xmen's SLURM integration)", file=sys.stderr)
         return 2
     try:
-        spec = JobSpec.decode(args[0])
+        specs = decode(args[0])
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
     try:
-        return run(spec)
-    except OSError as exc:  # the working directory or the experiment folder is gone, a full disk...
-        print(f"Error: {spec.exp}: {exc}", file=sys.stderr)
+        return run_all(specs)
+    except OSError as exc:  # the working directory or an experiment folder is gone, a full disk...
+        print(f"Error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -369,14 +369,18 @@ class XmenWorkflow:
         """The retries the experiment registered (its attempts beyond them are refused: xmen.rule_job.refusal)."""
         return int(self.options(exp).get("retries") or 0)
 
-    def slurm_job(self, job: Any, executor: Any) -> rule_job.JobSpec | None:
-        """What a SLURM job of one experiment runs without Snakemake inside it (xmen.rule_job), or None for a job
-        that keeps the plugin's own job step: not xmen's rule, a group job (packing), an array or MPI job, a
-        workflow without a shared file system or with a storage provider, or ``--config xmen_slurm_step=snakemake``.
+    def slurm_job(self, job: Any, executor: Any) -> list[rule_job.JobSpec] | None:
+        """What a SLURM job of xmen's rule runs without Snakemake inside it (xmen.rule_job): its experiment, or a
+        pack's experiments in Snakemake's order. None for a job that keeps the plugin's own job step: a job of
+        another rule, an array or MPI job, a workflow without a shared file system or with a storage provider, or
+        ``--config xmen_slurm_step=snakemake``.
         """
         if str(self.config.get(SLURM_STEP_CONFIG, "direct")) == "snakemake":
             return None
-        if job.is_group() or getattr(job.rule, "name", None) != RULE or "mpi" in job.resources.keys():
+        members = list(job) if job.is_group() else [job]
+        if not members or any(getattr(member.rule, "name", None) != RULE for member in members):
+            return None
+        if "mpi" in job.resources.keys() or any("mpi" in member.resources.keys() for member in members):
             return None
         arrays = getattr(executor, "array_jobs", None) or ()
         if RULE in arrays or "all" in arrays:
@@ -384,12 +388,20 @@ class XmenWorkflow:
         storage = self.workflow.storage_settings
         if getattr(storage, "default_storage_provider", None) or not _shares_everything(storage):
             return None
+        step = job_step_launcher(job)  # a pack's experiments share its allocation
+        cpus = int(job.resources.get(CPUS_PER_TASK) or job.threads or 1) if job.is_group() else None
+        return [self._job_spec(member, step, cpus) for member in members]
+
+    def _job_spec(self, job: Any, step: list[str], cpus: int | None) -> rule_job.JobSpec:
         exp = str(job.wildcards.exp)
         threads = self.remote_threads(job.wildcards) or job.threads
+        if cpus is not None:
+            threads = max(1, min(threads, cpus))
         resources = {name: value for name, value in job.resources.items()}
         env = rule_job.environment(threads, resources, self.planned.get(os.path.normpath(exp)))
         return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
-                                retries=self.experiment_own_retries(exp), env=env, step=job_step_launcher(job))
+                                retries=self.experiment_own_retries(exp), env=env, step=step,
+                                inputs=[str(path) for path in job.input])
 
 
 def _shares_everything(storage: Any) -> bool:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
-    README, all_done, env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct,
+    README, all_done, env, pack_args, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct,
 )
 
 SWEEP = ("{a: one | two, sleep: 1}", "--threads", "2", "--resources", "mem_mb=100 runtime=2")
@@ -105,3 +105,36 @@ def test_slurms_signal_to_the_job_steps_reaches_the_experiment(slurm, env):
     assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
     assert "usr1" in (root / "a=ckpt" / "signals.txt").read_text()
     assert statuses(root) == {"a=ckpt": "finished"}
+
+
+# Fails on its first attempt when asked to (`flaky: 1`), or always (`fail: N`); notes each run.
+FLAKY = r"""#!/bin/bash
+params="$1"
+get() { sed -n "s/^$1: *\([^ #]*\).*/\1/p" "$params" | tr -d "'"; }
+echo "attempt=${XMEN_ATTEMPT:-?} job=${SLURM_JOB_ID:-none}" >> "$(dirname "$params")/runs.txt"
+if [ "$(get flaky)" = "1" ] && [ "${XMEN_ATTEMPT:-1}" = "1" ]; then exit 5; fi
+fail=$(get fail)
+exit "${fail:-0}"
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(200)
+def test_a_retried_pack_runs_only_what_has_a_retry_left(slurm, env):
+    """Snakemake retries a failed pack whole. In the retry, the experiment that finished is not run again, the one
+    with a retry runs its second attempt and finishes, the one without retries is not run again: each experiment's
+    runs are its own (README: packs and retries)."""
+    (env.path / "script.sh").write_text(FLAKY)
+    (env.path / "defaults.yml").write_text("a: h  # (str) Name\nfail: 0  # (int) Exit code\nflaky: 0  # (int) Fails once\n")
+    root = env.make_set("set_r", ("{a: ok}", "--resources", "mem_mb=100 runtime=2"),
+                        ("{a: flaky, flaky: 1}", "--retries", "1", "--resources", "mem_mb=100 runtime=2"),
+                        ("{a: bad, fail: 3}", "--resources", "mem_mb=100 runtime=2"))
+    run = env.snakemake(root, *pack_args(3), timeout=150)
+    assert run.returncode != 0, run.tail()
+    assert statuses(root) == {"a=ok": "finished", "a=flaky__flaky=1": "finished", "a=bad__fail=3": "error"}, run.tail()
+    attempts = {name: [line.split()[0] for line in (root / name / "runs.txt").read_text().splitlines()]
+                for name in statuses(root)}
+    assert attempts == {"a=ok": ["attempt=1"], "a=flaky__flaky=1": ["attempt=1", "attempt=2"],
+                        "a=bad__fail=3": ["attempt=1"]}, attempts
+    readme = " ".join(README.read_text().split())
+    assert "in the retry, the experiments that finished are not run again, and neither are those without" in readme
