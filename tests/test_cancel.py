@@ -103,6 +103,17 @@ def test_nothing_running_is_said(env, capsys):
     assert files.read_yaml(root / "a=y" / "params.yml")["_status"] == st.FINISHED
 
 
+def test_a_failed_experiment_without_a_queued_retry_has_nothing_to_cancel(env, capsys):
+    """A failed experiment may have a retry queued (xmen.status.cancellable): without its marker, nothing is
+    recorded to cancel, and that is what is said."""
+    root = make_set(env, capsys)
+    files.update_yaml(root / "a=x" / "params.yml", lambda d: d.update(_status=st.ERROR, _error="boom"))
+    code, _, err = xmen(capsys, "cancel", "a=x", "-r", str(root))
+    assert code == 0, err
+    assert "Not cancelled a=x: nothing to cancel (error: no job or process recorded)" in err, err
+    assert files.read_yaml(root / "a=x" / "params.yml")["_status"] == st.ERROR
+
+
 @pytest.mark.parametrize("marker, job", [
     ("job_id: '12345'\n", "12345"), ("job_id: '12_3'\nsubmitted: 2026-12-03-09-00-00\n", "12_3"),
     ("job_id: [1]\n", None), ("job_id: 1; rm -rf /\n", None), ("12345\n", None), ("", None),

@@ -127,24 +127,12 @@ def job_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run)
 
 
 def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
-    """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call; empty
-    when sacct cannot answer (no accounting)."""
-    ids = sorted({str(i) for i in job_ids if str(i).strip()})
-    if not ids:
-        return {}
-    try:
-        proc = run(["sacct", "-n", "-P", "-X", "-j", ",".join(ids), "-o", "JobID,State"], capture_output=True,
-                   text=True, timeout=_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    if proc.returncode != 0:
-        return {}
-    found: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 2 and parts[1]:
-            found[parts[0]] = parts[1].split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return found
+    """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call (xmen's
+    one sacct reader, xmen.slurm.query); empty when sacct cannot answer (no accounting)."""
+    from .slurm import normalise_state, query
+
+    states = {job: normalise_state(row.get("State", "")) for job, row in query(job_ids, run).items()}
+    return {job: state for job, state in states.items() if state}  # "CANCELLED by 0" -> CANCELLED
 
 
 class QueueView:
