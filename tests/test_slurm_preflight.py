@@ -121,3 +121,28 @@ def test_preflight_asks_sinfo_once_for_the_time_limit_too() -> None:
     assert [(p.name, p.default, p.max_minutes) for p in parts.values()] == [
         ("short", True, 60), ("long", False, 10080), ("gpu", False, 2880), ("debug", False, 30)]
     assert parts["gpu"].gres == {"gpu"}
+
+
+def test_a_refused_experiment_is_in_no_pack(tmp_path, monkeypatch) -> None:
+    """Snakemake forms packs (group jobs) from each job's ``group`` after the preflight ran: a job of xmen's rule
+    whose experiment was refused answers None (a job of its own, refused alone), the others keep their pack."""
+    from types import SimpleNamespace
+
+    from snakemake.jobs import Job
+
+    from xmen import snakemake_glue as glue
+
+    assert glue.install_refused_alone() and glue.install_refused_alone()  # idempotent
+    monkeypatch.chdir(tmp_path)
+    workflow = SimpleNamespace()
+    xmen_workflow = glue.XmenWorkflow.__new__(glue.XmenWorkflow)
+    xmen_workflow.cwd = str(tmp_path)
+    workflow._xmen_glue = xmen_workflow
+    monkeypatch.setattr(slurm_queue.HOOKS, "refused", {str(tmp_path / "set" / "bad"): "unknown partition 'x'"})
+
+    def job(exp: str, rule: str = glue.RULE) -> Any:
+        return SimpleNamespace(_group="pack", rule=SimpleNamespace(name=rule, workflow=workflow),
+                               wildcards=SimpleNamespace(exp=exp))
+
+    assert [Job.group.fget(job(exp)) for exp in ("set/good", "set/bad", "set/../set/bad")] == ["pack", None, None]
+    assert Job.group.fget(job("set/bad", rule="other")) == "pack"  # another rule keeps Snakemake's answer

@@ -14,9 +14,10 @@ experiment starts. Readers then ask SLURM, one ``squeue`` call for all the marke
 
 A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (``_status: error``, ``_error:
 submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
-partition, more memory or CPUs than any node of the partition has, a GRES no node has) is found before anything is
-submitted, from one ``sinfo`` call (:func:`preflight`); such experiments are recorded the same way and not submitted,
-while the others run.
+partition, more memory or CPUs than any node of the partition has, a runtime above its time limit, a GRES no node
+has) is found before anything is submitted, from one ``sinfo`` call (:func:`preflight`); such experiments are
+recorded the same way and not submitted, while the others run (also the others of a pack:
+xmen.snakemake_glue.install_refused_alone).
 
 Nothing here imports Snakemake or the plugin: :func:`install` patches the plugin's executor class it is given.
 """
