@@ -128,3 +128,17 @@ def test_a_refused_experiment_of_a_pack_is_refused_alone(slurm, env):
     assert slurm_job_id(root, "a=ok1") == slurm_job_id(root, "a=ok2"), "the two healthy experiments share a pack"
     rows = wait_for_sacct(env.since, all_done(1), name=run.uuid)
     assert [r["State"] for r in rows] == ["COMPLETED"], rows
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_cpus_per_task_within_the_node_runs_whatever_the_threads(slurm, env):
+    """`--threads 4 --resources cpus_per_task=2` on this 2-CPU node: the plugin sends --cpus-per-task=2 (it takes
+    cpus_per_task before threads), so the preflight lets it through and the job gets 2 CPUs (it was refused for its
+    4 threads)."""
+    root = env.make_set("set_cpt", ("{a: four}", "--threads", "4",
+                                    "--resources", "cpus_per_task=2 mem_mb=100 runtime=2"))
+    run = env.snakemake(root, timeout=90)
+    assert run.returncode == 0, run.tail()
+    assert statuses(root) == {"a=four": "finished"}, run.tail()
+    assert alloc_cpus(slurm_job_id(root, "a=four")) == "2"
