@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -19,3 +20,18 @@ def xmen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XMEN", str(tmp_path / "xmen-config"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     return home
+
+
+@pytest.fixture
+def shell_experiment(xmen_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Write an experiment's files (``{"script.sh": ..., "defaults.yml": ...}``) into ``tmp_path``, under the
+    temporary home of :func:`xmen_home`, and make it the working directory; returns ``tmp_path``. The CLI helpers
+    for such tests are in tests/cli_helpers.py."""
+
+    def write(files: dict[str, str]) -> Path:
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    return write

@@ -13,7 +13,8 @@ import pytest
 
 from xmen import files
 from xmen import status as st
-from xmen.cli import main
+
+from cli_helpers import make_set, xmen
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,24 +28,8 @@ sleep 60 & wait $!
 
 
 @pytest.fixture
-def env(xmen_home, tmp_path, monkeypatch):
-    (tmp_path / "script.sh").write_text(SCRIPT)
-    (tmp_path / "defaults.yml").write_text(DEFAULTS)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def make_set(env, capsys, sweep="{a: x | y}"):
-    root = env / "set_c"
-    assert xmen(capsys, "init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root))[0] == 0
-    assert xmen(capsys, "register", sweep, "-r", str(root))[0] == 0
-    return root
+def env(shell_experiment):
+    return shell_experiment({"script.sh": SCRIPT, "defaults.yml": DEFAULTS})
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -58,7 +43,7 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
 def test_cancel_of_a_local_run(env, capsys):
     """`xmen run` (Snakemake, local) runs a=x; `xmen cancel a=x` SIGTERMs its runner: the run ends, a=x is
     `cancelled` with the pid it signalled, and the runner's own record (timeout, before) did not replace it."""
-    root = make_set(env, capsys, "{a: x}")
+    root = make_set(env, capsys, "set_c", "{a: x}")
     run = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "*", "-r", str(root)], cwd=root,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -85,7 +70,7 @@ def test_cancel_of_a_local_run(env, capsys):
 
 
 def test_nothing_matches_is_one_line(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env, capsys, "set_c", "{a: x | y}")
     before = (root / "a=x" / "params.yml").read_text()
     code, out, err = xmen(capsys, "cancel", "nope*", "-r", str(root))
     assert code != 0 and err.strip() == "Error: no linked experiment matches 'nope*'", err
@@ -93,7 +78,7 @@ def test_nothing_matches_is_one_line(env, capsys):
 
 
 def test_nothing_running_is_said(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env, capsys, "set_c", "{a: x | y}")
     files.update_yaml(root / "a=y" / "params.yml", lambda d: d.update(_status=st.FINISHED))
     code, _, err = xmen(capsys, "cancel", "*", "-r", str(root))
     assert code == 0, err
@@ -101,6 +86,17 @@ def test_nothing_running_is_said(env, capsys):
     assert "Not cancelled a=x: nothing to cancel (registered: no job or process recorded)" in err
     assert err.strip().endswith("Nothing to cancel")
     assert files.read_yaml(root / "a=y" / "params.yml")["_status"] == st.FINISHED
+
+
+def test_a_failed_experiment_without_a_queued_retry_has_nothing_to_cancel(env, capsys):
+    """A failed experiment may have a retry queued (xmen.status.cancellable): without its marker, nothing is
+    recorded to cancel, and that is what is said."""
+    root = make_set(env, capsys, "set_c", "{a: x | y}")
+    files.update_yaml(root / "a=x" / "params.yml", lambda d: d.update(_status=st.ERROR, _error="boom"))
+    code, _, err = xmen(capsys, "cancel", "a=x", "-r", str(root))
+    assert code == 0, err
+    assert "Not cancelled a=x: nothing to cancel (error: no job or process recorded)" in err, err
+    assert files.read_yaml(root / "a=x" / "params.yml")["_status"] == st.ERROR
 
 
 @pytest.mark.parametrize("marker, job", [
@@ -116,7 +112,7 @@ def test_queued_marker(tmp_path, marker, job):
 
 def test_scancel_missing_is_one_line_and_changes_nothing(env, capsys, monkeypatch):
     """A queued experiment (its `.xmen-queued` marker names the job) on a machine without scancel."""
-    root = make_set(env, capsys)
+    root = make_set(env, capsys, "set_c", "{a: x | y}")
     (root / "a=x" / ".xmen-queued").write_text("job_id: '12345'\n")
     before = (root / "a=x" / "params.yml").read_text()
     monkeypatch.setenv("PATH", str(env / "empty-bin"))

@@ -13,31 +13,16 @@ from xmen import files
 from xmen.cli import main
 from xmen.expset import ExperimentSet
 
+from cli_helpers import make_set, xmen
+
 DEFAULTS = "a: h  # (str) A parameter (default='h')\nb: 17  # (int) Another parameter (default=17)\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
 
 
 @pytest.fixture
-def env(xmen_home, tmp_path, monkeypatch):
+def env(shell_experiment):
     """A temporary HOME/XMEN/XDG_CONFIG_HOME and a plain shell experiment (script.sh, defaults.yml) in tmp_path."""
-    (tmp_path / "script.sh").write_text(SCRIPT)
-    (tmp_path / "defaults.yml").write_text(DEFAULTS)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def make_set(env, capsys, name="set_a", sweep="{a: x | y | z}"):
-    root = env / name
-    assert xmen(capsys, "init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root))[0] == 0
-    if sweep:
-        assert xmen(capsys, "register", sweep, "-r", str(root))[0] == 0
-    return root
+    return shell_experiment({"script.sh": SCRIPT, "defaults.yml": DEFAULTS})
 
 
 # ----------------------------------------------------------------------------------------------------- config

@@ -12,7 +12,8 @@ import pytest
 
 from xmen import config as global_config
 from xmen import files, ownership
-from xmen.cli import main
+
+from cli_helpers import make_set, xmen
 
 DEFAULTS = "a: h  # (str) A parameter (default='h')\nb: 17  # (int) Another parameter (default=17)\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
@@ -20,28 +21,8 @@ SLEEPER = "#!/bin/bash\nsleep 60\n"
 
 
 @pytest.fixture
-def env(xmen_home, tmp_path, monkeypatch):
-    (tmp_path / "script.sh").write_text(SCRIPT)
-    (tmp_path / "sleeper.sh").write_text(SLEEPER)
-    (tmp_path / "defaults.yml").write_text(DEFAULTS)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def make_set(env, capsys, name="set_a", sweep="{a: x | y | z}", script="script.sh"):
-    root = env / name
-    code, _, err = xmen(capsys, "init", "-s", script, "-d", "defaults.yml", "-r", str(root))
-    assert code == 0, err
-    if sweep:
-        code, _, err = xmen(capsys, "register", sweep, "-r", str(root))
-        assert code == 0, err
-    return root
+def env(shell_experiment):
+    return shell_experiment({"script.sh": SCRIPT, "sleeper.sh": SLEEPER, "defaults.yml": DEFAULTS})
 
 
 def tree(root: Path) -> dict[str, bytes]:

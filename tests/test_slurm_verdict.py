@@ -113,6 +113,33 @@ def test_parse_sacct_takes_max_rss_from_the_batch_step():
     assert task is not None and task["MaxRSS"] == "4096K" and task["State"] == "COMPLETED"
 
 
+def test_one_sacct_reader_answers_the_verdict_and_the_listing():
+    """SLURM's verdict (xmen.slurm.query) and `xmen list`'s word on a job that left the queue
+    (xmen.slurm_queue.ended_states) ask sacct the same way, once per question, and read the same rows."""
+    from xmen import slurm_queue
+
+    calls: list[list[str]] = []
+    answer = {"code": 0}
+
+    def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, answer["code"], SACCT + ARRAY_TASK, "sacct: error")
+
+    rows = slurm.query(["804", "901_2", "9", "804"], run=run)
+    assert sorted(rows) == ["804", "901_2"] and (rows["804"]["MaxRSS"], rows["901_2"]["MaxRSS"]) == ("2048K", "4096K")
+    assert slurm_queue.ended_states(["804", "901_2", "9"], run=run) == {"804": "CANCELLED", "901_2": "COMPLETED"}
+    assert len(calls) == 2 and calls[0][:3] == calls[1][:3] == ["sacct", "-j", "804,901_2,9"], calls
+    assert calls[0][3:] == calls[1][3:]
+    answer["code"] = 1  # no accounting: nothing known, nothing raised
+    assert slurm.query(["804"], run=run) == {} and slurm_queue.ended_states(["804"], run=run) == {}
+
+    def missing(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+        raise FileNotFoundError(command[0])
+
+    assert slurm.query(["804"], run=missing) == {} and slurm_queue.ended_states(["804"], run=missing) == {}
+    assert slurm.query([], run=missing) == {}
+
+
 def record(state: str, job_id: str = "7") -> dict:
     return {"job_id": job_id, "attempt": 1, "state": state, "exit_code": "0:0", "node": "n1", "partition": "main",
             "elapsed": "00:00:05", "max_rss": None}

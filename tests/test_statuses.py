@@ -336,3 +336,12 @@ def test_readers_use_the_run_lock_on_this_host(tmp_path: Path) -> None:
     assert effective_status(params, tmp_path) == st.LOST
     elsewhere = {"_status": st.RUNNING, "_run": {"host": "another-host", "pid": 1, "started": now_time()}}
     assert effective_status(elsewhere, tmp_path) == st.RUNNING  # another host: its heartbeat decides
+
+
+def test_which_statuses_may_be_queued_or_cancelled():
+    """The one rule `xmen list` and `xmen cancel` use: a queued marker counts for every status but running (its job
+    started it) and finished (only a forced rerun submits it again); anything but finished may be cancelled."""
+    assert [s for s in st.ALL if st.may_be_queued(s)] == [
+        st.DEFAULT, st.REGISTERED, st.QUEUED, st.ERROR, st.STOPPED, st.TIMEOUT, st.CANCELLED, st.LOST]
+    assert [s for s in st.ALL if not st.cancellable(s)] == [st.FINISHED]
+    assert st.may_be_queued("corrupt") and not st.may_be_queued(st.RUNNING)

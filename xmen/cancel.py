@@ -25,10 +25,6 @@ from .heartbeat import effective_status
 from .provenance import hostname, now_time
 from .slurm_queue import is_job_id, marker
 
-#: Statuses an experiment may have while it has a job or process to cancel.
-CANCELLABLE = (st.RUNNING, st.REGISTERED, st.DEFAULT, st.QUEUED)
-
-
 @dataclass
 class Target:
     """What cancelling one experiment means: a SLURM job, a local process, or both unknown (nothing to do)."""
@@ -54,7 +50,7 @@ def queued_job_id(exp_dir: Path) -> str | None:
 def target_of(name: str, exp_dir: Path, params: dict[str, Any]) -> Target | str:
     """What to stop for one experiment, or why there is nothing to stop."""
     current = effective_status(params, exp_dir)
-    if current == st.FINISHED:
+    if not st.cancellable(current):
         return f"nothing to cancel ({current})"
     run = params.get("_run") if isinstance(params.get("_run"), dict) else {}
     target = Target(name, exp_dir)
@@ -71,8 +67,7 @@ def target_of(name: str, exp_dir: Path, params: dict[str, Any]) -> Target | str:
     if target.job_id is None and target.pid is None:
         target.job_id = queued_job_id(exp_dir)  # submitted again (a retry) whatever the last run ended as
     if target.job_id is None and target.pid is None:
-        why = ": no job or process recorded" if current in CANCELLABLE else ""
-        return f"nothing to cancel ({current}{why})"
+        return f"nothing to cancel ({current}: no job or process recorded)"
     return target
 
 

@@ -851,7 +851,7 @@ def _collect(
                 shown = raw_status  # the common case, without a call
             else:
                 shown = _shown_status(raw_status, liveness, f"{root}/{name}")
-            queued = None if shown in _NEVER_QUEUED else _queued_marker(f"{root}/{name}")
+            queued = _queued_marker(f"{root}/{name}") if st.may_be_queued(shown) else None
             if wanted_status and shown not in wanted_status and not (queued and st.QUEUED in wanted_status):
                 continue
             rows.append(
@@ -890,10 +890,6 @@ def _collect(
                 listed.names[:] = [n for n in listed.names if n in kept]
     filtered = bool(predicates or type is not None or wanted_status)
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
-
-
-#: Statuses a SLURM queued marker cannot change (a finished experiment's job would have to be a forced rerun).
-_NEVER_QUEUED = frozenset([st.RUNNING, st.FINISHED])
 
 
 def _queued_marker(exp_dir: str) -> Any:

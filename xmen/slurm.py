@@ -24,9 +24,8 @@ from __future__ import annotations
 import functools
 import os
 import shlex
-import shutil
 import subprocess
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import status as st
 
@@ -220,32 +219,43 @@ def executor_in_use(frame: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- the verdict
-def query(job_ids: list[str]) -> dict[str, dict[str, str]]:
+def query(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, dict[str, str]]:
     """One ``sacct`` call for jobs: per job id, :data:`SACCT_FIELDS` of the job itself, MaxRSS from its batch step.
 
-    A job sacct does not know (yet), or every job when sacct is missing or fails, is left out.
+    xmen's one sacct reader: SLURM's verdict here, and what ``xmen list`` says of a job that left the queue
+    (xmen.slurm_queue.ended_states). A job sacct does not know (yet), or every job when sacct is missing or fails
+    (no accounting), is left out.
     """
-    if not job_ids or shutil.which("sacct") is None:
+    ids = list(dict.fromkeys(str(i) for i in job_ids if str(i).strip()))
+    if not ids:
         return {}
     try:
-        proc = subprocess.run(
-            ["sacct", "-j", ",".join(job_ids), "-P", "-n", "-o", ",".join(SACCT_FIELDS)],
-            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        proc = run(["sacct", "-j", ",".join(ids), "-P", "-n", "-o", ",".join(SACCT_FIELDS)],
+                   capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
         return {}
     if proc.returncode != 0:
         return {}
-    rows = {job: parse_sacct(job, proc.stdout) for job in job_ids}
-    return {job: row for job, row in rows.items() if row is not None}
+    rows = sacct_rows(proc.stdout)
+    found = {job: _job_row(job, rows) for job in ids}
+    return {job: row for job, row in found.items() if row is not None}
+
+
+def sacct_rows(text: str) -> list[dict[str, str]]:
+    """``sacct -P -n -o`` :data:`SACCT_FIELDS` output as rows (jobs and their steps)."""
+    return [dict(zip(SACCT_FIELDS, line.split("|"))) for line in text.splitlines() if line.strip()]
 
 
 def parse_sacct(job_id: str, text: str) -> dict[str, str] | None:
     """The job's row of ``sacct -P -n -o`` :data:`SACCT_FIELDS` output, MaxRSS taken from the batch step."""
-    rows = [dict(zip(SACCT_FIELDS, line.split("|"))) for line in text.splitlines() if line.strip()]
+    return _job_row(job_id, sacct_rows(text))
+
+
+def _job_row(job_id: str, rows: list[dict[str, str]]) -> dict[str, str] | None:
     main = next((r for r in rows if job_id in (r.get("JobIDRaw"), r.get("JobID"))), None)  # JobID: array 12_3
     if main is None:
         return None
+    main = dict(main)
     prefix = f"{main.get('JobID') or job_id}."
     batch = next((r for r in rows if r.get("JobID") == f"{prefix}batch"), None)
     steps = [r.get("MaxRSS", "") for r in rows if r.get("JobID", "").startswith(prefix)]

@@ -14,9 +14,10 @@ experiment starts. Readers then ask SLURM, one ``squeue`` call for all the marke
 
 A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (``_status: error``, ``_error:
 submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
-partition, more memory or CPUs than any node of the partition has, a GRES no node has) is found before anything is
-submitted, from one ``sinfo`` call (:func:`preflight`); such experiments are recorded the same way and not submitted,
-while the others run.
+partition, more memory or CPUs than any node of the partition has, a runtime above its time limit, a GRES no node
+has) is found before anything is submitted, from one ``sinfo`` call (:func:`preflight`); such experiments are
+recorded the same way and not submitted, while the others run (also the others of a pack:
+xmen.snakemake_glue.install_refused_alone).
 
 Nothing here imports Snakemake or the plugin: :func:`install` patches the plugin's executor class it is given.
 """
@@ -127,24 +128,12 @@ def job_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run)
 
 
 def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
-    """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call; empty
-    when sacct cannot answer (no accounting)."""
-    ids = sorted({str(i) for i in job_ids if str(i).strip()})
-    if not ids:
-        return {}
-    try:
-        proc = run(["sacct", "-n", "-P", "-X", "-j", ",".join(ids), "-o", "JobID,State"], capture_output=True,
-                   text=True, timeout=_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    if proc.returncode != 0:
-        return {}
-    found: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 2 and parts[1]:
-            found[parts[0]] = parts[1].split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return found
+    """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call (xmen's
+    one sacct reader, xmen.slurm.query); empty when sacct cannot answer (no accounting)."""
+    from .slurm import normalise_state, query
+
+    states = {job: normalise_state(row.get("State", "")) for job, row in query(job_ids, run).items()}
+    return {job: state for job, state in states.items() if state}  # "CANCELLED by 0" -> CANCELLED
 
 
 class QueueView:
@@ -235,21 +224,27 @@ def record_rejected(exp_dir: str | os.PathLike[str], reason: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ before submitting
+#: ``sinfo`` columns read by :func:`cluster_partitions`: partition, memory (MB), CPUs, GRES, time limit.
+SINFO_FORMAT = "%P|%m|%c|%G|%l"
+
+
 @dataclass
 class Partition:
-    """What ``sinfo`` says of one partition: the most memory (MB) and CPUs one of its nodes has, its GRES."""
+    """What ``sinfo`` says of one partition: the most memory (MB) and CPUs one of its nodes has, its GRES, and its
+    time limit in minutes (None: unlimited, or not said)."""
 
     name: str
     default: bool = False
     memory_mb: int = 0
     cpus: int = 0
     gres: set[str] = field(default_factory=set)
+    max_minutes: float | None = None
 
 
 def cluster_partitions(run: Callable[..., Any] = subprocess.run) -> dict[str, Partition] | None:
     """Partitions from ONE ``sinfo`` call; None when sinfo cannot answer (no check is made then)."""
     try:
-        proc = run(["sinfo", "-h", "-o", "%P|%m|%c|%G"], capture_output=True, text=True, timeout=_TIMEOUT,
+        proc = run(["sinfo", "-h", "-o", SINFO_FORMAT], capture_output=True, text=True, timeout=_TIMEOUT,
                    stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -259,7 +254,8 @@ def cluster_partitions(run: Callable[..., Any] = subprocess.run) -> dict[str, Pa
 
 
 def parse_sinfo(text: str) -> dict[str, Partition]:
-    """``sinfo -h -o '%P|%m|%c|%G'`` lines (one per partition and node kind) as partitions."""
+    """``sinfo -h -o`` :data:`SINFO_FORMAT` lines (one per partition and node kind) as partitions (a line without
+    the time limit column leaves the limit unknown)."""
     found: dict[str, Partition] = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
@@ -274,7 +270,31 @@ def parse_sinfo(text: str) -> dict[str, Partition]:
             gres = gres.strip()
             if gres and gres != "(null)":
                 part.gres.add(gres.split(":")[0].split("(")[0])
+        limit = slurm_minutes(parts[4]) if len(parts) > 4 else None
+        if limit is not None:
+            part.max_minutes = max(part.max_minutes or 0.0, limit)
     return found
+
+
+_SLURM_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+
+
+def slurm_minutes(text: str) -> float | None:
+    """A SLURM time (``sinfo %l``, ``sbatch --time``) in minutes: ``30``, ``30:00`` (min:s), ``1:00:00``,
+    ``2-00:00:00``, ``2-12``; None for ``infinite``, ``UNLIMITED``, ``n/a`` or anything else."""
+    found = _SLURM_TIME.fullmatch(text.strip())
+    if found is None:
+        return None
+    days, first, second, third = found.groups()
+    numbers = [int(n) for n in (first, second, third) if n is not None]
+    if days is not None:  # days-hours[:minutes[:seconds]]
+        hours, minutes, seconds = (numbers + [0, 0])[:3]
+        return int(days) * 1440 + hours * 60 + minutes + seconds / 60
+    if len(numbers) == 3:
+        return numbers[0] * 60 + numbers[1] + numbers[2] / 60
+    if len(numbers) == 2:
+        return numbers[0] + numbers[1] / 60
+    return float(numbers[0])
 
 
 def _int(text: str) -> int:
@@ -294,31 +314,52 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def problems(options: Mapping[str, Any], partitions: Mapping[str, Partition]) -> list[str]:
-    """Why SLURM would reject an experiment with these run options (threads, resources) on this cluster.
+def partition_names(value: Any) -> list[str]:
+    """The partitions of a first attempt's ``slurm_partition``: sbatch takes a comma list (``a,b``: the job runs
+    in whichever can start it first)."""
+    value = _first(value)
+    if value is None:
+        return []
+    return [name.strip() for name in str(value).split(",") if name.strip()]
 
-    Checked: an unknown ``slurm_partition``; ``mem_mb`` or threads beyond every node of the partition; a ``gpu``,
-    ``gpus`` or ``gres`` that no node of the partition has. Only the first attempt's values (a retry asking for more
-    is rejected when it is submitted, and recorded then).
-    """
+
+def job_cpus(options: Mapping[str, Any], max_threads: int | None = None) -> tuple[str, int] | None:
+    """(what asked, how many) CPUs the experiment's job asks SLURM for, as the SLURM plugin (2.8) decides:
+    ``cpus_per_task`` when it is set (xmen's rule gives it the experiment's threads otherwise, within
+    ``--max-threads``); a negative ``cpus_per_task`` sends none (SLURM's default, 1)."""
     resources = options.get("resources") if isinstance(options.get("resources"), Mapping) else {}
-    found: list[str] = []
-    name = _first(resources.get("slurm_partition"))
-    if name is not None:
-        part = partitions.get(str(name))
-        if part is None:
-            return [f"unknown partition {name!r} (this cluster has: {', '.join(sorted(partitions))})"]
-    else:
-        part = next((p for p in partitions.values() if p.default), None)
-        if part is None:
-            return []
-    where = f"partition {part.name!r}"
-    memory = _number(resources.get("mem_mb"))
-    if memory is not None and part.memory_mb and memory > part.memory_mb:
-        found.append(f"mem_mb={memory:g} is more than any node of {where} has ({part.memory_mb} MB)")
+    explicit = _number(resources.get("cpus_per_task"))
+    if explicit is not None and explicit < 0:
+        return None
+    if explicit:
+        return "cpus_per_task", max(1, int(explicit))
     threads = _number(options.get("threads"))
-    if threads is not None and part.cpus and threads > part.cpus:
-        found.append(f"threads={threads:g} is more than any node of {where} has ({part.cpus} CPUs)")
+    if threads is None:
+        return None
+    if max_threads:
+        threads = min(threads, max_threads)
+    return "threads", int(threads)
+
+
+def _partition_problems(resources: Mapping[str, Any], cpus: tuple[str, int] | None, part: Partition) -> list[str]:
+    """Why ``part`` would not take the job (empty: it would)."""
+    found: list[str] = []
+    where = f"partition {part.name!r}"
+    if cpus is not None and part.cpus and cpus[1] > part.cpus:
+        found.append(f"{cpus[0]}={cpus[1]} is more than any node of {where} has ({part.cpus} CPUs)")
+    per_cpu = _number(resources.get("mem_mb_per_cpu"))
+    memory = _number(resources.get("mem_mb"))
+    if per_cpu:  # the plugin then sends --mem-per-cpu and no --mem
+        count = cpus[1] if cpus is not None else 1
+        if part.memory_mb and per_cpu * count > part.memory_mb:
+            found.append(f"mem_mb_per_cpu={per_cpu:g} x {count} CPU(s) is more than any node of {where} has "
+                         f"({part.memory_mb} MB)")
+    elif memory is not None and part.memory_mb and memory > part.memory_mb:
+        found.append(f"mem_mb={memory:g} is more than any node of {where} has ({part.memory_mb} MB)")
+    runtime = _number(resources.get("runtime"))
+    if runtime is not None and part.max_minutes is not None and runtime > part.max_minutes:
+        found.append(f"runtime={runtime:g} min is above the time limit of {where} ({part.max_minutes:g} min): "
+                     f"SLURM rejects the job or, with EnforcePartLimits=NO, keeps it pending for ever")
     gpus = [key for key in ("gpu", "gpus") if _number(resources.get(key))]
     gres = _first(resources.get("gres"))
     wanted = set()
@@ -331,8 +372,37 @@ def problems(options: Mapping[str, Any], partitions: Mapping[str, Partition]) ->
     return found
 
 
-def preflight(experiments: Mapping[str, Mapping[str, Any]], run: Callable[..., Any] = subprocess.run
-              ) -> dict[str, list[str]]:
+def problems(options: Mapping[str, Any], partitions: Mapping[str, Partition], max_threads: int | None = None
+             ) -> list[str]:
+    """Why SLURM would reject an experiment with these run options (threads, resources) on this cluster.
+
+    Checked: an unknown ``slurm_partition`` (sbatch refuses a comma list naming any unknown one); the CPUs the job
+    asks for (:func:`job_cpus`), ``mem_mb`` (or ``mem_mb_per_cpu`` times those CPUs, which the plugin then sends
+    instead) beyond every node of the partition; a ``runtime`` (minutes) above the partition's time limit; a
+    ``gpu``, ``gpus`` or ``gres`` that no node of the partition has. With a list of partitions, only when none of
+    them would take the job. Only the first attempt's values (a retry asking for more is rejected when it is
+    submitted, and recorded then).
+    """
+    resources = options.get("resources") if isinstance(options.get("resources"), Mapping) else {}
+    names = partition_names(resources.get("slurm_partition"))
+    unknown = [name for name in names if name not in partitions]
+    if unknown:
+        listed = "" if len(names) == 1 else f" in {','.join(names)!r} (sbatch refuses a list naming one)"
+        return [f"unknown partition {unknown[0]!r}{listed} (this cluster has: {', '.join(sorted(partitions))})"]
+    candidates = [partitions[name] for name in names] or [p for p in partitions.values() if p.default][:1]
+    if not candidates:
+        return []
+    cpus = job_cpus(options, max_threads)
+    found = [_partition_problems(resources, cpus, part) for part in candidates]
+    if any(not one for one in found):
+        return []
+    if len(found) == 1:
+        return found[0]
+    return [f"no partition of {','.join(names)!r} would take it: " + "; ".join(p for one in found for p in one)]
+
+
+def preflight(experiments: Mapping[str, Mapping[str, Any]], run: Callable[..., Any] = subprocess.run,
+              max_threads: int | None = None) -> dict[str, list[str]]:
     """``{problem: [experiment, ...]}`` for the experiments SLURM would reject, from one ``sinfo`` call; empty
     when there is no problem or sinfo cannot answer."""
     partitions = cluster_partitions(run)
@@ -340,7 +410,7 @@ def preflight(experiments: Mapping[str, Mapping[str, Any]], run: Callable[..., A
         return {}
     grouped: dict[str, list[str]] = {}
     for name, options in experiments.items():
-        for problem in problems(options, partitions):
+        for problem in problems(options, partitions, max_threads):
             grouped.setdefault(problem, []).append(name)
     return grouped
 

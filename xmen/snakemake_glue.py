@@ -115,6 +115,7 @@ class XmenWorkflow:
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
             install_per_experiment_retries()
+            install_refused_alone()  # a member of a pack that preflight refused is refused alone
             install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
         self._packs_checked = False
 
@@ -228,9 +229,18 @@ class XmenWorkflow:
         from . import slurm_queue
 
         wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
-        grouped = slurm_queue.preflight(wanted)
+        limit = getattr(getattr(self.workflow, "resource_settings", None), "max_threads", None)
+        grouped = slurm_queue.preflight(wanted, max_threads=limit)
         if grouped:
             slurm_queue.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
+
+    def refused(self, wildcards: Any) -> bool:
+        """Whether the SLURM preflight of this run refused the experiment (xmen.slurm_queue.refuse)."""
+        queue = sys.modules.get("xmen.slurm_queue")
+        if queue is None or not queue.HOOKS.refused:
+            return False
+        exp = getattr(wildcards, "exp", None)
+        return bool(exp) and os.path.normpath(os.path.join(self.cwd, str(exp))) in queue.HOOKS.refused
 
     # ------------------------------------------------------------------ the rule's callables
     def requires_input(self) -> Any:
@@ -493,6 +503,42 @@ def install_per_experiment_retries() -> bool:
 
     setattr(restart_times, _RETRIES_MARK, True)
     Job.restart_times = property(restart_times)
+    return True
+
+
+_ALONE_MARK = "_xmen_refused_alone"
+
+
+def install_refused_alone() -> bool:
+    """Keep an experiment the SLURM preflight refused out of every pack; True when installed (now or before).
+
+    A pack is one Snakemake group job, and Snakemake submits, fails or finishes a group job as a whole: the hooked
+    plugin could only refuse the whole pack of a refused member (its other experiments never ran). Snakemake forms
+    the packs after it built the DAG, so after the preflight (the default target's input); a job of xmen's rule
+    whose experiment was refused then answers ``group`` with None: it stays a job of its own, refused alone, and
+    the others are packed without it. Every other job keeps Snakemake's answer.
+    """
+    try:
+        from snakemake.jobs import Job
+    except ImportError:
+        return False
+    current = Job.__dict__.get("group")
+    if not isinstance(current, property) or current.fget is None:
+        return False
+    if getattr(current.fget, _ALONE_MARK, False):
+        return True
+    job_group = current.fget
+
+    def group(job: Any) -> Any:
+        found = job_group(job)
+        rule = getattr(job, "rule", None)
+        glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
+        if found is None or glue is None or getattr(rule, "name", None) != RULE:
+            return found
+        return None if glue.refused(job.wildcards) else found
+
+    setattr(group, _ALONE_MARK, True)
+    Job.group = property(group, current.fset)
     return True
 
 

@@ -24,6 +24,22 @@ QUEUED = "queued"
 ALL = (DEFAULT, REGISTERED, QUEUED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
 FAILED = (ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
 
+#: Statuses under which a SLURM queued marker is never believed: the job started the experiment (``running``), or
+#: the experiment finished (only a forced rerun would submit it again).
+NEVER_QUEUED = frozenset([RUNNING, FINISHED])
+
+
+def may_be_queued(status: str) -> bool:
+    """Whether an experiment with this recorded status may have a SLURM job waiting in the queue (a retry after a
+    failure too); its marker and squeue then decide (xmen.slurm_queue). ``xmen list`` and ``xmen cancel`` ask."""
+    return status not in NEVER_QUEUED
+
+
+def cancellable(status: str) -> bool:
+    """Whether an experiment with this status may have a job or a process to cancel: it runs, or may be queued."""
+    return status == RUNNING or may_be_queued(status)
+
+
 #: params.yml key: one record per SLURM attempt, written by the main Snakemake process from sacct (xmen.slurm).
 SLURM_KEY = "_slurm"
 #: params.yml key: what ``xmen cancel`` cancelled (``{at, by, job_id?, host?, pid?}``).

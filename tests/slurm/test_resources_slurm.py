@@ -1,6 +1,7 @@
 """Resources that mean what they say on the real cluster (tests/slurm/up.sh): threads not capped by the submitting
-host, sbatch words with spaces, `=` and commas in ``slurm_extra``, retries per experiment (no empty retry jobs); and
-the shipped profile ends a run within seconds of its last job. Helpers and fixtures come from test_slurm."""
+host, sbatch words with spaces, `=` and commas in ``slurm_extra``, retries per experiment (no empty retry jobs), the
+SLURM preflight (a list of partitions runs, a refused experiment of a pack is refused alone); and the shipped profile
+ends a run within seconds of its last job. Helpers and fixtures come from test_slurm."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +10,8 @@ import time
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
-    all_done, env, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, submitted_tasks, wait_for_sacct,
+    all_done, env, pack_args, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, submitted_tasks,
+    wait_for_sacct,
 )
 
 TWO_THREADS = ("{a: two, sleep: 1}", "--threads", "2", "--resources", "mem_mb=100 runtime=2")
@@ -95,3 +97,48 @@ def test_only_an_experiment_with_retries_gets_a_retry_job(slurm, env):
     assert statuses(root) == {"a=again__fail=3": "error", "a=once__fail=3": "error"}
     assert [line.split()[0] for line in runs(root, "a=again__fail=3")] == ["attempt=1", "attempt=2"]
     assert [line.split()[0] for line in runs(root, "a=once__fail=3")] == ["attempt=1"]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_a_list_of_partitions_runs(slurm, env):
+    """`slurm_partition='main,other'` (sbatch's comma list: the job runs in whichever starts it first) passes the
+    preflight and runs in one of them (it was refused as an unknown partition 'main,other')."""
+    root = env.make_set("set_pl", ("{a: either}", "--resources", "slurm_partition='main,other' mem_mb=100 runtime=2"))
+    run = env.snakemake(root, timeout=90)
+    assert run.returncode == 0, run.tail()
+    assert statuses(root) == {"a=either": "finished"}, run.tail()
+    row = wait_for_sacct("now-10minutes", all_done(1), jobs=[slurm_job_id(root, "a=either")])[0]
+    assert row["Partition"] in ("main", "other"), row
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(150)
+def test_a_refused_experiment_of_a_pack_is_refused_alone(slurm, env):
+    """Three experiments packed three to a job (the README's command), one of them on a partition this cluster
+    does not have: it alone is recorded as error and never runs; the other two run in one pack and finish (the
+    whole pack was refused, and its healthy experiments never ran)."""
+    res = ("--resources", "mem_mb=100 runtime=1")
+    root = env.make_set("set_pr", ("{a: ok1 | ok2}", *res), ("{a: nopart}", "--resources", "slurm_partition=nope"))
+    run = env.snakemake(root, *pack_args(3), timeout=120)
+    assert run.returncode != 0, run.tail()
+    assert statuses(root) == {"a=ok1": "finished", "a=ok2": "finished", "a=nopart": "error"}, run.tail()
+    assert "unknown partition 'nope'" in params(root, "a=nopart")["_error"]
+    assert runs(root, "a=nopart") == [] and len(runs(root, "a=ok1")) == len(runs(root, "a=ok2")) == 1
+    assert slurm_job_id(root, "a=ok1") == slurm_job_id(root, "a=ok2"), "the two healthy experiments share a pack"
+    rows = wait_for_sacct(env.since, all_done(1), name=run.uuid)
+    assert [r["State"] for r in rows] == ["COMPLETED"], rows
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_cpus_per_task_within_the_node_runs_whatever_the_threads(slurm, env):
+    """`--threads 4 --resources cpus_per_task=2` on this 2-CPU node: the plugin sends --cpus-per-task=2 (it takes
+    cpus_per_task before threads), so the preflight lets it through and the job gets 2 CPUs (it was refused for its
+    4 threads)."""
+    root = env.make_set("set_cpt", ("{a: four}", "--threads", "4",
+                                    "--resources", "cpus_per_task=2 mem_mb=100 runtime=2"))
+    run = env.snakemake(root, timeout=90)
+    assert run.returncode == 0, run.tail()
+    assert statuses(root) == {"a=four": "finished"}, run.tail()
+    assert alloc_cpus(slurm_job_id(root, "a=four")) == "2"
