@@ -31,8 +31,42 @@ def test_the_spec_is_one_shell_safe_word_and_comes_back_whole():
     word = rule_job.encode([original, other])
     assert set(word) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert rule_job.decode(word) == [original, other]
-    line = rule_job.command([original, other], "/usr/bin/python3", ["export A=1 &&", "", None])
-    assert line == f"export A=1 && exec /usr/bin/python3 -m xmen.rule_job {word}"
+    line = rule_job.command([original, other], "/usr/bin/python3", "/opt/x", ["export A=1 &&", "", None])
+    assert line == f"export A=1 && exec /usr/bin/python3 -c '{rule_job._BOOT}' /opt/x {word}"
+    assert rule_job.command([original], "/my python/bin/python", "/opt/x") is None  # the plugin's step, then
+    assert rule_job.command([original], "/usr/bin/python3", "/opt/$HOME") is None
+
+
+def test_the_job_finds_xmen_where_the_submitting_process_found_it(tmp_path):
+    """A Snakemake installed apart from xmen (pipx) imports xmen from the path the Snakefile appends: so does the
+    job, whose python is Snakemake's."""
+    import yaml
+    import xmen
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    Path(site, "deps.pth").write_text(str(Path(yaml.__file__).resolve().parents[1]) + "\n")  # yaml, not xmen
+    no_xmen = subprocess.run([str(python), "-c", "import xmen"], capture_output=True, cwd=tmp_path)
+    if no_xmen.returncode == 0:
+        pytest.skip("xmen is installed where yaml is: cannot make a python without it here")
+    job = spec(tmp_path, "echo ran\n")
+    line = rule_job.command([job], str(python), str(Path(xmen.__file__).resolve().parents[1]))
+    proc = subprocess.run(["sh", "-c", line], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a=1" / "xmen.log").read_text() == "ran\n" and (tmp_path / "a=1" / "xmen.done").is_file()
+
+
+def test_the_job_makes_its_temporary_folder(tmp_path):
+    job = spec(tmp_path, 'echo "$XMEN_TMPDIR" > "$(dirname "$0")/tmp.txt"\n',
+               env={"XMEN_TMPDIR": str(tmp_path / "scratch" / "x")})
+    assert rule_job.run(job) == 0
+    assert (tmp_path / "scratch" / "x").is_dir()
+    default = spec(tmp_path, 'echo "$XMEN_TMPDIR" > "$(dirname "$0")/tmp.txt"\n')
+    assert rule_job.run(default) == 0
+    assert (tmp_path / "a=1" / "tmp.txt").read_text().strip() == __import__("tempfile").gettempdir()
 
 
 def _packed(data) -> str:
@@ -169,9 +203,20 @@ def test_a_packs_retry_does_not_refuse_what_its_first_attempt_finished(tmp_path)
     token = runner.done_token(tmp_path / "a")
     (tmp_path / "a" / "xmen.done").write_text("finished\n")  # the first attempt finished it
     retry = JobSpec(**{**specs[0].__dict__, "attempt": 2, "env": {"XMEN_EXPECT_DONE": token}})
+    (tmp_path / "a" / "xmen.log").write_text("the first attempt's output\n")
     assert rule_job.run_all([retry]) == 0
     assert not (tmp_path / "ran").exists()
+    assert (tmp_path / "a" / "xmen.log").read_text() == "the first attempt's output\n"  # its log stays
     assert rule_job.run_all([JobSpec(**{**retry.__dict__, "env": {}})]) == 1  # nothing says it finished since
+
+
+def test_a_member_whose_folder_broke_fails_alone(tmp_path, capfd):
+    specs = pack(tmp_path, {"a": "echo a\n", "b": "echo b\n"})
+    (tmp_path / "a" / "xmen.log").write_text("old\n")
+    (tmp_path / "a" / "logs").write_text("a file where the kept logs go: keeping the old log fails")
+    assert rule_job.run_all(specs) == 1
+    assert (tmp_path / "b" / "xmen.done").is_file()
+    assert "Error: a: " in capfd.readouterr().err
 
 
 def test_a_stopped_pack_starts_no_other_experiment(tmp_path):

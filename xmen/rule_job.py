@@ -10,8 +10,8 @@ status file (a hand-made ``run.sh``) gets one.
 executor reads the Snakefile and builds the DAG of its one job, then starts, through ``srun``, a second Snakemake
 that does the same again before it runs the rule's code. That is 3-5 s of every job, against experiments that may
 take 1 s. For xmen's rule the main Snakemake process knows all that code needs, so it hands it over in one
-argument (:func:`command`, :class:`JobSpec`) and the job runs :func:`run` directly: ``python -m xmen.rule_job
-SPEC``. A pack (a Snakemake group job of many experiments) is one such job running its experiments one after
+argument (:func:`command`, :class:`JobSpec`) and the job runs :func:`run_all` directly (``python -c`` importing
+this module, see :func:`command`). A pack (a Snakemake group job of many experiments) is one such job running its experiments one after
 another, each in its own job step, as the plugin's job step would with ``--keep-going``. Everything else stays
 Snakemake's: it submits the job with the same sbatch options, follows it in SLURM, checks its outputs and retries
 it (XmenWorkflow.slurm_job decides which jobs go this way).
@@ -30,6 +30,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -56,6 +57,10 @@ _KEPT_SLURM_VARIABLES = frozenset(["SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_J
 #: The job step's task: run.sh with its output in the experiment's log (paths come as arguments, never as text).
 _TASK = 'exec bash "$1" > "$2" 2>&1'
 _SPEC_VERSION = 2
+#: What may stand unquoted in the job's command line, also inside the plugin's ``--wrap="..."``.
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_./+@%:,=-]+")
+#: The job's python program: xmen from where the submitting process imported it, then :func:`main`.
+_BOOT = "import sys; sys.path.append(sys.argv.pop(1)); from xmen.rule_job import main; sys.exit(main())"
 
 
 def environment(threads: int, resources: Mapping[str, Any], expect: str | None = None) -> dict[str, str]:
@@ -168,11 +173,18 @@ def decode(text: str) -> list[JobSpec]:
     return specs
 
 
-def command(specs: list[JobSpec], python: str, before: list[str | None] | None = None) -> str:
+def command(specs: list[JobSpec], python: str, xmen_path: str, before: list[str | None] | None = None) -> str | None:
     """The job's command line: ``before`` (the plugin's own prefix, exported variables, precommand), then this
-    module in place of the shell (``exec``: SLURM's signals reach it, not a shell that would end the job first)."""
+    module in place of the shell (``exec``: SLURM's signals reach it, not a shell that would end the job first).
+
+    ``xmen_path`` is where the submitting process imported xmen from: appended to the job's ``sys.path`` as the
+    generated Snakefile appends it (a Snakemake installed apart from xmen finds it the same way). None when the
+    python or that path holds characters the plugin's ``--wrap="..."`` shell line would read.
+    """
+    if not (_SAFE_WORD.fullmatch(python) and _SAFE_WORD.fullmatch(xmen_path)):
+        return None
     parts = [text for part in (before or []) if part and (text := str(part).strip().removesuffix("&&").strip())]
-    parts.append(f"exec {shlex.quote(python)} -m xmen.rule_job {encode(specs)}")
+    parts.append(f"exec {python} -c '{_BOOT}' {xmen_path} {encode(specs)}")
     return " && ".join(parts)
 
 
@@ -197,7 +209,11 @@ def run_all(specs: list[JobSpec]) -> int:
                 print(f"xmen.rule_job: the job was stopped (signal {stopping[0]}); not started: {left}",
                       file=sys.stderr, flush=True)
                 return worst or 128 + stopping[0]
-            returncode = run(spec)
+            try:
+                returncode = run(spec)
+            except OSError as exc:  # its folder is gone, a full disk...: it fails alone
+                print(f"Error: {spec.exp}: {exc}", file=sys.stderr, flush=True)
+                returncode = 1
             worst = worst or returncode
         return worst
     finally:
@@ -218,13 +234,15 @@ def run(spec: JobSpec) -> int:
         print(f"{spec.exp}: not run, its requirement {missing[0]} is not there (it failed in this job)",
               file=sys.stderr, flush=True)
         return 1
+    if _finished_since_planned(spec):  # a pack's retry: its first attempt finished this one (its log stays)
+        print(f"{spec.exp}: finished since it was planned; not run again", file=sys.stderr, flush=True)
+        return 0
     refused = refusal(spec.exp, spec.attempt, spec.retries)
     if refused is not None:
-        if _finished_since_planned(spec):  # a pack's retry: this one finished in the first attempt
-            return 0
         print(refused, file=sys.stderr, flush=True)
         return 1
     provenance.keep_previous_log(spec.exp)
+    _make_tmpdir(spec)
     log = os.path.join(spec.exp, LOG)
     argv = [*spec.step, "bash", "-c", _TASK, "xmen-job", os.path.join(spec.exp, "run.sh"), log]
     env = {key: value for key, value in os.environ.items() if not (spec.step and _launcher_default(key))}
@@ -240,6 +258,14 @@ def run(spec: JobSpec) -> int:
         return returncode if 0 < returncode < 256 else 1
     write_missing_status(spec.exp)
     return 0
+
+
+def _make_tmpdir(spec: JobSpec) -> None:
+    """The job's temporary folder, as Snakemake's job step has it: the ``tmpdir`` resource given to the job, else
+    this node's own (Snakemake evaluates ``tmpdir`` where the job runs); created, as Snakemake creates it."""
+    tmpdir = spec.env.get("XMEN_TMPDIR") or tempfile.gettempdir()
+    spec.env["XMEN_TMPDIR"] = tmpdir
+    os.makedirs(tmpdir, exist_ok=True)
 
 
 def _finished_since_planned(spec: JobSpec) -> bool:
@@ -263,7 +289,7 @@ def _launcher_default(name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m xmen.rule_job SPEC (written by xmen's SLURM integration)", file=sys.stderr)
+        print("usage: python -m xmen.rule_job SPEC (the job of a SLURM job xmen's Snakefile submitted)", file=sys.stderr)
         return 2
     try:
         specs = decode(args[0])

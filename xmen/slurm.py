@@ -167,7 +167,9 @@ def _direct_jobs(format_job_exec: Any) -> Any:
 
         precommand = self.workflow.spawned_job_args_factory.precommand(executor_common_settings=self.common_settings)
         before = [self.get_job_exec_prefix(job), self.get_envvar_declarations(), precommand]
-        return rule_job.command(spec, self.get_python_executable(), before)
+        xmen_path = os.path.dirname(os.path.dirname(os.path.abspath(rule_job.__file__)))
+        line = rule_job.command(spec, self.get_python_executable(), xmen_path, before)
+        return format_job_exec(self, job) if line is None else line
 
     setattr(direct, _MARK, True)
     return direct

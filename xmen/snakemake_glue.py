@@ -21,11 +21,13 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from typing import Any, Callable
 
 from . import planner, provenance, rule_job
 from . import status as st
 from .expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
+from .job import done_token
 
 DONE = st.DONE_FILE
 LOG = rule_job.LOG
@@ -407,11 +409,34 @@ class XmenWorkflow:
         threads = self.remote_threads(job.wildcards) or job.threads
         if cpus is not None:
             threads = max(1, min(threads, cpus))
-        resources = {name: value for name, value in job.resources.items()}
-        env = rule_job.environment(threads, resources, self.planned.get(os.path.normpath(exp)))
+        resources = {name: value for name, value in job.resources.items() if not _to_be_decided(value)}
+        tmpdir = self.tmpdir(job)
+        if tmpdir is not None:
+            resources["tmpdir"] = tmpdir
+        # What planning saw, or (explicit targets: the default target's input did not plan it) what the first
+        # submission saw, so that a retried pack does not run again what its first attempt finished.
+        expect = self.planned.setdefault(os.path.normpath(exp), done_token(os.path.join(self.cwd, exp)))
+        env = rule_job.environment(threads, resources, expect)
         return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
                                 retries=self.experiment_own_retries(exp), env=env, step=step,
                                 inputs=[str(path) for path in job.input])
+
+    def tmpdir(self, job: Any) -> str | None:
+        """The job's ``tmpdir`` when it was given (registered, ``--default-resources tmpdir=...``); None for
+        Snakemake's default, the temporary folder of the machine the job runs on (Snakemake evaluates it there)."""
+        try:
+            value = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt).get("tmpdir")
+        except Exception:  # noqa: BLE001 - an input function that fails here fails the job where it runs
+            return None
+        if value is None or _to_be_decided(value) or os.path.normpath(str(value)) == os.path.normpath(
+                tempfile.gettempdir()):
+            return None
+        return str(value)
+
+
+def _to_be_decided(value: Any) -> bool:
+    """Snakemake's placeholder for a resource it evaluates only where the job runs (``tmpdir``: ``<TBD>``)."""
+    return type(value).__name__ == "TBDString"
 
 
 def _shares_everything(storage: Any) -> bool:

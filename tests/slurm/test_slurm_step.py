@@ -3,6 +3,7 @@ two Snakemake processes, and means the same: its CPUs, a job step SLURM accounts
 failure. Helpers and fixtures come from test_slurm."""
 from __future__ import annotations
 
+import tempfile
 import time
 
 import pytest
@@ -39,7 +40,7 @@ def test_a_job_runs_the_experiment_without_snakemake_inside(slurm, env):
     for name in statuses(root):
         job = slurm_job_id(root, name)
         script = batch_script(job)
-        assert "-m xmen.rule_job" in script and "-m snakemake" not in script, script
+        assert "from xmen.rule_job import main" in script and "-m snakemake" not in script, script
         assert steps(job) == ["0", "batch", "extern"] or steps(job) == ["0", "batch"], steps(job)
         assert run_fields(runs(root, name)[-1])["threads"] == "2"
         assert "done a=" in (root / name / "xmen.log").read_text()
@@ -120,7 +121,8 @@ exit "${fail:-0}"
 
 @pytest.mark.slurm
 @pytest.mark.timeout(200)
-def test_a_retried_pack_runs_only_what_has_a_retry_left(slurm, env):
+@pytest.mark.parametrize("targets", ["default", "explicit"])
+def test_a_retried_pack_runs_only_what_has_a_retry_left(slurm, env, targets):
     """Snakemake retries a failed pack whole. In the retry, the experiment that finished is not run again, the one
     with a retry runs its second attempt and finishes, the one without retries is not run again: each experiment's
     runs are its own (README: packs and retries)."""
@@ -129,7 +131,8 @@ def test_a_retried_pack_runs_only_what_has_a_retry_left(slurm, env):
     root = env.make_set("set_r", ("{a: ok}", "--resources", "mem_mb=100 runtime=2"),
                         ("{a: flaky, flaky: 1}", "--retries", "1", "--resources", "mem_mb=100 runtime=2"),
                         ("{a: bad, fail: 3}", "--resources", "mem_mb=100 runtime=2"))
-    run = env.snakemake(root, *pack_args(3), timeout=150)
+    explicit = [f"{name}/xmen.done" for name in statuses(root)] if targets == "explicit" else []
+    run = env.snakemake(root, *pack_args(3), *explicit, timeout=150)
     assert run.returncode != 0, run.tail()
     assert statuses(root) == {"a=ok": "finished", "a=flaky__flaky=1": "finished", "a=bad__fail=3": "error"}, run.tail()
     attempts = {name: [line.split()[0] for line in (root / name / "runs.txt").read_text().splitlines()]
@@ -138,3 +141,19 @@ def test_a_retried_pack_runs_only_what_has_a_retry_left(slurm, env):
                         "a=bad__fail=3": ["attempt=1"]}, attempts
     readme = " ".join(README.read_text().split())
     assert "in the retry, the experiments that finished are not run again, and neither are those without" in readme
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(150)
+def test_a_direct_job_gets_its_temporary_folder(slurm, env, tmp_path):
+    """``tmpdir`` is evaluated where the job runs (Snakemake leaves it ``<TBD>`` in the submitting process): the
+    experiment sees the one given with ``--default-resources`` (created), else the node's own."""
+    (env.path / "script.sh").write_text('#!/bin/bash\necho "$XMEN_TMPDIR" > "$(dirname "$1")/tmpdir.txt"\n')
+    root = env.make_set("set_t", ("{a: one}", "--resources", "mem_mb=100 runtime=2"))
+    run = env.snakemake(root, timeout=120)
+    assert run.returncode == 0, run.tail()
+    assert (root / "a=one" / "tmpdir.txt").read_text().strip() == tempfile.gettempdir()
+    scratch = tmp_path / "scratch" / "job"
+    rerun = env.snakemake(root, "--forceall", "--default-resources", f"tmpdir='{scratch}'", timeout=120)
+    assert rerun.returncode == 0, rerun.tail()
+    assert (root / "a=one" / "tmpdir.txt").read_text().strip() == str(scratch) and scratch.is_dir()
