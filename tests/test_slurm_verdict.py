@@ -99,9 +99,14 @@ ARRAY_TASK = """\
 """
 
 
-def test_parse_sacct_takes_max_rss_from_the_batch_step():
+def test_parse_sacct_takes_the_largest_steps_max_rss():
+    """The experiment runs in a job step of its own (its srun step), not in the batch step: the job's MaxRSS is its
+    largest step's."""
     row = slurm.parse_sacct("804", SACCT)
     assert row is not None and row["MaxRSS"] == "2048K" and row["State"] == "CANCELLED by 0"
+    direct = "810|810|COMPLETED|0:0|n1|main|00:00:09|\n810.batch|810.batch|COMPLETED|0:0|n1||00:00:09|20480K\n" \
+             "810.extern|810.extern|COMPLETED|0:0|n1||00:00:09|0\n810.0|810.0|COMPLETED|0:0|n1||00:00:08|1.5G\n"
+    assert slurm.parse_sacct("810", direct)["MaxRSS"] == "1.5G"
     record = slurm.job_record("804", 1, row)
     assert record == {"job_id": "804", "attempt": 1, "state": "CANCELLED", "exit_code": "0:0", "node": "localhost",
                       "partition": "main", "elapsed": "00:00:02", "max_rss": "2048K"}

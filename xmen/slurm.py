@@ -222,7 +222,7 @@ def executor_in_use(frame: Any) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- the verdict
 def query(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, dict[str, str]]:
-    """One ``sacct`` call for jobs: per job id, :data:`SACCT_FIELDS` of the job itself, MaxRSS from its batch step.
+    """One ``sacct`` call for jobs: per job id, :data:`SACCT_FIELDS` of the job itself, MaxRSS its largest step's.
 
     xmen's one sacct reader: SLURM's verdict here, and what ``xmen list`` says of a job that left the queue
     (xmen.slurm_queue.ended_states). A job sacct does not know (yet), or every job when sacct is missing or fails
@@ -249,7 +249,8 @@ def sacct_rows(text: str) -> list[dict[str, str]]:
 
 
 def parse_sacct(job_id: str, text: str) -> dict[str, str] | None:
-    """The job's row of ``sacct -P -n -o`` :data:`SACCT_FIELDS` output, MaxRSS taken from the batch step."""
+    """The job's row of ``sacct -P -n -o`` :data:`SACCT_FIELDS` output, MaxRSS the largest of its steps' (the
+    experiment runs in a step of its own, xmen.rule_job or the plugin's job step in the batch step)."""
     return _job_row(job_id, sacct_rows(text))
 
 
@@ -259,10 +260,22 @@ def _job_row(job_id: str, rows: list[dict[str, str]]) -> dict[str, str] | None:
         return None
     main = dict(main)
     prefix = f"{main.get('JobID') or job_id}."
-    batch = next((r for r in rows if r.get("JobID") == f"{prefix}batch"), None)
     steps = [r.get("MaxRSS", "") for r in rows if r.get("JobID", "").startswith(prefix)]
-    main["MaxRSS"] = (batch or {}).get("MaxRSS") or main.get("MaxRSS") or next((m for m in steps if m), "")
+    main["MaxRSS"] = max((m for m in steps if _bytes(m) is not None), key=_bytes, default=main.get("MaxRSS") or "")
     return main
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4, "P": 1024 ** 5}
+
+
+def _bytes(size: str) -> float | None:
+    """sacct's ``2048K``, ``1.5M``... in bytes; None for an empty or unreadable size."""
+    text = str(size).strip().upper()
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    try:
+        return float(text[: len(text) - len(unit)]) * _UNITS[unit] if text else None
+    except ValueError:
+        return None
 
 
 def job_record(job_id: str, attempt: int | None, row: Mapping[str, str]) -> dict[str, Any]:
