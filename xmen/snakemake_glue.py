@@ -25,7 +25,7 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-from . import planner, provenance
+from . import planner, provenance, retry
 from . import status as st
 from .expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 
@@ -322,14 +322,22 @@ class XmenWorkflow:
             return 0
         return max([int(options.get("retries") or 0) for options in self.experiments.values()] or [0])
 
-    def experiment_retries(self, wildcards: Any, rule_retries: int) -> int:
-        """The retries of one experiment's job: its own, within what the rule allows (``retries()``); none once it
-        was cancelled (``xmen cancel``, or SLURM's verdict on a ``scancel``): a cancel must stick."""
+    def experiment_retries(self, wildcards: Any, rule_retries: int, attempt: int | None = None) -> int:
+        """The retries of one experiment's job after its attempt ``attempt`` failed: its own, within what the rule
+        allows (``retries()``), when its retry policy retries the failure's cause (xmen.retry, from its params.yml);
+        else none, and its ``_error`` says why it was not retried (a cancellation must stick, too)."""
         exp = getattr(wildcards, "exp", "")
-        own = int(self.options(exp).get("retries") or 0)
-        if own and _cancelled(os.path.join(self.cwd, exp)):
+        options = self.options(exp)
+        own = int(options.get("retries") or 0)
+        if not own:
             return 0
-        return min(own, rule_retries)
+        params = os.path.join(self.cwd, exp, "params.yml")
+        decision = retry.decide(options, _read_params(params), attempt or 1)
+        if decision.retry:
+            return min(own, rule_retries)
+        if attempt is not None and attempt <= own and decision.cause != retry.CANCELLED:
+            _note_not_retried(params, options, attempt)
+        return 0
 
     # ------------------------------------------------------------------ the job
     def failed_log(self, log: str, max_lines: int = 100) -> str:
@@ -358,6 +366,13 @@ class XmenWorkflow:
                 f"{wildcards.exp}: not run again, attempt {attempt} is beyond its {allowed - 1} retries "
                 f"(see its params.yml _error and {log})"
             )
+        if attempt > 1:  # the decision Snakemake's restart_times got (xmen.retry), also where it was not hooked
+            decision = retry.decide(options, _read_params(os.path.join(wildcards.exp, "params.yml")), attempt - 1)
+            if not decision.retry:
+                raise WorkflowError(
+                    f"{wildcards.exp}: not run again, attempt {attempt - 1} ended by {decision.cause}: {decision.why} "
+                    f"(see its params.yml _error and {log})"
+                )
         provenance.keep_previous_log(wildcards.exp)
         if not self.workflow.is_main_process and not self.workflow.local_exec:
             threads = self.remote_threads(wildcards) or threads  # what SLURM was asked for, not this --cores
@@ -390,16 +405,30 @@ def install_slurm_hooks(workdir: str) -> bool:
     return slurm_queue.install(executor, workdir, module)
 
 
-def _cancelled(exp_dir: str) -> bool:
-    """Whether the experiment's params.yml says it was cancelled (read only when a job with retries failed)."""
-    from .files import read_yaml
+def _read_params(path: str) -> dict[str, Any]:
+    """The experiment's params.yml (read only when a job with retries failed); empty when it cannot be read."""
     from .errors import XmenError
+    from .files import read_yaml_settled
 
     try:
-        data = read_yaml(os.path.join(exp_dir, "params.yml"))
+        data = read_yaml_settled(path)
     except (XmenError, OSError):
-        return False
-    return data.get("_status") == st.CANCELLED or bool(data.get(st.CANCEL_KEY))
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _note_not_retried(params: str, options: dict[str, Any], attempt: int) -> None:
+    """Add to the experiment's ``_error`` why its failed ``attempt`` is not retried (decided on what is on disk)."""
+    from .errors import XmenError
+    from .files import update_yaml
+
+    def change(data: dict[str, Any]) -> None:
+        retry.note(data, retry.decide(options, data, attempt))
+
+    try:
+        update_yaml(params, change)
+    except (XmenError, OSError):
+        pass  # the note is for the reader; the decision stands without it
 
 
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
@@ -443,7 +472,8 @@ def install_per_experiment_retries() -> bool:
     Snakemake's ``retries:`` is one number per rule and a rule's ``retries:`` cannot be a function, so the rule says
     the most any experiment asked for. Snakemake asks a job's ``restart_times`` (its rule's number) when the job
     failed: for a job of xmen's rule in a workflow xmen set up, this answers with the experiment's own retries
-    instead, so an experiment without retries is not submitted again (on SLURM that was an empty job: its runner
+    when its retry policy retries the failure's cause (xmen.retry), else 0, so an experiment is not submitted again
+    for nothing (on SLURM that was an empty job: its runner
     refuses an attempt beyond its retries, which it still does if this cannot be installed). Every other rule and
     workflow keeps Snakemake's answer.
     """
@@ -464,7 +494,7 @@ def install_per_experiment_retries() -> bool:
         glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
         if glue is None or getattr(rule, "name", None) != RULE:
             return times
-        return glue.experiment_retries(job.wildcards, times)
+        return glue.experiment_retries(job.wildcards, times, getattr(job, "attempt", None))
 
     setattr(restart_times, _RETRIES_MARK, True)
     Job.restart_times = property(restart_times)
