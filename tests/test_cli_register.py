@@ -131,7 +131,7 @@ def test_register_resources_threads_retries(shell_set, capsys):
     assert code == 0, err
     options = files.read_yaml(shell_set / "experiment.yml")["experiments"]["a=r"]
     assert options == {"resources": {"mem_mb": [1000, 2000], "runtime": 5, "slurm_partition": "main"},
-                       "threads": 2, "retries": 1}
+                       "threads": 2, "retries": 1, "retry_on": ["default"]}  # the default policy, written down
 
 
 def test_strict_turns_the_warning_into_an_error(shell_set, capsys):

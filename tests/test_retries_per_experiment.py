@@ -22,7 +22,7 @@ def failing_set(xmen_home, tmp_path, monkeypatch) -> Path:
     root = tmp_path / "set"
     assert main(["init", "-s", str(tmp_path / "script.sh"), "-d", str(tmp_path / "defaults.yml"), "-r", str(root)]) == 0
     monkeypatch.chdir(root)
-    assert main(["register", "{a: again}", "--retries", "1"]) == 0
+    assert main(["register", "{a: again}", "--retries", "1", "--retry-on", "error"]) == 0  # exit 3 is an error
     assert main(["register", "{a: once}"]) == 0
     return root
 

@@ -19,15 +19,15 @@ def spec(tmp_path: Path, script: str, **changes) -> JobSpec:
     exp = tmp_path / "a=1"
     exp.mkdir(exist_ok=True)
     (exp / "run.sh").write_text(script)
-    values = dict(workdir=str(tmp_path), exp="a=1", attempt=1, retries=0, env={"XMEN_THREADS": "1"}, step=[])
+    values = dict(workdir=str(tmp_path), exp="a=1", attempt=1, env={"XMEN_THREADS": "1"}, step=[])
     values.update(changes)
     return JobSpec(**values)
 
 
 def test_the_spec_is_one_shell_safe_word_and_comes_back_whole():
-    original = JobSpec(workdir="/w d", exp="a=x y'\"", attempt=2, retries=1,
+    original = JobSpec(workdir="/w d", exp="a=x y'\"", attempt=2, refused="",
                        env={"XMEN_SLURM_EXTRA": "--mail-user='two words' $(touch x) `id`"}, step=["srun", "-n1"])
-    other = JobSpec(workdir="/w d", exp="b", attempt=2, retries=0, inputs=["a=x y'\"/xmen.done"])
+    other = JobSpec(workdir="/w d", exp="b", attempt=2, refused="b: not run again", inputs=["a=x y'\"/xmen.done"])
     word = rule_job.encode([original, other])
     assert set(word) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert rule_job.decode(word) == [original, other]
@@ -78,9 +78,11 @@ def _packed(data) -> str:
 @pytest.mark.parametrize("text", ["", "not base64!", "e30", "eyJ2IjogMX0", _packed([1]), _packed({"v": 2}),
                                   _packed({"v": 2, "jobs": []}), _packed({"v": 2, "jobs": [1]}),
                                   _packed({"v": 2, "jobs": [{"workdir": "w", "exp": "e", "attempt": 1,
-                                                             "retries": 0, "env": {"A": 1}}]}),
+                                                             "env": {"A": 1}}]}),
                                   _packed({"v": 2, "jobs": [{"workdir": "w", "exp": "e", "attempt": 1,
-                                                             "retries": 0, "rm": "-rf"}]})])
+                                                             "refused": 0}]}),
+                                  _packed({"v": 2, "jobs": [{"workdir": "w", "exp": "e", "attempt": 1,
+                                                             "rm": "-rf"}]})])
 def test_anything_else_is_not_a_spec(text):
     with pytest.raises(ValueError):
         rule_job.decode(text)
@@ -118,7 +120,8 @@ def test_a_job_that_fails_says_why_and_writes_no_status_file(tmp_path, capfd):
 
 
 def test_a_refused_attempt_runs_nothing(tmp_path, capfd):
-    assert rule_job.run(spec(tmp_path, "touch ran\n", attempt=2, retries=0)) == 1
+    refused = rule_job.refusal("a=1", 2, 0)
+    assert rule_job.run(spec(tmp_path, "touch ran\n", attempt=2, refused=refused)) == 1
     assert "beyond its 0 retries" in capfd.readouterr().err
     assert not (tmp_path / "ran").exists() and not (tmp_path / "a=1" / "xmen.done").exists()
 
@@ -159,7 +162,7 @@ def test_bad_arguments_get_one_line_and_exit_2(argv):
 
 
 def test_a_missing_working_directory_is_one_line(tmp_path):
-    job = JobSpec(workdir=os.fspath(tmp_path / "gone"), exp="a=1", attempt=1, retries=0)
+    job = JobSpec(workdir=os.fspath(tmp_path / "gone"), exp="a=1", attempt=1)
     proc = subprocess.run([sys.executable, "-m", "xmen.rule_job", rule_job.encode([job])], capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 1 and proc.stderr.startswith("Error: ") and "gone" in proc.stderr
@@ -171,7 +174,7 @@ def pack(tmp_path: Path, scripts: dict[str, str], **changes) -> list[JobSpec]:
     for name, script in scripts.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.sh").write_text(script)
-        values = dict(workdir=str(tmp_path), exp=name, attempt=1, retries=0, env={"XMEN_THREADS": "1"})
+        values = dict(workdir=str(tmp_path), exp=name, attempt=1, env={"XMEN_THREADS": "1"})
         values.update(changes.get(name, {}))
         specs.append(JobSpec(**values))
     return specs
@@ -202,7 +205,8 @@ def test_a_packs_retry_does_not_refuse_what_its_first_attempt_finished(tmp_path)
     (tmp_path / "a" / "params.yml").write_text("_status: registered\n")
     token = runner.done_token(tmp_path / "a")
     (tmp_path / "a" / "xmen.done").write_text("finished\n")  # the first attempt finished it
-    retry = JobSpec(**{**specs[0].__dict__, "attempt": 2, "env": {"XMEN_EXPECT_DONE": token}})
+    retry = JobSpec(**{**specs[0].__dict__, "attempt": 2, "env": {"XMEN_EXPECT_DONE": token},
+                       "refused": rule_job.refusal("a", 2, 0)})
     (tmp_path / "a" / "xmen.log").write_text("the first attempt's output\n")
     assert rule_job.run_all([retry]) == 0
     assert not (tmp_path / "ran").exists()

@@ -196,13 +196,16 @@ def init_command(name, script, defaults, root, purpose) -> None:
               "NAME=V1,V2,... gives one value per attempt.")
 @click.option("--threads", type=int, help="Threads (cpus) per experiment.")
 @click.option("--retries", type=int, help="Attempts after a failure (Snakemake retries).")
+@click.option("--retry-on", metavar="CAUSES", help="Failure causes retried, e.g. 'default,error' (error, oom, timeout, "
+              "node, preempted, lost, all; default: node, preempted, lost, and oom/timeout when the next attempt "
+              "asks for more memory/runtime).")
 @click.option("--requires", multiple=True, metavar="PATH_OR_GLOB",
               help="Experiments that must finish first, e.g. ../train/lr=0.1 or 'train_*' (repeatable).")
 @click.option("--seed-param", metavar="PARAM", help="Set PARAM to each repeat's index (1..N), e.g. --seed-param seed.")
 @click.option("--max-experiments", type=int, default=None, metavar="N",
               help="Refuse sweeps of more than N experiments (default: 100,000).")
 def register_command(sweep, updates, name, repeats, purpose, header, root, strict, resources, threads, retries,
-                     requires, seed_param, max_experiments) -> None:
+                     retry_on, requires, seed_param, max_experiments) -> None:
     """Register a set of experiments: every combination of the sweep's alternatives.
 
     \b
@@ -216,7 +219,8 @@ def register_command(sweep, updates, name, repeats, purpose, header, root, stric
     exp_set = _open_set(root)
     result = exp_set.register(
         text if text is not None else {}, name=name, repeats=repeats, purpose=purpose, header=header, strict=strict,
-        resources=resources, threads=threads, retries=retries, requires=requires, seed_param=seed_param,
+        resources=resources, threads=threads, retries=retries, retry_on=retry_on, requires=requires,
+        seed_param=seed_param,
         max_experiments=MAX_EXPERIMENTS if max_experiments is None else max_experiments,
     )
     for warning in result.warnings:

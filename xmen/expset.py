@@ -1,7 +1,7 @@
 """An experiment set: a folder of experiments sharing one script, one defaults.yml and one Snakefile.
 
 The folders are the source of truth. ``experiment.yml`` records the set (type, purpose, notes) and which
-experiment folders are linked, with their run options (resources, threads, retries, requirements); the Snakefile
+experiment folders are linked, with their run options (resources, threads, retries and their policy, requirements); the Snakefile
 reads it. Every change to ``experiment.yml`` is a locked read-modify-write, and a command that fails validation
 changes nothing: folders are written only after the whole request was checked, and removed again if writing fails.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import config as global_config
-from . import files, naming, ownership, snakefile, statecheck, status, sweep
+from . import files, naming, ownership, retry, snakefile, statecheck, status, sweep
 from . import origin as _origin
 from .errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 
@@ -39,7 +39,7 @@ _SET_COMMENTS = {
     "purpose": "What the set is for",
     "notes": "Notes added with xmen note",
     "options": "Run options every experiment gets unless it sets its own",
-    "experiments": "Linked experiments and their run options (resources, threads, retries, requires)",
+    "experiments": "Linked experiments and their run options (resources, threads, retries, retry_on, requires)",
     "init_created": "What xmen init created here (xmen rm deletes only xmen's own files)",
     "before_init": "What was here before xmen init: xmen rm never deletes these",
 }
@@ -288,6 +288,7 @@ class ExperimentSet:
         resources: str | dict[str, Any] | None = None,
         threads: int | None = None,
         retries: int | None = None,
+        retry_on: str | None = None,
         requires: Iterable[str] = (),
         seed_param: str | None = None,
         max_experiments: int | None = MAX_EXPERIMENTS,
@@ -320,7 +321,7 @@ class ExperimentSet:
             naming.check_name(name)
             if n_combos > 1:
                 raise UsageError(f"-n NAME names a single experiment, but the sweep has {n_combos} combinations")
-        run_options = _run_options(resources, threads, retries)
+        run_options = _run_options(resources, threads, retries, retry_on)
 
         with files.locked(self.set_file):
             set_data = self.data()
@@ -1017,15 +1018,23 @@ def _header_text(header: str | None) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def _run_options(resources: str | dict[str, Any] | None, threads: int | None, retries: int | None) -> dict[str, Any]:
+def _run_options(resources: str | dict[str, Any] | None, threads: int | None, retries: int | None,
+                 retry_on: str | None = None) -> dict[str, Any]:
+    """The run options of new experiments. An experiment with retries gets its retry policy (``retry_on``, the
+    default one unless ``--retry-on`` says otherwise): one without it was registered before policies (xmen.retry)."""
     options: dict[str, Any] = {}
     parsed = parse_resources(resources) if resources else {}
     if parsed:
         options["resources"] = parsed
     if threads is not None:
         options["threads"] = threads
+    if retry_on is not None and not retries:
+        raise UsageError("--retry-on needs --retries N (how many attempts after a failure)")
+    policy = retry.parse_policy(retry_on) if retry_on is not None else [retry.DEFAULT]
     if retries is not None:
         options["retries"] = retries
+        if retries:
+            options[retry.POLICY_KEY] = policy
     return options
 
 

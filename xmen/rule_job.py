@@ -132,7 +132,9 @@ class JobSpec:
     workdir: str  #: Snakemake's working directory (experiment paths are relative to it)
     exp: str  #: the experiment folder, relative to workdir
     attempt: int
-    retries: int  #: the experiment's own retries (an attempt beyond them is refused)
+    #: Why this attempt must not run (XmenWorkflow.refusal: beyond the experiment's retries, or a cause its retry
+    #: policy does not retry), decided by the submitting process; empty: it runs.
+    refused: str = ""
     env: dict[str, str] = field(default_factory=dict)  #: :func:`environment`
     #: The job step launcher and its options (``srun -n1 --cpu-bind=q --cpus-per-task=N --nodes=1``, as the plugin's
     #: job step has them); empty: run.sh runs in the batch shell's own step.
@@ -164,7 +166,7 @@ def decode(text: str) -> list[JobSpec]:
         except TypeError as exc:
             raise ValueError(f"not a job spec of xmen.rule_job ({exc})") from None
         lists = (spec.step, spec.inputs)
-        if not isinstance(spec.env, dict) or not all(isinstance(v, str) for v in spec.env.values()) or not all(
+        if not isinstance(spec.refused, str) or not isinstance(spec.env, dict) or not all(isinstance(v, str) for v in spec.env.values()) or not all(
                 isinstance(value, list) and all(isinstance(v, str) for v in value) for value in lists):
             raise ValueError("not a job spec of xmen.rule_job (its values)")
         specs.append(spec)
@@ -237,9 +239,8 @@ def run(spec: JobSpec) -> int:
     if _finished_since_planned(spec):  # a pack's retry: its first attempt finished this one (its log stays)
         print(f"{spec.exp}: finished since it was planned; not run again", file=sys.stderr, flush=True)
         return 0
-    refused = refusal(spec.exp, spec.attempt, spec.retries)
-    if refused is not None:
-        print(refused, file=sys.stderr, flush=True)
+    if spec.refused:
+        print(spec.refused, file=sys.stderr, flush=True)
         return 1
     provenance.keep_previous_log(spec.exp)
     _make_tmpdir(spec)

@@ -9,8 +9,9 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). When the next status check
   comes (so that Snakemake ends within seconds of its last job) is xmen.slurm_poll's, installed from here.
 - **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
-  ``sacct`` call for the jobs that ended in that status check gives each one's state, exit code, node,
-  partition, elapsed time and MaxRSS (batch step); :func:`apply_verdict` appends them to the experiment's
+  ``sacct`` call for the jobs that ended in that status check, made before Snakemake hears of those ends, gives
+  each one's state, exit code, node, partition, elapsed time and MaxRSS (batch step); :func:`apply_verdict` appends
+  them to the experiment's
   ``_slurm`` list and turns SLURM's state into xmen's status (:data:`VERDICTS`): SLURM knows a cancellation
   or a lack of memory, the runner inside the job only sees a signal. The runner and a python experiment keep
   that verdict (xmen.status.settle).
@@ -25,6 +26,7 @@ import functools
 import os
 import shlex
 import subprocess
+import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from . import status as st
@@ -48,6 +50,8 @@ RULE = "xmen_experiment"
 WILDCARD = "exp"
 _MARK = "_xmen_slurm"
 _ENDED = "_xmen_ended"  # the executor's jobs reported ended during the status check under way
+_HELD = "_xmen_held"  # the plugin's reports of those ends, passed on once their verdicts are recorded
+_CHECKER = "_xmen_checker"  # the thread running that status check
 
 
 def normalise_state(state: str) -> str:
@@ -96,7 +100,9 @@ def _checking(check: Any) -> Any:
     """``check_active_jobs`` that records SLURM's verdict of the jobs it saw end (one sacct call for them all).
 
     The verdicts are written before this status check returns, so before Snakemake, told of the ends, can exit.
-    (When the next check comes is xmen.slurm_poll's decision.)
+    The plugin's reports of those ends reach Snakemake only after that (:func:`_reporting` holds them back): a failed
+    job's retry decision (Snakemake asks ``restart_times`` as soon as it hears of the failure; xmen.retry) reads
+    SLURM's verdict. (When the next check comes is xmen.slurm_poll's decision.)
     """
     if getattr(check, _MARK, False):
         return check
@@ -104,14 +110,20 @@ def _checking(check: Any) -> Any:
     @functools.wraps(check)
     async def check_active_jobs(self: Any, active_jobs: list[Any]) -> Any:
         setattr(self, _ENDED, [])
+        setattr(self, _HELD, [])
+        setattr(self, _CHECKER, threading.get_ident())
         try:
             async for job in check(self, active_jobs):
                 yield job
         finally:
             ended = getattr(self, _ENDED, None) or []
+            held = getattr(self, _HELD, None) or []
             setattr(self, _ENDED, None)
+            setattr(self, _HELD, None)
             if ended:
                 _record_safely(self, ended)
+            for report in held:
+                report()
 
     setattr(check_active_jobs, _MARK, True)
     return check_active_jobs
@@ -140,11 +152,14 @@ def _reporting(report: Any) -> Any:
 
     @functools.wraps(report)
     def reported(self: Any, job_info: Any, *args: Any, **kwargs: Any) -> Any:
-        ended = getattr(self, _ENDED, None)
-        if ended is not None:  # inside a status check: recorded at its end, one sacct call for all (_checking)
+        ended, held = getattr(self, _ENDED, None), getattr(self, _HELD, None)
+        if ended is not None and held is not None and getattr(self, _CHECKER, None) == threading.get_ident():
+            # Inside a status check: recorded at its end, one sacct call for all, and only then reported (_checking).
+            # (A report from another thread, a rejected submission, is not the check's to hold: it goes on at once.)
             ended.append(job_info)
-        else:
-            _record_safely(self, [job_info])
+            held.append(functools.partial(report, self, job_info, *args, **kwargs))
+            return None
+        _record_safely(self, [job_info])
         return report(self, job_info, *args, **kwargs)
 
     setattr(reported, _MARK, True)

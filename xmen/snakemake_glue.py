@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Any, Callable
 
-from . import planner, provenance, rule_job
+from . import planner, provenance, retry, rule_job
 from . import status as st
 from .expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 from .job import done_token
@@ -334,14 +334,22 @@ class XmenWorkflow:
             return 0
         return max([int(options.get("retries") or 0) for options in self.experiments.values()] or [0])
 
-    def experiment_retries(self, wildcards: Any, rule_retries: int) -> int:
-        """The retries of one experiment's job: its own, within what the rule allows (``retries()``); none once it
-        was cancelled (``xmen cancel``, or SLURM's verdict on a ``scancel``): a cancel must stick."""
+    def experiment_retries(self, wildcards: Any, rule_retries: int, attempt: int | None = None) -> int:
+        """The retries of one experiment's job after its attempt ``attempt`` failed: its own, within what the rule
+        allows (``retries()``), when its retry policy retries the failure's cause (xmen.retry, from its params.yml);
+        else none, and its ``_error`` says why it was not retried (a cancellation must stick, too)."""
         exp = getattr(wildcards, "exp", "")
-        own = int(self.options(exp).get("retries") or 0)
-        if own and _cancelled(os.path.join(self.cwd, exp)):
+        options = self.options(exp)
+        own = int(options.get("retries") or 0)
+        if not own:
             return 0
-        return min(own, rule_retries)
+        params = os.path.join(self.cwd, exp, "params.yml")
+        decision = retry.decide(options, _read_params(params), attempt or 1)
+        if decision.retry:
+            return min(own, rule_retries)
+        if attempt is not None and attempt <= own and decision.cause != retry.CANCELLED:
+            _note_not_retried(params, options, attempt)
+        return 0
 
     # ------------------------------------------------------------------ the job
     def failed_log(self, log: str, max_lines: int = 100) -> str:
@@ -363,7 +371,7 @@ class XmenWorkflow:
         from snakemake.shell import shell
 
         exp = wildcards.exp
-        refused = rule_job.refusal(exp, int(resources.get("xmen_attempt") or 1), self.experiment_own_retries(exp))
+        refused = self.refusal(exp, int(resources.get("xmen_attempt") or 1))
         if refused is not None:
             raise WorkflowError(refused)
         provenance.keep_previous_log(exp)
@@ -377,9 +385,19 @@ class XmenWorkflow:
                                 ) from None
         rule_job.write_missing_status(exp)  # the rule's output, {exp}/xmen.done
 
-    def experiment_own_retries(self, exp: str) -> int:
-        """The retries the experiment registered (its attempts beyond them are refused: xmen.rule_job.refusal)."""
-        return int(self.options(exp).get("retries") or 0)
+    def refusal(self, exp: str, attempt: int) -> str | None:
+        """Why the experiment's attempt ``attempt`` must not run, or None: beyond its own retries (Snakemake's are per
+        rule), or its previous attempt failed for a cause its retry policy does not retry (xmen.retry: the decision
+        Snakemake's restart_times got, kept also where that was not hooked). The rule's run block and a direct
+        SLURM job (xmen.rule_job) both ask."""
+        options = self.options(exp)
+        refused = rule_job.refusal(exp, attempt, int(options.get("retries") or 0))
+        if refused is None and attempt > 1:
+            decision = retry.decide(options, _read_params(os.path.join(self.cwd, exp, "params.yml")), attempt - 1)
+            if not decision.retry:
+                refused = (f"{exp}: not run again, attempt {attempt - 1} ended by {decision.cause}: {decision.why} "
+                           f"(see its params.yml _error and {os.path.join(exp, LOG)})")
+        return refused
 
     def slurm_job(self, job: Any, executor: Any) -> list[rule_job.JobSpec] | None:
         """What a SLURM job of xmen's rule runs without Snakemake inside it (xmen.rule_job): its experiment, or a
@@ -418,7 +436,7 @@ class XmenWorkflow:
         expect = self.planned.setdefault(os.path.normpath(exp), done_token(os.path.join(self.cwd, exp)))
         env = rule_job.environment(threads, resources, expect)
         return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
-                                retries=self.experiment_own_retries(exp), env=env, step=step,
+                                refused=self.refusal(exp, int(job.attempt)) or "", env=env, step=step,
                                 inputs=[str(path) for path in job.input])
 
     def tmpdir(self, job: Any) -> str | None:
@@ -473,16 +491,30 @@ def install_slurm_hooks(workdir: str) -> bool:
     return slurm_queue.install(executor, workdir, module)
 
 
-def _cancelled(exp_dir: str) -> bool:
-    """Whether the experiment's params.yml says it was cancelled (read only when a job with retries failed)."""
-    from .files import read_yaml
+def _read_params(path: str) -> dict[str, Any]:
+    """The experiment's params.yml (read only when a job with retries failed); empty when it cannot be read."""
     from .errors import XmenError
+    from .files import read_yaml_settled
 
     try:
-        data = read_yaml(os.path.join(exp_dir, "params.yml"))
+        data = read_yaml_settled(path)
     except (XmenError, OSError):
-        return False
-    return data.get("_status") == st.CANCELLED or bool(data.get(st.CANCEL_KEY))
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _note_not_retried(params: str, options: dict[str, Any], attempt: int) -> None:
+    """Add to the experiment's ``_error`` why its failed ``attempt`` is not retried (decided on what is on disk)."""
+    from .errors import XmenError
+    from .files import update_yaml
+
+    def change(data: dict[str, Any]) -> None:
+        retry.note(data, retry.decide(options, data, attempt))
+
+    try:
+        update_yaml(params, change)
+    except (XmenError, OSError):
+        pass  # the note is for the reader; the decision stands without it
 
 
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
@@ -503,7 +535,8 @@ def install_per_experiment_retries() -> bool:
     Snakemake's ``retries:`` is one number per rule and a rule's ``retries:`` cannot be a function, so the rule says
     the most any experiment asked for. Snakemake asks a job's ``restart_times`` (its rule's number) when the job
     failed: for a job of xmen's rule in a workflow xmen set up, this answers with the experiment's own retries
-    instead, so an experiment without retries is not submitted again (on SLURM that was an empty job: its runner
+    when its retry policy retries the failure's cause (xmen.retry), else 0, so an experiment is not submitted again
+    for nothing (on SLURM that was an empty job: its runner
     refuses an attempt beyond its retries, which it still does if this cannot be installed). Every other rule and
     workflow keeps Snakemake's answer.
     """
@@ -524,7 +557,7 @@ def install_per_experiment_retries() -> bool:
         glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
         if glue is None or getattr(rule, "name", None) != RULE:
             return times
-        return glue.experiment_retries(job.wildcards, times)
+        return glue.experiment_retries(job.wildcards, times, getattr(job, "attempt", None))
 
     setattr(restart_times, _RETRIES_MARK, True)
     Job.restart_times = property(restart_times)

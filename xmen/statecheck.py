@@ -62,6 +62,16 @@ def check_run_options(path: str | os.PathLike[str], where: str, options: Any) ->
         value = options.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             _fail(path, f"{where}: {key!r} must be a whole number of at least {least}, found {value!r}")
+    policy = options.get("retry_on")
+    if policy is not None:
+        from . import retry
+
+        if not isinstance(policy, list) or not all(isinstance(word, str) for word in policy):
+            _fail(path, f"{where}: 'retry_on' must be a list of failure causes, found {_kind(policy)}")
+        try:
+            retry.parse_policy(policy)
+        except ValueError as exc:
+            _fail(path, f"{where}: 'retry_on': {exc}")
 
 
 def check_experiment_name(path: str | os.PathLike[str], name: Any) -> None:

@@ -194,7 +194,9 @@ def test_dependency_chain_across_two_sets(env):
 
 
 def test_retries_with_growing_memory(env):
-    root = make_set(env, "set_a", "{a: flaky, fail: 3}", "--resources", "mem_mb=1000,2000", "--retries", "2")
+    """The experiment's own exit code says it lacked memory: an error, retried because it asks (--retry-on error)."""
+    root = make_set(env, "set_a", "{a: flaky, fail: 3}", "--resources", "mem_mb=1000,2000", "--retries", "2",
+                    "--retry-on", "error")
     proc = snakemake("--cores", "1", cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert runs(root, "a=flaky__fail=3") == ["attempt=1 mem=1000 a=flaky", "attempt=2 mem=2000 a=flaky"]
@@ -204,7 +206,8 @@ def test_retries_with_growing_memory(env):
 def test_retries_are_per_experiment(env):
     """Snakemake retries per rule; an experiment registered without retries runs only once and its job is not
     started again (no empty retry job)."""
-    root = make_set(env, "set_a", "{a: flaky, fail: 3}", "--resources", "mem_mb=1000,2000", "--retries", "2")
+    root = make_set(env, "set_a", "{a: flaky, fail: 3}", "--resources", "mem_mb=1000,2000", "--retries", "2",
+                    "--retry-on", "error")
     xmen("register", "{a: once, fail: 5}", cwd=root)  # no retries, fails whatever its memory
     proc = snakemake("--cores", "1", cwd=root)
     assert proc.returncode != 0

@@ -88,7 +88,8 @@ def test_only_an_experiment_with_retries_gets_a_retry_job(slurm, env):
     """Two failing experiments, one with `--retries 1`: three sbatch submissions (two for it, one for the other),
     not four (Snakemake's `retries:` is per rule; the fourth was an empty job refusing the attempt)."""
     res = ("--resources", "mem_mb=100 runtime=2")
-    root = env.make_set("set_y", ("{a: again, fail: 3}", "--retries", "1", *res), ("{a: once, fail: 3}", *res))
+    root = env.make_set("set_y", ("{a: again, fail: 3}", "--retries", "1", "--retry-on", "error", *res),
+                        ("{a: once, fail: 3}", *res))  # exit 3 is an error: retried only when asked
     run = env.snakemake(root, timeout=100)
     assert run.returncode != 0, run.tail()
     assert submitted_tasks(run.text) == 3, run.tail()

@@ -401,12 +401,14 @@ HUNGRY = "a=hungry__need_mb=1000"
 @pytest.fixture(scope="module")
 def retry_run(slurm, tmp_path_factory):
     """One SLURM run shared by the retry tests: `--retries 1 --resources mem_mb=300,1200` on an experiment that
-    needs 1000 MB. Yields (root, snakemake run, sacct rows by raw job id, the runs the experiment recorded)."""
+    needs 1000 MB (it exits 1 with less: an error, retried because it asks with `--retry-on error`).
+    Yields (root, snakemake run, sacct rows by raw job id, the runs the experiment recorded)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         world = new_world(tmp_path_factory.mktemp("retry"), monkeypatch)
         try:
             root = world.make_set(
-                "set_m", ("{a: hungry, need_mb: 1000}", "--retries", "1", "--resources", "mem_mb=300,1200"))
+                "set_m", ("{a: hungry, need_mb: 1000}", "--retries", "1", "--retry-on", "error",
+                          "--resources", "mem_mb=300,1200"))
             run = world.snakemake(root, timeout=300)
             rows = by_raw_id(wait_for_sacct(world.since, all_done(2), name=run.uuid)) if run.uuid else {}
         finally:

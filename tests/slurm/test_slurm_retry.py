@@ -1,0 +1,58 @@
+"""The retry policy per failure cause on the real cluster: the main Snakemake process decides a retry from SLURM's
+verdict (recorded before Snakemake hears of the failure, xmen.slurm) and the retry job's own check agrees.
+
+A SLURM TIMEOUT is not provoked here: SLURM's time limits are whole minutes and slurmctld checks them every 30 s, so
+one takes 60-90 s (tests/slurm/test_slurm.py::test_time_limit_ends_as_timeout); the time-limit cause is decided the
+same way (tests/test_retry_policy.py through apply_verdict, tests/test_retry_causes.py with real Snakemake).
+OUT_OF_MEMORY, NODE_FAIL and PREEMPTED cannot be provoked on this cluster (no cgroups): same tests."""
+from __future__ import annotations
+
+import pytest
+
+from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
+    all_done, env, params, slurm, submitted_tasks, wait_for_sacct,
+)
+
+# Attempt 1 fails the way its `mode` says (lost: its runner is killed, so SLURM says FAILED and the runner never
+# recorded an end); later attempts finish.
+SCRIPT = r"""#!/bin/bash
+mode=$(sed -n 's/^mode: *\([a-z]*\).*/\1/p' "$1")
+echo "attempt=${XMEN_ATTEMPT:-?} job=${SLURM_JOB_ID:-none}" >> runs.txt
+[ "${XMEN_ATTEMPT:-1}" != 1 ] && exit 0
+[ "$mode" = lost ] && kill -9 $PPID
+exit 0
+"""
+RES = ("--resources", "mem_mb=100 runtime=2")
+
+
+def attempts(root, name: str) -> list[str]:
+    return [line.split()[0] for line in (root / name / "runs.txt").read_text().splitlines()]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(150)
+def test_slurm_failures_are_retried_by_cause(slurm, env):
+    """A runner lost inside its SLURM job is retried by default (a new job runs attempt 2), not under
+    `--retry-on error`: three sbatch submissions, not four. (An error exit, not retried by default, is decided the
+    same way: tests/test_retry_causes.py.)"""
+    (env.path / "script.sh").write_text(SCRIPT)
+    (env.path / "defaults.yml").write_text("mode: none  # (str) How attempt 1 fails\n")
+    root = env.make_set(
+        "set_r",
+        ("{mode: lost}", "-n", "lost", "--retries", "1", *RES),
+        ("{mode: lost}", "-n", "lost_errors_only", "--retries", "1", "--retry-on", "error", *RES),
+    )
+    run = env.snakemake(root, timeout=120)
+    assert run.returncode != 0, run.tail()
+    assert submitted_tasks(run.text) == 3, run.tail()
+    assert attempts(root, "lost") == ["attempt=1", "attempt=2"]
+    lost = params(root, "lost")
+    assert lost["_status"] == "finished" and [r["state"] for r in lost["_slurm"]] == ["FAILED", "COMPLETED"]
+    assert attempts(root, "lost_errors_only") == ["attempt=1"]
+    not_retried = params(root, "lost_errors_only")
+    assert not_retried["_slurm"][-1]["state"] == "FAILED"
+    assert not_retried["_error"].endswith("; not retried: a lost runner is not in its --retry-on (error)"), \
+        not_retried["_error"]
+    assert "not run again" not in run.text  # no job was submitted only to refuse its attempt
+    rows = wait_for_sacct(env.since, all_done(3), name=run.uuid)
+    assert sorted(row["State"] for row in rows) == ["COMPLETED", "FAILED", "FAILED"], rows
