@@ -115,7 +115,9 @@ class XmenWorkflow:
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
             install_per_experiment_retries()
-            install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
+            hooked = install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
+            # A run (or dry run) with the slurm executor adopts the jobs an earlier, killed run left in SLURM.
+            self.planner.adopt = hooked and adopts_slurm_jobs(sys._getframe(1), self.slurm)
         self._packs_checked = False
 
     def check_packs(self) -> None:
@@ -205,6 +207,7 @@ class XmenWorkflow:
             paths = [v.path for v in verdicts]
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
                 self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
+            self.adopt_jobs(verdicts)
             if not everything:
                 self.check_slurm(paths)
             if not paths:
@@ -217,6 +220,20 @@ class XmenWorkflow:
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
         return targets
+
+    def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
+        """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
+        hand them to the hooked plugin (xmen.slurm_queue.adopt), which follows those jobs instead of submitting."""
+        adopted = {v.path: v.job_id for v in verdicts if v.job_id and v.action == planner.RUN}
+        if not adopted:
+            return
+        for verdict in verdicts:
+            if verdict.path in adopted:
+                print(f"xmen: {self.rel(verdict.path)}: {verdict.reason}", file=sys.stderr, flush=True)
+        if self.slurm:  # a real run (xmen.slurm follows the adopted jobs' status), not a dry run
+            from . import slurm_queue
+
+            slurm_queue.adopt(adopted)
 
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
@@ -469,6 +486,17 @@ def install_per_experiment_retries() -> bool:
     setattr(restart_times, _RETRIES_MARK, True)
     Job.restart_times = property(restart_times)
     return True
+
+
+def adopts_slurm_jobs(frame: Any, installed: bool) -> bool:
+    """Whether this Snakemake runs the workflow with the slurm executor and xmen.slurm is ``installed`` in it (it
+    follows the adopted jobs' status), or dry-runs it with that executor: then the planner adopts jobs still alive
+    in SLURM."""
+    from . import slurm
+
+    if slurm.executor_in_use(frame, dry_run=True) != "slurm":
+        return False
+    return installed or slurm.executor_in_use(frame) == "dryrun"
 
 
 def install_slurm(frame: Any) -> bool:
