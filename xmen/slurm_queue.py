@@ -167,6 +167,12 @@ def _not_after(first: str, second: str) -> bool:
     return one is None or two is None or (one - two).total_seconds() <= _CLOCK_SLACK
 
 
+def still_queued(found: Marker, state: JobState | None) -> bool:
+    """Whether the marker's job is alive, as squeue shows it (``state``; None: squeue does not show the id): the one
+    test of the planner and ``xmen list``."""
+    return state is not None and state.alive and same_job(found, state)
+
+
 def same_job(found: Marker, state: JobState) -> bool:
     """Whether the job squeue shows under the marker's id is the marker's job, not another one that got the same
     id later (a cluster whose job ids started over): the same name when the marker recorded one, else a submit time
@@ -248,9 +254,7 @@ class QueueView:
         if found is None or _this_job(found.job_id):
             return None
         state = self.state(found.job_id)
-        if state is None or not state.alive or not same_job(found, state):
-            return None
-        return found, state
+        return (found, state) if still_queued(found, state) else None
 
     def running(self, job_id: str, started: str) -> JobState | None:
         """squeue's state of job ``job_id`` when it is alive and is the job that started a run at ``started``
