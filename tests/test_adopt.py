@@ -207,3 +207,24 @@ def test_xmen_run_plans_adoption_only_for_the_slurm_executor(tmp_path: Path, mon
     assert not runs_on_slurm(None, [], tmp_path) and not runs_on_slurm("missing", [], tmp_path)
     assert runs_on_slurm(None, ["--executor", "slurm"], tmp_path) and runs_on_slurm("local", ["-e", "slurm"], tmp_path)
     assert not runs_on_slurm("slurm", ["--executor=local"], tmp_path)
+
+
+def test_a_dry_run_names_the_executor_it_would_run_with(tmp_path: Path) -> None:
+    """The planner adopts in a dry run with the slurm executor too (it says what that run would do): the glue asks
+    for the executor behind ``-n``."""
+    import sys
+    import textwrap
+
+    (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
+        import sys
+        from xmen import slurm
+        frame = sys._getframe(0)
+        open("seen.txt", "w").write(f"{slurm.executor_in_use(frame)} {slurm.executor_in_use(frame, dry_run=True)}")
+        rule all:
+            output: "x"
+            shell: "touch {output}"
+        """))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-c1", "-q", "-n"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "seen.txt").read_text() == "dryrun local"
