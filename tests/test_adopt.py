@@ -184,7 +184,9 @@ def test_the_hooked_run_job_reports_an_adopted_job_without_submitting(tmp_path: 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     slurm_queue.adopt({str(tmp_path / "a"): "321"})
+    slurm_queue.HOOKS.refused[str(tmp_path / "a")] = "a problem"  # its job is in SLURM already: followed anyway
     Executor().run_job(Job("a"))
+    slurm_queue.HOOKS.refused.clear()
     Executor().run_job(Job("b"))
     Executor().run_job(Job("a"))  # a retry, after the adopted job failed: submitted
     kinds = [kind for kind, _ in calls]

@@ -588,7 +588,7 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
         return True
 
     def refusing_run_job(self: Any, job: Any) -> Any:
-        if not refuse_job(self, job) and not adopt_job(self, job):
+        if not adopt_job(self, job) and not refuse_job(self, job):
             return run_job(self, job)
         return None
 
@@ -596,7 +596,7 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
     if callable(run_array_jobs):
 
         def refusing_run_array_jobs(self: Any, jobs: list[Any]) -> Any:
-            kept = [job for job in jobs if not refuse_job(self, job) and not adopt_job(self, job)]
+            kept = [job for job in jobs if not adopt_job(self, job) and not refuse_job(self, job)]
             return run_array_jobs(self, kept) if kept else None
 
         executor_class.run_array_jobs = refusing_run_array_jobs

@@ -208,8 +208,8 @@ class XmenWorkflow:
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
                 self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
             self.adopt_jobs(verdicts)
-            if not everything:
-                self.check_slurm(paths)
+            if not everything:  # an adopted experiment's job is in SLURM already: nothing to check
+                self.check_slurm([v.path for v in verdicts if not v.job_id])
             if not paths:
                 # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
                 # of running a target job with neither input nor output.
