@@ -111,7 +111,8 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
     if launcher and (profile or jobs or extra):
         raise UsageError("a launcher command runs run.sh itself: --profile, -j and -- args are for Snakemake")
     patterns = [glob] if glob else None
-    pending, skipped = engine.plan(exp_set, patterns, changed=changed)
+    adopt = not launcher and engine.runs_on_slurm(profile, extra, exp_set.root)  # as that Snakemake will plan
+    pending, skipped = engine.plan(exp_set, patterns, changed=changed, adopt=adopt)
     for item in skipped:
         if item.status != "corrupt":  # damaged ones are the error at the end, after the healthy ones ran
             click.echo(f"Skipping {item.name}: {item.reason}", err=True)

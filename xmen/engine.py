@@ -39,7 +39,7 @@ class Pending:
 
 
 def plan(
-    exp_set: ExperimentSet, patterns: Sequence[str] | None = None, changed: bool = False
+    exp_set: ExperimentSet, patterns: Sequence[str] | None = None, changed: bool = False, adopt: bool = False
 ) -> tuple[list[Pending], list[Pending]]:
     """(pending, skipped): what ``xmen run`` would run among the linked experiments matching ``patterns``, and
     what it leaves alone, each with its reason; xmen.planner decides (the same planner the Snakefile asks).
@@ -47,6 +47,8 @@ def plan(
     ``pending`` also holds the requirements (in any set, named relative to this set) that need a run first.
     ``skipped`` holds the blocked ones, those running now or unreadable, and the finished ones whose parameters or
     code changed since their run; with ``changed`` those are pending instead (``xmen run --changed``).
+    With ``adopt`` (a run with the slurm executor, see :func:`runs_on_slurm`) an experiment whose SLURM job an
+    earlier, killed run left alive is pending, adopting that job (the planner's verdict says so).
     """
     from . import planner
 
@@ -54,7 +56,7 @@ def plan(
     linked: dict[str, Any] = data.get("experiments") or {}
     chosen = exp_set.match(list(patterns) if patterns else ["*"], names=linked)  # experiment.yml parsed once
     root = str(exp_set.root)
-    decide = planner.Planner(reasons=True, tokens=True)
+    decide = planner.Planner(reasons=True, tokens=True, adopt=adopt)
     pending: list[Pending] = []
     skipped: list[Pending] = []
     for verdict in decide.plan((os.path.join(root, name) for name in chosen), changed=changed):
@@ -71,6 +73,30 @@ def plan(
         elif verdict.action == planner.SKIP:
             skipped.append(Pending(name, verdict.reason, verdict.status))
     return pending, skipped
+
+
+def runs_on_slurm(profile: str | None, extra: Sequence[str], cwd: Path) -> bool:
+    """Whether Snakemake, started by ``xmen run`` with this profile and these arguments, uses the slurm executor:
+    an ``--executor``/``-e`` among the arguments, else the profile's ``executor`` (the profile found where Snakemake
+    looks: a path, ``./NAME``, ``$XDG_CONFIG_HOME/snakemake/NAME``, ``/etc/xdg/snakemake/NAME``)."""
+    words = list(extra)
+    for index, word in enumerate(words):
+        if word.startswith("--executor="):
+            return word.split("=", 1)[1] == "slurm"
+        if word in ("--executor", "-e") and index + 1 < len(words):
+            return words[index + 1] == "slurm"
+    if not profile:
+        return False
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "snakemake"
+    for folder in (cwd / profile, config / profile, Path("/etc/xdg/snakemake") / profile):
+        for name in ("config.yaml", "profile.yaml"):
+            if (folder / name).is_file():
+                try:
+                    data = files.read_yaml(folder / name)
+                except (XmenError, OSError):
+                    return False
+                return str(data.get("executor") or "") == "slurm"
+    return False
 
 
 @contextlib.contextmanager

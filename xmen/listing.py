@@ -909,7 +909,7 @@ def _show_queued(markers: list[tuple[dict[str, Any], Any]]) -> None:
     gone: list[tuple[dict[str, Any], Any]] = []
     for row, found in markers:
         state = None if states is None else states.get(found.job_id)
-        if state is not None and state.alive:
+        if slurm_queue.still_queued(found, state):
             row["status"] = st.QUEUED
             row["plan"] = slurm_queue.describe(found, state)[len("queued as "):]
         elif states is None:

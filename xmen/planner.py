@@ -15,6 +15,11 @@ The rule, for a linked experiment E:
 - E whose SLURM job is still queued (xmen.slurm_queue: its marker, and squeue asked once per plan) is **skipped**
   like a running one: a second Snakemake, also after the first was killed, never submits it again. So is E when a
   requirement is queued (Snakemake would submit the requirement again to make E's input).
+- Planning for a run with the slurm executor (``Planner(adopt=True)``: a Snakemake whose main process submits to
+  SLURM, or its dry run), such an E **runs by adopting its job** instead (``Verdict.job_id``, reason "adopts SLURM
+  job N"): it is part of the DAG, its dependents wait for it, and the hooks of xmen.slurm_queue follow that job
+  rather than submit one. So is a ``running`` E whose job (``_run.slurm_job_id``) squeue still shows: after a killed
+  Snakemake, the next run waits for what the first one left in SLURM.
 - A finished E whose parameters or code (the hash of the set's script and the experiment module) differ from what
   its run recorded is **changed**: flagged, not rerun; ``xmen run --changed`` reruns it (see README). Results that
   depend on a changed experiment are changed too.
@@ -30,6 +35,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
@@ -70,6 +76,8 @@ class Verdict:
     #: ``Planner(tokens=True)``: handed to its runner, which skips an experiment another run finished since. Taken
     #: before the decision, never after: a run ending in between would otherwise look like a forced rerun.
     seen: str = ""
+    #: The SLURM job an adopted experiment runs in (``Planner(adopt=True)``): followed, never submitted again.
+    job_id: str = ""
 
 
 def _done_token(path: str) -> str:
@@ -183,11 +191,14 @@ class Planner:
 
     ``reasons=False`` skips reading the ``params.yml`` of experiments whose status file is missing (they run
     whatever it says): the Snakefile's fast path. ``engine.plan`` and ``xmen list`` want the reasons.
+    ``adopt=True`` plans for a run with the slurm executor: experiments whose SLURM job is still alive run by adopting
+    it (see the module docstring).
     """
 
-    def __init__(self, reasons: bool = True, tokens: bool = False) -> None:
+    def __init__(self, reasons: bool = True, tokens: bool = False, adopt: bool = False) -> None:
         self.reasons = reasons
         self.tokens = tokens
+        self.adopt = adopt
         self._sets: dict[str, SetInfo | None] = {}
         self._verdicts: dict[str, Verdict] = {}
         self._requires: dict[str, list[tuple[str, str]]] = {}
@@ -322,13 +333,38 @@ class Planner:
 
     def _queued(self, path: str) -> Verdict | None:
         """SKIP for an experiment whose SLURM job is still queued (or starting): never submitted twice, also when
-        the Snakemake that submitted it was killed (see xmen.slurm_queue)."""
+        the Snakemake that submitted it was killed (see xmen.slurm_queue); RUN adopting that job with ``adopt``."""
         found = self.queue().queued(path)
         if found is None:
             return None
-        from .slurm_queue import describe
+        from .slurm_queue import describe, describe_adopted
 
+        if self.adopt:
+            return Verdict(path, RUN, describe_adopted(found[0].job_id, found[1], queued=True), st.QUEUED,
+                           job_id=found[0].job_id)
         return Verdict(path, SKIP, describe(*found) + _NOT_AGAIN, st.QUEUED)
+
+    def _adopted_running(self, path: str, params: dict[str, Any] | None = None) -> Verdict | None:
+        """With ``adopt``: RUN adopting the SLURM job of a ``running`` experiment that squeue still shows alive.
+
+        Without its params (the fast path) they are read only when its heartbeat is fresh: a run under way."""
+        if not self.adopt:
+            return None
+        if params is None:
+            beat = _mtime(os.path.join(path, st.HEARTBEAT_FILE))
+            if beat is None or time.time() - beat / 1e9 > st.LOST_AFTER:
+                return None
+            params = _read_yaml(os.path.join(path, PARAMS_FILE)) or {}
+        run = params.get("_run") if isinstance(params.get("_run"), dict) else {}
+        job_id = str(run.get("slurm_job_id") or "")
+        if params.get("_status") != st.RUNNING or not job_id:
+            return None
+        state = self.queue().running(job_id, str(run.get("started") or ""))
+        if state is None:
+            return None
+        from .slurm_queue import describe_adopted
+
+        return Verdict(path, RUN, describe_adopted(job_id, state, queued=False), st.RUNNING, job_id=job_id)
 
     def _status(self, path: str) -> str:
         params = _read_yaml(os.path.join(path, PARAMS_FILE))
@@ -341,7 +377,7 @@ class Planner:
         if queued is not None:
             return queued
         if not self.reasons:
-            return Verdict(path, RUN, "pending", "unknown")
+            return self._adopted_running(path) or Verdict(path, RUN, "pending", "unknown")
         from . import files, statecheck
         from .errors import StateFileError
 
@@ -356,7 +392,7 @@ class Planner:
 
             current = effective_status(params, path)
             if current == st.RUNNING:
-                return Verdict(path, SKIP, "running now", current)
+                return self._adopted_running(path, params) or Verdict(path, SKIP, "running now", current)
         if current in st.FAILED:
             reason = f"failed ({current})"
         elif current == st.FINISHED:

@@ -132,7 +132,7 @@ class JobSpec:
     workdir: str  #: Snakemake's working directory (experiment paths are relative to it)
     exp: str  #: the experiment folder, relative to workdir
     attempt: int
-    #: Why this attempt must not run (XmenWorkflow.refusal: beyond the experiment's retries, or a cause its retry
+    #: Why this attempt must not run (XmenWorkflow.attempt_refusal: beyond the experiment's retries, or a cause its retry
     #: policy does not retry), decided by the submitting process; empty: it runs.
     refused: str = ""
     env: dict[str, str] = field(default_factory=dict)  #: :func:`environment`

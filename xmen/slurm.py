@@ -6,7 +6,9 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
   plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
   so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
-  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). When the next status check
+  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). A job this run adopted
+  from an earlier one (xmen.slurm_queue) carries the earlier run's uuid as its name, which the plugin's query
+  filters by: while such jobs are followed, one more query asks about them by id (:func:`adopted_query`). When the next status check
   comes (so that Snakemake ends within seconds of its last job) is xmen.slurm_poll's, installed from here.
 - **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
   ``sacct`` call for the jobs that ended in that status check, made before Snakemake hears of those ends, gives
@@ -74,12 +76,14 @@ def _normalising(query: Any) -> Any:
 
     @functools.wraps(query)
     async def query_job_status(command: str, logger: Any) -> tuple[Any, Any]:
+        from .slurm_queue import HOOKS
+
         statuses, duration = await query(command, logger)
-        cancelled = cancelled_query(command)
-        if statuses is not None and cancelled is not None:
-            more, _ = await query(cancelled, logger)
-            for job, state in (more or {}).items():
-                statuses.setdefault(job, state)
+        for extra in (cancelled_query(command), adopted_query(command, sorted(HOOKS.following))):
+            if statuses is not None and extra is not None:
+                more, _ = await query(extra, logger)
+                for job, state in (more or {}).items():
+                    statuses.setdefault(job, state)
         return normalise_statuses(statuses), duration
 
     setattr(query_job_status, _MARK, True)
@@ -145,6 +149,27 @@ def cancelled_query(command: str) -> str | None:
     return shlex.join([*words, "--state", "CANCELLED"])
 
 
+def adopted_query(command: str, job_ids: list[str]) -> str | None:
+    """A status command like the plugin's (sacct, or squeue) for adopted jobs, by id: their name is an earlier
+    run's uuid, not this run's. None when there are none, or the plugin's command is another one.
+
+    sacct's ``JobID`` is the id the marker recorded (``123``, or an array task ``123_4``); with ``-j`` and no start
+    time sacct looks at every job, however old.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not job_ids or not words:
+        return None
+    ids = ",".join(job_ids)
+    if os.path.basename(words[0]) == "sacct":
+        return shlex.join(["sacct", "-X", "--parsable2", "--noheader", "--format=JobID,State", "-j", ids])
+    if os.path.basename(words[0]) == "squeue":
+        return shlex.join(["squeue", "--format=%i|%T", "--states=all", "--noheader", "--jobs", ids])
+    return None
+
+
 def _reporting(report: Any) -> Any:
     """``report_job_success`` / ``report_job_error`` that first record SLURM's verdict for the job."""
     if getattr(report, _MARK, False):
@@ -152,6 +177,9 @@ def _reporting(report: Any) -> Any:
 
     @functools.wraps(report)
     def reported(self: Any, job_info: Any, *args: Any, **kwargs: Any) -> Any:
+        from .slurm_queue import HOOKS
+
+        HOOKS.following.discard(str(getattr(job_info, "external_jobid", "")))  # an adopted job: asked about no more
         ended, held = getattr(self, _ENDED, None), getattr(self, _HELD, None)
         if ended is not None and held is not None and getattr(self, _CHECKER, None) == threading.get_ident():
             # Inside a status check: recorded at its end, one sacct call for all, and only then reported (_checking).
@@ -212,8 +240,10 @@ def install() -> bool:
     return True
 
 
-def executor_in_use(frame: Any) -> str | None:
+def executor_in_use(frame: Any, dry_run: bool = False) -> str | None:
     """The executor this Snakemake runs the workflow with (``slurm``, ``local``, ``dryrun`` for ``-n``...), or None.
+    With ``dry_run``, a dry run (``-n``) names the executor it would run with (the planner's verdicts say what that
+    run would do).
 
     The Snakefile is parsed before the workflow knows its executor plugin: from the command line inside
     snakemake.cli's ``args_to_api`` (its ``args``), from the API possibly inside snakemake.api's
@@ -223,13 +253,15 @@ def executor_in_use(frame: Any) -> str | None:
         code = frame.f_code
         if code.co_name == "args_to_api" and code.co_filename.endswith(os.path.join("snakemake", "cli.py")):
             args = frame.f_locals.get("args")
-            if getattr(args, "dryrun", False):
+            if getattr(args, "dryrun", False) and not dry_run:
                 return "dryrun"
             if getattr(args, "touch", False):
                 return "touch"
             return str(getattr(args, "executor", None) or "local")
         if code.co_name == "execute_workflow" and code.co_filename.endswith(os.path.join("snakemake", "api.py")):
             local = frame.f_locals
+            if dry_run:
+                return str(local.get("executor") or "") or None
             return str(local.get("actual_executor") or local.get("executor") or "") or None
         frame = frame.f_back
     return None

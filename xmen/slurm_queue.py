@@ -8,9 +8,15 @@ experiment starts. Readers then ask SLURM, one ``squeue`` call for all the marke
 
 - the job is still in the queue (or starting): the experiment is ``queued``; the planner skips it (never a
   second submission, also after the submitting Snakemake was killed), ``xmen list`` shows the job id and SLURM's
-  pending reason;
+  pending reason. A Snakemake running the workflow with the slurm executor adopts it instead (planner verdict
+  "adopts SLURM job N"): the hooked ``run_job`` reports the existing job id to the plugin without calling sbatch,
+  and the plugin's status loop follows that job (xmen.slurm asks sacct about it by id: its job name is the old
+  run's). So does it for a ``running`` experiment whose job (``_run.slurm_job_id``) is still alive;
 - the job is gone and the experiment never started: the marker is only history (``xmen list`` says so, with the
-  job's end state per ``sacct``); the planner treats the experiment as what its status says.
+  job's end state per ``sacct``); the planner treats the experiment as what its status says. A job id squeue shows
+  is only the marker's job when it is the same job (:func:`same_job`: the job name the marker recorded, the run
+  uuid the plugin names jobs by, or else a submit time not after the marker's): a cluster that reused the id for
+  another job never holds the experiment back.
 
 A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (``_status: error``, ``_error:
 submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
@@ -28,6 +34,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
@@ -43,6 +50,8 @@ ALIVE = frozenset(["PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED
 #: Prefix of the ``_error`` of an experiment whose submission SLURM rejected (or would reject).
 REJECTED = "submission rejected by SLURM"
 _TIMEOUT = 20.0
+#: Seconds two clocks (this host's and slurmctld's, both in local time) may disagree when times are compared.
+_CLOCK_SLACK = 5.0
 #: A SLURM job id: ``123``, or an array task ``123_4``.
 _JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
 _SBATCH_MESSAGE = re.compile(r"The error message was '(.*?)'\.\s*(?:\n|$)", re.S)
@@ -56,6 +65,8 @@ class Marker:
 
     job_id: str
     submitted: str = ""
+    #: The job's name (the plugin's run uuid), to tell it from another job that got the same id later.
+    name: str = ""
 
 
 def is_job_id(text: str) -> bool:
@@ -63,11 +74,15 @@ def is_job_id(text: str) -> bool:
     return bool(_JOB_ID.fullmatch(text))
 
 
-def mark(exp_dir: str | os.PathLike[str], job_id: str) -> None:
-    """Record that ``exp_dir``'s job ``job_id`` was submitted (atomically: a reader sees the old or the new)."""
+def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "") -> None:
+    """Record that ``exp_dir``'s job ``job_id`` (job name ``name``, when known) was submitted (atomically: a reader
+    sees the old or the new)."""
     from .provenance import now_time
 
-    text = yaml.safe_dump({"job_id": str(job_id), "submitted": now_time()}, sort_keys=False)
+    record = {"job_id": str(job_id), "submitted": now_time()}
+    if name:
+        record["name"] = str(name)
+    text = yaml.safe_dump(record, sort_keys=False)
     files.write_text_atomic(os.path.join(os.fspath(exp_dir), MARKER_FILE), text)
 
 
@@ -81,7 +96,7 @@ def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
     job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
     if not is_job_id(job_id):  # a hand-edited or damaged marker names no job
         return None
-    return Marker(job_id, str(data.get("submitted") or ""))
+    return Marker(job_id, str(data.get("submitted") or ""), str(data.get("name") or ""))
 
 
 def unmark(exp_dir: str | os.PathLike[str]) -> None:
@@ -95,24 +110,34 @@ def unmark(exp_dir: str | os.PathLike[str]) -> None:
 # ------------------------------------------------------------------------------------------------ asking SLURM
 @dataclass(frozen=True)
 class JobState:
-    """A job as ``squeue`` shows it: its state (``PENDING``...) and SLURM's reason (``Priority``, ``None``...)."""
+    """A job as ``squeue`` shows it: its state (``PENDING``...), SLURM's reason (``Priority``, ``None``...), its
+    submit and start times (``2026-12-03T12:00:00``; ``N/A`` before it started) and its name."""
 
     state: str
     reason: str = ""
+    submitted: str = ""
+    started: str = ""
+    name: str = ""
 
     @property
     def alive(self) -> bool:
         return self.state in ALIVE
 
 
-def job_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, JobState] | None:
-    """``{job id: JobState}`` of the jobs squeue still shows, from ONE ``squeue`` call; None when squeue cannot be
-    asked (not installed, no answer): then nobody can tell whether the jobs are queued."""
-    ids = sorted({str(i) for i in job_ids if str(i).strip()})
-    if not ids:
-        return {}
-    try:
-        proc = run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r"], capture_output=True, text=True,
+def job_states(job_ids: Iterable[str] | None, run: Callable[..., Any] = subprocess.run
+               ) -> dict[str, JobState] | None:
+    """``{job id: JobState}`` of the jobs squeue still shows, from ONE ``squeue`` call (``job_ids=None``: every job
+    of this user); None when squeue cannot be asked (not installed, no answer): then nobody can tell whether the
+    jobs are queued."""
+    if job_ids is None:
+        which = ["-u", str(os.getuid())]
+    else:
+        ids = sorted({str(i) for i in job_ids if str(i).strip()})
+        if not ids:
+            return {}
+        which = ["-j", ",".join(ids)]
+    try:  # the name last: the only field that may hold a "|"
+        proc = run(["squeue", "-h", *which, "-o", "%i|%T|%r|%V|%S|%j"], capture_output=True, text=True,
                    timeout=_TIMEOUT, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -121,10 +146,41 @@ def job_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run)
         return {} if "invalid job id" in (proc.stderr or "").lower() else None
     found: dict[str, JobState] = {}
     for line in proc.stdout.splitlines():
-        parts = line.strip().split("|")
+        parts = line.strip().split("|", 5)
         if len(parts) >= 3:
-            found[parts[0]] = JobState(parts[1], parts[2])
+            found[parts[0]] = JobState(*parts[1:])
     return found
+
+
+def _slurm_time(text: str) -> datetime | None:
+    """squeue's ``2026-12-03T12:00:00`` (or xmen's ``2026-12-03-12-00-00``); None for ``N/A`` and the like."""
+    for form in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d-%H-%M-%S"):
+        try:
+            return datetime.strptime(text.strip(), form)
+        except ValueError:
+            continue
+    return None
+
+
+def _not_after(first: str, second: str) -> bool:
+    """Whether time ``first`` is not after ``second`` (with :data:`_CLOCK_SLACK`); True when one is unknown."""
+    one, two = _slurm_time(first), _slurm_time(second)
+    return one is None or two is None or (one - two).total_seconds() <= _CLOCK_SLACK
+
+
+def still_queued(found: Marker, state: JobState | None) -> bool:
+    """Whether the marker's job is alive, as squeue shows it (``state``; None: squeue does not show the id): the one
+    test of the planner and ``xmen list``."""
+    return state is not None and state.alive and same_job(found, state)
+
+
+def same_job(found: Marker, state: JobState) -> bool:
+    """Whether the job squeue shows under the marker's id is the marker's job, not another one that got the same
+    id later (a cluster whose job ids started over): the same name when the marker recorded one, else a submit time
+    not after the marker's (the marker is written once sbatch returned)."""
+    if found.name and state.name:
+        return found.name == state.name
+    return _not_after(state.submitted, found.submitted)
 
 
 def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
@@ -148,6 +204,7 @@ class QueueView:
         self._markers: dict[str, Marker | None] = {}
         self._states: dict[str, JobState] = {}
         self._asked: set[str] = set()
+        self._asked_all = False
         self.squeue_calls = 0
 
     def prefetch(self, paths: Iterable[str]) -> None:
@@ -186,9 +243,27 @@ class QueueView:
         if found is None or _this_job(found.job_id):
             return None
         state = self.state(found.job_id)
-        if state is None or not state.alive:
+        return (found, state) if still_queued(found, state) else None
+
+    def running(self, job_id: str, started: str) -> JobState | None:
+        """squeue's state of job ``job_id`` when it is alive and is the job that started a run at ``started``
+        (``_run.started``: the job started before; a job that got the same id later started after); else None.
+
+        The first call asks squeue once for every job of this user (running experiments are found one by one while
+        planning): never one call per experiment.
+        """
+        if not is_job_id(job_id) or _this_job(job_id):
             return None
-        return found, state
+        if not self._asked_all and job_id not in self._asked:
+            self._asked_all = True
+            self.squeue_calls += 1
+            states = job_states(None, self._run)
+            if states is not None:
+                self._states.update(states)
+        state = self._states.get(job_id)
+        if state is None or not state.alive or not _not_after(state.started, started):
+            return None
+        return state
 
 
 def _this_job(job_id: str) -> bool:
@@ -199,8 +274,21 @@ def _this_job(job_id: str) -> bool:
 
 def describe(job: Marker, state: JobState) -> str:
     """``queued as SLURM job 123 (Priority)``: what the planner and ``xmen list`` say of a queued experiment."""
+    reason = _reason(state)
+    return f"queued as SLURM job {job.job_id}" + (f" ({reason})" if reason else "")
+
+
+def _reason(state: JobState) -> str:
     reason = state.reason if state.state == "PENDING" else state.state.lower()
-    return f"queued as SLURM job {job.job_id}" + (f" ({reason})" if reason and reason != "None" else "")
+    return "" if reason == "None" else reason
+
+
+def describe_adopted(job_id: str, state: JobState, queued: bool) -> str:
+    """``adopts SLURM job 123 (queued: Priority)`` / ``(running)``: the planner's reason for an experiment whose
+    job a run with the slurm executor follows instead of submitting it again."""
+    reason = _reason(state)
+    shown = ("queued" + (f": {reason}" if reason and reason != "pending" else "")) if queued else "running"
+    return f"adopts SLURM job {job_id} ({shown}), not submitted again"
 
 
 # ------------------------------------------------------------------------------------------------ rejections
@@ -433,6 +521,11 @@ class _Hooks:
         self.workdir = os.getcwd()
         #: experiment dir (absolute) -> why it is not submitted (found by :func:`preflight`)
         self.refused: dict[str, str] = {}
+        #: experiment dir (absolute) -> the SLURM job still alive from an earlier run that this run adopts (the
+        #: planner's verdict, see :func:`adopt`)
+        self.adopted: dict[str, str] = {}
+        #: ids of the adopted jobs reported to the plugin and not ended yet: xmen.slurm asks sacct about them
+        self.following: set[str] = set()
 
 
 HOOKS = _Hooks()
@@ -461,13 +554,31 @@ def _warn(text: str) -> None:
     print(f"xmen: {text}", file=sys.stderr, flush=True)
 
 
-def on_submitted(job: Any, job_id: str | None) -> None:
-    """The plugin submitted ``job`` as SLURM job ``job_id``: mark its experiments queued."""
+def adopt(jobs: Mapping[str, str]) -> None:
+    """``{experiment dir (absolute): SLURM job id}``: the planner's adopted experiments (in a real run with the slurm
+    executor); the hooked ``run_job`` follows each one's job instead of submitting it."""
+    HOOKS.adopted.update({os.path.normpath(path): str(job_id) for path, job_id in jobs.items() if job_id})
+
+
+def adopted_job(job: Any) -> str | None:
+    """The job id this run adopts for a Snakemake job: when each of its experiments is adopted, with one job.
+    Once only: a retry of the job (the adopted one failed) is submitted like any other."""
+    dirs = experiment_dirs(job, HOOKS.workdir)
+    ids = {HOOKS.adopted.get(d) for d in dirs}
+    if not dirs or len(ids) != 1 or None in ids:
+        return None
+    for exp_dir in dirs:
+        HOOKS.adopted.pop(exp_dir, None)
+    return ids.pop()
+
+
+def on_submitted(job: Any, job_id: str | None, name: str = "") -> None:
+    """The plugin submitted ``job`` as SLURM job ``job_id`` (named ``name``): mark its experiments queued."""
     if not job_id:
         return
     for exp_dir in experiment_dirs(job, HOOKS.workdir):
         try:
-            mark(exp_dir, str(job_id))
+            mark(exp_dir, str(job_id), name)
         except OSError as exc:  # never fail the submission for the marker
             _warn(f"cannot mark {exp_dir} as queued: {exc}")
 
@@ -494,8 +605,9 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
     The plugin (2.8) learns a job's id in ``run_job`` (a worker thread) and passes it to
     ``_report_job_submission_threadsafe(SubmittedJobInfo)``; a rejected ``sbatch`` goes to
     ``_report_job_error_threadsafe(SubmittedJobInfo, msg)``. ``run_job`` of an experiment :func:`preflight` refused
-    reports an error without calling sbatch. False when the class does not have these methods (another plugin
-    version): nothing is patched then.
+    reports an error without calling sbatch; ``run_job`` of an adopted experiment (:func:`adopt`) reports the
+    submission of its existing job without calling sbatch (and array submissions leave both out). False when the
+    class does not have these methods (another plugin version): nothing is patched then.
 
     With the plugin's ``module``, its ``clean_old_logs`` (at the end of every run) keeps empty log folders: the
     plugin deletes them, among them the folder of a job still pending from a run that was killed, whose job then
@@ -511,7 +623,7 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
 
     def report_submission(self: Any, job_info: Any) -> Any:
         try:
-            on_submitted(job_info.job, getattr(job_info, "external_jobid", None))
+            on_submitted(job_info.job, getattr(job_info, "external_jobid", None), str(getattr(self, "run_uuid", "")))
         except Exception as exc:  # noqa: BLE001
             _warn(f"cannot record a submission: {exc}")
         return submitted(self, job_info)
@@ -530,8 +642,23 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
         errored(self, SubmittedJobInfo(job), f"not submitted: {REJECTED}: {refused[0]}")
         return True
 
+    def adopt_job(self: Any, job: Any) -> bool:
+        """Report an adopted job as submitted under its existing id (its marker stays as it is); False for the
+        others. The plugin's status loop then follows it like its own jobs."""
+        job_id = adopted_job(job)
+        if job_id is None:
+            return False
+        from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+
+        HOOKS.following.add(job_id)
+        log = _old_log(self, job, job_id, module)
+        self.logger.info(f"xmen: job {getattr(job, 'jobid', '?')} adopts SLURM job {job_id} of an earlier run "
+                         f"(not submitted again; log: {log})")
+        submitted(self, SubmittedJobInfo(job, external_jobid=job_id, aux={"slurm_logfile": log}))
+        return True
+
     def refusing_run_job(self: Any, job: Any) -> Any:
-        if not refuse_job(self, job):
+        if not adopt_job(self, job) and not refuse_job(self, job):
             return run_job(self, job)
         return None
 
@@ -539,7 +666,7 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
     if callable(run_array_jobs):
 
         def refusing_run_array_jobs(self: Any, jobs: list[Any]) -> Any:
-            kept = [job for job in jobs if not refuse_job(self, job)]
+            kept = [job for job in jobs if not adopt_job(self, job) and not refuse_job(self, job)]
             return run_array_jobs(self, kept) if kept else None
 
         executor_class.run_array_jobs = refusing_run_array_jobs
@@ -561,6 +688,19 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
     executor_class.run_job = refusing_run_job
     executor_class._xmen_hooked = True
     return True
+
+
+def _old_log(executor: Any, job: Any, job_id: str, module: Any) -> Any:
+    """Where the plugin put an adopted job's SLURM log (its own layout: ``<logdir>/rule_<rule>/<wildcards>/<id>.log``).
+    The plugin removes it after a success, as for its own jobs."""
+    from pathlib import Path
+
+    wildcards = getattr(module, "get_job_wildcards", None)
+    try:
+        folder = Path(executor.slurm_logdir) / f"rule_{job.name}"
+        return folder / (wildcards(job) if callable(wildcards) else "") / f"{job_id}.log"
+    except Exception:  # noqa: BLE001 - another plugin layout: a path that does not exist
+        return Path(f"{job_id}.log")
 
 
 def refuse(grouped: Mapping[str, list[str]], workdir: str, dry_run: bool) -> None:

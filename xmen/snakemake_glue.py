@@ -118,7 +118,9 @@ class XmenWorkflow:
             self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
             install_per_experiment_retries()
             install_refused_alone()  # a member of a pack that preflight refused is refused alone
-            install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
+            hooked = install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
+            # A run (or dry run) with the slurm executor adopts the jobs an earlier, killed run left in SLURM.
+            self.planner.adopt = hooked and adopts_slurm_jobs(sys._getframe(1), self.slurm)
         self._packs_checked = False
 
     def check_packs(self) -> None:
@@ -208,8 +210,9 @@ class XmenWorkflow:
             paths = [v.path for v in verdicts]
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
                 self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
-            if not everything:
-                self.check_slurm(paths)
+            self.adopt_jobs(verdicts)
+            if not everything:  # an adopted experiment's job is in SLURM already: nothing to check
+                self.check_slurm([v.path for v in verdicts if not v.job_id])
             if not paths:
                 # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
                 # of running a target job with neither input nor output.
@@ -220,6 +223,20 @@ class XmenWorkflow:
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
         return targets
+
+    def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
+        """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
+        hand them to the hooked plugin (xmen.slurm_queue.adopt), which follows those jobs instead of submitting."""
+        adopted = {v.path: v.job_id for v in verdicts if v.job_id and v.action == planner.RUN}
+        if not adopted:
+            return
+        for verdict in verdicts:
+            if verdict.path in adopted:
+                print(f"xmen: {self.rel(verdict.path)}: {verdict.reason}", file=sys.stderr, flush=True)
+        if self.slurm:  # a real run (xmen.slurm follows the adopted jobs' status), not a dry run
+            from . import slurm_queue
+
+            slurm_queue.adopt(adopted)
 
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
@@ -371,7 +388,7 @@ class XmenWorkflow:
         from snakemake.shell import shell
 
         exp = wildcards.exp
-        refused = self.refusal(exp, int(resources.get("xmen_attempt") or 1))
+        refused = self.attempt_refusal(exp, int(resources.get("xmen_attempt") or 1))
         if refused is not None:
             raise WorkflowError(refused)
         provenance.keep_previous_log(exp)
@@ -385,7 +402,7 @@ class XmenWorkflow:
                                 ) from None
         rule_job.write_missing_status(exp)  # the rule's output, {exp}/xmen.done
 
-    def refusal(self, exp: str, attempt: int) -> str | None:
+    def attempt_refusal(self, exp: str, attempt: int) -> str | None:
         """Why the experiment's attempt ``attempt`` must not run, or None: beyond its own retries (Snakemake's are per
         rule), or its previous attempt failed for a cause its retry policy does not retry (xmen.retry: the decision
         Snakemake's restart_times got, kept also where that was not hooked). The rule's run block and a direct
@@ -436,7 +453,7 @@ class XmenWorkflow:
         expect = self.planned.setdefault(os.path.normpath(exp), done_token(os.path.join(self.cwd, exp)))
         env = rule_job.environment(threads, resources, expect)
         return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
-                                refused=self.refusal(exp, int(job.attempt)) or "", env=env, step=step,
+                                refused=self.attempt_refusal(exp, int(job.attempt)) or "", env=env, step=step,
                                 inputs=[str(path) for path in job.input])
 
     def tmpdir(self, job: Any) -> str | None:
@@ -598,6 +615,17 @@ def install_refused_alone() -> bool:
     setattr(group, _ALONE_MARK, True)
     Job.group = property(group, current.fset)
     return True
+
+
+def adopts_slurm_jobs(frame: Any, installed: bool) -> bool:
+    """Whether this Snakemake runs the workflow with the slurm executor and xmen.slurm is ``installed`` in it (it
+    follows the adopted jobs' status), or dry-runs it with that executor: then the planner adopts jobs still alive
+    in SLURM."""
+    from . import slurm
+
+    if slurm.executor_in_use(frame, dry_run=True) != "slurm":
+        return False
+    return installed or slurm.executor_in_use(frame) == "dryrun"
 
 
 def install_slurm(frame: Any) -> bool:

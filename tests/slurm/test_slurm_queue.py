@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_slurm import (  # noqa: F401
-    env, experiments, params, read_yaml, runs, sh, slurm, statuses, wait_for_sacct)
+    env, experiments, params, read_yaml, runs, sh, slurm, slurm_job_id, statuses, submitted_tasks, wait_for_sacct)
 
 # Job arrays as a user may still ask for them (the README no longer recommends them; see tests/slurm/test_slurm.py).
 ARRAYS = ("--slurm-array-jobs", "xmen_experiment", "--slurm-array-limit", "20")
@@ -50,8 +50,8 @@ def marker_job(root: Path, name: str) -> str:
 def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, env):
     """Snakemake submits two experiments (one held in the queue by --begin, one that starts at once) and is killed
     with kill -9. `xmen list` shows the held one `queued` with its job id and SLURM's reason, `xmen run -n` says it
-    is not submitted again, a plain `snakemake --profile slurm` (no --unlock) submits nothing, and in the end each
-    experiment ran exactly once, by its first job."""
+    is not submitted again (`xmen run -n --profile slurm`: adopted), a plain `snakemake --profile slurm` (no
+    --unlock) submits nothing, and in the end each experiment ran exactly once, by its first job."""
     root = env.make_set("set_q", ("{a: held | now, sleep: 4}",))
     held, now = "a=held__sleep=4", "a=now__sleep=4"
     set_resources(root, held, slurm_extra="--begin=now+15")
@@ -67,6 +67,8 @@ def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, en
     assert "queued" in line and f"SLURM job {job_held} (BeginTime)" in line, listing
     dry = env.xmen("run", "-n", cwd=root)
     assert f"queued as SLURM job {job_held} (BeginTime), not submitted again" in dry.stdout + dry.stderr, dry
+    dry = env.xmen("run", "-n", "--profile", "slurm", cwd=root)  # a run that would adopt it says so
+    assert f"adopts SLURM job {job_held} (queued: BeginTime), not submitted again" in dry.stdout, dry
     assert "queued" in env.xmen("list", "--status-is", "queued", cwd=root).stdout
 
     again = env.snakemake(root, timeout=SHARED)
@@ -175,8 +177,9 @@ def test_refused_experiments_stay_out_of_job_arrays(slurm, env):
 @pytest.mark.slurm
 @pytest.mark.timeout(400)
 def test_a_dependent_of_a_queued_experiment_waits_instead_of_resubmitting_it(slurm, env):
-    """B requires A; A's job is queued when Snakemake is killed. The next plain run submits neither (submitting B
-    would make Snakemake submit A again to make B's input); once A's first job finished (once), B is up to run."""
+    """B requires A; A's job is queued when Snakemake is killed. A local `xmen run -n` (it would not follow SLURM
+    jobs) skips B, naming A's job; the next plain `snakemake --profile slurm` adopts A's job (never submits A again),
+    runs B once A's first job finished (once), and exits 0."""
     root = env.make_set("set_d", ("{a: first}", "-n", "first"), ("{a: then}", "-n", "then", "--requires", "first"))
     set_resources(root, "first", slurm_extra="--begin=now+10")
     proc, _ = env.start_snakemake(root)
@@ -187,9 +190,87 @@ def test_a_dependent_of_a_queued_experiment_waits_instead_of_resubmitting_it(slu
     dry = env.xmen("run", "-n", cwd=root)
     assert f"Skipping then: waits for requirement first queued as SLURM job {job}" in dry.stderr, dry
     again = env.snakemake(root, timeout=SHARED)
-    assert again.returncode == 0 and "has been submitted" not in again.text, again.tail()
-    wait_for_sacct(env.since, lambda r: [x["State"] for x in r] == ["COMPLETED"], jobs=[job], timeout=SHARED)
-    wait_for(lambda: statuses(root)["first"] == "finished", 20, "the first experiment did not finish")
-    assert len(runs(root, "first")) == 1
-    after = env.xmen("run", "-n", cwd=root)  # now the dependent runs (its run is an ordinary one: not repeated)
-    assert "then" in after.stdout and "first" not in after.stdout and "Skipping" not in after.stderr, after
+    assert again.returncode == 0 and submitted_tasks(again.text) == 1, again.tail()
+    assert f"first: adopts SLURM job {job}" in again.text, again.tail()
+    assert statuses(root) == {"first": "finished", "then": "finished"}, again.tail()
+    assert [len(runs(root, name)) for name in ("first", "then")] == [1, 1]
+    assert str(params(root, "first")["_run"]["slurm_job_id"]) == job
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_the_next_run_adopts_the_jobs_a_killed_snakemake_left_and_waits_for_them(slurm, env):
+    """Snakemake is killed (kill -9) while one job waits in the queue (--begin; on a busy cluster it may have
+    started) and one runs; a third experiment requires the first. A dry run with the slurm executor says it adopts
+    both jobs; the next plain
+    `snakemake --profile slurm` (no --unlock) submits only the dependent, exits only after both adopted jobs ended
+    (their status files exist when it exits), runs the dependent after them, exits 0; each experiment ran once."""
+    root = env.make_set("set_k", ("{a: held, sleep: 2}", "-n", "held"), ("{a: now, sleep: 10}", "-n", "now"),
+                        ("{a: then}", "-n", "then", "--requires", "held"))
+    set_resources(root, "held", slurm_extra="--begin=now+10")
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, "held") and runs(root, "now"), SHARED, "snakemake did not submit and start both")
+    env.stop(proc)
+    job_held = marker_job(root, "held") or slurm_job_id(root, "held")
+    job_now = slurm_job_id(root, "now")
+    env.job_ids += [job_held, job_now]
+    assert job_held and job_now and not (root / "now" / "xmen.done").exists()
+
+    dry = env.snakemake(root, "-n", timeout=SHARED)
+    assert dry.returncode == 0, dry.tail()
+    # SLURM's reason is "None" for a moment after the submission, then "BeginTime".
+    assert re.search(rf"held: adopts SLURM job {job_held} \((queued(: BeginTime)?|running)\), not submitted again",
+                     dry.text), dry.tail()
+    assert f"now: adopts SLURM job {job_now} (running), not submitted again" in dry.text, dry.tail()
+
+    started = time.monotonic()
+    again = env.snakemake(root, timeout=SHARED)
+    took = time.monotonic() - started
+    assert again.returncode == 0, again.tail()
+    assert submitted_tasks(again.text) == 1 and "adopts SLURM job" in again.text, again.tail()
+    assert statuses(root) == {"held": "finished", "now": "finished", "then": "finished"}, again.tail()
+    assert [len(runs(root, name)) for name in ("held", "now", "then")] == [1, 1, 1]
+    assert str(params(root, "held")["_run"]["slurm_job_id"]) == job_held
+    assert str(params(root, "now")["_run"]["slurm_job_id"]) == job_now
+    assert params(root, "held")["_slurm"][-1]["state"] == "COMPLETED"  # SLURM's verdict recorded as for any job
+    assert all((root / name / "xmen.done").is_file() for name in ("held", "now", "then"))
+    assert not (root / "held" / MARKER).exists()
+    print(f"adopting run took {took:.1f}s")
+
+
+# The experiment of the test below: `first` ends only once `early`'s status file exists (so `early`'s job ended).
+WAITING_SCRIPT = r"""#!/bin/bash
+name=$(sed -n "s/^a: *\([^ #]*\).*/\1/p" "$1" | tr -d "'")
+echo "job=${SLURM_JOB_ID:-none}" >> runs.txt
+if [ "$name" = first ]; then
+    for _ in $(seq 240); do [ -e ../early/xmen.done ] && exit 0; sleep 0.5; done
+    exit 1
+fi
+sleep 1
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(400)
+def test_an_adopted_job_that_ended_before_its_turn_is_reported_as_it_ended(slurm, env):
+    """The adopted job is alive when the next run plans, and ends before that run gets to it (`--jobs 1`, a new
+    experiment prioritised that ends only after it): the run reports it as sacct says it ended (COMPLETED:
+    success, its status file is there), records SLURM's verdict, submits it no second time and exits 0."""
+    (env.path / "waiting.sh").write_text(WAITING_SCRIPT)
+    root = env.path / "set_e"
+    env.xmen("init", "-s", str(env.path / "waiting.sh"), "-d", str(env.path / "defaults.yml"), "-r", str(root))
+    env.xmen("register", "{a: early}", "-n", "early", cwd=root)
+    set_resources(root, "early", slurm_extra="--begin=now+8")
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, "early"), 40, "snakemake did not submit the experiment")
+    env.stop(proc)
+    job = marker_job(root, "early")
+    env.job_ids.append(job)
+    env.xmen("register", "{a: first}", "-n", "first", cwd=root)
+    again = env.snakemake(root, "--jobs", "1", "--prioritize", "first/xmen.done", timeout=SHARED)
+    assert again.returncode == 0, again.tail()
+    assert f"early: adopts SLURM job {job}" in again.text and submitted_tasks(again.text) == 1, again.tail()
+    # The adopted job ended while the new one ran, before the run took it on as its own.
+    assert again.text.index("Finished jobid") < again.text.index(f"adopts SLURM job {job} of an earlier run")
+    assert statuses(root) == {"early": "finished", "first": "finished"}, again.tail()
+    assert len(runs(root, "early")) == 1 and params(root, "early")["_slurm"][-1]["state"] == "COMPLETED"

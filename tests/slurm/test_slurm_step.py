@@ -65,7 +65,8 @@ def test_the_plugins_own_job_step_on_request(slurm, env):
 def test_a_failing_direct_job_says_why_in_its_slurm_log(slurm, env):
     """The job fails with the experiment's exit code, its SLURM log names the experiment, the code and the end of
     the experiment's log, and a retry keeps the first attempt's log."""
-    root = env.make_set("set_f", ("{a: bad, fail: 3}", "--retries", "1", "--resources", "mem_mb=100 runtime=2"))
+    root = env.make_set("set_f", ("{a: bad, fail: 3}", "--retries", "1", "--retry-on", "error",
+                                  "--resources", "mem_mb=100 runtime=2"))
     run = env.snakemake(root, timeout=120)
     assert run.returncode != 0, run.tail()
     data = params(root, "a=bad__fail=3")
@@ -129,7 +130,8 @@ def test_a_retried_pack_runs_only_what_has_a_retry_left(slurm, env, targets):
     (env.path / "script.sh").write_text(FLAKY)
     (env.path / "defaults.yml").write_text("a: h  # (str) Name\nfail: 0  # (int) Exit code\nflaky: 0  # (int) Fails once\n")
     root = env.make_set("set_r", ("{a: ok}", "--resources", "mem_mb=100 runtime=2"),
-                        ("{a: flaky, flaky: 1}", "--retries", "1", "--resources", "mem_mb=100 runtime=2"),
+                        ("{a: flaky, flaky: 1}", "--retries", "1", "--retry-on", "error",
+                         "--resources", "mem_mb=100 runtime=2"),
                         ("{a: bad, fail: 3}", "--resources", "mem_mb=100 runtime=2"))
     explicit = [f"{name}/xmen.done" for name in statuses(root)] if targets == "explicit" else []
     run = env.snakemake(root, *pack_args(3), *explicit, timeout=150)
