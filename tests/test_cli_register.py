@@ -166,6 +166,7 @@ BAD_REGISTER = [
     (["{a: x}", "-n", "a/b"], "unsafe character '/'"),
     (["{a: x}", "-n", ".."], "may not start with '.'"),
     (["{a: x}", "-n", "-rf"], "may not start with '-'"),
+    (["{a: x}", "-n", "default"], "what Snakemake looks up as the set's profile"),
     (["{a: x}", "-x", "0"], "at least 1"),
     (["{a: x}", "--threads", "0"], "at least 1"),
     (["{a: x}", "--retries", "-1"], "0 or more"),

@@ -13,6 +13,9 @@ SEPARATOR = "__"
 # Values holding them still register under an explicit name (-n NAME); the values themselves are only data.
 _UNSAFE = re.compile(r"[/\\$`'\"*?\[\]{}()<>|;&!#\x00-\x1f\x7f]")
 MAX_NAME_BYTES = 255
+#: Names Snakemake reads as something else in the set's folder: ``default`` is the set's workflow profile, and
+#: Snakemake takes a folder of that name beside the Snakefile for it (every run of the set then stops).
+RESERVED = frozenset(["default"])
 
 
 def check_name(name: str) -> str:
@@ -23,6 +26,8 @@ def check_name(name: str) -> str:
         raise UsageError(f"experiment name {name!r} may not start with '.'")
     if name.startswith("-"):
         raise UsageError(f"experiment name {name!r} may not start with '-'")
+    if name in RESERVED:
+        raise UsageError(f"experiment name {name!r} is what Snakemake looks up as the set's profile; choose another")
     bad = _UNSAFE.search(name)
     if bad:
         char = bad.group(0)
