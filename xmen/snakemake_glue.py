@@ -410,7 +410,7 @@ class XmenWorkflow:
         options = self.options(exp)
         refused = rule_job.refusal(exp, attempt, int(options.get("retries") or 0))
         if refused is None and attempt > 1:
-            decision = retry.decide(options, _read_params(os.path.join(self.cwd, exp, "params.yml")), attempt - 1)
+            decision = retry.decide(options, _read_params(os.path.join(exp, "params.yml")), attempt - 1)
             if not decision.retry:
                 refused = (f"{exp}: not run again, attempt {attempt - 1} ended by {decision.cause}: {decision.why} "
                            f"(see its params.yml _error and {os.path.join(exp, LOG)})")

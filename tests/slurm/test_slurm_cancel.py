@@ -143,6 +143,7 @@ def test_scancel_of_a_running_experiment_ends_the_run_as_cancelled(slurm, env):
     name = "a=long__sleep=120"
     proc, log = env.start_snakemake(root)
     job_id = running_job(root, name, proc, log)
+    time.sleep(2)  # the experiment starts within a second of its job: let the job run long enough to show Elapsed
     assert sh("scancel", job_id).returncode == 0
     took = ends_within(proc, 45, log)
     assert proc.returncode != 0
