@@ -299,3 +299,23 @@ def test_python_experiment_keeps_a_verdict_written_while_it_stops(tmp_path: Path
     assert data["_error"] == f"cancelled (SLURM job 7); received SIGTERM; exit code {data['_run']['returncode']}", (
         data["_error"])
     assert data["_run"]["slurm_job_id"] == "7" and data["_run"]["returncode"] != 0
+
+
+def test_a_preempted_job_slurm_did_not_requeue_has_ended():
+    """The plugin waits for a PREEMPTED job to resume; one that is not back in the queue (PreemptMode=CANCEL) ended:
+    it is reported failed (its verdict, from sacct, stays `preempted`), a requeued one is left to SLURM."""
+    from xmen.slurm_queue import JobState
+
+    asked: list[list[str]] = []
+
+    def alive(ids):
+        asked.append(sorted(ids))
+        return {"2": JobState("PENDING", "BeginTime"), "3": JobState("PREEMPTED")}
+
+    statuses = {"1": "PREEMPTED", "2": "PREEMPTED", "3": "PREEMPTED", "4": "RUNNING"}
+    assert slurm.ended_preemptions(statuses, alive) == {"1": "FAILED", "2": "PREEMPTED", "3": "FAILED",
+                                                        "4": "RUNNING"}
+    assert asked == [["1", "2", "3"]]
+    assert slurm.ended_preemptions({"4": "RUNNING"}, alive) == {"4": "RUNNING"} and len(asked) == 1  # no call
+    assert slurm.ended_preemptions(statuses, lambda ids: None) == statuses  # squeue cannot answer
+    assert slurm.ended_preemptions(None, alive) is None

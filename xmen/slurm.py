@@ -6,7 +6,8 @@ Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm 
   state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
   plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
   so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
-  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). A job this run adopted
+  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). A preempted job SLURM did
+  not requeue is over, not waiting to resume (:func:`ended_preemptions`). A job this run adopted
   from an earlier one (xmen.slurm_queue) carries the earlier run's uuid as its name, which the plugin's query
   filters by: while such jobs are followed, one more query asks about them by id (:func:`adopted_query`). When the next status check
   comes (so that Snakemake ends within seconds of its last job) is xmen.slurm_poll's, installed from here.
@@ -69,6 +70,36 @@ def normalise_statuses(statuses: dict[str, str] | None) -> dict[str, str] | None
     return {job: normalise_state(state) for job, state in statuses.items()}
 
 
+#: What the plugin is told of a preempted job that SLURM did not requeue: a failure (SLURM's verdict, recorded
+#: from sacct, still says ``PREEMPTED``).
+PREEMPTION_ENDED = "FAILED"
+
+
+def ended_preemptions(statuses: dict[str, str] | None,
+                      alive: Callable[[list[str]], dict[str, Any] | None] | None = None) -> dict[str, str] | None:
+    """``statuses`` with each ``PREEMPTED`` job that left SLURM's queue reported as ended (:data:`PREEMPTION_ENDED`).
+
+    The plugin (2.8) takes PREEMPTED for a job SLURM will requeue and resume, and waits for it: with the
+    ``PreemptMode=CANCEL`` of many clusters (or ``--no-requeue``) it waits forever. A requeued job is back in
+    squeue (PENDING, then RUNNING); one that is not has ended. One squeue call, only when a job is PREEMPTED; when
+    squeue cannot answer, the plugin's reading stands.
+    """
+    if not statuses:
+        return statuses
+    preempted = [job for job, state in statuses.items() if state == "PREEMPTED"]
+    if not preempted:
+        return statuses
+    if alive is None:
+        from .slurm_queue import job_states
+
+        alive = job_states
+    queue = alive(preempted)
+    if queue is None:
+        return statuses
+    ended = {job for job in preempted if not getattr(queue.get(job), "alive", False)}
+    return {job: PREEMPTION_ENDED if job in ended else state for job, state in statuses.items()}
+
+
 def _normalising(query: Any) -> Any:
     """The plugin's async ``query_job_status(command, logger)`` returning normalised states."""
     if getattr(query, _MARK, False):
@@ -84,7 +115,7 @@ def _normalising(query: Any) -> Any:
                 more, _ = await query(extra, logger)
                 for job, state in (more or {}).items():
                     statuses.setdefault(job, state)
-        return normalise_statuses(statuses), duration
+        return ended_preemptions(normalise_statuses(statuses)), duration
 
     setattr(query_job_status, _MARK, True)
     return query_job_status

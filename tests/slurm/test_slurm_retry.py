@@ -4,13 +4,17 @@ verdict (recorded before Snakemake hears of the failure, xmen.slurm) and the ret
 A SLURM TIMEOUT is not provoked here: SLURM's time limits are whole minutes and slurmctld checks them every 30 s, so
 one takes 60-90 s (tests/slurm/test_slurm.py::test_time_limit_ends_as_timeout); the time-limit cause is decided the
 same way (tests/test_retry_policy.py through apply_verdict, tests/test_retry_causes.py with real Snakemake).
-OUT_OF_MEMORY, NODE_FAIL and PREEMPTED cannot be provoked on this cluster (no cgroups): same tests."""
+OUT_OF_MEMORY and NODE_FAIL cannot be provoked on this cluster (no cgroups): same tests. PREEMPTED is, by a job of
+the cluster's hidden partition `urgent`."""
 from __future__ import annotations
+
+import subprocess
+import time
 
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
-    all_done, env, params, slurm, submitted_tasks, wait_for_sacct,
+    all_done, env, params, sh, slurm, submitted_tasks, wait_for_sacct,
 )
 
 # Attempt 1 fails the way its `mode` says (lost: its runner is killed, so SLURM says FAILED and the runner never
@@ -56,3 +60,40 @@ def test_slurm_failures_are_retried_by_cause(slurm, env):
     assert "not run again" not in run.text  # no job was submitted only to refuse its attempt
     rows = wait_for_sacct(env.since, all_done(3), name=run.uuid)
     assert sorted(row["State"] for row in rows) == ["COMPLETED", "FAILED", "FAILED"], rows
+
+
+# Attempt 1 holds the node until SLURM takes it away; attempt 2 finishes at once.
+PREEMPTIBLE = r"""#!/bin/bash
+echo "attempt=${XMEN_ATTEMPT:-?} job=${SLURM_JOB_ID:-none}" >> runs.txt
+[ "${XMEN_ATTEMPT:-1}" != 1 ] && exit 0
+touch started
+sleep 100
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(200)
+def test_a_preempted_experiment_is_recorded_and_retried(slurm, env):
+    """A job of the hidden partition `urgent` (tests/slurm/up.sh: PreemptMode=CANCEL) takes the node from a running
+    experiment. The plugin alone waits for the preempted job to resume, for ever; now its end is noticed, the
+    experiment is recorded preempted (SLURM's verdict), retried by default, and finishes on its second attempt."""
+    (env.path / "script.sh").write_text(PREEMPTIBLE)
+    (env.path / "defaults.yml").write_text("mode: none  # (str) How attempt 1 fails\n")
+    root = env.make_set("set_p", ("{mode: held}", "-n", "held", "--threads", "2", "--retries", "1", *RES))
+    proc, log = env.start_snakemake(root)
+    deadline = time.monotonic() + 90
+    while not (root / "held" / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    cpus = sh("sinfo", "-h", "-o", "%c").stdout.split()[0]
+    urgent = sh("sbatch", "--parsable", "-p", "urgent", "-c", cpus, "--mem=100", "-t", "1", "-o", "/dev/null",
+                "--wrap", "sleep 2")
+    assert urgent.returncode == 0, urgent.stderr
+    env.job_ids.append(urgent.stdout.strip())
+    try:
+        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    except subprocess.TimeoutExpired:
+        pytest.fail("snakemake still waits for the preempted job" + log.read_text()[-3000:])
+    data = params(root, "held")
+    assert [r["state"] for r in data["_slurm"]] == ["PREEMPTED", "COMPLETED"], data["_slurm"]
+    assert data["_status"] == "finished" and attempts(root, "held") == ["attempt=1", "attempt=2"]

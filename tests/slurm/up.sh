@@ -201,10 +201,14 @@ AccountingStoragePort=6819
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
+# preemption: a job of the hidden partition 'urgent' cancels what holds the CPUs it needs (state PREEMPTED)
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 # node and partitions
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$ncpu RealMemory=$mem_mb State=UNKNOWN
-PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-PartitionName=other Nodes=localhost Default=NO MaxTime=INFINITE State=UP
+PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=other Nodes=localhost Default=NO MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=localhost Default=NO MaxTime=INFINITE State=UP PriorityTier=10 Hidden=YES
 EOF
 
 write_if_changed "$CONF_DIR/slurmdbd.conf" 600 <<EOF
@@ -383,4 +387,4 @@ if ((started_any)) || [[ ${XMEN_SLURM_SMOKE:-0} == 1 ]]; then
     log "smoke-test job $jobid COMPLETED"
 fi
 
-log "SLURM cluster '$CLUSTER' is up (node localhost, ${ncpu} CPUs, ${mem_mb} MB; partitions main*, other)"
+log "SLURM cluster '$CLUSTER' is up (node localhost, ${ncpu} CPUs, ${mem_mb} MB; partitions main*, other; hidden: urgent, which preempts)"
