@@ -97,3 +97,34 @@ def test_a_preempted_experiment_is_recorded_and_retried(slurm, env):
     data = params(root, "held")
     assert [r["state"] for r in data["_slurm"]] == ["PREEMPTED", "COMPLETED"], data["_slurm"]
     assert data["_status"] == "finished" and attempts(root, "held") == ["attempt=1", "attempt=2"]
+
+
+# Attempt 1 kills its runner and lives on (no cgroup confinement: SLURM's FAILED comes while it still runs), then
+# ends well without anyone to record it; attempt 2 finishes.
+LIVES_ON = r"""#!/bin/bash
+echo "attempt=${XMEN_ATTEMPT:-?} job=${SLURM_JOB_ID:-none}" >> runs.txt
+[ "${XMEN_ATTEMPT:-1}" != 1 ] && exit 0
+kill -9 $PPID
+sleep 4
+echo "orphan=done" >> runs.txt
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(150)
+def test_a_killed_runner_whose_experiment_lives_on(slurm, env):
+    """The issue's row: the runner is killed but the experiment's process lives on. SLURM says FAILED and xmen says
+    the same (the runner was lost: `error`, never `finished`); the retry (a lost runner is retried by default) waits
+    for the process still holding the experiment, then runs attempt 2, which finishes. One attempt at a time."""
+    (env.path / "script.sh").write_text(LIVES_ON)
+    (env.path / "defaults.yml").write_text("mode: none  # (str) How attempt 1 fails\n")
+    root = env.make_set("set_o", ("{mode: orphan}", "-n", "orphan", "--retries", "1", *RES))
+    run = env.snakemake(root, timeout=120)
+    assert run.returncode == 0, run.tail()
+    data = params(root, "orphan")
+    assert [r["state"] for r in data["_slurm"]] == ["FAILED", "COMPLETED"], data["_slurm"]
+    assert data["_status"] == "finished"
+    lines = [line.split()[0] for line in (root / "orphan" / "runs.txt").read_text().splitlines()]
+    assert lines[0] == "attempt=1" and lines[-1] == "attempt=2", lines
+    if "orphan=done" in lines:  # it lived on: attempt 2 started only after it ended
+        assert lines == ["attempt=1", "orphan=done", "attempt=2"], lines
