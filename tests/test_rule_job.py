@@ -138,19 +138,25 @@ def test_the_job_step_does_not_inherit_the_allocations_slurm_defaults(tmp_path, 
     assert (tmp_path / "a=1" / "env.txt").read_text().split() == ["SLURM_JOB_ID=77", "XMEN_THREADS=1"]
 
 
-def test_a_signal_to_the_job_waits_for_the_experiment_to_end(tmp_path):
-    """SLURM signals every step of a job it cancels: the batch shell (this module) must not end before the
-    experiment's runner recorded the outcome, or SLURM kills the runner with it."""
-    job = spec(tmp_path, 'touch "$(dirname "$0")/started"; sleep 1; echo ended > "$(dirname "$0")/ended"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", rule_job.encode([job])], stderr=subprocess.PIPE,
-                            text=True)
+def sigterm_once_started(specs: list[JobSpec], started: Path) -> tuple[int, str]:
+    """Run the job (``python -m xmen.rule_job``), SIGTERM it alone once ``started`` exists: its exit code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", rule_job.encode(specs)], stderr=subprocess.PIPE,
+                            text=True, cwd=started.parent.parent)
     deadline = time.monotonic() + 30
-    while not (tmp_path / "a=1" / "started").exists():
+    while not started.exists():
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    return proc.returncode, err
+
+
+def test_a_signal_to_the_job_waits_for_the_experiment_to_end(tmp_path):
+    """SLURM signals every step of a job it cancels: the batch shell (this module) must not end before the
+    experiment's runner recorded the outcome, or SLURM kills the runner with it."""
+    job = spec(tmp_path, 'touch "$(dirname "$0")/started"; sleep 1; echo ended > "$(dirname "$0")/ended"\n')
+    returncode, err = sigterm_once_started([job], tmp_path / "a=1" / "started")
+    assert returncode == 0, err
     assert (tmp_path / "a=1" / "ended").read_text() == "ended\n"
     assert "waiting for the experiment's runner to end" in err
 
@@ -226,14 +232,7 @@ def test_a_member_whose_folder_broke_fails_alone(tmp_path, capfd):
 def test_a_stopped_pack_starts_no_other_experiment(tmp_path):
     scripts = {"a": 'touch "$(dirname "$0")/started"; sleep 1\n', "b": "touch ran\n"}
     specs = pack(tmp_path, scripts)
-    proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", rule_job.encode(specs)], stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "a" / "started").exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    returncode, err = sigterm_once_started(specs, tmp_path / "a" / "started")
+    assert returncode == 128 + signal.SIGTERM, err
     assert (tmp_path / "a" / "xmen.done").is_file()  # it ran to its end
     assert not (tmp_path / "ran").exists() and "not started: b" in err

@@ -557,28 +557,8 @@ def install_per_experiment_retries() -> bool:
     refuses an attempt beyond its retries, which it still does if this cannot be installed). Every other rule and
     workflow keeps Snakemake's answer.
     """
-    try:
-        from snakemake.jobs import Job
-    except ImportError:
-        return False
-    current = Job.__dict__.get("restart_times")
-    if not isinstance(current, property) or current.fget is None:
-        return False
-    if getattr(current.fget, _RETRIES_MARK, False):
-        return True
-    rule_restart_times = current.fget
-
-    def restart_times(job: Any) -> int:
-        times = rule_restart_times(job)
-        rule = getattr(job, "rule", None)
-        glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
-        if glue is None or getattr(rule, "name", None) != RULE:
-            return times
-        return glue.experiment_retries(job.wildcards, times, getattr(job, "attempt", None))
-
-    setattr(restart_times, _RETRIES_MARK, True)
-    Job.restart_times = property(restart_times)
-    return True
+    return _patch_job_property("restart_times", _RETRIES_MARK, lambda glue, job, times: glue.experiment_retries(
+        job.wildcards, times, getattr(job, "attempt", None)))
 
 
 _ALONE_MARK = "_xmen_refused_alone"
@@ -593,27 +573,35 @@ def install_refused_alone() -> bool:
     whose experiment was refused then answers ``group`` with None: it stays a job of its own, refused alone, and
     the others are packed without it. Every other job keeps Snakemake's answer.
     """
+    return _patch_job_property("group", _ALONE_MARK, lambda glue, job, found: (
+        None if found is not None and glue.refused(job.wildcards) else found))
+
+
+def _patch_job_property(name: str, mark: str, answer: Callable[[Any, Any, Any], Any]) -> bool:
+    """Wrap Snakemake's ``Job.<name>`` property: for a job of xmen's rule in a workflow xmen set up (its glue),
+    ``answer(glue, job, snakemake_value)`` is the value; every other rule and workflow keeps Snakemake's. True when
+    installed (now or before: ``mark`` makes it idempotent); False when Snakemake has no such property."""
     try:
         from snakemake.jobs import Job
     except ImportError:
         return False
-    current = Job.__dict__.get("group")
+    current = Job.__dict__.get(name)
     if not isinstance(current, property) or current.fget is None:
         return False
-    if getattr(current.fget, _ALONE_MARK, False):
+    if getattr(current.fget, mark, False):
         return True
-    job_group = current.fget
+    snakemakes = current.fget
 
-    def group(job: Any) -> Any:
-        found = job_group(job)
+    def patched(job: Any) -> Any:
+        value = snakemakes(job)
         rule = getattr(job, "rule", None)
         glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
-        if found is None or glue is None or getattr(rule, "name", None) != RULE:
-            return found
-        return None if glue.refused(job.wildcards) else found
+        if glue is None or getattr(rule, "name", None) != RULE:
+            return value
+        return answer(glue, job, value)
 
-    setattr(group, _ALONE_MARK, True)
-    Job.group = property(group, current.fset)
+    setattr(patched, mark, True)
+    setattr(Job, name, property(patched, current.fset))
     return True
 
 

@@ -47,6 +47,17 @@ def marker_job(root: Path, name: str) -> str:
 
 @pytest.mark.slurm
 @pytest.mark.timeout(400)
+def killed_after_submitting(env, root: Path, name: str) -> str:
+    """Start `snakemake --profile slurm` in ``root`` and kill it (-9) once it submitted ``name``: that job's id (the
+    test's end cancels it)."""
+    proc, _ = env.start_snakemake(root)
+    wait_for(lambda: marker_job(root, name), 40, f"snakemake did not submit {name}")
+    env.stop(proc)
+    job = marker_job(root, name)
+    env.job_ids.append(job)
+    return job
+
+
 def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, env):
     """Snakemake submits two experiments (one held in the queue by --begin, one that starts at once) and is killed
     with kill -9. `xmen list` shows the held one `queued` with its job id and SLURM's reason, `xmen run -n` says it
@@ -137,11 +148,7 @@ def test_a_cancelled_queued_job_is_shown_for_what_it_is_and_runs_again(slurm, en
     root = env.make_set("set_c", ("{a: gone}",))
     name = "a=gone"
     set_resources(root, name, slurm_extra="--begin=now+600")
-    proc, _ = env.start_snakemake(root)
-    wait_for(lambda: marker_job(root, name), 40, "snakemake did not submit the experiment")
-    env.stop(proc)
-    job = marker_job(root, name)
-    env.job_ids.append(job)
+    job = killed_after_submitting(env, root, name)
     cancelled = env.xmen("list", cwd=root)
     assert "queued" in cancelled.stdout, cancelled.stdout
     assert sh("scancel", job).returncode == 0
@@ -182,11 +189,7 @@ def test_a_dependent_of_a_queued_experiment_waits_instead_of_resubmitting_it(slu
     runs B once A's first job finished (once), and exits 0."""
     root = env.make_set("set_d", ("{a: first}", "-n", "first"), ("{a: then}", "-n", "then", "--requires", "first"))
     set_resources(root, "first", slurm_extra="--begin=now+10")
-    proc, _ = env.start_snakemake(root)
-    wait_for(lambda: marker_job(root, "first"), 40, "snakemake did not submit the first experiment")
-    env.stop(proc)
-    job = marker_job(root, "first")
-    env.job_ids.append(job)
+    job = killed_after_submitting(env, root, "first")
     dry = env.xmen("run", "-n", cwd=root)
     assert f"Skipping then: waits for requirement first queued as SLURM job {job}" in dry.stderr, dry
     again = env.snakemake(root, timeout=SHARED)
@@ -261,11 +264,7 @@ def test_an_adopted_job_that_ended_before_its_turn_is_reported_as_it_ended(slurm
     env.xmen("init", "-s", str(env.path / "waiting.sh"), "-d", str(env.path / "defaults.yml"), "-r", str(root))
     env.xmen("register", "{a: early}", "-n", "early", cwd=root)
     set_resources(root, "early", slurm_extra="--begin=now+8")
-    proc, _ = env.start_snakemake(root)
-    wait_for(lambda: marker_job(root, "early"), 40, "snakemake did not submit the experiment")
-    env.stop(proc)
-    job = marker_job(root, "early")
-    env.job_ids.append(job)
+    job = killed_after_submitting(env, root, "early")
     env.xmen("register", "{a: first}", "-n", "first", cwd=root)
     again = env.snakemake(root, "--jobs", "1", "--prioritize", "first/xmen.done", timeout=SHARED)
     assert again.returncode == 0, again.tail()
