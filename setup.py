@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
-VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "xmen" / "__init__.py").read_text()).group(1)
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "xmen" / "_version.py").read_text()).group(1)
 ASSET_GLOBS = ["*.smk", "Snakefile", "*.yaml", "*.yml", "*.md", "*/*.yaml", "*/*.md"]
 
 setup(
@@ -21,6 +21,14 @@ setup(
     python_requires=">=3.11",
     packages=[
         "xmen",
+        "xmen.store",
+        "xmen.define",
+        "xmen.slurm",
+        "xmen.sets",
+        "xmen.run",
+        "xmen.look",
+        "xmen.host",
+        "xmen.cli",
         "xmen.examples",
         "xmen._assets",
         "xmen._assets.rules",

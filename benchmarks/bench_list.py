@@ -5,7 +5,7 @@ times, for each N:
 
 * ``baseline``: reading every ``params.yml`` with ``yaml.load(..., Loader=yaml.CSafeLoader)`` (no output),
 * the library (``collect`` + columns + table text) with no index (``lib-cold``) and with one (``lib-warm``),
-* the command (``xmen list`` if the ``xmen`` executable exists, else ``python -m xmen.cli_list``) with no index
+* the command (``xmen list`` if the ``xmen`` executable exists, else ``python -m xmen.cli.list``) with no index
   (``cli-cold``), with one (``cli-warm``), after one experiment changed (``cli-1-changed``) and as CSV;
   if the page cache can be dropped (root, writable /proc/sys/vm/drop_caches) also ``cli-dropcache``.
 
@@ -29,9 +29,9 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from xmen import listing  # noqa: E402
-from xmen.expset import _PARAM_COMMENTS  # noqa: E402
-from xmen.files import dump_params, dump_yaml  # noqa: E402
+from xmen.look import listing  # noqa: E402
+from xmen.sets.expset import _PARAM_COMMENTS  # noqa: E402
+from xmen.store.files import dump_params, dump_yaml  # noqa: E402
 
 # The comments xmen writes into every params.yml, so the synthetic files look like registered ones.
 _COMMENTS = {
@@ -97,7 +97,7 @@ def library(root: Path) -> float:
 
 def command() -> list[str]:
     exe = shutil.which("xmen")
-    return [exe, "list"] if exe else [sys.executable, "-m", "xmen.cli_list"]
+    return [exe, "list"] if exe else [sys.executable, "-m", "xmen.cli.list"]
 
 
 def run_cli(root: Path, *extra: str) -> tuple[float, int]:

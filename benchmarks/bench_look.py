@@ -30,10 +30,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from xmen import files, history, listing  # noqa: E402
-from xmen.experiment import Experiment  # noqa: E402
-from xmen.expset import _PARAM_COMMENTS  # noqa: E402
-from xmen.files import dump_params, dump_yaml  # noqa: E402
+from xmen.store import files, history
+from xmen.look import listing  # noqa: E402
+from xmen.define.experiment import Experiment  # noqa: E402
+from xmen.sets.expset import _PARAM_COMMENTS  # noqa: E402
+from xmen.store.files import dump_params, dump_yaml  # noqa: E402
 
 MESSAGES = 100
 LRS = (0.1, 0.03, 0.01, 0.003, 0.001)

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from xmen import files, planner, slurm, slurm_queue
-from xmen import status as st
-from xmen.expset import ExperimentSet
+from xmen.store import files
+from xmen.run import planner
+from xmen.slurm import sacct as slurm, queue as slurm_queue
+from xmen.store import status as st
+from xmen.sets.expset import ExperimentSet
 
 UUID = "0b7c7c1e-1111-4222-8333-444455556666"
 
@@ -199,7 +201,7 @@ def test_the_hooked_run_job_reports_an_adopted_job_without_submitting(tmp_path: 
 
 
 def test_xmen_run_plans_adoption_only_for_the_slurm_executor(tmp_path: Path, monkeypatch) -> None:
-    from xmen.engine import runs_on_slurm
+    from xmen.run.engine import runs_on_slurm
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     for name, executor in (("slurm", "slurm"), ("local", "local")):

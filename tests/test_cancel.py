@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen import status as st
+from xmen.store import files
+from xmen.store import status as st
 
 from cli_helpers import make_set, xmen
 
@@ -104,7 +104,7 @@ def test_a_failed_experiment_without_a_queued_retry_has_nothing_to_cancel(env, c
     ("job_id: [1]\n", None), ("job_id: 1; rm -rf /\n", None), ("12345\n", None), ("", None),
 ])
 def test_queued_marker(tmp_path, marker, job):
-    from xmen.cancel import queued_job_id
+    from xmen.run.cancel import queued_job_id
 
     (tmp_path / ".xmen-queued").write_text(marker)
     assert queued_job_id(tmp_path) == job

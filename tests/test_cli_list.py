@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from xmen import files, listing
-from xmen.cli_list import list_command
+from xmen.store import files
+from xmen.look import listing
+from xmen.cli.list import list_command
 from xmen.errors import XmenError
 
 TUTORIAL_NAMES = ["a=1.0__b=None", "a=1.0__b=cat", "a=2.0__b=None", "a=2.0__b=cat"]
@@ -272,7 +273,7 @@ def test_bad_options_exit_2(run):
 def test_the_module_runs_as_a_command(tmp_path):
     make_set(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    command = [sys.executable, "-m", "xmen.cli_list"]
+    command = [sys.executable, "-m", "xmen.cli.list"]
     done = subprocess.run([*command, "--csv"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == ""
     assert pd.read_csv(io.StringIO(done.stdout), index_col=0)["name"].tolist() == TUTORIAL_NAMES

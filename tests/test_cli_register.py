@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
 
 DEFAULTS = """\

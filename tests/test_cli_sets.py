@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import config as global_config
-from xmen import files
+from xmen.store import config as global_config
+from xmen.store import files
 from xmen.cli import main
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 from cli_helpers import make_set, xmen
 

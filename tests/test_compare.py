@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from xmen import files, listing
+from xmen.store import files
+from xmen.look import listing
 from xmen.cli import main
-from xmen.compare import compare
+from xmen.look.compare import compare
 from xmen.errors import UsageError
 
 pd = pytest.importorskip("pandas")
@@ -112,7 +113,7 @@ def test_xmen_compare_on_a_run_sweep_with_repeats(tmp_path: Path, xmen_home: Pat
     import io
     import subprocess
 
-    from xmen import history
+    from xmen.store import history
 
     (tmp_path / "train.py").write_text(TRAIN)
     monkeypatch.chdir(tmp_path)
@@ -146,7 +147,7 @@ def test_xmen_compare_on_a_run_sweep_with_repeats(tmp_path: Path, xmen_home: Pat
 
 def test_the_command_path_and_the_dataframe_agree(tmp_path: Path) -> None:
     """`xmen compare` summarises collect()'s rows without pandas; compare() on to_dataframe gives the same table."""
-    from xmen.compare import compare_rows
+    from xmen.look.compare import compare_rows
 
     root = sweep(tmp_path)
     for by in (["lr"], ["model", "lr"], []):

@@ -23,7 +23,7 @@ from typing import Callable
 
 import pytest
 
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
 
 DEFAULTS = "a: h  # (str) A parameter (default='h')\nb: 17  # (int) Another parameter (default=17)\n"

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen import status as st
+from xmen.store import files
+from xmen.store import status as st
 from xmen.cli import main as xmen_main
-from xmen.expset import ExperimentSet
-from xmen.job import lock_held
+from xmen.sets.expset import ExperimentSet
+from xmen.run.runner import lock_held
 
 pytestmark = [pytest.mark.usefixtures("xmen_home"), pytest.mark.timeout(300)]
 

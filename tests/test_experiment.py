@@ -16,20 +16,14 @@ from typing import List, Optional
 import pytest
 import yaml
 
-from xmen import files
-from xmen import job
-from xmen import provenance
-from xmen import status as st
+from xmen.store import files
+from xmen.run import runner as job
+from xmen.store import provenance
+from xmen.store import status as st
 from xmen.errors import ExperimentError, UsageError, XmenError
 from xmen.examples import experiment as example
 from xmen.examples.experiment import AnExperiment
-from xmen.experiment import (
-    Experiment,
-    defaults_dict,
-    find_experiment_classes,
-    params_comments,
-    params_table,
-)
+from xmen.define.experiment import Experiment, defaults_dict, find_experiment_classes, params_comments, params_table
 
 pytestmark = pytest.mark.usefixtures("xmen_home")
 
@@ -546,7 +540,7 @@ def test_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_import_budget() -> None:
     code = (
-        "import sys, xmen, xmen.experiment, xmen.job, xmen.heartbeat\n"
+        "import sys, xmen, xmen.experiment, xmen.job, xmen.store.heartbeat\n"
         "heavy = [m for m in ('click', 'pandas', 'snakemake', 'numpy') if m in sys.modules]\n"
         "print(heavy)\n"
     )

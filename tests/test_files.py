@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
+from xmen.store import files
 from xmen.errors import StateFileError
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 import xmen
-from xmen import status as st
+from xmen.store import status as st
 from xmen.cli import main
 from xmen.errors import ExperimentError, UsageError
-from xmen.experiment import find_experiment_classes, load_class
-from xmen.functional import Root, autodoc, functional_experiment, is_functional, read_params
-from xmen.parameters import parse_function_source
+from xmen.define.experiment import find_experiment_classes, load_class
+from xmen.define.functional import Root, autodoc, functional_experiment, is_functional, read_params
+from xmen.define.parameters import parse_function_source
 
 HELLO = textwrap.dedent('''
     """Hello world, the functional way and the class way."""
@@ -46,7 +46,7 @@ HELLO = textwrap.dedent('''
 
 
     if __name__ == '__main__':
-        from xmen.functional import functional_experiment
+        from xmen.define.functional import functional_experiment
         Exp = functional_experiment(hello_world)
         Exp().main()
 ''')

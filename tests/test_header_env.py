@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 MODULE = '''from xmen.experiment import Experiment
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files, history, listing
-from xmen.experiment import Experiment
+from xmen.store import files, history
+from xmen.look import listing
+from xmen.define.experiment import Experiment
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen import status as st
-from xmen.heartbeat import Heartbeat, effective_status
-from xmen.provenance import hostname, now_time
+from xmen.store import files
+from xmen.store import status as st
+from xmen.store.heartbeat import Heartbeat, effective_status
+from xmen.store.provenance import hostname, now_time
 
 pytestmark = pytest.mark.usefixtures("xmen_home")
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen import status as st
-from xmen.job import ENV_RUNTIME, time_limit
-from xmen.snakemake_glue import experiment_command
+from xmen.store import files
+from xmen.store import status as st
+from xmen.run.runner import ENV_RUNTIME, time_limit
+from xmen.host.glue import experiment_command
 
 from test_job import _python_job, make_experiment
 

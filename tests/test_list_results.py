@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from xmen import files, listing
+from xmen.store import files
+from xmen.look import listing
 from xmen.cli import main
 from xmen.errors import UsageError
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xmen import files, listing
-from xmen.cli_list import list_command
+from xmen.store import files
+from xmen.look import listing
+from xmen.cli.list import list_command
 from test_listing import make_set, settled  # noqa: F401 - fixture
 
 JOBS = [
@@ -60,7 +61,7 @@ def test_a_damaged_slurm_record_is_named(tmp_path, settled, bad):
     root = make_set(tmp_path, 1)
     name = next(p.name for p in root.iterdir() if p.is_dir())
     files.update_yaml(root / name / "params.yml", lambda d: d.update(_slurm=bad))
-    from xmen import statecheck
+    from xmen.store import statecheck
     from xmen.errors import StateFileError
 
     with pytest.raises(StateFileError, match="'_slurm' must be a list of job records"):

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from xmen import files
-from xmen.watch import CLEAR, watch
+from xmen.store import files
+from xmen.look.watch import CLEAR, watch
 
 from test_cli_list import make_set  # the tutorial set, written as register writes it
 

@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 import pytest
 
-from xmen import files, listing
+from xmen.store import files
+from xmen.look import listing
 from xmen.errors import UsageError
 
 COMMIT = "bbe75180debc80b03c520c5574f4d7e88d262909"
@@ -526,7 +527,7 @@ def test_scale_rows_equal_a_direct_read(tmp_path, settled):
     root = make_set(tmp_path, n, status=lambda i: choices[i % len(choices)], messages=lambda i: {"step": i})
     for i in range(0, n, 6 * 7):  # a few running ones with a fresh heartbeat
         (root / f"i={i + 1}" / ".xmen-heartbeat").touch()
-    from xmen.heartbeat import effective_status
+    from xmen.store.heartbeat import effective_status
 
     def direct() -> list[tuple[str, str, dict[str, Any]]]:
         expected = []
@@ -701,7 +702,7 @@ def test_import_listing_does_not_import_pandas():
     import subprocess
     import sys
 
-    code = "import sys, xmen.listing, xmen.cli_list; print('pandas' in sys.modules)"
+    code = "import sys, xmen.look.listing, xmen.cli.list; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen import status as st
-from xmen.experiment import Experiment
-from xmen.monitor import Monitor, Spec, TimeLimit, checkpoint_files, local_runtime, slurm_end_time
+from xmen.store import files
+from xmen.store import status as st
+from xmen.define.experiment import Experiment
+from xmen.define.monitor import Monitor, Spec, TimeLimit, checkpoint_files, local_runtime, slurm_end_time
 
 
 class Model:
@@ -192,7 +192,7 @@ def test_no_torch_is_imported() -> None:
 def test_the_original_checkpoint_example(tmp_path: Path) -> None:
     """The original's documented checkpoint example (three objects, three frequencies, three kept counts) gives
     its documented tree, with pickle instead of torch."""
-    from xmen.monitor import TorchMonitor
+    from xmen.define.monitor import TorchMonitor
 
     model, model2, optimiser = Model(), Model(), {"lr": 1e-3}
     m = TorchMonitor(str(tmp_path), ckpt=["^model$@5s", "opt@1e", "^model2$@20s"], ckpt_keep=[5, 1, None])

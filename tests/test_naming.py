@@ -1,7 +1,7 @@
 """Experiment folder names are pinned: changing them orphans users' folders."""
 import pytest
 
-from xmen import naming
+from xmen.store import naming
 from xmen.errors import UsageError
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import config as global_config
-from xmen import files
+from xmen.store import config as global_config
+from xmen.store import files
 from xmen.cli import main
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 DEFAULTS = "a: 1  # (int) A parameter\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
@@ -205,7 +205,7 @@ def test_sync_refuses_a_source_that_is_not_host_and_path(xmen_home, tmp_path, ca
 
 
 def test_origin_bookkeeping_units():
-    from xmen import origin
+    from xmen.store import origin
 
     here = socket.gethostname()
     data = {"root": "/old/place"}

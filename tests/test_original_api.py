@@ -9,9 +9,9 @@ from typing import List
 
 import pytest
 
-from xmen import status as st
+from xmen.store import status as st
 from xmen.errors import XmenError
-from xmen.experiment import Experiment, TypedMeta, experiment_parser
+from xmen.define.experiment import Experiment, TypedMeta, experiment_parser
 
 
 class Base(Experiment):

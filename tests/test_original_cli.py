@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
-from xmen.cli_compat import spread_values
-from xmen.predicates import parse_param_filter
+from xmen.cli.compat import spread_values
+from xmen.look.predicates import parse_param_filter
 
 DEFAULTS = "a: h  # (str) A parameter\nab: x  # (str) Another\nb: 17  # (int) A number\n"
 SCRIPT = "#!/bin/bash\ntrue\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import config as global_config
-from xmen import files, legacy
+from xmen.store import config as global_config
+from xmen.store import files, legacy
 from xmen.cli import main
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 sys.path.insert(0, str(Path(__file__).parent))
 from original_xmen import EXPERIMENTS, make_original_set, original_config  # noqa: E402

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from xmen import config as global_config
-from xmen import files, ownership
+from xmen.store import config as global_config
+from xmen.store import files, ownership
 
 from cli_helpers import make_set, xmen
 
@@ -114,7 +114,7 @@ def test_clean_refuses_a_damaged_experiment_yml(env, capsys, damage):
 def _hold_job_lock(folder: Path) -> subprocess.Popen:
     """A process holding the experiment's job lock, as a job runner does while the experiment runs."""
     code = (
-        "import sys, time; from xmen.job import try_lock\n"
+        "import sys, time; from xmen.run.runner import try_lock\n"
         "fd = try_lock(sys.argv[1]); print('locked' if fd is not None else 'busy', flush=True); time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
@@ -258,7 +258,7 @@ def test_relink_takes_in_only_folders_xmen_made(xmen_home, tmp_path, monkeypatch
     """`relink -e '*'` (what the damaged-experiment.yml error suggests) links xmen's unlinked experiments again,
     but never a user's folder that happens to hold a params.yml and a run.sh: relink would rewrite both, and run.sh
     would then run the user's own commands as a header."""
-    from xmen.expset import ExperimentSet
+    from xmen.sets.expset import ExperimentSet
 
     (tmp_path / "train.sh").write_text("#!/bin/bash\necho run $1\n")
     (tmp_path / "defaults.yml").write_text("a: 1\n")

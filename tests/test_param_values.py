@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
-from xmen.cli_list import list_command
+from xmen.cli.list import list_command
 from xmen.errors import UsageError
 from xmen.examples.experiment import AnExperiment
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 DEFAULTS = """\
 lr: 0.1  # (float) Learning rate

@@ -7,18 +7,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from xmen.errors import UsageError
-from xmen.parameters import (
-    Param,
-    check_value,
-    coerce_value,
-    merge_tables,
-    parse_class_source,
-    parse_comment,
-    render_block,
-    to_yaml_safe,
-    with_block,
-    yaml_comment,
-)
+from xmen.define.parameters import Param, check_value, coerce_value, merge_tables, parse_class_source, parse_comment, render_block, to_yaml_safe, with_block, yaml_comment
 
 TUTORIAL = '''\
 class AnExperiment(Experiment):

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from xmen import files, planner, provenance, rule_job, snakemake_glue
+from xmen.store import files, provenance
+from xmen.run import planner, rule_job
+from xmen.host import glue as snakemake_glue
 from xmen.errors import UsageError
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from xmen import history, plot
+from xmen.store import history
+from xmen.look import plot
 from xmen.cli import cli, main
 from xmen.errors import UsageError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from xmen.errors import UsageError
-from xmen.predicates import ColumnPattern, Comparison, Predicate, parse_param_filter, parse_param_filters
+from xmen.look.predicates import ColumnPattern, Comparison, Predicate, parse_param_filter, parse_param_filters
 
 # text -> (name, ((op, value, quoted), ...)) with the parameter always on the left of each comparison.
 PARSED = [

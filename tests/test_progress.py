@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from xmen import files
-from xmen.progress import Counts, ProgressLine, RunWatcher, format_line, summary_lines, tail
+from xmen.store import files
+from xmen.run.progress import Counts, ProgressLine, RunWatcher, format_line, summary_lines, tail
 
 
 def _experiment(root: Path, name: str, status: str = "registered") -> Path:
@@ -109,7 +109,7 @@ def test_a_second_interrupt_forces_a_command_that_ignores_the_first(tmp_path):
     """run_quietly passes the first SIGINT on to the command's process group, then SIGTERM (then SIGKILL)."""
     code = (
         "import os, signal, sys, threading, time\n"
-        "from xmen.progress import RunWatcher, run_quietly\n"
+        "from xmen.run.progress import RunWatcher, run_quietly\n"
         "def interrupt():\n"
         "    for _ in range(2):\n"
         "        time.sleep(1.0)\n"

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files, planner, slurm_queue
-from xmen import status as st
-from xmen.expset import ExperimentSet
+from xmen.store import files
+from xmen.run import planner
+from xmen.slurm import queue as slurm_queue
+from xmen.store import status as st
+from xmen.sets.expset import ExperimentSet
 
 SINFO = "main*|8000|2|(null)\nother|8000|2|(null)\nother|16000|8|gpu:2(S:0),tmpdisk:100\n"
 
@@ -129,7 +131,7 @@ def test_one_squeue_call_per_plan(one_experiment: Path) -> None:
 def test_dry_run_with_every_experiment_skipped_does_not_call_them_finished(one_experiment: Path) -> None:
     """A dry run whose only experiment is skipped (here running: its run lock held; queued ones on the cluster)
     does not say "the others are finished": there are none."""
-    from xmen.job import release, try_lock
+    from xmen.run.runner import release, try_lock
 
     files.update_yaml(one_experiment / "params.yml", lambda data: data.update(_status=st.RUNNING))
     fd = try_lock(one_experiment)

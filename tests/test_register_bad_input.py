@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from xmen.cli import main
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 DEFAULTS = """\
 a: h  # (str) A parameter
@@ -128,7 +128,7 @@ def test_alias_bomb_in_a_state_file(shell_set: Path, capsys, state_file: str) ->
 def test_alias_bomb_in_params_yml_is_one_warning_in_xmen_list(shell_set: Path) -> None:
     from click.testing import CliRunner
 
-    from xmen.cli_list import list_command
+    from xmen.cli.list import list_command
 
     ExperimentSet(shell_set).register("{a: other}")
     params = shell_set / "a=existing" / "params.yml"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files, ownership
+from xmen.store import files, ownership
 from xmen.cli import main
-from xmen.expset import ExperimentSet
+from xmen.sets.expset import ExperimentSet
 
 DEFAULTS = "a: h  # (str) A parameter\nb: 17  # (int) Another parameter\n"
 SCRIPT = "#!/bin/bash\necho \"running on $1\"\n"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xmen import files, history, report
+from xmen.store import files, history
+from xmen.look import report
 from xmen.cli import main
 
 from test_cli_list import make_set

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from xmen.errors import UsageError
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
-from xmen.expset import parse_resources, sbatch_words
+from xmen.sets.expset import parse_resources, sbatch_words
 
 
 @pytest.mark.parametrize("spec, expected", [

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from xmen import files
+from xmen.store import files
 from xmen.cli import main
 
 # Attempt 1 fails the way its `mode` says; every later attempt finishes.
@@ -141,7 +141,7 @@ def test_the_job_refuses_an_attempt_its_policy_does_not_retry(new_set):
     """The rule's own check (where Snakemake's restart_times could not be hooked): the same decision."""
     from snakemake.exceptions import WorkflowError
 
-    from xmen.snakemake_glue import XmenWorkflow
+    from xmen.host.glue import XmenWorkflow
 
     register("{mode: error}", "-n", "plain", "--retries", "2")
     def failed(data: dict[str, Any]) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from xmen import retry, statecheck
-from xmen import status as st
+from xmen.store import retry, statecheck
+from xmen.store import status as st
 from xmen.errors import StateFileError, UsageError
-from xmen.slurm import apply_verdict, job_record
+from xmen.slurm.sacct import apply_verdict, job_record
 
 RUN = {"host": "h", "pid": 7, "started": "2026-12-03 12:00:00", "attempt": 1}
 ENDED = {**RUN, "ended": "2026-12-03 12:01:00", "returncode": 1}
@@ -138,7 +138,7 @@ def test_snakemake_hears_of_a_failed_job_only_after_its_verdict_is_recorded(monk
     status check xmen.slurm passes that report on only once SLURM's verdict is in params.yml."""
     import asyncio
 
-    from xmen import slurm
+    from xmen.slurm import sacct as slurm
 
     events: list[str] = []
     monkeypatch.setattr(slurm, "record_job_ends", lambda infos: events.append(f"recorded {len(infos)}"))
@@ -177,7 +177,7 @@ def test_a_report_from_another_thread_during_a_status_check_goes_on_at_once(monk
     import asyncio
     import threading
 
-    from xmen import slurm
+    from xmen.slurm import sacct as slurm
 
     events: list[str] = []
     monkeypatch.setattr(slurm, "record_job_ends", lambda infos: events.append(f"recorded {list(infos)}"))

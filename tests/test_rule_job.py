@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from xmen import rule_job
-from xmen.rule_job import JobSpec
+from xmen.run import rule_job
+from xmen.run.rule_job import JobSpec
 
 
 def spec(tmp_path: Path, script: str, **changes) -> JobSpec:
@@ -205,7 +205,7 @@ def test_a_pack_member_whose_requirement_failed_in_it_is_not_run(tmp_path, capfd
 def test_a_packs_retry_does_not_refuse_what_its_first_attempt_finished(tmp_path):
     """Snakemake retries a failed pack whole: an experiment of it without retries that finished in the first
     attempt is not refused (that would fail the retry) and not run again."""
-    from xmen import job as runner
+    from xmen.run import runner
 
     specs = pack(tmp_path, {"a": "touch ran\n"})
     (tmp_path / "a" / "params.yml").write_text("_status: registered\n")

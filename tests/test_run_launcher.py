@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from xmen.cli import main
-from xmen.cli_run import split_launcher
+from xmen.cli.run import split_launcher
 
 DEFAULTS = "a: h  # (str) A parameter (default='h')\n"
 FAKE = """#!/bin/sh

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import engine, expset, files, status
-from xmen.expset import ExperimentSet
+from xmen.run import engine
+from xmen.sets import expset
+from xmen.store import files, status
+from xmen.sets.expset import ExperimentSet
 
 REPO = Path(__file__).resolve().parent.parent
 LONG = "word " * 40
@@ -267,7 +269,7 @@ class _FakeWorkflow:
 
 
 def _glue(config: dict | None = None, main: bool = True):
-    from xmen.snakemake_glue import XmenWorkflow
+    from xmen.host.glue import XmenWorkflow
 
     return XmenWorkflow(_FakeWorkflow(main), config or {})
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xmen import slurm_poll
+from xmen.host import poll as slurm_poll
 
 
 @pytest.mark.parametrize("interval, cap, expected", [

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from xmen import slurm_queue
+from xmen.slurm import queue as slurm_queue
 
 # The test cluster (tests/slurm/up.sh): one node of 2 CPUs and 8000 MB in both partitions, no time limit; "other"
 # here also has a bigger node kind (a second sinfo line of the same partition).
@@ -130,7 +130,7 @@ def test_a_refused_experiment_is_in_no_pack(tmp_path, monkeypatch) -> None:
 
     from snakemake.jobs import Job
 
-    from xmen import snakemake_glue as glue
+    from xmen.host import glue
 
     assert glue.install_refused_alone() and glue.install_refused_alone()  # idempotent
     monkeypatch.chdir(tmp_path)

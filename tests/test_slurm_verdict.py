@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files, slurm
-from xmen import status as st
+from xmen.store import files
+from xmen.slurm import sacct as slurm
+from xmen.store import status as st
 
 plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 
@@ -121,7 +122,7 @@ def test_parse_sacct_takes_the_largest_steps_max_rss():
 def test_one_sacct_reader_answers_the_verdict_and_the_listing():
     """SLURM's verdict (xmen.slurm.query) and `xmen list`'s word on a job that left the queue
     (xmen.slurm_queue.ended_states) ask sacct the same way, once per question, and read the same rows."""
-    from xmen import slurm_queue
+    from xmen.slurm import queue as slurm_queue
 
     calls: list[list[str]] = []
     answer = {"code": 0}
@@ -304,7 +305,7 @@ def test_python_experiment_keeps_a_verdict_written_while_it_stops(tmp_path: Path
 def test_a_preempted_job_slurm_did_not_requeue_has_ended():
     """The plugin waits for a PREEMPTED job to resume; one that is not back in the queue (PreemptMode=CANCEL) ended:
     it is reported failed (its verdict, from sacct, stays `preempted`), a requeued one is left to SLURM."""
-    from xmen.slurm_queue import JobState
+    from xmen.slurm.queue import JobState
 
     asked: list[list[str]] = []
 

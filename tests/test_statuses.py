@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen import status as st
-from xmen.heartbeat import effective_status
-from xmen.job import lock_held
+from xmen.store import files
+from xmen.store import status as st
+from xmen.store.heartbeat import effective_status
+from xmen.run.runner import lock_held
 
 pytestmark = [pytest.mark.usefixtures("xmen_home"), pytest.mark.timeout(120)]
 
@@ -320,9 +320,9 @@ def test_update_yaml_still_reports_a_file_that_stays_broken(tmp_path: Path) -> N
 def test_readers_use_the_run_lock_on_this_host(tmp_path: Path) -> None:
     """`running` with the lock held is running; with the lock free it is lost at once, even while the recorded pid
     lives (a zombie, or a reused pid) and the heartbeat is fresh."""
-    from xmen.heartbeat import Heartbeat
-    from xmen.job import release, try_lock
-    from xmen.provenance import hostname, now_time
+    from xmen.store.heartbeat import Heartbeat
+    from xmen.run.runner import release, try_lock
+    from xmen.store.provenance import hostname, now_time
 
     Heartbeat(tmp_path).beat()
     params = {"_status": st.RUNNING, "_run": {"host": hostname(), "pid": os.getpid(), "started": now_time()}}

@@ -1,7 +1,7 @@
 """The sweep grammar: accepted and rejected input, pinned."""
 import pytest
 
-from xmen import sweep
+from xmen.store import sweep
 from xmen.errors import UsageError
 
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as strat
 
-from xmen import files
-from xmen.expset import ExperimentSet
+from xmen.store import files
+from xmen.sets.expset import ExperimentSet
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen.expset import ExperimentSet
+from xmen.store import files
+from xmen.sets.expset import ExperimentSet
 
 pytestmark = pytest.mark.timeout(300)
 

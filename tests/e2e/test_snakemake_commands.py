@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
-from xmen.expset import ExperimentSet
+from xmen.store import files
+from xmen.sets.expset import ExperimentSet
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -136,7 +136,7 @@ def test_delete_all_output_leaves_statuses_consistent_with_the_files(own_half_do
         ("a=1", "finished", "status file missing"), ("a=2", "finished", "status file missing"),
         ("a=3", "registered", "new")]
     assert jobs(snakemake("-n", cwd=root)) == {"a=1", "a=2", "a=3"}
-    from xmen import listing
+    from xmen.look import listing
 
     rows = {r["name"]: (r["status"], r.get("plan")) for r in listing.collect(None, root).rows}
     missing = "! pending: status file missing"  # they ran, but their results are no longer there

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xmen import files
+from xmen.store import files
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -67,7 +67,7 @@ def snakemake_plan(root: Path) -> set[str]:
 
 def listing(top: Path) -> dict[str, tuple[str, str]]:
     """`xmen list` of every set: 'set/name' -> (status, plan reason)."""
-    from xmen import listing as listing_module
+    from xmen.look import listing as listing_module
 
     result = listing_module.collect(None, top)
     return {f"{os.path.basename(r['root'])}/{r['name']}": (r["status"], r.get("plan", "")) for r in result.rows}

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from test_slurm import env, params, sh, slurm, slurm_job_id  # noqa: F401 - fixtures
 
-from xmen import slurm as xslurm
+from xmen.slurm import sacct as xslurm
 
 plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 

@@ -1,4 +1,4 @@
-from xmen.experiment import Experiment
+from xmen.define.experiment import Experiment
 import os
 import time
 

@@ -1,0 +1,626 @@
+"""What the shipped Snakefiles (rules/xmen.smk, workflow/Snakefile) do, as an importable, tested module.
+
+The rule text stays a thin declaration over one :class:`XmenWorkflow` per Snakemake workflow. Which experiments
+the default target asks for comes from xmen.planner, the same decision ``xmen run`` makes:
+
+- A run or dry run (``snakemake``, ``snakemake -n``) asks for the experiments that need one: Snakemake then
+  builds its DAG over those only (fast on sets of thousands of finished experiments), and with nothing to do it
+  says its own "Nothing to be done".
+- Any command that looks at the whole workflow gets every experiment that is not blocked: ``-F/--forceall``,
+  ``-R/--forcerun``, ``-f/--forcetargets`` (read from ``workflow.dag_settings``), and the commands that are not a
+  run at all: ``--summary``, ``--detailed-summary``, ``--list-changes``, ``--delete-all-output``, ``--report``,
+  ``--dag``, ``--rulegraph``, ``--archive``, ``--list-untracked``... Snakemake's settings do not say which of
+  those asked for the DAG, the Workflow method building it does; any method other than ``execute`` counts.
+
+This module imports Snakemake; it is imported only by Snakefiles, never by ``import xmen``.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from typing import Any, Callable
+
+from xmen.run import planner, rule_job
+from xmen.store import provenance, retry
+from xmen.store import status as st
+from xmen.sets.expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
+from xmen.run.runner import done_token
+
+DONE = st.DONE_FILE
+LOG = rule_job.LOG
+#: ``--config xmen_slurm_step=snakemake``: every SLURM job runs the plugin's own job step (see xmen.rule_job).
+SLURM_STEP_CONFIG = "xmen_slurm_step"
+_SPECIAL_NAMES = frozenset(["", ".", ".."])
+# What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
+SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
+_SNAKEMAKE_WORKFLOW_FILE = os.path.join("snakemake", "workflow.py")
+#: The rule that runs experiments (rules/xmen_rule.smk).
+RULE = "xmen_experiment"
+#: The SLURM executor plugin's resource for ``--cpus-per-task``; it wins over the rule's (capped) threads.
+CPUS_PER_TASK = "cpus_per_task"
+
+
+def asks_for_everything(dag_settings: Any, frame: Any = None) -> bool:
+    """True when Snakemake should see every experiment, not only the pending ones (see the module docstring)."""
+    if dag_settings is not None and (
+        getattr(dag_settings, "forceall", False)
+        or getattr(dag_settings, "forcerun", None)
+        or getattr(dag_settings, "forcetargets", False)
+    ):
+        return True
+    frame = frame or sys._getframe(1)
+    commands = []
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.endswith(_SNAKEMAKE_WORKFLOW_FILE) and not code.co_name.startswith("_"):
+            commands.append(code.co_name)
+        frame = frame.f_back
+    return "execute" not in commands
+
+
+def keep_packed_experiments_apart(workflow: Any) -> bool:
+    """Settings that keep the experiments of a pack separate; True when they were applied.
+
+    A pack is a Snakemake group job (``--groups xmen_experiment=pack --group-components pack=N``): one SLURM job runs
+    N experiments one after another. Experiments are independent, but Snakemake treats a group job as a unit:
+
+    - the Snakemake the SLURM plugin starts inside the job (not the main process; its ``local_groupid`` is the pack's
+      id) runs without the user's ``--keep-going``, so one failing experiment would leave the pack's later ones
+      unrun: it keeps going;
+    - the main process deletes every output of a failed group job as possibly corrupt, which would drop the status
+      files of the pack's finished experiments. xmen's runner writes ``xmen.done`` last and only on success, so one
+      that exists is never partial: the main process keeps them (``--keep-incomplete``).
+
+    Runs when Snakemake evaluates the rule's input (its settings are known then, the scheduler not yet made), and
+    changes nothing unless the experiments are grouped: a plain run keeps the settings the user gave.
+    """
+    settings = getattr(workflow, "execution_settings", None)
+    if settings is None:
+        return False
+    if workflow.is_main_process:
+        rule = workflow.get_rule(RULE) if workflow.is_rule(RULE) else None
+        if rule is None or getattr(rule, "group", None) is None:
+            return False
+        settings.keep_incomplete = True
+        return True
+    groups = getattr(workflow, "group_settings", None)
+    if getattr(groups, "local_groupid", "local") in (None, "local"):
+        return False
+    settings.keep_going = True
+    return True
+
+
+class XmenWorkflow:
+    """The experiments of one Snakemake workflow and the callables its rule uses."""
+
+    def __init__(self, workflow: Any, config: dict[str, Any]) -> None:
+        self.workflow = workflow
+        self.config = config
+        self.cwd = os.getcwd()
+        self.experiments: dict[str, dict[str, Any]] = {}  # path relative to the workdir -> run options
+        self.chosen: list[str] = []  # absolute paths the default target may ask for
+        self.set_files: list[str] = []
+        self.planner = planner.Planner(reasons=False, tokens=True)
+        self._loaded: set[str] = set()
+        self._has_requires = False
+        self._requires_is_function = False  # what requires_input() gave the rule
+        #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
+        #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
+        self.planned: dict[str, str] = {}
+        self._checked = False  # the SLURM preflight ran (once per run)
+        #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict, prompt status checks)
+        #: is installed.
+        self.slurm = self.workflow.is_main_process and install_slurm(sys._getframe(1))
+        if self.workflow.is_main_process:
+            self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
+            install_per_experiment_retries()
+            install_refused_alone()  # a member of a pack that preflight refused is refused alone
+            hooked = install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
+            # A run (or dry run) with the slurm executor adopts the jobs an earlier, killed run left in SLURM.
+            self.planner.adopt = hooked and adopts_slurm_jobs(sys._getframe(1), self.slurm)
+        self._packs_checked = False
+
+    def check_packs(self) -> None:
+        """Apply :func:`keep_packed_experiments_apart` once, when Snakemake first evaluates the rules' input."""
+        if not self._packs_checked:
+            self._packs_checked = True
+            keep_packed_experiments_apart(self.workflow)
+
+    # ------------------------------------------------------------------ sets
+    def rel(self, path: str) -> str:
+        """A planner path (absolute) as Snakemake sees it: relative to the working directory."""
+        return os.path.relpath(path, self.cwd)
+
+    def load_set(self, set_dir: str) -> dict[str, dict[str, Any]]:
+        """Run options of the set's linked experiments, keyed by path relative to the working directory."""
+        root = os.path.normpath(os.path.join(self.cwd, set_dir))
+        info = self.planner.set_info(root)
+        if info is None:
+            raise ValueError(f"{os.path.join(root, planner.SET_FILE)} cannot be read as an experiment set")
+        recorded = info.data.get("root")
+        if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
+            # run.sh files name absolute paths: running a moved set would run the old copy.
+            raise ValueError(
+                f"the experiment set in {root} was moved from {recorded}; run `xmen relink -r {root}` first"
+            )
+        loaded = {}
+        prefix = os.path.relpath(root, self.cwd)
+        prefix = "" if prefix == "." else prefix
+        for name, options in info.linked.items():
+            if os.sep in name or name in _SPECIAL_NAMES:
+                path = os.path.normpath(os.path.join(prefix, name))
+            else:
+                path = os.path.join(prefix, name)
+            loaded[path] = options
+        if root not in self._loaded:
+            self._loaded.add(root)
+            self.experiments.update(loaded)
+            self._has_requires = self._has_requires or any(o.get("requires") for o in loaded.values())
+        return loaded
+
+    def add_set(self, set_dir: str) -> None:
+        """Add a set's experiments to the workflow; the default target asks for those that need a run.
+
+        ``--config xmen_targets=FILE`` (written by ``xmen run GLOB``) narrows the default target to the
+        experiments listed in FILE, one path per line (relative to the working directory).
+        """
+        loaded = self.load_set(set_dir)
+        self.set_files.append(os.path.normpath(os.path.join(set_dir, planner.SET_FILE)))
+        paths = list(loaded)
+        if self.config.get("xmen_targets"):
+            with open(self.config["xmen_targets"], encoding="utf-8") as handle:
+                wanted = [os.path.normpath(line.rstrip("\n")) for line in handle if line.strip()]
+            mine = set(paths)  # requirements elsewhere that need a run are added by the planner
+            paths = [p for p in dict.fromkeys(wanted) if p in mine]
+        self.chosen.extend(os.path.normpath(os.path.join(self.cwd, p)) for p in paths)
+
+    def options(self, exp: str) -> dict[str, Any]:
+        exp = os.path.normpath(exp)
+        if exp not in self.experiments:
+            # A requirement in a set this workflow did not load: read that set on demand.
+            try:
+                self.load_set(os.path.dirname(exp) or ".")
+            except ValueError:
+                return {}
+        return self.experiments.get(exp, {})
+
+    # ------------------------------------------------------------------ targets
+    def target_paths(self, everything: bool) -> list[str]:
+        """Absolute paths of the experiments the default target asks for."""
+        return [v.path for v in self.target_verdicts(everything)]
+
+    def target_verdicts(self, everything: bool) -> list[planner.Verdict]:
+        """The planner's verdicts of the experiments the default target asks for."""
+        if everything:
+            self.planner.queue().prefetch(self.chosen)  # one squeue call for all queued markers
+            verdicts = [self.planner.verdict(p) for p in self.chosen]
+            return [v for v in verdicts if v.action not in (planner.BLOCKED, planner.UNLINKED)]
+        return [v for v in self.planner.plan(self.chosen) if v.action == planner.RUN]
+
+    def targets_input(self) -> Callable[..., list[str]]:
+        """The default target's input function, called when Snakemake builds its DAG (its settings known then)."""
+
+        def targets(wildcards: Any) -> list[str]:
+            self.check_packs()
+            everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), sys._getframe(1))
+            verdicts = self.target_verdicts(everything)
+            paths = [v.path for v in verdicts]
+            for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
+                self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
+            self.adopt_jobs(verdicts)
+            if not everything:  # an adopted experiment's job is in SLURM already: nothing to check
+                self.check_slurm([v.path for v in verdicts if not v.job_id])
+            if not paths:
+                # An input that exists and that no rule makes: Snakemake then says "Nothing to be done" instead
+                # of running a target job with neither input nor output.
+                if self.set_files:
+                    return self.set_files[:1]
+                return [os.path.relpath(str(self.workflow.main_snakefile), self.cwd)]  # a workflow without sets
+            return [os.path.join(self.rel(p), DONE) for p in paths]
+
+        targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
+        return targets
+
+    def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
+        """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
+        hand them to the hooked plugin (xmen.slurm_queue.adopt), which follows those jobs instead of submitting."""
+        adopted = {v.path: v.job_id for v in verdicts if v.job_id and v.action == planner.RUN}
+        if not adopted:
+            return
+        for verdict in verdicts:
+            if verdict.path in adopted:
+                print(f"xmen: {self.rel(verdict.path)}: {verdict.reason}", file=sys.stderr, flush=True)
+        if self.slurm:  # a real run (xmen.slurm follows the adopted jobs' status), not a dry run
+            from xmen.slurm import queue as slurm_queue
+
+            slurm_queue.adopt(adopted)
+
+    def check_slurm(self, paths: list[str]) -> None:
+        """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
+        and in a real run those experiments recorded as error and refused by the hooked plugin (xmen.slurm_queue)."""
+        plugin = getattr(self.workflow, "executor_plugin", None)
+        if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
+            return
+        self._checked = True
+        from xmen.slurm import queue as slurm_queue
+
+        wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
+        limit = getattr(getattr(self.workflow, "resource_settings", None), "max_threads", None)
+        grouped = slurm_queue.preflight(wanted, max_threads=limit)
+        if grouped:
+            slurm_queue.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
+
+    def refused(self, wildcards: Any) -> bool:
+        """Whether the SLURM preflight of this run refused the experiment (xmen.slurm_queue.refuse)."""
+        queue = sys.modules.get("xmen.slurm_queue")
+        if queue is None or not queue.HOOKS.refused:
+            return False
+        exp = getattr(wildcards, "exp", None)
+        return bool(exp) and os.path.normpath(os.path.join(self.cwd, str(exp))) in queue.HOOKS.refused
+
+    # ------------------------------------------------------------------ the rule's callables
+    def requires_input(self) -> Any:
+        """The rule's input: the status files of an experiment's requirements (globs resolved now).
+
+        A plain empty list when no experiment of the workflow has requirements: Snakemake then skips calling a
+        function per job. Kept a function outside the main process (a cluster job's Snakemake).
+        """
+        self._requires_is_function = not self.workflow.is_main_process or self._has_requires
+        if not self._requires_is_function:
+            return []
+
+        def requires_of(wildcards: Any) -> list[str]:
+            self.check_packs()
+            path = os.path.normpath(os.path.join(self.cwd, wildcards.exp))
+            self.options(wildcards.exp)
+            return [os.path.join(self.rel(r), DONE) for _, r in self.planner.requirements(path) if r]
+
+        # Snakemake inspects an input function's signature for every job unless it carries its parameters in this
+        # attribute (snakemake.common's overwrite_function_params): give it the real ones once.
+        requires_of._overwrite_params = inspect.signature(requires_of).parameters  # type: ignore[attr-defined]
+        return requires_of
+
+    def threads(self, wildcards: Any) -> int:
+        self.check_packs()  # also when the main process was given explicit targets (no default target input)
+        options = self.options(wildcards.exp)
+        if options.get("requires") and not self._requires_is_function:
+            # Only an experiment of a set loaded on demand (an explicit target elsewhere) can get here.
+            raise ValueError(
+                f"{wildcards.exp} has requirements, but this workflow (whose own experiments have none) did not "
+                f"schedule them; run it from its own set's folder"
+            )
+        return int(options.get("threads") or 1)
+
+    def remote_threads(self, wildcards: Any) -> int | None:
+        """The CPUs a cluster job of the experiment gets: its own threads (``--max-threads`` still caps them);
+        ``None`` for a local run.
+
+        Snakemake caps a rule's threads by ``--cores`` for remote executors too, and the set's default profile says
+        ``cores: all`` (this machine's cores, for local runs) while ``xmen run -j N`` passes ``--cores N``: on a
+        cluster that would give each job the login node's cores, or N. The plugin takes ``cpus_per_task`` before
+        threads, so the job asks SLURM for what the experiment registered, and the job's own Snakemake (given the
+        submitting side's ``--cores``) hands the experiment that number as XMEN_THREADS.
+        """
+        if self.workflow.local_exec:
+            return None
+        threads = self.threads(wildcards)
+        limit = getattr(self.workflow.resource_settings, "max_threads", None)
+        return min(threads, limit) if limit else threads
+
+    def resource(self, name: str) -> Callable[[Any, int], Any]:
+        """Resource callable: a value, or a list of values per attempt (the last one repeats)."""
+
+        def resource(wildcards: Any, attempt: int) -> Any:
+            value = (self.options(wildcards.exp).get("resources") or {}).get(name)
+            if isinstance(value, list):
+                value = value[min(attempt, len(value)) - 1] if value else None
+            if value is None and name == CPUS_PER_TASK:
+                value = self.remote_threads(wildcards)
+            if value is None:
+                # Snakemake skips a None resource, but cannot convert one for sized resources (mem_mb...).
+                value = SIZED_FALLBACK.get(name)
+            if isinstance(value, str):  # experiment.yml may have been edited by hand: nothing of it may run
+                bad = unsafe_resource_char(name, value)
+                if bad is not None:
+                    raise ValueError(f"{wildcards.exp}: resource {name}={value!r} holds {bad!r}, which only "
+                                     f"{SBATCH_WORDS} may hold (fix it in experiment.yml)")
+                if name == SBATCH_WORDS:
+                    try:
+                        value = sbatch_words(value)  # the plugin puts it on sbatch's shell line as it is
+                    except ValueError as exc:
+                        raise ValueError(f"{wildcards.exp}: {SBATCH_WORDS} {value!r}: {exc}") from None
+            return value
+
+        return resource
+
+    def resources(self) -> dict[str, Callable[[Any, int], Any]]:
+        """The rule's resources: every name an experiment registered, and ``cpus_per_task`` (see remote_threads)."""
+        names: set[str] = {CPUS_PER_TASK}
+        for options in self.experiments.values():
+            names.update((options.get("resources") or {}).keys())
+        return {name: self.resource(name) for name in sorted(names)}
+
+    def retries(self) -> int:
+        """The most retries any experiment asked for; 0 outside the main process (a cluster job's Snakemake runs
+        the one attempt it was given, as told with --retries 0, which a rule's `retries:` would override).
+        Each experiment's own job gets its own number (:meth:`experiment_retries`)."""
+        if not self.workflow.is_main_process:
+            return 0
+        return max([int(options.get("retries") or 0) for options in self.experiments.values()] or [0])
+
+    def experiment_retries(self, wildcards: Any, rule_retries: int, attempt: int | None = None) -> int:
+        """The retries of one experiment's job after its attempt ``attempt`` failed: its own, within what the rule
+        allows (``retries()``), when its retry policy retries the failure's cause (xmen.retry, from its params.yml);
+        else none, and its ``_error`` says why it was not retried (a cancellation must stick, too)."""
+        exp = getattr(wildcards, "exp", "")
+        options = self.options(exp)
+        own = int(options.get("retries") or 0)
+        if not own:
+            return 0
+        params = os.path.join(self.cwd, exp, "params.yml")
+        decision = retry.decide(options, _read_params(params), attempt or 1)
+        if decision.retry:
+            return min(own, rule_retries)
+        if attempt is not None and attempt <= own and decision.cause != retry.CANCELLED:
+            _note_not_retried(params, options, attempt)
+        return 0
+
+    # ------------------------------------------------------------------ the job
+    def failed_log(self, log: str, max_lines: int = 100) -> str:
+        """The end of a failed experiment's log for the error message, with ``--show-failed-logs``."""
+        settings = getattr(self.workflow, "output_settings", None)
+        if not getattr(settings, "show_failed_logs", False):
+            return ""
+        return failed_log_text(log, max_lines)
+
+    def run_experiment(self, wildcards: Any, threads: int, resources: Any, output: Any) -> None:
+        """The job (xmen.rule_job): run.sh with its resources in the environment, its output in the log, then the
+        status file.
+
+        The experiment sees XMEN_ATTEMPT, XMEN_THREADS and XMEN_<RESOURCE> (e.g. XMEN_MEM_MB). An attempt beyond
+        the experiment's own retries fails at once (Snakemake's retries are per rule). The previous attempt's log
+        is kept in logs/attempt-N.log; xmen.log is the latest.
+        """
+        from snakemake.exceptions import WorkflowError
+        from snakemake.shell import shell
+
+        exp = wildcards.exp
+        refused = self.attempt_refusal(exp, int(resources.get("xmen_attempt") or 1))
+        if refused is not None:
+            raise WorkflowError(refused)
+        provenance.keep_previous_log(exp)
+        if not self.workflow.is_main_process and not self.workflow.local_exec:
+            threads = self.remote_threads(wildcards) or threads  # what SLURM was asked for, not this --cores
+        command = experiment_command(exp, threads, resources, expect=self.planned.get(os.path.normpath(exp)))
+        try:
+            shell(command.replace("{", "{{").replace("}", "}}"))
+        except subprocess.CalledProcessError as error:
+            raise WorkflowError(rule_job.failure(exp, error.returncode) + self.failed_log(os.path.join(exp, LOG))
+                                ) from None
+        rule_job.write_missing_status(exp)  # the rule's output, {exp}/xmen.done
+
+    def attempt_refusal(self, exp: str, attempt: int) -> str | None:
+        """Why the experiment's attempt ``attempt`` must not run, or None: beyond its own retries (Snakemake's are per
+        rule), or its previous attempt failed for a cause its retry policy does not retry (xmen.retry: the decision
+        Snakemake's restart_times got, kept also where that was not hooked). The rule's run block and a direct
+        SLURM job (xmen.rule_job) both ask."""
+        options = self.options(exp)
+        refused = rule_job.refusal(exp, attempt, int(options.get("retries") or 0))
+        if refused is None and attempt > 1:
+            decision = retry.decide(options, _read_params(os.path.join(exp, "params.yml")), attempt - 1)
+            if not decision.retry:
+                refused = (f"{exp}: not run again, attempt {attempt - 1} ended by {decision.cause}: {decision.why} "
+                           f"(see its params.yml _error and {os.path.join(exp, LOG)})")
+        return refused
+
+    def slurm_job(self, job: Any, executor: Any) -> list[rule_job.JobSpec] | None:
+        """What a SLURM job of xmen's rule runs without Snakemake inside it (xmen.rule_job): its experiment, or a
+        pack's experiments in Snakemake's order. None for a job that keeps the plugin's own job step: a job of
+        another rule, an array or MPI job, a workflow without a shared file system or with a storage provider, or
+        ``--config xmen_slurm_step=snakemake``.
+        """
+        if str(self.config.get(SLURM_STEP_CONFIG, "direct")) == "snakemake":
+            return None
+        members = list(job) if job.is_group() else [job]
+        if not members or any(getattr(member.rule, "name", None) != RULE for member in members):
+            return None
+        if "mpi" in job.resources.keys() or any("mpi" in member.resources.keys() for member in members):
+            return None
+        arrays = getattr(executor, "array_jobs", None) or ()
+        if RULE in arrays or "all" in arrays:
+            return None
+        storage = self.workflow.storage_settings
+        if getattr(storage, "default_storage_provider", None) or not _shares_everything(storage):
+            return None
+        step = job_step_launcher(job)  # a pack's experiments share its allocation
+        cpus = int(job.resources.get(CPUS_PER_TASK) or job.threads or 1) if job.is_group() else None
+        return [self._job_spec(member, step, cpus) for member in members]
+
+    def _job_spec(self, job: Any, step: list[str], cpus: int | None) -> rule_job.JobSpec:
+        exp = str(job.wildcards.exp)
+        threads = self.remote_threads(job.wildcards) or job.threads
+        if cpus is not None:
+            threads = max(1, min(threads, cpus))
+        resources = {name: value for name, value in job.resources.items() if not _to_be_decided(value)}
+        tmpdir = self.tmpdir(job)
+        if tmpdir is not None:
+            resources["tmpdir"] = tmpdir
+        # What planning saw, or (explicit targets: the default target's input did not plan it) what the first
+        # submission saw, so that a retried pack does not run again what its first attempt finished.
+        expect = self.planned.setdefault(os.path.normpath(exp), done_token(os.path.join(self.cwd, exp)))
+        env = rule_job.environment(threads, resources, expect)
+        return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
+                                refused=self.attempt_refusal(exp, int(job.attempt)) or "", env=env, step=step,
+                                inputs=[str(path) for path in job.input])
+
+    def tmpdir(self, job: Any) -> str | None:
+        """The job's ``tmpdir`` when it was given (registered, ``--default-resources tmpdir=...``); None for
+        Snakemake's default, the temporary folder of the machine the job runs on (Snakemake evaluates it there)."""
+        try:
+            value = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt).get("tmpdir")
+        except Exception:  # noqa: BLE001 - an input function that fails here fails the job where it runs
+            return None
+        if value is None or _to_be_decided(value) or os.path.normpath(str(value)) == os.path.normpath(
+                tempfile.gettempdir()):
+            return None
+        return str(value)
+
+
+def _to_be_decided(value: Any) -> bool:
+    """Snakemake's placeholder for a resource it evaluates only where the job runs (``tmpdir``: ``<TBD>``)."""
+    return type(value).__name__ == "TBDString"
+
+
+def _shares_everything(storage: Any) -> bool:
+    """Whether the compute nodes see the experiments and this Python (Snakemake's default shared file system)."""
+    try:
+        from snakemake_interface_executor_plugins.settings import SharedFSUsage
+    except ImportError:
+        return False
+    usage = getattr(storage, "shared_fs_usage", ()) or ()
+    return SharedFSUsage.INPUT_OUTPUT in usage and SharedFSUsage.SOFTWARE_DEPLOYMENT in usage
+
+
+def job_step_launcher(job: Any) -> list[str]:
+    """``srun`` with the options the plugin's job step gives the rule's code (CPUs, GPUs, one node), computed by the
+    plugin's own functions; empty when they are not there."""
+    try:
+        from snakemake_executor_plugin_slurm_jobstep import get_cpu_setting, get_gpu_setting, get_node_setting
+    except ImportError:
+        return []
+    gpu = any(job.resources.get(key) for key in ("gpus", "gpu", "nvidia_gpu"))
+    options = [get_cpu_setting(job, gpu), get_gpu_setting(job), get_node_setting(job)]
+    return ["srun", "-n1", "--cpu-bind=q", *(word for option in options for word in shlex.split(option or ""))]
+
+
+def install_slurm_hooks(workdir: str) -> bool:
+    """Hook xmen.slurm_queue into the SLURM executor plugin when Snakemake loaded it (it imports every installed
+    executor plugin before it reads the Snakefile): queued markers, rejected submissions, preflight refusals."""
+    module = sys.modules.get("snakemake_executor_plugin_slurm")
+    executor = getattr(module, "Executor", None)
+    if executor is None:
+        return False
+    from xmen.slurm import queue as slurm_queue
+
+    return slurm_queue.install(executor, workdir, module)
+
+
+def _read_params(path: str) -> dict[str, Any]:
+    """The experiment's params.yml (read only when a job with retries failed); empty when it cannot be read."""
+    from xmen.errors import XmenError
+    from xmen.store.files import read_yaml_settled
+
+    try:
+        data = read_yaml_settled(path)
+    except (XmenError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _note_not_retried(params: str, options: dict[str, Any], attempt: int) -> None:
+    """Add to the experiment's ``_error`` why its failed ``attempt`` is not retried (decided on what is on disk)."""
+    from xmen.errors import XmenError
+    from xmen.store.files import update_yaml
+
+    def change(data: dict[str, Any]) -> None:
+        retry.note(data, retry.decide(options, data, attempt))
+
+    try:
+        update_yaml(params, change)
+    except (XmenError, OSError):
+        pass  # the note is for the reader; the decision stands without it
+
+
+def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
+    """The shell line that runs one experiment's run.sh with its resources in the environment (and, when planning
+    saw it, ``XMEN_EXPECT_DONE``: see xmen.job)."""
+    return rule_job.shell_line(exp, rule_job.environment(threads, resources, expect))
+
+
+failed_log_text = rule_job.failed_log_text
+
+
+_RETRIES_MARK = "_xmen_per_experiment"
+
+
+def install_per_experiment_retries() -> bool:
+    """Give each job of xmen's rule its experiment's own retries; True when installed (now or before).
+
+    Snakemake's ``retries:`` is one number per rule and a rule's ``retries:`` cannot be a function, so the rule says
+    the most any experiment asked for. Snakemake asks a job's ``restart_times`` (its rule's number) when the job
+    failed: for a job of xmen's rule in a workflow xmen set up, this answers with the experiment's own retries
+    when its retry policy retries the failure's cause (xmen.retry), else 0, so an experiment is not submitted again
+    for nothing (on SLURM that was an empty job: its runner
+    refuses an attempt beyond its retries, which it still does if this cannot be installed). Every other rule and
+    workflow keeps Snakemake's answer.
+    """
+    return _patch_job_property("restart_times", _RETRIES_MARK, lambda glue, job, times: glue.experiment_retries(
+        job.wildcards, times, getattr(job, "attempt", None)))
+
+
+_ALONE_MARK = "_xmen_refused_alone"
+
+
+def install_refused_alone() -> bool:
+    """Keep an experiment the SLURM preflight refused out of every pack; True when installed (now or before).
+
+    A pack is one Snakemake group job, and Snakemake submits, fails or finishes a group job as a whole: the hooked
+    plugin could only refuse the whole pack of a refused member (its other experiments never ran). Snakemake forms
+    the packs after it built the DAG, so after the preflight (the default target's input); a job of xmen's rule
+    whose experiment was refused then answers ``group`` with None: it stays a job of its own, refused alone, and
+    the others are packed without it. Every other job keeps Snakemake's answer.
+    """
+    return _patch_job_property("group", _ALONE_MARK, lambda glue, job, found: (
+        None if found is not None and glue.refused(job.wildcards) else found))
+
+
+def _patch_job_property(name: str, mark: str, answer: Callable[[Any, Any, Any], Any]) -> bool:
+    """Wrap Snakemake's ``Job.<name>`` property: for a job of xmen's rule in a workflow xmen set up (its glue),
+    ``answer(glue, job, snakemake_value)`` is the value; every other rule and workflow keeps Snakemake's. True when
+    installed (now or before: ``mark`` makes it idempotent); False when Snakemake has no such property."""
+    try:
+        from snakemake.jobs import Job
+    except ImportError:
+        return False
+    current = Job.__dict__.get(name)
+    if not isinstance(current, property) or current.fget is None:
+        return False
+    if getattr(current.fget, mark, False):
+        return True
+    snakemakes = current.fget
+
+    def patched(job: Any) -> Any:
+        value = snakemakes(job)
+        rule = getattr(job, "rule", None)
+        glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
+        if glue is None or getattr(rule, "name", None) != RULE:
+            return value
+        return answer(glue, job, value)
+
+    setattr(patched, mark, True)
+    setattr(Job, name, property(patched, current.fset))
+    return True
+
+
+def adopts_slurm_jobs(frame: Any, installed: bool) -> bool:
+    """Whether this Snakemake runs the workflow with the slurm executor and xmen.slurm is ``installed`` in it (it
+    follows the adopted jobs' status), or dry-runs it with that executor: then the planner adopts jobs still alive
+    in SLURM."""
+    from xmen.slurm import sacct as slurm
+
+    if slurm.executor_in_use(frame, dry_run=True) != "slurm":
+        return False
+    return installed or slurm.executor_in_use(frame) == "dryrun"
+
+
+def install_slurm(frame: Any) -> bool:
+    """Install xmen.slurm into the slurm executor plugin when this Snakemake runs the workflow with it."""
+    from xmen.slurm import sacct as slurm
+
+    if slurm.executor_in_use(frame) != "slurm":
+        return False
+    return slurm.install()

@@ -1,0 +1,1 @@
+"""Looking at results: listing, selection, compare, plot, report."""

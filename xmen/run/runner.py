@@ -1,0 +1,594 @@
+"""The job runner: ``python -m xmen.job PARAMS_YML SCRIPT_SH``, exec'd by every generated ``run.sh``.
+
+It wraps any experiment, python or plain shell, so that what users see in ``params.yml`` is true whatever the
+script does:
+
+1. An exclusive ``flock`` on ``<exp_dir>/.xmen-job.lock`` makes sure one experiment never runs twice at once,
+   whatever started it (``xmen run``, a plain ``snakemake``, ``xmen ci``, a launcher). The lock's fd is inherited
+   by the experiment process, so the lock lives as long as the experiment itself: ``kill -9`` of the runner alone
+   does not free it, and readers take a held lock as "running" and a free one as "not running" (see
+   :mod:`xmen.heartbeat`). A runner finding the lock taken waits for the holder; if the holder ran the experiment
+   meanwhile, it exits 0 if that run ``finished``, else 1, without running anything.
+   A process the experiment leaves running in the background (``server &`` in a shell script) inherits the lock
+   too, and keeps the experiment "running" until it exits; python's ``subprocess`` does not pass it on.
+   Whoever planned the run passes what it saw then (``XMEN_EXPECT_DONE``, see :func:`done_token`: the status file
+   and the runs started and ended); a runner that gets the lock and finds that another run finished the
+   experiment since exits 0 without running it. No run since (a forced rerun: Snakemake removed the status
+   file; ``xmen reset``; a requirement reran) means: run.
+2. The status file ``xmen.done`` is removed, and ``_status: running`` and
+   ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded; the experiment is no longer queued (its
+   marker, see :mod:`xmen.slurm_queue`, is removed).
+3. A heartbeat thread keeps ``.xmen-heartbeat`` fresh (readers turn a stale ``running`` into ``lost``).
+4. ``bash SCRIPT_SH PARAMS_YML`` runs as a child with ``XMEN_JOB=1`` (a python experiment then leaves the heartbeat
+   to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it. A child still alive
+   :data:`KILL_GRACE_SECONDS` (``XMEN_KILL_GRACE``) after the first signal is killed with SIGKILL, with every
+   process it started, and recorded ``timeout``/``stopped``: an experiment ignoring SIGTERM is not ``finished``.
+   Run outside SLURM, an experiment with a time limit (``XMEN_RUNTIME``, minutes: Snakemake's ``runtime`` resource)
+   gets SIGTERM when it is reached, then the same grace and SIGKILL, and is recorded ``timeout`` with the limit in
+   ``_error``. Under SLURM (``SLURM_JOB_ID`` set) SLURM enforces the limit itself and sends the SIGTERM.
+5. If the child did not record a final status itself (plain shell scripts never do, and ``kill -9`` prevents anyone
+   from doing so), the runner does: ``finished`` on exit 0, ``timeout`` after SIGTERM/SIGUSR1 (what SLURM sends
+   before the time limit), ``stopped`` after SIGINT/SIGHUP, else ``error``, with a one-line ``_error`` reason.
+   A python experiment records ``_run.experiment`` when it starts and its outcome when ``run()`` returns; one that
+   exited without recording it (``os._exit(0)`` inside ``run()``) is an ``error``, whatever its exit code.
+   A small reserve file kept while the experiment runs is freed to record the outcome when the experiment filled
+   the disk. If the outcome still cannot be written, the runner says so in one line and exits non-zero; readers
+   then see ``running`` with a free lock, which they show as ``lost``.
+   A finished experiment gets its status file ``xmen.done`` (written last), whoever launched it, so Snakemake and
+   xmen agree on what is finished.
+6. The exit code is the child's (128+N when it was killed by signal N); 0 only for a finished experiment.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from xmen.store import files, provenance
+from xmen.store import status as st
+from xmen.errors import XmenError
+from xmen.store.heartbeat import Heartbeat
+from xmen.store.provenance import hostname, now_time
+from xmen.slurm.queue import unmark
+
+#: Lock file held by whoever runs the experiment in that folder (the runner, or a direct ``--execute``).
+LOCK_FILE = ".xmen-job.lock"
+#: Set in the child's environment: a runner manages status and heartbeat.
+ENV_JOB = "XMEN_JOB"
+#: Set in the child's environment: the absolute params.yml the runner manages (so nested experiments can tell).
+ENV_JOB_PARAMS = "XMEN_JOB_PARAMS"
+#: Set in the child's environment for a repeat registered with ``-x N``: its index (params.yml ``_repeat``).
+ENV_REPEAT = "XMEN_REPEAT"
+#: Optional attempt number (Snakemake does not export it: the rule can pass ``XMEN_ATTEMPT={resources.attempt}``).
+ENV_ATTEMPT = "XMEN_ATTEMPT"
+#: What the planner saw of the status file (:func:`done_token`); the runner skips an experiment finished since.
+ENV_EXPECT_DONE = "XMEN_EXPECT_DONE"
+#: Seconds a signalled child may take to stop before it is killed (override with ``XMEN_KILL_GRACE``).
+ENV_KILL_GRACE = "XMEN_KILL_GRACE"
+KILL_GRACE_SECONDS = 30.0
+#: The experiment's time limit in minutes (the rule exports Snakemake's ``runtime`` resource under this name).
+ENV_RUNTIME = "XMEN_RUNTIME"
+#: ``_run`` key a python experiment sets when it starts: it records its own outcome when ``run()`` returns.
+RUN_BY_EXPERIMENT = "experiment"
+#: Token of a missing status file.
+DONE_MISSING = "missing"
+#: Space the runner keeps aside while the experiment runs, freed to record the outcome when the disk filled up.
+RESERVE_FILE = ".xmen-reserve"
+RESERVE_BYTES = 256 * 1024
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
+_TIMEOUT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+# Return codes of a child ended by a timeout signal: killed by it (negative) or a shell's 128 + N.
+_SIGNALLED_CODES = frozenset(code for sig in _TIMEOUT_SIGNALS for code in (-sig, 128 + sig))
+SIGNAL_GRACE_SECONDS = 2.0
+
+#: Comments for the keys the runner writes (update_yaml keeps the others).
+RUN_COMMENTS = {
+    "_status": "One of registered, running, finished, error, stopped, timeout, cancelled",
+    "_run": "The last run: host, pid, start and end time, return code",
+    "_error": "Why the last run did not finish",
+}
+
+
+def try_lock(exp_dir: str | os.PathLike[str], wait: bool = False) -> int | None:
+    """Take the experiment's run lock; its fd (release with :func:`release`), or ``None`` if held elsewhere.
+
+    With ``wait=True`` block until the lock is free instead of returning ``None``. The fd is close-on-exec; the
+    runner hands it to the experiment process explicitly (``pass_fds``) so that the lock lives as long as it does.
+    """
+    fd = os.open(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
+    """Whether some process holds the experiment's run lock now; ``None`` when there is no lock file.
+
+    Never creates the lock file. The probe takes the lock for an instant when it is free: a runner that
+    arrives at that instant waits for it like for any holder, and finds that nobody ran the experiment meanwhile.
+    """
+    return flock_held(os.path.join(os.fspath(exp_dir), LOCK_FILE))
+
+
+def flock_held(path: str | os.PathLike[str]) -> bool | None:
+    """Whether some process holds an flock on the file at ``path`` now; ``None`` when there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return False
+
+
+def done_token(exp_dir: str | os.PathLike[str]) -> str:
+    """What a planner saw of an experiment: ``DONE;RUNS`` for :data:`ENV_EXPECT_DONE`.
+
+    DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the
+    run lock file, to which every runner appends a line when a run starts and when it ends. Snakemake removes a
+    job's output before running it, so the status file alone cannot tell a forced rerun from an experiment another
+    run just finished; the run count can. Two ``stat`` calls; the generated Snakefile computes the same text.
+    """
+    folder = os.fspath(exp_dir)
+    try:
+        info = os.stat(os.path.join(folder, st.DONE_FILE))
+        done = f"{info.st_ino}:{info.st_mtime_ns}"
+    except OSError:
+        done = DONE_MISSING
+    try:
+        runs = str(os.stat(os.path.join(folder, LOCK_FILE)).st_size)
+    except OSError:
+        runs = "0"
+    return f"{done};{runs}"
+
+
+def finished_since(exp_dir: str | os.PathLike[str], expected: str, params: str) -> bool:
+    """True when another run finished the experiment after it was planned (``expected``, see :func:`done_token`):
+    its status file exists and is not the one the planner saw, or a run started or ended since and the experiment
+    is ``finished`` now."""
+    done_then, _, runs_then = expected.partition(";")
+    done_now, _, runs_now = done_token(exp_dir).partition(";")
+    if done_now != DONE_MISSING and done_now != done_then:
+        return True
+    if runs_then and runs_now != runs_then:
+        try:
+            return files.read_yaml_settled(params).get("_status") == st.FINISHED
+        except (XmenError, OSError):
+            return False
+    return False
+
+
+def _count_run(fd: int, event: str) -> None:
+    """Append a line to the run lock file when a run starts and when it ends: its size, which
+    :func:`done_token` reports, then changes whenever a run started or ended since a planner looked."""
+    try:
+        os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, f"{now_time()} {event} {hostname()} {os.getpid()}\n".encode("utf-8", "replace"))
+    except OSError:  # disk full: the lock still works
+        pass
+
+
+def release(fd: int | None) -> None:
+    """Release a lock taken by :func:`try_lock` (closing the fd releases the flock)."""
+    if fd is not None:
+        os.close(fd)
+
+
+def managed_by_runner(params_path: str | os.PathLike[str]) -> bool:
+    """True inside a child of this runner started for ``params_path`` (it then owns status and heartbeat)."""
+    if not os.environ.get(ENV_JOB):
+        return False
+    managed = os.environ.get(ENV_JOB_PARAMS)
+    if not managed:
+        return True
+    try:
+        return os.path.samefile(managed, params_path)
+    except OSError:
+        return os.path.abspath(managed) == os.path.abspath(params_path)
+
+
+def kill_grace() -> float:
+    """Seconds a signalled experiment may take to stop (``XMEN_KILL_GRACE``, else :data:`KILL_GRACE_SECONDS`)."""
+    try:
+        return max(0.0, float(os.environ.get(ENV_KILL_GRACE, KILL_GRACE_SECONDS)))
+    except ValueError:
+        return KILL_GRACE_SECONDS
+
+
+def time_limit() -> float | None:
+    """Seconds the experiment may run here before the runner stops it: ``XMEN_RUNTIME`` minutes, when run outside
+    SLURM (a SLURM job's limit is SLURM's to enforce); ``None`` without a usable limit."""
+    if os.environ.get("SLURM_JOB_ID"):
+        return None
+    try:
+        minutes = float(os.environ.get(ENV_RUNTIME, ""))
+    except ValueError:
+        return None
+    return minutes * 60 if minutes > 0 and minutes != float("inf") else None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere), children first."""
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid ...
+        if len(fields) > 1 and fields[1].isdigit():
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in parents.get(queue.pop(), ()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process it started (they share its lock fd, so all must go)."""
+    _signal_tree(pid, signal.SIGKILL)
+
+
+def _signal_tree(pid: int, signum: int) -> None:
+    """Send ``signum`` to ``pid`` and every process it started."""
+    for target in [pid] + _descendants(pid):
+        try:
+            os.kill(target, signum)
+        except OSError:
+            pass
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _attempt() -> int | None:
+    value = os.environ.get(ENV_ATTEMPT, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _final_status(rc: int, current: Any, received: list[int], by_experiment: bool = False,
+                  limit: float | None = None) -> tuple[str, str | None]:
+    """(status, error reason) the runner records when the child left ``current`` as the status.
+
+    ``by_experiment``: the child is a python experiment that records its own outcome when ``run()`` returns; if
+    it left ``running``, it ended before that (``os._exit``, a crash of the interpreter), whatever its exit code.
+    ``limit``: the runner stopped the child at this time limit (seconds): ``timeout``, whatever its exit code.
+    """
+    reason = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+    if limit is not None and current in (st.TIMEOUT, st.RUNNING, st.REGISTERED, st.DEFAULT, None):
+        return st.TIMEOUT, f"time limit of {_minutes(limit)} reached (runtime), stopped with SIGTERM; {reason}"
+    if current not in (st.RUNNING, st.REGISTERED, st.DEFAULT, None):
+        return str(current), None  # the child recorded its own outcome: keep it (and its _error)
+    if received:
+        first = received[0]
+        prefix = f"received {_signal_name(first)}; "
+        if first in _TIMEOUT_SIGNALS and rc != 0:
+            return st.TIMEOUT, prefix + reason
+        if first in _STOP_SIGNALS and rc != 0:
+            return st.STOPPED, prefix + reason
+    if by_experiment:
+        return st.ERROR, f"the experiment exited ({reason}) without recording that its run() returned"
+    if rc == 0:
+        return st.FINISHED, None
+    return st.ERROR, reason
+
+
+def _exit_code(rc: int, final: str) -> int:
+    if rc < 0:
+        return 128 - rc
+    if rc == 0 and final != st.FINISHED:
+        return 1
+    return rc
+
+
+class _Forwarder:
+    """Signal handlers for the runner's whole life: record every signal and pass it on to the child while it runs.
+
+    Installed before the child starts and removed only after the outcome is recorded, so that a late signal can
+    neither be lost (it is forwarded as soon as the child exists) nor kill the runner before it writes the status.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        #: The time limit (seconds) at which the runner itself stopped the child, if it did.
+        self.stopped_at_limit: float | None = None
+        self.child: subprocess.Popen[bytes] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Forwarder":
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in FORWARDED}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        child = self.child
+        if child is not None and child.returncode is None:  # never signal a reaped (possibly reused) pid
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def run(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = (),
+            limit: float | None = None) -> int:
+        """Start the child, pass on any signal that came before it existed, wait for it; its return code.
+
+        A child still running :func:`kill_grace` seconds after the first signal is killed, with its descendants.
+        A child still running ``limit`` seconds after it started gets SIGTERM, as a signal from outside would.
+        """
+        started = time.monotonic()
+        try:
+            self.child = subprocess.Popen(argv, env=env, pass_fds=pass_fds)
+        except OSError as exc:  # no bash: the shell's own code for "command not found"
+            print(f"xmen.job: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
+            return 127
+        if self.received:
+            self._forward(self.received[-1])
+        grace = kill_grace()
+        signalled_at: float | None = None
+        while True:
+            try:
+                rc = self.child.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if limit is not None and not self.received and time.monotonic() - started >= limit:
+                print(f"xmen.job: time limit of {_minutes(limit)} reached (runtime); sending SIGTERM",
+                      file=sys.stderr, flush=True)
+                self.stopped_at_limit = limit
+                self.received.append(signal.SIGTERM)
+                _signal_tree(self.child.pid, signal.SIGTERM)  # as SLURM signals every process of a job at its limit
+            if self.received and signalled_at is None:
+                signalled_at = time.monotonic()
+            if signalled_at is not None and time.monotonic() - signalled_at > grace:
+                print(f"xmen.job: the experiment ignored {_signal_name(self.received[0])} for {grace:g} s; "
+                      f"killing it", file=sys.stderr, flush=True)
+                _kill_tree(self.child.pid)
+                rc = self.child.wait()
+                break
+        if rc in _SIGNALLED_CODES and not self.received:
+            self._wait_for_own_signal()
+        return rc
+
+    def _wait_for_own_signal(self) -> None:
+        """A child that died of SIGTERM/SIGUSR1 before the runner heard of it: wait a moment for the runner's copy.
+
+        SLURM (and `kill` of a process group) signal the whole job, children often first; a script that exits at
+        once would otherwise be recorded as `error: exit code 143` instead of `timeout`.
+        """
+        deadline = time.monotonic() + SIGNAL_GRACE_SECONDS
+        while not self.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def run_job(params_path: str, script_path: str) -> int:
+    """Run one experiment under the job protocol described in the module docstring; the exit code."""
+    params = os.path.abspath(params_path)
+    script = os.path.abspath(script_path)
+    exp_dir = os.path.dirname(params)
+    if not os.path.isfile(params):
+        raise XmenError(f"{params}: no such file", exit_code=2)
+    if not os.path.isfile(script):
+        raise XmenError(f"{script}: no such file", exit_code=2)
+    fd = try_lock(exp_dir)
+    if fd is None:
+        before = _last_run(params)
+        print(f"xmen.job: {exp_dir} is being run by another process; waiting for it", file=sys.stderr, flush=True)
+        fd = try_lock(exp_dir, wait=True)
+        after = _last_run(params)
+        if after != before:  # the holder ran it meanwhile: report that run, never start a second one
+            release(fd)
+            status = after[0] if after else None
+            print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
+            return 0 if status == st.FINISHED else 1
+        # Nobody ran it meanwhile (a reader's probe, or a killed runner's orphan ending): go on as planned.
+    try:
+        expected = os.environ.get(ENV_EXPECT_DONE)
+        done_file = os.path.join(exp_dir, st.DONE_FILE)
+        if expected and finished_since(exp_dir, expected, params):
+            print(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again",
+                  file=sys.stderr, flush=True)
+            if not os.path.exists(done_file):  # Snakemake removed it before starting this job: it is true
+                last = files.read_yaml(params).get("_run")
+                files.write_text_atomic(done_file, provenance.done_text(last if isinstance(last, dict) else {}))
+            return 0
+        _count_run(fd, "started")
+        if os.path.lexists(done_file):
+            os.unlink(done_file)
+        run: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "started": now_time()}
+        attempt = _attempt()
+        if attempt is not None:
+            run["attempt"] = attempt
+        if os.environ.get("SLURM_JOB_ID"):
+            run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        run.update(provenance.run_context(exp_dir))
+
+        repeat: list[Any] = []
+
+        def start(data: dict[str, Any]) -> None:
+            repeat.append(data.get("_repeat"))
+            data["_status"] = st.RUNNING
+            provenance.record_start(data, run)
+            data["_run"] = run
+            data.pop("_error", None)
+
+        with _Forwarder() as forwarder:
+            try:
+                files.update_yaml(params, start, RUN_COMMENTS)
+            except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
+                print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
+                return 1
+            unmark(exp_dir)  # no longer queued: it runs (and _run.slurm_job_id says which job runs it)
+            env = dict(os.environ)
+            env[ENV_JOB] = "1"
+            env[ENV_JOB_PARAMS] = params
+            env.pop(ENV_EXPECT_DONE, None)  # for this run only, not for experiments it starts
+            if repeat and repeat[0] is not None:  # -x N: which repeat this is (params.yml _repeat)
+                env[ENV_REPEAT] = str(repeat[0])
+            _reserve_space(exp_dir)
+            try:
+                with Heartbeat(exp_dir):
+                    rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,), limit=time_limit())
+                return _record_outcome(params, exp_dir, rc, forwarder.received, run, forwarder.stopped_at_limit)
+            finally:
+                _release_space(exp_dir)
+                _count_run(fd, "ended")
+    finally:
+        release(fd)
+
+
+def _reserve_space(exp_dir: str) -> None:
+    """Write :data:`RESERVE_FILE` (real blocks, not a sparse file); no reserve if there is no room for it."""
+    path = os.path.join(exp_dir, RESERVE_FILE)
+    try:
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * RESERVE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        _release_space(exp_dir)
+
+
+def _release_space(exp_dir: str) -> None:
+    try:
+        os.unlink(os.path.join(exp_dir, RESERVE_FILE))
+    except OSError:
+        pass
+
+
+def _disk_full(exp_dir: str) -> bool:
+    try:
+        return os.statvfs(exp_dir).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _with_space(exp_dir: str, write: Any) -> Any:
+    """``write()``; when the disk is full, free the reserve and try once more (the outcome matters most)."""
+    try:
+        return write()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _release_space(exp_dir)
+        return write()
+
+
+def _last_run(params: str) -> tuple[Any, Any] | None:
+    """(status, _run) of ``params``: tells whether another process ran the experiment while we waited."""
+    try:
+        data = files.read_yaml_settled(params)
+    except (XmenError, OSError):
+        return None
+    return data.get("_status"), data.get("_run")
+
+
+def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run: dict[str, Any],
+                    limit: float | None = None) -> int:
+    """Write the final status after the child exited; the runner's exit code (``limit``: see _final_status)."""
+    outcome: dict[str, Any] = {}
+
+    def finish(data: dict[str, Any]) -> None:
+        ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
+        current = data.get("_status")
+        if current in st.FAILED and st.outside_verdict(data, ran):
+            current = st.RUNNING  # SLURM's or xmen cancel's verdict stays (settle); our reason is added to it
+        final, reason = _final_status(rc, current, received, bool(ran.get(RUN_BY_EXPERIMENT)), limit)
+        ran.update(ended=now_time(), returncode=rc)
+        data["_run"] = ran
+        final = st.settle(data, ran, final, reason)  # SLURM's or xmen cancel's verdict, when in, stays
+        if final == st.FINISHED:
+            data.pop("_error", None)
+        provenance.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
+        outcome.update(status=final, error=data.get("_error"))
+
+    full = _disk_full(exp_dir)
+
+    def finish_noting_full_disk(data: dict[str, Any]) -> None:
+        finish(data)
+        if full and outcome["status"] != st.FINISHED and data.get("_error"):
+            data["_error"] = f"{data['_error']} (the disk is full)"
+            outcome["error"] = data["_error"]
+
+    try:
+        _with_space(exp_dir, lambda: files.update_yaml(params, finish_noting_full_disk, RUN_COMMENTS))
+    except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
+        print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
+        outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
+    except OSError as exc:  # disk full: readers see `running` with a free lock, i.e. lost; never `finished`
+        print(f"xmen.job: cannot record the outcome in {params}: {exc}", file=sys.stderr, flush=True)
+        return _exit_code(rc, st.ERROR) or 1
+    final = outcome["status"]
+    if final == st.FINISHED:
+        try:
+            _with_space(
+                exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), provenance.done_text(run))
+            )
+        except OSError as exc:
+            print(f"xmen.job: cannot write the status file of {exp_dir}: {exc}", file=sys.stderr, flush=True)
+            return 1
+    if final != st.FINISHED:
+        detail = f": {outcome['error']}" if outcome.get("error") else ""
+        print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)
+    return _exit_code(rc, final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry: one-line errors, exit code of the experiment."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0].startswith("-"):
+        print("error: usage: python -m xmen.job PARAMS_YML SCRIPT_SH", file=sys.stderr)
+        return 2
+    try:
+        return run_job(args[0], args[1])
+    except XmenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

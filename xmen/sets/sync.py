@@ -1,0 +1,159 @@
+"""Bring a remote set's records (not its checkpoints) to this machine: ``xmen sync [USER@]HOST:/path/to/set DIR``.
+
+What is copied is what ``xmen list`` and a reader need: experiment.yml, defaults.yml, script.sh, each params.yml
+and run.sh, and the small text records (logs, histories, messages: ``*.log``, ``*.txt``, ``*.json(l)``, ``*.csv``,
+``*.yml``), each below ``max_size``. Checkpoints and other big or binary files stay where they are. The copy goes
+through rsync over ssh (only what changed moves, so syncing again is cheap), into ``DIR/<set folder name>``;
+nothing is ever deleted locally. A copied set that does not yet say where it lives gets the remote host and path as
+its ``origin``, which ``xmen list`` shows.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from xmen.errors import UsageError, XmenError
+
+#: File names and patterns copied (rsync include patterns, matched against the file name).
+RECORDS = (
+    "experiment.yml", "defaults.yml", "script.sh", "Snakefile", "params.yml", "run.sh", "xmen.done",
+    "*.log", "*.txt", "*.json", "*.jsonl", "*.csv", "*.yml", "*.yaml", "*.out", "*.err",
+)
+#: Never copied: the listing index (rebuilt locally), run locks and heartbeats, and the backups of other tools.
+SKIPPED = (".xmen/", ".xmen-*", ".snakemake/")
+DEFAULT_MAX_SIZE = "20M"
+_SIZE = re.compile(r"^\d+(\.\d+)?[KMGkmg]?$")
+_REMOTE = re.compile(r"^(?P<host>(?:[^@:/\s]+@)?[^@:/\s]+):(?P<path>/.*|~.*|[^/].*)$")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """``[user@]host:path`` split; ``host`` keeps the user part for ssh, ``hostname`` is without it."""
+
+    host: str
+    path: str
+
+    @property
+    def hostname(self) -> str:
+        return self.host.rpartition("@")[2]
+
+
+def parse_remote(text: str) -> Remote:
+    match = _REMOTE.match(text)
+    if match is None:
+        raise UsageError(f"expected [USER@]HOST:/path/to/set, got {text!r}")
+    path = match.group("path").rstrip("/") or "/"
+    return Remote(match.group("host"), path)
+
+
+def rsync_command(remote: Remote, dest: Path, rsh: str, max_size: str) -> list[str]:
+    """The rsync call: the remote set folder into ``dest`` (which then holds a folder of the set's name)."""
+    size_in_bytes(max_size)
+    command = ["rsync", "-a", "--prune-empty-dirs", f"--max-size={max_size}", "-e", rsh]
+    command += [f"--exclude={pattern}" for pattern in SKIPPED]
+    command += ["--include=*/"] + [f"--include={pattern}" for pattern in RECORDS] + ["--exclude=*"]
+    # "host:path" with rsync's protect-args so that spaces and shell characters in the path stay literal.
+    command += ["--protect-args", f"{remote.host}:{remote.path}", f"{dest}/"]
+    return command
+
+
+def size_in_bytes(max_size: str) -> int:
+    if not _SIZE.match(max_size):
+        raise UsageError(f"--max-size: expected a size such as 500K, 20M or 1G, got {max_size!r}")
+    unit = max_size[-1].upper() if max_size[-1].isalpha() else ""
+    number = float(max_size[:-1] if unit else max_size)
+    return int(number * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit])
+
+
+def tar_remote_command(remote: Remote, max_size: str) -> str:
+    """The remote shell command streaming the same records as a tar (for machines without rsync)."""
+    parent, name = os.path.split(remote.path.rstrip("/"))
+    q = shlex.quote
+    names = " -o ".join(f"-name {q(pattern)}" for pattern in RECORDS)
+    return (
+        f"cd {q(parent or '/')} && find {q(name)} \\( -name .xmen -o -name .snakemake \\) -prune -o -type f "
+        f"\\( {names} \\) ! -name '.xmen-*' -size -{size_in_bytes(max_size) + 1}c -print0 "
+        "| tar --null -T - -cf -"
+    )
+
+
+def _sync_tar(remote: Remote, dest: Path, rsh: str, max_size: str, source: str) -> None:
+    """ssh + tar: the remote streams a tar of the records, extracted here with tarfile's safe ``data`` filter."""
+    import tarfile
+
+    command = shlex.split(rsh) + [remote.host, tar_remote_command(remote, max_size)]
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+                archive.extractall(dest, filter="data")
+        except tarfile.TarError as exc:
+            proc.kill()
+            raise XmenError(f"ssh/tar from {source} failed: {exc}") from None
+        finally:
+            errors = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            proc.wait()
+    if proc.returncode != 0:
+        lines = [line for line in errors.strip().splitlines() if line.strip()]
+        raise XmenError(f"ssh/tar from {source} failed: {lines[0] if lines else f'exit code {proc.returncode}'}")
+
+
+def sync(
+    source: str,
+    dest: str | os.PathLike[str],
+    rsh: str = "ssh",
+    max_size: str = DEFAULT_MAX_SIZE,
+    via: str = "auto",
+) -> Path:
+    """Copy the records of the set at ``source`` ([USER@]HOST:/path) into ``dest``; the local set folder.
+
+    ``via``: ``rsync`` (only what changed moves; needs rsync on both machines), ``tar`` (ssh and tar only), or
+    ``auto``: rsync when it is installed here.
+    """
+    remote = parse_remote(source)
+    size_in_bytes(max_size)
+    try:
+        shlex.split(rsh)
+    except ValueError as exc:
+        raise UsageError(f"--rsh: {exc}") from None
+    if via == "auto":
+        via = "rsync" if shutil.which("rsync") else "tar"
+    if via == "rsync" and shutil.which("rsync") is None:
+        raise XmenError("rsync is not installed here: install it, or use --via tar")
+    dest_path = Path(os.path.abspath(os.path.expanduser(dest)))
+    dest_path.mkdir(parents=True, exist_ok=True)
+    if via == "tar":
+        _sync_tar(remote, dest_path, rsh, max_size, source)
+    else:
+        proc = subprocess.run(
+            rsync_command(remote, dest_path, rsh, max_size), stdin=subprocess.DEVNULL, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            raise XmenError(f"rsync from {source} failed: {lines[0] if lines else f'exit code {proc.returncode}'}")
+    local = dest_path / os.path.basename(remote.path.rstrip("/"))
+    _record_origin(local, remote)
+    return local
+
+
+def _record_origin(local: Path, remote: Remote) -> None:
+    """Give every copied set that does not say where it lives the remote host and path as its origin."""
+    from xmen.sets.expset import ExperimentSet, find_sets
+
+    if not local.is_dir():
+        return
+    for root in find_sets(local):
+        rel = os.path.relpath(root, local)
+        path = remote.path if rel == "." else f"{remote.path}/{rel}"
+        exp_set = ExperimentSet(root)
+        if exp_set.data().get("origin"):
+            continue
+
+        def add(data, path=path):
+            data["origin"] = {"host": remote.hostname, "path": path}
+
+        exp_set._update_set(add)

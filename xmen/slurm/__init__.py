@@ -1,0 +1,1 @@
+"""Talking to SLURM: its queue (squeue), its verdicts (sacct) and its partitions (sinfo)."""

@@ -1,0 +1,185 @@
+"""Sets and configuration written by the original xmen (2019-2021), read as ours.
+
+The original's ``experiment.yml`` (its ``ExperimentManager._to_yml``) records::
+
+    root: /abs/set            defaults: /abs/set/defaults.yml      script: /abs/set/script.sh
+    experiments: [/abs/set/a=1__b=2, ...]   overides: [{a: 1, b: 2}, ...]
+    created: ...   purpose: ...   notes: [...]   type: AnExperiment
+
+Every path is absolute, so a copy of such a set still names the original folder: following those paths to write
+is how a command run in a copy rewrote the original. The conversion here keeps only names relative to the folder
+the set is read from; nothing in this module ever opens a recorded absolute path.
+
+The original's ``~/.xmen/config.yml`` (``GlobalExperimentManager``) records ``python_experiments`` (name -> module
+or run script), ``python_paths``, ``prompt_for_message``, ``header``, ``experiments`` (a list of set roots, later a
+mapping root -> info) and a few keys of its own (``meta``, ``save_conda``, ``requeue``, ...). Its first write by
+us keeps every key it had and a backup of the file.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+#: Suffix of the copy of an original-format file kept when we first rewrite it.
+BACKUP_SUFFIX = ".orig-xmen"
+
+# The original's experiment.yml keys that have no meaning for us once converted.
+_DROPPED_SET_KEYS = ("overides",)
+
+
+def is_original_set(data: Any) -> bool:
+    """Whether a parsed experiment.yml was written by the original xmen: experiments as a list of absolute paths.
+
+    Any other list (``experiments: [a, b]``, a hand edit) is damage, which the shape check reports: reading it
+    as names would let ``clean`` take every linked experiment for unlinked.
+    """
+    if not isinstance(data, dict):
+        return False
+    experiments = data.get("experiments")
+    return isinstance(experiments, list) and all(
+        isinstance(path, str) and os.path.isabs(path) for path in experiments
+    )
+
+
+def experiment_names(paths: list[Any]) -> list[str]:
+    """The folder names of the original's absolute experiment paths (they always sat directly under the root)."""
+    names: list[str] = []
+    for path in paths:
+        name = PurePosixPath(str(path).rstrip("/")).name
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _relative_file(value: Any, recorded_root: str, fallback: str) -> str:
+    """A recorded absolute script/defaults path as a name inside the set (its own file when it was elsewhere)."""
+    if not value:
+        return fallback
+    text = str(value)
+    if not os.path.isabs(text):
+        return text
+    if recorded_root and text.startswith(recorded_root.rstrip("/") + "/"):
+        return text[len(recorded_root.rstrip("/")) + 1 :]
+    return fallback
+
+
+def convert_set(data: dict[str, Any]) -> dict[str, Any]:
+    """An original-format experiment.yml as ours; ours (or anything else) is returned unchanged.
+
+    ``root`` keeps the recorded value, so that a copied set is seen as moved (and relinked before a run).
+    """
+    if not is_original_set(data):
+        return data
+    recorded_root = str(data.get("root") or "")
+    converted: dict[str, Any] = {}
+    converted["root"] = recorded_root
+    converted["type"] = data.get("type")
+    converted["created"] = data.get("created")
+    converted["purpose"] = data.get("purpose") or ""
+    converted["script"] = _relative_file(data.get("script"), recorded_root, "script.sh")
+    converted["defaults"] = _relative_file(data.get("defaults"), recorded_root, "defaults.yml")
+    notes = data.get("notes") or []
+    converted["notes"] = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
+    converted["options"] = {}
+    for key, value in data.items():  # keys of its own we know nothing about are kept
+        if key not in converted and key not in _DROPPED_SET_KEYS and key != "experiments":
+            converted[key] = value
+    converted["experiments"] = {name: {} for name in experiment_names(data["experiments"])}
+    return converted
+
+
+def backup_path(path: str | os.PathLike[str]) -> Path:
+    return Path(f"{os.fspath(path)}{BACKUP_SUFFIX}")
+
+
+def keep_backup(path: str | os.PathLike[str], original_text: str) -> None:
+    """Save the original-format text of ``path`` beside it before it is first rewritten (an older backup wins)."""
+    from xmen.store import files
+
+    backup = backup_path(path)
+    if not backup.exists():
+        files.write_text_atomic(backup, original_text)
+
+
+def backup_if_original_set(set_file: str | os.PathLike[str]) -> None:
+    """Before rewriting experiment.yml: keep the original xmen's version of it, if that is what is on disk."""
+    from xmen.store import files
+    from xmen.errors import StateFileError
+
+    try:
+        text = Path(set_file).read_text(encoding="utf-8")
+        data = files.load_yaml_text(text, os.fspath(set_file))
+    except (OSError, StateFileError, UnicodeDecodeError):
+        return
+    if is_original_set(data):
+        keep_backup(set_file, text)
+
+
+# ---------------------------------------------------------------------------------------------- run.sh
+def original_run_header(text: str) -> str:
+    """The header of a run.sh written by the original xmen: the lines between the shebang and its command.
+
+    The original wrote ``#!SHELL``, the header, ``[exec ]SHELL SCRIPT PARAMS`` and (2021) ``echo EXPERIMENT
+    FINISHED!``.
+    """
+    lines = text.split("\n")
+    if lines and lines[0].startswith("#!"):
+        lines = lines[1:]
+    while lines and (not lines[-1].strip() or lines[-1].strip() == "echo EXPERIMENT FINISHED!"):
+        lines.pop()
+    if lines and lines[-1].rstrip().endswith("params.yml"):
+        lines.pop()
+    return "\n".join(lines).strip("\n")
+
+
+# ---------------------------------------------------------------------------------------------- config
+#: The original's config keys that ours reads under another name.
+_CONFIG_RENAMES = {"prompt_for_message": "prompt", "python_experiments": "experiments"}
+
+
+_SYS_PATH = re.compile(r'^sys\.path\.append\("([^"]*)"\)\s*$', re.M)
+_IMPORT = re.compile(r'^mod = importlib\.import_module\("([A-Za-z0-9_.]+)"\)\s*$', re.M)
+
+
+def experiment_module(path: str) -> str:
+    """The Python file of a class the original registered: the path itself (2020: the module), or, for the run
+    script it generated in ``~/.xmen/experiments`` (2021), the module that script imports (read, never run)."""
+    if path.endswith(".py"):
+        return path
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return path
+    module, root = _IMPORT.search(text), _SYS_PATH.search(text)
+    if module is None:
+        return path
+    candidate = os.path.join(root.group(1) if root else os.path.dirname(path), *module.group(1).split(".")) + ".py"
+    return candidate if os.path.isfile(candidate) else path
+
+
+def is_original_config(data: Any) -> bool:
+    return isinstance(data, dict) and any(key in data for key in _CONFIG_RENAMES)
+
+
+def convert_config(data: dict[str, Any]) -> dict[str, Any]:
+    """The original's config.yml as the dict ``GlobalConfig.from_dict`` reads; other keys are kept as they are.
+
+    Its ``experiments`` (set roots, as a list or a mapping root -> info) become our ``sets``; its registered
+    classes (name -> module or generated run script) our ``experiments``.
+    """
+    if not is_original_config(data):
+        return data
+    converted: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "experiments":
+            roots = list(value) if isinstance(value, (list, dict)) else []
+            converted["sets"] = [str(r) for r in roots]
+        elif key == "python_experiments" and isinstance(value, dict):
+            converted["experiments"] = {str(k): experiment_module(str(v)) for k, v in value.items()}
+        elif key in _CONFIG_RENAMES:
+            converted[_CONFIG_RENAMES[key]] = value
+        else:
+            converted[key] = value
+    return converted

@@ -1,0 +1,70 @@
+"""Experiment folder names: deterministic from the overrides, and always a single safe path component.
+
+Changing this naming orphans users' folders, so tests pin known examples.
+"""
+from __future__ import annotations
+
+import re
+
+from xmen.errors import UsageError
+
+SEPARATOR = "__"
+# Characters a folder name may not hold: path separators, shell and glob syntax, quotes and control characters.
+# Values holding them still register under an explicit name (-n NAME); the values themselves are only data.
+_UNSAFE = re.compile(r"[/\\$`'\"*?\[\]{}()<>|;&!#\x00-\x1f\x7f]")
+MAX_NAME_BYTES = 255
+#: Names Snakemake reads as something else in the set's folder: ``default`` is the set's workflow profile, and
+#: Snakemake takes a folder of that name beside the Snakefile for it (every run of the set then stops).
+RESERVED = frozenset(["default"])
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a safe single folder name, else raise UsageError saying why."""
+    if not name:
+        raise UsageError("experiment name is empty")
+    if name in (".", "..") or name.startswith("."):
+        raise UsageError(f"experiment name {name!r} may not start with '.'")
+    if name.startswith("-"):
+        raise UsageError(f"experiment name {name!r} may not start with '-'")
+    if name in RESERVED:
+        raise UsageError(f"experiment name {name!r} is what Snakemake looks up as the set's profile; choose another")
+    bad = _UNSAFE.search(name)
+    if bad:
+        char = bad.group(0)
+        shown = repr(char) if char.isprintable() else f"\\x{ord(char):02x}"
+        raise UsageError(f"experiment name {name!r} contains the unsafe character {shown}; use -n NAME")
+    if name != name.strip():
+        raise UsageError(f"experiment name {name!r} has leading or trailing spaces")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UsageError(f"experiment name is longer than {MAX_NAME_BYTES} bytes; use -n NAME")
+    return name
+
+
+def check_part(key: str, text: str) -> None:
+    """Refuse a parameter whose ``key=text`` would make generated names ambiguous (two sweeps, one folder).
+
+    A name ``k=v__k=v`` reads back into one set of values only if no key holds ``=``, no value holds ``__`` and
+    no parameter is called ``rep`` (the repeat suffix): ``{a: 'x__b=5'}`` would otherwise be ``{a: x, b: 5}``.
+    """
+    if "=" in key:
+        raise UsageError(f"parameter name {key!r} holds '=', which ends parameter names in folder names; use -n NAME")
+    if key == REPEAT:
+        raise UsageError(f"a parameter called {REPEAT!r} clashes with the repeat suffix of folder names; use -n NAME")
+    if SEPARATOR in text:
+        raise UsageError(
+            f"value {text!r} of {key!r} holds {SEPARATOR!r}, which separates parameters in folder names; "
+            "register it under a name of its own with -n NAME"
+        )
+
+
+def experiment_name(texts: dict[str, str]) -> str:
+    """``k=v__k=v`` from the overridden values' texts, in the order given (register gives the declared order)."""
+    return SEPARATOR.join(f"{key}={text}" for key, text in texts.items())
+
+
+REPEAT = "rep"
+
+
+def repeat_name(base: str, index: int) -> str:
+    """Name of the ``index``-th repeat (1-based) of an experiment."""
+    return f"{base}{SEPARATOR}{REPEAT}={index}" if base else f"{REPEAT}={index}"

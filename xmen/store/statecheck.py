@@ -1,0 +1,137 @@
+"""The shapes of xmen's state files, checked in one place.
+
+A hand edit or a bad merge can leave ``experiment.yml`` or a ``params.yml`` valid YAML of the wrong shape
+(``experiments: [a, b]``, ``notes: 5``, ``options: [1]``). Every reader goes through these checks, so each command
+reports one line, ``path: what is wrong``, before it changes anything, instead of a traceback half-way, or worse,
+reading a damaged list of experiments as "no experiments" and acting on that.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from xmen.errors import StateFileError
+
+_SCALARS = (str, int, float, bool)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _fail(path: str | os.PathLike[str], what: str) -> None:
+    raise StateFileError(f"{os.fspath(path)}: {what}")
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, _SCALARS) or type(value).__name__ in ("date", "datetime")
+
+
+def check_run_options(path: str | os.PathLike[str], where: str, options: Any) -> None:
+    """Run options (``options:`` of a set, or one experiment's entry): a mapping of known value shapes."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        _fail(path, f"{where} must be a mapping of run options, found {_kind(options)}")
+    requires = options.get("requires")
+    if requires is not None and not (
+        isinstance(requires, list) and all(isinstance(r, str) and r.strip() for r in requires)
+    ):
+        _fail(path, f"{where}: 'requires' must be a list of experiment paths, found {_kind(requires)}")
+    resources = options.get("resources")
+    if resources is not None:
+        if not isinstance(resources, dict):
+            _fail(path, f"{where}: 'resources' must be a mapping NAME: VALUE, found {_kind(resources)}")
+        for name, value in resources.items():
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(v is not None and _is_scalar(v) for v in values):
+                _fail(path, f"{where}: resource {name!r} must be a value or a list of values, found {_kind(value)}")
+    for key, least in (("threads", 1), ("retries", 0)):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            _fail(path, f"{where}: {key!r} must be a whole number of at least {least}, found {value!r}")
+    policy = options.get("retry_on")
+    if policy is not None:
+        from xmen.store import retry
+
+        if not isinstance(policy, list) or not all(isinstance(word, str) for word in policy):
+            _fail(path, f"{where}: 'retry_on' must be a list of failure causes, found {_kind(policy)}")
+        try:
+            retry.parse_policy(policy)
+        except ValueError as exc:
+            _fail(path, f"{where}: 'retry_on': {exc}")
+
+
+def check_experiment_name(path: str | os.PathLike[str], name: Any) -> None:
+    """A linked name must be a folder of the set: no path, not empty."""
+    text = str(name)
+    if not isinstance(name, (str, int)) or isinstance(name, bool) or not text or "/" in text or text in (".", ".."):
+        _fail(path, f"'experiments' links an invalid experiment name {name!r}")
+
+
+def check_set_data(
+    path: str | os.PathLike[str], data: Mapping[str, Any], check_names: bool = True
+) -> Mapping[str, Any]:
+    """``data`` (the parsed experiment.yml at ``path``) if it has the shape of a set; else StateFileError.
+
+    ``check_names=False``: a reader that reports invalid linked names one by one (``xmen list``) checks them itself.
+    """
+    for key in ("root", "script", "defaults"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            _fail(path, f"{key!r} must be a string, found {_kind(value)}")
+    for key in ("type", "created", "purpose"):
+        if not _is_scalar(data.get(key)):
+            _fail(path, f"{key!r} must be a single value, found {_kind(data.get(key))}")
+    notes = data.get("notes")
+    if notes is not None and not (isinstance(notes, list) and all(_is_scalar(n) for n in notes)):
+        _fail(path, f"'notes' must be a list of notes, found {_kind(notes)}")
+    for key in ("init_created", "before_init"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            _fail(path, f"{key!r} must be a list of file names, found {_kind(value)}")
+    check_run_options(path, "'options'", data.get("options"))
+    experiments = data.get("experiments")
+    if experiments is not None:
+        if not isinstance(experiments, dict):
+            _fail(path, f"'experiments' must be a mapping of experiment names to run options, found {_kind(experiments)}")
+        for name, options in experiments.items():
+            if check_names:
+                check_experiment_name(path, name)
+            check_run_options(path, f"run options of {name}", options)
+    return data
+
+
+def check_params(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` (a parsed params.yml) if the keys xmen manages have their shape; else StateFileError."""
+    for key in ("_root", "_status"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            _fail(path, f"{key!r} must be a string, found {_kind(value)}")
+    if not _is_scalar(data.get("_name")):  # a hand-written name may read back as a number
+        _fail(path, f"'_name' must be a name, found {_kind(data.get('_name'))}")
+    notes = data.get("_notes")
+    if notes is not None and not (isinstance(notes, list) and all(_is_scalar(n) for n in notes)):
+        _fail(path, f"'_notes' must be a list of notes, found {_kind(notes)}")
+    messages = data.get("_messages")
+    if messages is not None and not isinstance(messages, dict):
+        _fail(path, f"'_messages' must be a mapping, found {_kind(messages)}")
+    jobs = data.get("_slurm")  # SLURM's record of each attempt (xmen.slurm)
+    if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, dict) for j in jobs)):
+        _fail(path, f"'_slurm' must be a list of job records, found {_kind(jobs)}")
+    cancelled = data.get("_cancelled")
+    if cancelled is not None and not isinstance(cancelled, dict):
+        _fail(path, f"'_cancelled' must be a mapping, found {_kind(cancelled)}")
+    return data
