@@ -23,7 +23,8 @@ from xmen.store import status as st
 from xmen.errors import ExperimentError, UsageError, XmenError
 from xmen.examples import experiment as example
 from xmen.examples.experiment import AnExperiment
-from xmen.define.experiment import Experiment, defaults_dict, find_experiment_classes, params_comments, params_table
+from xmen.define.experiment import Experiment, defaults_dict, params_comments, params_table
+from xmen.define.loading import find_experiment_classes
 
 pytestmark = pytest.mark.usefixtures("xmen_home")
 

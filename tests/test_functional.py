@@ -12,7 +12,7 @@ import xmen
 from xmen.store import status as st
 from xmen.cli import main
 from xmen.errors import ExperimentError, UsageError
-from xmen.define.experiment import find_experiment_classes, load_class
+from xmen.define.loading import find_experiment_classes, load_class
 from xmen.define.functional import Root, autodoc, functional_experiment, is_functional, read_params
 from xmen.define.parameters import parse_function_source
 

@@ -1,6 +1,6 @@
-"""The old path of :mod:`xmen.look.compare`, kept because it is written on users' disks or in the README: ``xmen.compare.compare`` in the README.
+"""The old path of :mod:`xmen.look.compare`, kept for ``xmen.compare.compare`` in the README.
 
-Importing it gives that module itself (one object, so patches and isinstance checks agree)."""
+Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys
 
 from xmen.look import compare as _module

@@ -1,6 +1,6 @@
-"""The old path of :mod:`xmen.store.history`, kept because it is written on users' disks or in the README: ``xmen.history.read`` in the README.
+"""The old path of :mod:`xmen.store.history`, kept for ``xmen.history.read`` in the README.
 
-Importing it gives that module itself (one object, so patches and isinstance checks agree)."""
+Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys
 
 from xmen.store import history as _module

@@ -1,6 +1,6 @@
-"""The old path of :mod:`xmen.run.runner`, kept because it is written on users' disks or in the README: the job runner; ``python -m xmen.job PARAMS SCRIPT`` is written in every run.sh.
+"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs ``python -m xmen.job PARAMS SCRIPT``.
 
-Importing it gives that module itself (one object, so patches and isinstance checks agree)."""
+Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys
 
 from xmen.run import runner as _module

@@ -1,6 +1,6 @@
-"""The old path of :mod:`xmen.look.listing`, kept because it is written on users' disks or in the README: ``xmen.listing.to_dataframe`` in the README.
+"""The old path of :mod:`xmen.look.listing`, kept for ``xmen.listing.to_dataframe`` in the README.
 
-Importing it gives that module itself (one object, so patches and isinstance checks agree)."""
+Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys
 
 from xmen.look import listing as _module

@@ -1,6 +1,6 @@
-"""The old path of :mod:`xmen.run.rule_job`, kept because it is written on users' disks or in the README: xmen's rule job; ``python -m xmen.rule_job SPEC`` is in queued SLURM jobs.
+"""The old path of :mod:`xmen.run.rule_job`, kept for xmen's rule job: a queued SLURM job runs ``python -m xmen.rule_job SPEC``.
 
-Importing it gives that module itself (one object, so patches and isinstance checks agree)."""
+Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys
 
 from xmen.run import rule_job as _module

@@ -1,6 +1,6 @@
-"""The old path of :mod:`xmen.host.glue`, kept because it is written on users' disks or in the README: what the shipped Snakefiles import (rules/xmen.smk, and every set's Snakefile).
+"""The old path of :mod:`xmen.host.glue`, kept for what the shipped rules (rules/xmen.smk), so every set's Snakefile, import.
 
-Importing it gives that module itself (one object, so patches and isinstance checks agree)."""
+Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys
 
 from xmen.host import glue as _module

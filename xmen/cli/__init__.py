@@ -77,7 +77,7 @@ def config_command(prompt, add, add_path, remove, header, show, clean, install_p
     if prompt is not None:
         changes.append(lambda c: setattr(c, "prompt", prompt))
     if add is not None:
-        from xmen.define.experiment import find_experiment_classes
+        from xmen.define.loading import find_experiment_classes
 
         script = os.path.abspath(os.path.expanduser(add))
         if not os.path.isfile(script):

@@ -52,18 +52,19 @@ from types import FrameType
 from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from xmen.store import files
-from xmen.run import runner as _job
+from xmen.store import locks as _job
+from xmen.store.naming import check_name as check_folder_name
+from xmen.store.notes import EXPERIMENT_NOTES, edit_notes
 from xmen.store import status as st
 from xmen.errors import ExperimentError, UsageError, XmenError
 from xmen.store.heartbeat import Heartbeat
 from xmen.store.history import HistoryWriter
+from xmen.define.argv import class_parser, debug_folder, experiment_parser, parse_update
+from xmen.define.process import SIGNAL_STATUS, Interrupted, SignalTrap, tee_output
 from xmen.define.parameters import ClassTable, Param, class_table, coerce_value, merge_tables, to_yaml_safe, with_block, yaml_comment
 from xmen.store.provenance import get_git, get_meta, get_version, hostname, now_time
+from xmen.store.layout import DEFAULTS_FILE, OUT_FILE, PARAMS_FILE, SCRIPT_FILE
 
-DEFAULTS_FILE = "defaults.yml"
-PARAMS_FILE = "params.yml"
-SCRIPT_FILE = "script.sh"
-OUT_FILE = "out.txt"
 
 #: Help comments of the metadata keys, in the order they are written (parameters follow them).
 META_COMMENTS: dict[str, str] = {
@@ -82,10 +83,6 @@ META_COMMENTS: dict[str, str] = {
 #: Exit codes of ``main()`` per final status (timeouts exit 128 + the signal number, like a shell).
 EXIT_ERROR = 1
 EXIT_STOPPED = 130
-
-#: Seconds during which a repeated signal is taken as the same request (the terminal sends SIGINT to the whole
-#: process group and the job runner forwards it once more; SLURM signals every process of the job step).
-_SIGNAL_DEDUP_SECONDS = 1.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,243 +143,12 @@ def check_name(name: str) -> str:
     text = str(name)
     if not text or text in (".", "..") or "/" in text or os.sep in text or "\0" in text or "\n" in text:
         raise UsageError(f"invalid experiment name {text!r}: it must be a single folder name")
-    from xmen.store.naming import check_name as check_folder_name
-
     return check_folder_name(text)  # what xmen register accepts: the Snakefile cannot run names with {} and such
-
-
-def find_experiment_classes(script_path: str | os.PathLike[str]) -> list[str]:
-    """Names of the top-level classes of a script deriving from ``Experiment``, and of its functional experiments
-    (functions whose first argument is annotated ``Root``), found by AST (no import).
-
-    A base counts when it is spelled ``Experiment`` / ``something.Experiment``, or is another class of the same
-    file that counts (subclasses of classes imported from elsewhere cannot be seen without importing).
-    """
-    try:
-        source = Path(script_path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{script_path}: cannot read: {exc}") from None
-    try:
-        tree = ast.parse(source, filename=os.fspath(script_path))
-    except SyntaxError as exc:
-        raise UsageError(f"{script_path}: invalid Python (line {exc.lineno}): {exc.msg}") from None
-    found: list[str] = []
-    known = {"Experiment", "Root"}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            args = node.args.posonlyargs + node.args.args
-            annotation = args[0].annotation if args else None
-            if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
-                spelled = annotation.value.split(".")[-1]
-            else:
-                spelled = annotation.attr if isinstance(annotation, ast.Attribute) else getattr(annotation, "id", None)
-            if spelled == "Root":  # a functional experiment (xmen.functional)
-                found.append(node.name)
-            continue
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for base in node.bases:
-            name = base.attr if isinstance(base, ast.Attribute) else base.id if isinstance(base, ast.Name) else None
-            if name in known:
-                found.append(node.name)
-                known.add(node.name)
-                break
-    return found
-
-
-def _module_name_for(path: str) -> str:
-    """A module name for a script imported by path: its stem, unless that would shadow another module."""
-    stem = Path(path).stem
-    if stem.isidentifier():
-        loaded = sys.modules.get(stem)
-        if loaded is not None:
-            if getattr(loaded, "__file__", None) and os.path.abspath(loaded.__file__) == path:
-                return stem
-        else:
-            try:
-                spec = importlib.util.find_spec(stem)
-            except (ImportError, ValueError):
-                spec = None
-            if spec is None or (spec.origin and os.path.abspath(spec.origin) == path):
-                return stem
-    return f"_xmen_script_{abs(hash(path)):x}_{''.join(c if c.isalnum() else '_' for c in stem)}"
-
-
-def load_class(spec: str) -> type["Experiment"]:
-    """Import ``SCRIPT.py:ClassName`` by path and return that Experiment subclass.
-
-    The script's folder goes first on ``sys.path`` (as when it runs as a script); its module is registered in
-    ``sys.modules`` so that ``inspect`` finds its source. Errors in the user's module propagate with their traceback.
-    """
-    path_text, sep, qualname = spec.rpartition(":")
-    if not sep or not path_text or not qualname:
-        raise UsageError(f"expected SCRIPT.py:ClassName, got {spec!r}")
-    path = os.path.abspath(path_text)
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such file")
-    folder = os.path.dirname(path)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    name = _module_name_for(path)
-    module = sys.modules.get(name)
-    if module is None:
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise UsageError(f"{path}: cannot be imported as a Python module")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-    obj: Any = module
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            available = ", ".join(find_experiment_classes(path)) or "none found"
-            raise UsageError(f"{path} has no class {qualname!r} (Experiment classes: {available})")
-    if inspect.isfunction(obj):
-        from xmen.define.functional import functional_experiment, is_functional
-
-        if not is_functional(obj):
-            raise UsageError(f"{path}:{qualname} is a function, but its first argument is not annotated Root")
-        return functional_experiment(obj)
-    if not (isinstance(obj, type) and issubclass(obj, Experiment)):
-        raise UsageError(f"{path}:{qualname} is not a subclass of xmen.experiment.Experiment")
-    return obj
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Run-time machinery: tee of the output, signal trap
 # ----------------------------------------------------------------------------------------------------------------
-
-
-class _Tee:
-    """A text stream writing to the original stream and to a shared log file.
-
-    Line-buffered on both sides so that the terminal/cluster log and ``out.txt`` stay in order with stderr.
-    Anything it does not define (``fileno``, ``isatty``, ``encoding``, ...) is the original stream's. A failing log
-    write (disk full) never breaks the experiment.
-    """
-
-    def __init__(self, stream: TextIO, log: TextIO, lock: threading.Lock) -> None:
-        self._stream = stream
-        self._log = log
-        self._lock = lock
-
-    def write(self, text: str) -> int:
-        written = self._stream.write(text)
-        with self._lock:
-            try:
-                self._log.write(text)
-                if "\n" in text:
-                    self._log.flush()
-            except (OSError, ValueError):
-                pass
-        if "\n" in text:
-            with contextlib.suppress(OSError, ValueError):
-                self._stream.flush()
-        return written if isinstance(written, int) else len(text)
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._stream.flush()
-        with self._lock, contextlib.suppress(OSError, ValueError):
-            self._log.flush()
-
-    def close(self) -> None:  # closing sys.stdout must not close the terminal or the log under us
-        self.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-@contextlib.contextmanager
-def _tee_output(log_path: Path) -> Iterator[None]:
-    """Copy ``sys.stdout``/``sys.stderr`` into ``log_path`` (appended) for the duration of the block."""
-    try:
-        log = open(log_path, "a", encoding="utf-8", errors="replace", buffering=1)
-    except OSError as exc:  # no log is better than no run
-        print(f"xmen: cannot write {log_path}: {exc}", file=sys.stderr)
-        yield
-        return
-    lock = threading.Lock()
-    originals = (sys.stdout, sys.stderr)
-    # A missing stream (pythonw, a closed fd) is not teed: there is nothing to copy it from.
-    tees = tuple(_Tee(stream, log, lock) if stream is not None else None for stream in originals)
-    sys.stdout = tees[0] or sys.stdout  # type: ignore[assignment]
-    sys.stderr = tees[1] or sys.stderr  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        for tee in tees:
-            if tee is not None:
-                tee.flush()
-        if tees[0] is not None and sys.stdout is tees[0]:
-            sys.stdout = originals[0]
-        if tees[1] is not None and sys.stderr is tees[1]:
-            sys.stderr = originals[1]
-        with lock:
-            log.close()
-
-
-class _Interrupted(BaseException):
-    """Raised inside ``run()`` when a SIGTERM/SIGUSR1/SIGHUP asks the experiment to stop.
-
-    A ``BaseException``, so that a user's ``except Exception`` does not swallow the scheduler's request.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-_SIGNAL_STATUS = {
-    signal.SIGINT: st.STOPPED,
-    signal.SIGHUP: st.STOPPED,
-    signal.SIGTERM: st.TIMEOUT,
-    signal.SIGUSR1: st.TIMEOUT,
-}
-
-
-class _SignalTrap:
-    """Turn SIGINT into KeyboardInterrupt and SIGTERM/SIGUSR1/SIGHUP into :class:`_Interrupted` while ``run()``
-    runs; ignore repeats of a signal within a second (the same request delivered twice) and, once ``run()`` has
-    returned, only record signals so that the final status write cannot be interrupted."""
-
-    def __init__(self) -> None:
-        self.armed = True
-        self.first: int | None = None
-        self._first_at = 0.0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> "_SignalTrap":
-        if threading.current_thread() is threading.main_thread():
-            for sig in _SIGNAL_STATUS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if self.first is None:
-            self.first, self._first_at = signum, now
-        elif now - self._first_at < _SIGNAL_DEDUP_SECONDS:
-            return
-        if not self.armed:
-            return
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise _Interrupted(signum)
 
 
 def _comment_safe(text: Any) -> str:
@@ -500,7 +266,7 @@ class _Block:
         self.left = threading.Event()
         self.error: BaseException | None = None
         self.failure: BaseException | None = None
-        self.trap = _SignalTrap()
+        self.trap = SignalTrap()
         self.thread = threading.Thread(target=self._manage, name="xmen-with-block", daemon=True)
 
     def _body(self) -> None:
@@ -666,11 +432,9 @@ class Experiment:
 
     def note(self, text: str, remove: bool = False) -> None:
         """Leave a note with the experiment (in ``params.yml``), or remove it with ``remove=True``."""
-        from xmen.sets.expset import _edit_notes
-
         if self._xmen.directory is None:
             raise XmenError(f"{type(self).__name__} has no folder: register() it before leaving notes")
-        files.update_yaml(self._xmen.directory / PARAMS_FILE, _edit_notes("_notes", str(text), remove),
+        files.update_yaml(self._xmen.directory / PARAMS_FILE, edit_notes(EXPERIMENT_NOTES, str(text), remove),
                           params_comments(type(self)))
 
     def detach(self) -> None:
@@ -999,9 +763,9 @@ class Experiment:
             files.update_yaml(params, start, comments)
             state.status = st.RUNNING
             heartbeat = None if managed else Heartbeat(folder).start()
-            trap = _SignalTrap()
+            trap = SignalTrap()
             try:
-                with _tee_output(folder / OUT_FILE):
+                with tee_output(folder / OUT_FILE):
                     trap.install()
                     try:
                         final, reason, code = self._call_user(call)
@@ -1040,9 +804,9 @@ class Experiment:
         """Run the user's code; (status, one-line reason or None, exit code). Tracebacks are printed here."""
         try:
             call()
-        except _Interrupted as exc:
+        except Interrupted as exc:
             name = signal.Signals(exc.signum).name
-            return _SIGNAL_STATUS[exc.signum], f"received {name}", 128 + exc.signum
+            return SIGNAL_STATUS[exc.signum], f"received {name}", 128 + exc.signum
         except KeyboardInterrupt:
             return st.STOPPED, "received SIGINT", EXIT_STOPPED
         except SystemExit as exc:
@@ -1078,7 +842,7 @@ class Experiment:
 
     def parse_args(self, argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
         """Parse the experiment's command line (``sys.argv[1:]`` by default); ``--help`` shows the parameters."""
-        return _parser(type(self), prog).parse_args(argv)
+        return class_parser(type(self), prog).parse_args(argv)
 
     def main(self, args: argparse.Namespace | None = None) -> None:
         """Do what the command line asked. Errors: one ``error: ...`` line on stderr and a non-zero exit."""
@@ -1093,7 +857,7 @@ class Experiment:
             raise SystemExit(code)
 
     def _dispatch(self, args: argparse.Namespace) -> int:
-        args.debug = _debug_folder(args.debug)
+        args.debug = debug_folder(args.debug)
         actions = [flag for flag in ("to_defaults", "to_root", "register", "debug") if getattr(args, flag) is not None]
         if args.execute is not None:
             if args.update is not None:
@@ -1103,7 +867,7 @@ class Experiment:
         elif not actions and not args.name:
             raise UsageError("nothing to do: use --execute, --to_root, --to_defaults, --register, --debug or --name")
         if args.update is not None:
-            self.update(_parse_update(args.update))
+            self.update(parse_update(args.update))
         if args.name:
             print(type(self).__name__)
         if args.to_defaults is not None:
@@ -1124,80 +888,6 @@ class Experiment:
         return 0
 
 
-def _parse_update(text: str) -> dict[str, Any]:
-    """The ``--update`` YAML mapping (safe loader only: tags such as ``!!python/object`` are refused)."""
-    try:
-        data = files.load_yaml_text(text, "--update")
-    except XmenError as exc:
-        raise UsageError(str(exc)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"--update expects a YAML mapping such as '{{a: 1, b: x}}', got {text!r}")
-    return data
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors (``error: ...``) instead of usage + message."""
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _parser(cls: type, prog: str | None) -> argparse.ArgumentParser:
-    """The command line of ``cls``: :data:`experiment_parser` (sharing its arguments, so arguments a user adds to
-    it appear here too) with the class's name and documentation."""
-    parser = copy.copy(experiment_parser)
-    parser.prog = prog or os.path.basename(sys.argv[0] or "") or cls.__name__
-    parser.description = cls.__doc__
-    return parser
-
-
-def _base_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="experiment", formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--update", metavar="YAML_STRING",
-        help="Update the parameters given by a yaml string, e.g. \"{a: x, b: 3}\". Applied before the other flags; "
-        "can be combined with --to_root, --to_defaults, --register and --debug.",
-    )
-    parser.add_argument(
-        "--execute", metavar="PARAMS",
-        help="Execute the experiment from the given params.yml file. Cannot be called with --update.",
-    )
-    parser.add_argument(
-        "--to_root", metavar="DIR",
-        help="Generate a run script and defaults.yml file for interfacing with the experiment manager. If the "
-        "directory does not exist then it is first created.",
-    )
-    parser.add_argument(
-        "--to_defaults", metavar="DIR",
-        help="Generate a defaults.yml file from the experiment defaults in the given directory.",
-    )
-    parser.add_argument(
-        "--register", nargs=2, metavar=("ROOT", "NAME"),
-        help="Register an experiment at root (1st positional) name (2nd positional).",
-    )
-    parser.add_argument("--purpose", metavar="TEXT", help="The purpose recorded by --register.")
-    parser.add_argument(
-        "--debug", nargs="?", const="", metavar="DIR",
-        help="Run the experiment now in DIR, or in a fresh temporary folder if DIR is not given.",
-    )
-    parser.add_argument("--name", action="store_true", help="Print the name of the experiment class.")
-    return parser
-
-
-#: The parser every Experiment's command line is made from (``parse_args()`` uses a copy naming the class).
-experiment_parser = _base_parser()
-
-
-def _debug_folder(value: str | None) -> str | None:
-    """``--debug``'s folder; the original's boolean form ``--debug True`` / ``False`` means a temporary folder /
-    no debug run (unless a folder of that name exists)."""
-    if value is not None and value.lower() in ("true", "false") and not os.path.isdir(value):
-        return "" if value.lower() == "true" else None
-    return value
-
-
 #: Public names of the base class: a parameter with one of these names would hide the API.
 _RESERVED = frozenset(
     name for name, value in vars(Experiment).items() if not name.startswith("_") and not isinstance(value, _Recorded)
@@ -1211,22 +901,6 @@ _RECORDED = frozenset(name for name, value in vars(Experiment).items() if isinst
 TypedMeta = type
 
 
-def _cli(argv: list[str] | None = None) -> None:
-    """``python -m xmen.experiment SCRIPT.py:ClassName [flags]``."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0].startswith("-"):
-        print("error: usage: python -m xmen.experiment SCRIPT.py:ClassName [--execute PARAMS | --to_root DIR | "
-              "--register ROOT NAME | --debug [DIR] | --help ...]", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        cls = load_class(args[0])
-    except XmenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    exp = cls()
-    exp.main(exp.parse_args(args[1:], prog=f"python -m xmen.experiment {args[0]}"))
-
-
 __all__ = [
     "DEFAULTS_FILE",
     "Experiment",
@@ -1236,17 +910,9 @@ __all__ = [
     "PARAMS_FILE",
     "SCRIPT_FILE",
     "defaults_dict",
-    "find_experiment_classes",
-    "load_class",
     "params_comments",
     "params_table",
 ]
-
-if __name__ == "__main__":
-    # Run through the real module, not this __main__ copy, so the user's classes subclass the same Experiment.
-    from xmen.define.experiment import _cli as _real_cli
-
-    _real_cli()
 
 # The public path of the class (what help(), pydoc and pickles name): xmen.experiment re-exports this module.
 Experiment.__module__ = "xmen.experiment"

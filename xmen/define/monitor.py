@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from xmen.define.process import SignalTrap
+
 TRIGGERS = ("step", "epoch", "era", "eon", "supereon")
 BRIEF = {"step": "s", "epoch": "e", "era": "er", "eon": "eo", "supereon": "se"}
 _TRIGGER_OF = {**{k: k for k in TRIGGERS}, **{v: k for k, v in BRIEF.items()}}
@@ -129,7 +131,7 @@ class Messenger(Hook):
         super().__init__(spec)
 
     def __call__(self, variables: dict[str, Any], monitor: "Monitor") -> None:
-        from xmen.define.experiment import Experiment
+        from xmen.define.experiment import Experiment  # import weight: the class loads PyYAML; a bare Monitor needs none
 
         if self.targets is None:
             experiments = [monitor.experiment] if monitor.experiment is not None else []
@@ -438,10 +440,8 @@ class Monitor:
             if isinstance(hook, Checkpointer):
                 hook(hook.matches(self.caller_variables), self)
         self.stop(f"{left:.0f}s left before the time limit: checkpointed at step {self.step}, stopping")
-        from xmen.define.experiment import _SignalTrap
-
         handler = signal.getsignal(signal.SIGUSR1)
-        if isinstance(getattr(handler, "__self__", None), _SignalTrap) and \
+        if isinstance(getattr(handler, "__self__", None), SignalTrap) and \
                 threading.current_thread() is threading.main_thread():
             # Under xmen (--execute or exp()), SIGUSR1 is the scheduler's "time is up": status timeout, a rerun
             # resumes. The handler raises here, before the line below.

@@ -24,14 +24,19 @@ import sys
 import tempfile
 from typing import Any, Callable
 
+from xmen.errors import XmenError
+from xmen.host import plugin, slurm_submit
 from xmen.run import planner, rule_job
-from xmen.store import provenance, retry
+from xmen.slurm import partitions
+from xmen.store.files import read_yaml_settled, update_yaml
+from xmen.store.layout import DONE_FILE, RUN_LOG
+from xmen.store import logs, retry
 from xmen.store import status as st
 from xmen.sets.expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
-from xmen.run.runner import done_token
+from xmen.store.locks import done_token
 
-DONE = st.DONE_FILE
-LOG = rule_job.LOG
+DONE = DONE_FILE
+LOG = RUN_LOG
 #: ``--config xmen_slurm_step=snakemake``: every SLURM job runs the plugin's own job step (see xmen.rule_job).
 SLURM_STEP_CONFIG = "xmen_slurm_step"
 _SPECIAL_NAMES = frozenset(["", ".", ".."])
@@ -235,9 +240,7 @@ class XmenWorkflow:
             if verdict.path in adopted:
                 print(f"xmen: {self.rel(verdict.path)}: {verdict.reason}", file=sys.stderr, flush=True)
         if self.slurm:  # a real run (xmen.slurm follows the adopted jobs' status), not a dry run
-            from xmen.slurm import queue as slurm_queue
-
-            slurm_queue.adopt(adopted)
+            slurm_submit.adopt(adopted)
 
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
@@ -246,21 +249,18 @@ class XmenWorkflow:
         if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
             return
         self._checked = True
-        from xmen.slurm import queue as slurm_queue
-
         wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
         limit = getattr(getattr(self.workflow, "resource_settings", None), "max_threads", None)
-        grouped = slurm_queue.preflight(wanted, max_threads=limit)
+        grouped = partitions.preflight(wanted, max_threads=limit)
         if grouped:
-            slurm_queue.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
+            slurm_submit.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
 
     def refused(self, wildcards: Any) -> bool:
         """Whether the SLURM preflight of this run refused the experiment (xmen.slurm_queue.refuse)."""
-        queue = sys.modules.get("xmen.slurm_queue")
-        if queue is None or not queue.HOOKS.refused:
+        if not slurm_submit.HOOKS.refused:
             return False
         exp = getattr(wildcards, "exp", None)
-        return bool(exp) and os.path.normpath(os.path.join(self.cwd, str(exp))) in queue.HOOKS.refused
+        return bool(exp) and os.path.normpath(os.path.join(self.cwd, str(exp))) in slurm_submit.HOOKS.refused
 
     # ------------------------------------------------------------------ the rule's callables
     def requires_input(self) -> Any:
@@ -392,7 +392,7 @@ class XmenWorkflow:
         refused = self.attempt_refusal(exp, int(resources.get("xmen_attempt") or 1))
         if refused is not None:
             raise WorkflowError(refused)
-        provenance.keep_previous_log(exp)
+        logs.keep_previous_log(exp)
         if not self.workflow.is_main_process and not self.workflow.local_exec:
             threads = self.remote_threads(wildcards) or threads  # what SLURM was asked for, not this --cores
         command = experiment_command(exp, threads, resources, expect=self.planned.get(os.path.normpath(exp)))
@@ -504,16 +504,11 @@ def install_slurm_hooks(workdir: str) -> bool:
     executor = getattr(module, "Executor", None)
     if executor is None:
         return False
-    from xmen.slurm import queue as slurm_queue
-
-    return slurm_queue.install(executor, workdir, module)
+    return slurm_submit.install(executor, workdir, module)
 
 
 def _read_params(path: str) -> dict[str, Any]:
     """The experiment's params.yml (read only when a job with retries failed); empty when it cannot be read."""
-    from xmen.errors import XmenError
-    from xmen.store.files import read_yaml_settled
-
     try:
         data = read_yaml_settled(path)
     except (XmenError, OSError):
@@ -523,9 +518,6 @@ def _read_params(path: str) -> dict[str, Any]:
 
 def _note_not_retried(params: str, options: dict[str, Any], attempt: int) -> None:
     """Add to the experiment's ``_error`` why its failed ``attempt`` is not retried (decided on what is on disk)."""
-    from xmen.errors import XmenError
-    from xmen.store.files import update_yaml
-
     def change(data: dict[str, Any]) -> None:
         retry.note(data, retry.decide(options, data, attempt))
 
@@ -610,17 +602,13 @@ def adopts_slurm_jobs(frame: Any, installed: bool) -> bool:
     """Whether this Snakemake runs the workflow with the slurm executor and xmen.slurm is ``installed`` in it (it
     follows the adopted jobs' status), or dry-runs it with that executor: then the planner adopts jobs still alive
     in SLURM."""
-    from xmen.slurm import sacct as slurm
-
-    if slurm.executor_in_use(frame, dry_run=True) != "slurm":
+    if plugin.executor_in_use(frame, dry_run=True) != "slurm":
         return False
-    return installed or slurm.executor_in_use(frame) == "dryrun"
+    return installed or plugin.executor_in_use(frame) == "dryrun"
 
 
 def install_slurm(frame: Any) -> bool:
     """Install xmen.slurm into the slurm executor plugin when this Snakemake runs the workflow with it."""
-    from xmen.slurm import sacct as slurm
-
-    if slurm.executor_in_use(frame) != "slurm":
+    if plugin.executor_in_use(frame) != "slurm":
         return False
-    return slurm.install()
+    return plugin.install()

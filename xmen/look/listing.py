@@ -34,6 +34,7 @@ from xmen.errors import StateFileError, UsageError
 from xmen.store.origin import label as origin_label
 from xmen.look.predicates import ColumnPattern, Predicate, parse_param_filters
 from xmen.store.statecheck import check_set_data
+from xmen.store.layout import DELTA_FILE, INDEX_FILE, PARAMS_FILE, SET_FILE, XMEN_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -55,11 +56,6 @@ __all__ = [
     "to_dataframe",
 ]
 
-SET_FILE = "experiment.yml"
-PARAMS_FILE = "params.yml"
-INDEX_DIR = ".xmen"
-INDEX_FILE = "index.json"
-DELTA_FILE = "index-delta.json"
 #: The delta is folded into the base once it holds more than this many entries or a tenth of the set.
 DELTA_MIN = 500
 INDEX_FORMAT = "xmen-list-index"
@@ -411,8 +407,8 @@ class _SetState:
     def __init__(self, root: str, now_ns: int) -> None:
         self.root = root
         self.now_ns = now_ns
-        self.index_path = os.path.join(root, INDEX_DIR, INDEX_FILE)
-        self.delta_path = os.path.join(root, INDEX_DIR, DELTA_FILE)
+        self.index_path = os.path.join(root, XMEN_DIR, INDEX_FILE)
+        self.delta_path = os.path.join(root, XMEN_DIR, DELTA_FILE)
         self.problem: str | None = None
         self.info: dict[str, Any] = {}
         self.names: list[str] = []

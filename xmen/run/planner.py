@@ -31,26 +31,21 @@ status file, or the code is newer, or the experiment has glob requirements.
 """
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-import yaml
-
+from xmen.errors import StateFileError
+from xmen.slurm.queue import QueueView, describe, describe_adopted
+from xmen.store import files, statecheck
 from xmen.store import status as st
+from xmen.store.heartbeat import effective_status
+from xmen.store.locks import done_token
+from xmen.store.layout import PARAMS_FILE
+from xmen.store.setfile import (Requirements, SetInfo, code_record, file_hash, is_glob, load_set, mtime_ns,
+                                 params_hash, public_params, read_mapping, set_paths)
 
-try:
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader  # type: ignore[misc]
-
-SET_FILE = "experiment.yml"
-PARAMS_FILE = "params.yml"
-DEFAULT_SCRIPT = "script.sh"
 
 RUN = "run"  #: needs a run
 DONE = "done"  #: finished and up to date
@@ -59,7 +54,6 @@ BLOCKED = "blocked"  #: cannot run: a requirement is unlinked, unreadable or blo
 SKIP = "skip"  #: left alone: running now, or its params.yml cannot be read
 UNLINKED = "unlinked"  #: not a linked experiment (only ever a requirement)
 
-_GLOB_CHARS = frozenset("*?[")
 #: The end of a queued experiment's reason (what its dependents quote without it).
 _NOT_AGAIN = ", not submitted again"
 
@@ -80,113 +74,7 @@ class Verdict:
     job_id: str = ""
 
 
-def _done_token(path: str) -> str:
-    from xmen.run.runner import done_token
-
-    return done_token(path)
-
-
-def is_glob(spec: str) -> bool:
-    return any(c in _GLOB_CHARS for c in spec)
-
-
-def params_hash(params: dict[str, Any]) -> str:
-    """Hash of an experiment's parameters (the keys not starting with ``_``), independent of key order."""
-    public = {str(k): v for k, v in params.items() if not str(k).startswith("_")}
-    text = json.dumps(public, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {str(k): v for k, v in params.items() if not str(k).startswith("_")}
-
-
-def file_hash(path: str | None) -> str | None:
-    """sha256 (first 16 hex digits) of a file's bytes; None when it cannot be read."""
-    if not path:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()[:16]
-
-
-def _mtime(path: str) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-def _read_yaml(path: str) -> dict[str, Any] | None:
-    """A YAML mapping, or None when the file is missing, unreadable or not a mapping."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle.read(), Loader=_Loader)
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    if data is None:
-        return {}
-    return data if isinstance(data, dict) else None
-
-
-@dataclass
-class SetInfo:
-    """One set's experiment.yml as the planner needs it."""
-
-    root: str
-    linked: dict[str, dict[str, Any]]  # name -> run options, requires as given (defaults merged)
-    data: dict[str, Any]
-    _code: tuple[list[str], int | None] | None = None
-    _hashes: dict[str, str | None] | None = None
-
-    def code_files(self) -> list[str]:
-        """The files whose content is the experiment's code: the set's script and the Python module, if any."""
-        found = [os.path.join(self.root, str(self.data.get("script") or DEFAULT_SCRIPT))]
-        defaults = _read_yaml(os.path.join(self.root, str(self.data.get("defaults") or "defaults.yml"))) or {}
-        version = defaults.get("_version")
-        if isinstance(version, dict) and version.get("module"):
-            found.append(str(version["module"]))
-        return found
-
-    def code(self) -> tuple[list[str], int | None]:
-        """(code files, newest mtime among them), computed once per set."""
-        if self._code is None:
-            paths = self.code_files()
-            mtimes = [m for m in (_mtime(p) for p in paths) if m is not None]
-            self._code = (paths, max(mtimes) if mtimes else None)
-        return self._code
-
-
-def load_set(root: str) -> SetInfo | None:
-    """The set at ``root`` (absolute), or None if it has no readable experiment.yml."""
-    data = _read_yaml(os.path.join(root, SET_FILE))
-    if data is None:
-        return None
-    defaults = data.get("options") if isinstance(data.get("options"), dict) else {}
-    experiments = data.get("experiments") if isinstance(data.get("experiments"), dict) else {}
-    linked: dict[str, dict[str, Any]] = {}
-    for name, options in experiments.items():
-        merged = dict(defaults)
-        if isinstance(options, dict):
-            merged.update(options)
-        linked[str(name)] = merged
-    return SetInfo(root=root, linked=linked, data=data)
-
-
-def code_record(info: SetInfo) -> dict[str, Any]:
-    """``{file: hash}`` of the set's code files now (what a run records and the planner compares); the set's
-    script by its name, the experiment module by its path. Hashed once per SetInfo."""
-    if info._hashes is None:
-        info._hashes = {os.path.basename(p) if i == 0 else p: file_hash(p) for i, p in enumerate(info.code()[0])}
-    return dict(info._hashes)
-
-
-class Planner:
+class Planner(Requirements):
     """Decisions over any number of sets, each read once; ask :meth:`verdict` or :meth:`plan`.
 
     ``reasons=False`` skips reading the ``params.yml`` of experiments whose status file is missing (they run
@@ -196,70 +84,12 @@ class Planner:
     """
 
     def __init__(self, reasons: bool = True, tokens: bool = False, adopt: bool = False) -> None:
+        super().__init__()
         self.reasons = reasons
         self.tokens = tokens
         self.adopt = adopt
-        self._sets: dict[str, SetInfo | None] = {}
         self._verdicts: dict[str, Verdict] = {}
-        self._requires: dict[str, list[tuple[str, str]]] = {}
         self._queue: Any = None  # xmen.slurm_queue.QueueView, made on first need
-
-    # ------------------------------------------------------------------ reading
-    def set_info(self, root: str) -> SetInfo | None:
-        if root in self._sets:
-            return self._sets[root]
-        root = os.path.normpath(root)
-        if root not in self._sets:
-            self._sets[root] = load_set(root)
-        return self._sets[root]
-
-    def options(self, path: str) -> dict[str, Any] | None:
-        """Run options of the linked experiment at ``path``; None when it is not linked."""
-        root, name = os.path.split(path)
-        info = self.set_info(root)
-        return None if info is None else info.linked.get(name)
-
-    def requirements(self, path: str) -> list[tuple[str, str]]:
-        """``(spec as given, absolute path)`` of each requirement of ``path``, globs resolved against what is
-        linked now. A glob matching nothing yields ``(spec, "")``."""
-        if path in self._requires:
-            return self._requires[path]
-        options = self.options(path) or {}
-        specs = options.get("requires") or []
-        if isinstance(specs, str):
-            specs = [specs]
-        root = os.path.dirname(path)
-        resolved: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for spec in specs:
-            spec = str(spec).rstrip("/")
-            if not is_glob(spec):
-                target = os.path.normpath(os.path.join(root, spec))
-                if target not in seen:
-                    seen.add(target)
-                    resolved.append((spec, target))
-                continue
-            folder, _, pattern = spec.rpartition("/")
-            other = os.path.normpath(os.path.join(root, folder)) if folder else root
-            info = self.set_info(other)
-            linked = info.linked if info else {}
-            if pattern in linked:  # a name that merely contains [ or *: itself
-                names = [pattern]
-            else:
-                names = [n for n in linked if fnmatch.fnmatchcase(n, pattern)]
-            if not names:
-                resolved.append((spec, ""))
-            for name in names:
-                target = os.path.join(other, name)
-                if target not in seen and target != path:
-                    seen.add(target)
-                    resolved.append((spec, target))
-        self._requires[path] = resolved
-        return resolved
-
-    def has_glob_requirements(self, path: str) -> bool:
-        specs = (self.options(path) or {}).get("requires") or []
-        return any(is_glob(str(s)) for s in ([specs] if isinstance(specs, str) else specs))
 
     # ------------------------------------------------------------------ deciding
     def verdict(self, path: str) -> Verdict:
@@ -269,7 +99,7 @@ class Planner:
             return found
         # A cycle (refused at register, but experiment.yml can be edited by hand): Snakemake reports it.
         self._verdicts[path] = Verdict(path, RUN, "requirement cycle", "unknown")
-        seen = _done_token(path) if self.tokens else ""
+        seen = done_token(path) if self.tokens else ""
         result = self._decide(path)
         if seen:
             result = replace(result, seen=seen)
@@ -279,7 +109,7 @@ class Planner:
     def _decide(self, path: str) -> Verdict:
         if self.options(path) is None:
             return Verdict(path, UNLINKED, "not a linked experiment", UNLINKED)
-        done = _mtime(os.path.join(path, st.DONE_FILE))
+        done = mtime_ns(os.path.join(path, st.DONE_FILE))
         blocked = waits = reran = changed = queued = None
         for spec, required in self.requirements(path):
             shown = self._show(required, path) if required else spec
@@ -301,7 +131,7 @@ class Planner:
                     state = other.status if other.status != "unknown" else self._status(required)
                     waits = f"requirement {shown} pending" + (f" ({state})" if state in st.FAILED else "")
                 continue
-            required_done = _mtime(os.path.join(required, st.DONE_FILE))
+            required_done = mtime_ns(os.path.join(required, st.DONE_FILE))
             if done is not None and required_done is not None and required_done > done:
                 reran = reran or f"requirement {shown} reran"
             if other.action == CHANGED:
@@ -326,8 +156,6 @@ class Planner:
     def queue(self) -> Any:
         """What SLURM says of the experiments with a queued marker (one squeue call per :meth:`plan`)."""
         if self._queue is None:
-            from xmen.slurm.queue import QueueView
-
             self._queue = QueueView()
         return self._queue
 
@@ -337,8 +165,6 @@ class Planner:
         found = self.queue().queued(path)
         if found is None:
             return None
-        from xmen.slurm.queue import describe, describe_adopted
-
         if self.adopt:
             return Verdict(path, RUN, describe_adopted(found[0].job_id, found[1], queued=True), st.QUEUED,
                            job_id=found[0].job_id)
@@ -351,10 +177,10 @@ class Planner:
         if not self.adopt:
             return None
         if params is None:
-            beat = _mtime(os.path.join(path, st.HEARTBEAT_FILE))
+            beat = mtime_ns(os.path.join(path, st.HEARTBEAT_FILE))
             if beat is None or time.time() - beat / 1e9 > st.LOST_AFTER:
                 return None
-            params = _read_yaml(os.path.join(path, PARAMS_FILE)) or {}
+            params = read_mapping(os.path.join(path, PARAMS_FILE)) or {}
         run = params.get("_run") if isinstance(params.get("_run"), dict) else {}
         job_id = str(run.get("slurm_job_id") or "")
         if params.get("_status") != st.RUNNING or not job_id:
@@ -362,12 +188,10 @@ class Planner:
         state = self.queue().running(job_id, str(run.get("started") or ""))
         if state is None:
             return None
-        from xmen.slurm.queue import describe_adopted
-
         return Verdict(path, RUN, describe_adopted(job_id, state, queued=False), st.RUNNING, job_id=job_id)
 
     def _status(self, path: str) -> str:
-        params = _read_yaml(os.path.join(path, PARAMS_FILE))
+        params = read_mapping(os.path.join(path, PARAMS_FILE))
         if params is None:
             return "corrupt"
         return str(params.get("_status") or st.REGISTERED)
@@ -378,9 +202,6 @@ class Planner:
             return queued
         if not self.reasons:
             return self._adopted_running(path) or Verdict(path, RUN, "pending", "unknown")
-        from xmen.store import files, statecheck
-        from xmen.errors import StateFileError
-
         params_file = os.path.join(path, PARAMS_FILE)
         try:  # what every command checks (an empty or hand-damaged params.yml is named, never run as "new")
             params = dict(statecheck.check_params(params_file, files.read_yaml(params_file)))
@@ -388,8 +209,6 @@ class Planner:
             return Verdict(path, SKIP, f"unreadable params.yml: {exc}", "corrupt")
         current = str(params.get("_status"))
         if current == st.RUNNING:
-            from xmen.store.heartbeat import effective_status
-
             current = effective_status(params, path)
             if current == st.RUNNING:
                 return self._adopted_running(path, params) or Verdict(path, SKIP, "running now", current)
@@ -411,14 +230,14 @@ class Planner:
         info = self.set_info(root)
         assert info is not None
         params_file = os.path.join(path, PARAMS_FILE)
-        params_mtime = _mtime(params_file)
+        params_mtime = mtime_ns(params_file)
         code_files, code_mtime = info.code()
         globbed = self.has_glob_requirements(path)
         newer_params = params_mtime is not None and params_mtime > done
         newer_code = code_mtime is not None and code_mtime > done
         if not (globbed or newer_params or newer_code):
             return None
-        params = _read_yaml(params_file)
+        params = read_mapping(params_file)
         if not params:
             return None
         run = params.get("_run") if isinstance(params.get("_run"), dict) else {}
@@ -497,10 +316,3 @@ def release_for_rerun(paths: Iterable[str]) -> None:
             pass
 
 
-def set_paths(root: str, names: Iterable[str] | None = None) -> list[str]:
-    """Absolute experiment paths of the linked experiments of the set at ``root`` (or of ``names``)."""
-    root = os.path.abspath(root)
-    if names is None:
-        info = load_set(root)
-        names = list(info.linked) if info else []
-    return [os.path.join(root, str(n)) for n in names]

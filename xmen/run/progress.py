@@ -26,11 +26,8 @@ from xmen.store import files
 from xmen.store import status as st
 from xmen.errors import StateFileError
 from xmen.sets.expset import PARAMS_FILE
+from xmen.store.layout import LAST_RUN_LOG, RUN_LOG
 
-#: Where ``xmen run`` keeps Snakemake's output of the last run, relative to the set's root.
-RUN_LOG = Path(".xmen") / "last-run.log"
-#: What run.sh printed, in each experiment's folder (the rule's ``XMEN_LOG``).
-EXPERIMENT_LOG = "xmen.log"
 #: Seconds between refreshes of the line on a terminal, and the least time between lines otherwise.
 TTY_INTERVAL = 0.5
 PLAIN_INTERVAL = 10.0

@@ -35,11 +35,10 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from xmen.store import provenance
+from xmen.store import logs
 from xmen.store import status as st
+from xmen.store.layout import RUN_LOG
 
-#: The experiment's log, written by its run.sh (the runner's and the experiment's output).
-LOG = "xmen.log"
 #: What Snakemake sets to a job's threads for the libraries that start threads of their own (snakemake.shell).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -82,7 +81,7 @@ def environment(threads: int, resources: Mapping[str, Any], expect: str | None =
 def shell_line(exp: str, env: Mapping[str, str]) -> str:
     """The shell line of the rule's run block: run.sh with ``env``, its output in the experiment's log."""
     prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    return f"{prefix} bash {shlex.quote(os.path.join(exp, 'run.sh'))} > {shlex.quote(os.path.join(exp, LOG))} 2>&1"
+    return f"{prefix} bash {shlex.quote(os.path.join(exp, 'run.sh'))} > {shlex.quote(os.path.join(exp, RUN_LOG))} 2>&1"
 
 
 def refusal(exp: str, attempt: int, retries: int) -> str | None:
@@ -90,7 +89,7 @@ def refusal(exp: str, attempt: int, retries: int) -> str | None:
     allow), or None."""
     if attempt > 1 + retries:
         return (f"{exp}: not run again, attempt {attempt} is beyond its {retries} retries "
-                f"(see its params.yml _error and {os.path.join(exp, LOG)})")
+                f"(see its params.yml _error and {os.path.join(exp, RUN_LOG)})")
     return None
 
 
@@ -121,7 +120,7 @@ def failed_log_text(log: str, max_lines: int = 100) -> str:
 
 def failure(exp: str, returncode: int) -> str:
     """The one-line reason a job of the experiment failed."""
-    return f"{exp} failed with exit code {returncode} (see {os.path.join(exp, LOG)} and its params.yml _error)"
+    return f"{exp} failed with exit code {returncode} (see {os.path.join(exp, RUN_LOG)} and its params.yml _error)"
 
 
 # ------------------------------------------------------------------------------------------ the direct job
@@ -242,9 +241,9 @@ def run(spec: JobSpec) -> int:
     if spec.refused:
         print(spec.refused, file=sys.stderr, flush=True)
         return 1
-    provenance.keep_previous_log(spec.exp)
+    logs.keep_previous_log(spec.exp)
     _make_tmpdir(spec)
-    log = os.path.join(spec.exp, LOG)
+    log = os.path.join(spec.exp, RUN_LOG)
     argv = [*spec.step, "bash", "-c", _TASK, "xmen-job", os.path.join(spec.exp, "run.sh"), log]
     env = {key: value for key, value in os.environ.items() if not (spec.step and _launcher_default(key))}
     env.update(spec.env)

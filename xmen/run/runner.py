@@ -50,36 +50,26 @@ import time
 from types import FrameType
 from typing import Any
 
-from xmen.store import files, provenance
+from xmen.store import attempts, files, logs
 from xmen.store import status as st
 from xmen.errors import XmenError
 from xmen.store.heartbeat import Heartbeat
 from xmen.store.provenance import hostname, now_time
-from xmen.slurm.queue import unmark
+from xmen.store.locks import (DONE_MISSING, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS, LOCK_FILE, RUN_BY_EXPERIMENT,
+                              count_run, done_token, finished_since, flock_held, lock_held, managed_by_runner,
+                              release, try_lock)
+from xmen.store.markers import unmark
+from xmen.store.layout import RESERVE_FILE
 
-#: Lock file held by whoever runs the experiment in that folder (the runner, or a direct ``--execute``).
-LOCK_FILE = ".xmen-job.lock"
-#: Set in the child's environment: a runner manages status and heartbeat.
-ENV_JOB = "XMEN_JOB"
-#: Set in the child's environment: the absolute params.yml the runner manages (so nested experiments can tell).
-ENV_JOB_PARAMS = "XMEN_JOB_PARAMS"
 #: Set in the child's environment for a repeat registered with ``-x N``: its index (params.yml ``_repeat``).
 ENV_REPEAT = "XMEN_REPEAT"
 #: Optional attempt number (Snakemake does not export it: the rule can pass ``XMEN_ATTEMPT={resources.attempt}``).
 ENV_ATTEMPT = "XMEN_ATTEMPT"
-#: What the planner saw of the status file (:func:`done_token`); the runner skips an experiment finished since.
-ENV_EXPECT_DONE = "XMEN_EXPECT_DONE"
 #: Seconds a signalled child may take to stop before it is killed (override with ``XMEN_KILL_GRACE``).
 ENV_KILL_GRACE = "XMEN_KILL_GRACE"
 KILL_GRACE_SECONDS = 30.0
 #: The experiment's time limit in minutes (the rule exports Snakemake's ``runtime`` resource under this name).
 ENV_RUNTIME = "XMEN_RUNTIME"
-#: ``_run`` key a python experiment sets when it starts: it records its own outcome when ``run()`` returns.
-RUN_BY_EXPERIMENT = "experiment"
-#: Token of a missing status file.
-DONE_MISSING = "missing"
-#: Space the runner keeps aside while the experiment runs, freed to record the outcome when the disk filled up.
-RESERVE_FILE = ".xmen-reserve"
 RESERVE_BYTES = 256 * 1024
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
@@ -95,116 +85,6 @@ RUN_COMMENTS = {
     "_run": "The last run: host, pid, start and end time, return code",
     "_error": "Why the last run did not finish",
 }
-
-
-def try_lock(exp_dir: str | os.PathLike[str], wait: bool = False) -> int | None:
-    """Take the experiment's run lock; its fd (release with :func:`release`), or ``None`` if held elsewhere.
-
-    With ``wait=True`` block until the lock is free instead of returning ``None``. The fd is close-on-exec; the
-    runner hands it to the experiment process explicitly (``pass_fds``) so that the lock lives as long as it does.
-    """
-    fd = os.open(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def lock_held(exp_dir: str | os.PathLike[str]) -> bool | None:
-    """Whether some process holds the experiment's run lock now; ``None`` when there is no lock file.
-
-    Never creates the lock file. The probe takes the lock for an instant when it is free: a runner that
-    arrives at that instant waits for it like for any holder, and finds that nobody ran the experiment meanwhile.
-    """
-    return flock_held(os.path.join(os.fspath(exp_dir), LOCK_FILE))
-
-
-def flock_held(path: str | os.PathLike[str]) -> bool | None:
-    """Whether some process holds an flock on the file at ``path`` now; ``None`` when there is no such file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return False
-
-
-def done_token(exp_dir: str | os.PathLike[str]) -> str:
-    """What a planner saw of an experiment: ``DONE;RUNS`` for :data:`ENV_EXPECT_DONE`.
-
-    DONE is ``missing`` or the status file's inode and mtime (each write is a new inode); RUNS is the size of the
-    run lock file, to which every runner appends a line when a run starts and when it ends. Snakemake removes a
-    job's output before running it, so the status file alone cannot tell a forced rerun from an experiment another
-    run just finished; the run count can. Two ``stat`` calls; the generated Snakefile computes the same text.
-    """
-    folder = os.fspath(exp_dir)
-    try:
-        info = os.stat(os.path.join(folder, st.DONE_FILE))
-        done = f"{info.st_ino}:{info.st_mtime_ns}"
-    except OSError:
-        done = DONE_MISSING
-    try:
-        runs = str(os.stat(os.path.join(folder, LOCK_FILE)).st_size)
-    except OSError:
-        runs = "0"
-    return f"{done};{runs}"
-
-
-def finished_since(exp_dir: str | os.PathLike[str], expected: str, params: str) -> bool:
-    """True when another run finished the experiment after it was planned (``expected``, see :func:`done_token`):
-    its status file exists and is not the one the planner saw, or a run started or ended since and the experiment
-    is ``finished`` now."""
-    done_then, _, runs_then = expected.partition(";")
-    done_now, _, runs_now = done_token(exp_dir).partition(";")
-    if done_now != DONE_MISSING and done_now != done_then:
-        return True
-    if runs_then and runs_now != runs_then:
-        try:
-            return files.read_yaml_settled(params).get("_status") == st.FINISHED
-        except (XmenError, OSError):
-            return False
-    return False
-
-
-def _count_run(fd: int, event: str) -> None:
-    """Append a line to the run lock file when a run starts and when it ends: its size, which
-    :func:`done_token` reports, then changes whenever a run started or ended since a planner looked."""
-    try:
-        os.lseek(fd, 0, os.SEEK_END)
-        os.write(fd, f"{now_time()} {event} {hostname()} {os.getpid()}\n".encode("utf-8", "replace"))
-    except OSError:  # disk full: the lock still works
-        pass
-
-
-def release(fd: int | None) -> None:
-    """Release a lock taken by :func:`try_lock` (closing the fd releases the flock)."""
-    if fd is not None:
-        os.close(fd)
-
-
-def managed_by_runner(params_path: str | os.PathLike[str]) -> bool:
-    """True inside a child of this runner started for ``params_path`` (it then owns status and heartbeat)."""
-    if not os.environ.get(ENV_JOB):
-        return False
-    managed = os.environ.get(ENV_JOB_PARAMS)
-    if not managed:
-        return True
-    try:
-        return os.path.samefile(managed, params_path)
-    except OSError:
-        return os.path.abspath(managed) == os.path.abspath(params_path)
 
 
 def kill_grace() -> float:
@@ -434,9 +314,9 @@ def run_job(params_path: str, script_path: str) -> int:
                   file=sys.stderr, flush=True)
             if not os.path.exists(done_file):  # Snakemake removed it before starting this job: it is true
                 last = files.read_yaml(params).get("_run")
-                files.write_text_atomic(done_file, provenance.done_text(last if isinstance(last, dict) else {}))
+                files.write_text_atomic(done_file, attempts.done_text(last if isinstance(last, dict) else {}))
             return 0
-        _count_run(fd, "started")
+        count_run(fd, "started")
         if os.path.lexists(done_file):
             os.unlink(done_file)
         run: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "started": now_time()}
@@ -445,14 +325,14 @@ def run_job(params_path: str, script_path: str) -> int:
             run["attempt"] = attempt
         if os.environ.get("SLURM_JOB_ID"):
             run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
-        run.update(provenance.run_context(exp_dir))
+        run.update(attempts.run_context(exp_dir))
 
         repeat: list[Any] = []
 
         def start(data: dict[str, Any]) -> None:
             repeat.append(data.get("_repeat"))
             data["_status"] = st.RUNNING
-            provenance.record_start(data, run)
+            attempts.record_start(data, run)
             data["_run"] = run
             data.pop("_error", None)
 
@@ -476,7 +356,7 @@ def run_job(params_path: str, script_path: str) -> int:
                 return _record_outcome(params, exp_dir, rc, forwarder.received, run, forwarder.stopped_at_limit)
             finally:
                 _release_space(exp_dir)
-                _count_run(fd, "ended")
+                count_run(fd, "ended")
     finally:
         release(fd)
 
@@ -543,7 +423,7 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
         final = st.settle(data, ran, final, reason)  # SLURM's or xmen cancel's verdict, when in, stays
         if final == st.FINISHED:
             data.pop("_error", None)
-        provenance.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
+        attempts.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
         outcome.update(status=final, error=data.get("_error"))
 
     full = _disk_full(exp_dir)
@@ -566,7 +446,7 @@ def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run
     if final == st.FINISHED:
         try:
             _with_space(
-                exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), provenance.done_text(run))
+                exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), attempts.done_text(run))
             )
         except OSError as exc:
             print(f"xmen.job: cannot write the status file of {exp_dir}: {exc}", file=sys.stderr, flush=True)

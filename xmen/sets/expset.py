@@ -26,12 +26,15 @@ from xmen.store import files, naming, ownership, retry, statecheck, status, swee
 from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
+from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE
+from xmen.define.parameters import check_value, coerce_value, parse_comment
+from xmen.store.heartbeat import effective_status
+from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set, original_run_header
+from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
+from xmen.store.locks import flock_held, lock_held, release, try_lock
+from xmen.store.provenance import get_meta, now_time
+from xmen.store.setfile import is_glob
 
-SET_FILE = "experiment.yml"
-DEFAULTS_FILE = "defaults.yml"
-SCRIPT_FILE = "script.sh"
-PARAMS_FILE = "params.yml"
-RUN_FILE = "run.sh"
 
 _SET_COMMENTS = {
     "root": "Folder of this set (relink updates it after a move)",
@@ -86,8 +89,6 @@ def is_set(root: str | os.PathLike[str]) -> bool:
 
 
 def _now() -> str:
-    from xmen.store.provenance import now_time
-
     return now_time()
 
 
@@ -117,15 +118,11 @@ class ExperimentSet:
         Every command reads the set through here, so a damaged file stops it before it changes anything. A file
         written by the original xmen is read as ours (see xmen.legacy) before it is checked.
         """
-        from xmen.store.legacy import convert_set
-
         data = convert_set(files.read_yaml(self.set_file))
         return statecheck.check_set_data(self.set_file, data)  # type: ignore[return-value]
 
     def _save_set(self, data: dict[str, Any]) -> None:
         """Replace experiment.yml (caller holds its lock); the original xmen's version is kept as a backup first."""
-        from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set
-
         statecheck.check_set_data(self.set_file, data)
         try:
             on_disk = files.read_yaml(self.set_file)
@@ -472,8 +469,6 @@ class ExperimentSet:
     def _check_cycles(self, new_names: list[str], required: list[str], linked: dict[str, Any]) -> None:
         """Refuse requirements (paths or globs, resolved as the planner will) that lead back to an experiment
         being registered."""
-        from xmen.run.planner import is_glob
-
         new_paths = {str(self.root / n) for n in new_names}
         set_cache: dict[Path, dict[str, Any]] = {}
 
@@ -530,14 +525,14 @@ class ExperimentSet:
         if not message.strip():
             raise UsageError("empty note")
         if experiments is None:
-            self._update_set(_edit_notes("notes", message, delete))
+            self._update_set(edit_notes(SET_NOTES, message, delete))
             return []
         names = self.match(experiments)
         if not names:
             raise UsageError(f"no linked experiment matches {experiments!r}")
         done: list[str] = []
         failed: list[tuple[str, str]] = []
-        edit = _edit_notes("_notes", message, delete)
+        edit = edit_notes(EXPERIMENT_NOTES, message, delete)
         for exp_name in names:
             try:
                 _update_params(self.root / exp_name / PARAMS_FILE, edit)
@@ -672,8 +667,6 @@ class ExperimentSet:
 
     def _is_original_format(self) -> bool:
         """Whether experiment.yml on disk is still the original xmen's (its run.sh files are the original's too)."""
-        from xmen.store.legacy import is_original_set
-
         try:
             return is_original_set(files.read_yaml(self.set_file))
         except StateFileError:
@@ -791,8 +784,6 @@ class ExperimentSet:
                     f"(unregister those requirements, or pass --force)"
                 )
         self._refuse_running(owned)
-        from xmen.run.runner import flock_held
-
         if flock_held(self.root / ".xmen" / "run.lock"):
             raise XmenError(f"refusing to remove {self.root}: an xmen run is running on it")
         record = ownership.set_record(data)
@@ -886,8 +877,6 @@ def _why_not_relinkable(folder: Path, roots: list[str]) -> str | None:
 
 def _is_running(exp_dir: Path) -> bool:
     """Running now: its job runner (or the experiment it started) holds the job lock, or its heartbeat is live."""
-    from xmen.run.runner import lock_held
-
     if lock_held(exp_dir):
         return True
     try:
@@ -903,8 +892,6 @@ def _delete_experiment_folder(root: Path, exp_name: str) -> bool:
     The job lock is held while the folder is moved to a hidden trash name (one rename: a kill never leaves a
     half-deleted folder that no longer looks like xmen's) and then deleted.
     """
-    from xmen.run.runner import release, try_lock
-
     folder = root / exp_name
     fd = try_lock(folder)
     if fd is None:
@@ -997,8 +984,6 @@ def _existing_header(run_script: Path, cache: dict[str, str]) -> str:
     except OSError:
         return ""
     if _HEADER_END not in text:
-        from xmen.store.legacy import original_run_header
-
         return original_run_header(text)  # written by the original xmen
     lines = text.split("\n")
     body = []
@@ -1188,8 +1173,6 @@ class _Param:
 
 def _parameter_table(defaults: dict[str, Any], comments: dict[str, str]) -> dict[str, _Param]:
     """Parameters of a set: the non-underscore keys of defaults.yml, typed by their ``(type)`` comment."""
-    from xmen.define.parameters import parse_comment
-
     table: dict[str, _Param] = {}
     for key, value in defaults.items():
         key = str(key)
@@ -1213,8 +1196,6 @@ def _fit(key: str, choice: sweep.Choice, param: _Param) -> tuple[Any, str | None
     ``Literal[...]`` parameter's choices is an error (a typo ``adm`` would run as the default); any other misfit
     is a warning, kept as given: the tutorial sweeps ``b: None | cat`` on an int.
     """
-    from xmen.define.parameters import check_value, coerce_value
-
     declared = param.type or (_INFERRED.get(type(param.default)) if param.default is not None else None)
     value = choice.value
     if declared is None:
@@ -1268,8 +1249,6 @@ def _fit_sweep(
 
 def _check_seed_param(seed_param: str, parsed: dict[str, list[sweep.Choice]], table: dict[str, _Param]) -> None:
     """``--seed-param NAME`` sets NAME to each repeat's index: it must be an int-like parameter not swept."""
-    from xmen.define.parameters import check_value
-
     if seed_param not in table:
         known = ", ".join(table) or "none"
         raise UsageError(f"--seed-param: unknown parameter {seed_param!r} (parameters: {known})")
@@ -1395,8 +1374,6 @@ def _remove_stale_temps(path: str | os.PathLike[str]) -> None:
 
 def _base_params(defaults: dict[str, Any], purpose: str, root: str, repeated: bool = False) -> dict[str, Any]:
     """The params.yml of the set's defaults; ``repeated`` adds a ``_repeat`` slot (each -x N repeat's index)."""
-    from xmen.store.provenance import get_meta
-
     params: dict[str, Any] = {
         "_name": None,
         "_root": root,
@@ -1474,25 +1451,7 @@ def _update_params(path: Path, change) -> dict[str, Any]:
     return files.update_yaml(path, checked)
 
 
-def _edit_notes(key: str, message: str, delete: bool):
-    def edit(data: dict[str, Any]) -> None:
-        notes = [str(n) for n in data.get(key) or []]
-        if delete:
-            if message not in notes:
-                raise UsageError(f"no such note: {message!r}")
-            notes.remove(message)
-        else:
-            notes.append(message)
-        data[key] = notes
-
-    return edit
-
-
 def _effective_status(params: dict[str, Any], exp_dir: Path) -> str:
-    try:
-        from xmen.store.heartbeat import effective_status
-    except ImportError:  # pragma: no cover - during bootstrap
-        return str(params.get("_status", "unknown"))
     return effective_status(params, exp_dir)
 
 

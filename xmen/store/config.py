@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from xmen.store import files, legacy
 from xmen.errors import StateFileError, UsageError
+from xmen.store.layout import CONFIG_FILE
 
-CONFIG_FILE = "config.yml"
 
 
 def config_dir() -> Path:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Mapping
 
 from xmen.store import status as st
+from xmen.store.locks import lock_held
 from xmen.store.provenance import hostname, parse_time
 
 
@@ -107,8 +108,6 @@ def effective_status(params: Mapping[str, Any], exp_dir: str | os.PathLike[str],
     run = params.get("_run")
     run = run if isinstance(run, Mapping) else {}
     if run.get("host") == hostname():
-        from xmen.run.runner import lock_held  # not at import: xmen.job is only needed for running experiments
-
         held = lock_held(exp_dir)
         if held is not None:
             return st.RUNNING if held else st.LOST

@@ -33,12 +33,12 @@ import sys
 import threading
 import time as _time
 import weakref
+from xmen.store.layout import HISTORY_FILE
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["FLUSH_SECONDS", "HISTORY_FILE", "LATEST_SECONDS", "HistoryWriter", "append", "encode", "read"]
 
-HISTORY_FILE = "history.jsonl"
 #: Longest time a buffered line waits before it is appended to the file (what a kill -9 can lose).
 FLUSH_SECONDS = 0.2
 #: Shortest time between two writes of the latest values (``_messages`` in params.yml) by a writer.

@@ -4,6 +4,7 @@ A process that dies without reporting (``kill -9``, OOM, node loss) cannot write
 experiment keeps a heartbeat file fresh; a stale heartbeat turns ``running`` into ``lost`` when read.
 """
 from __future__ import annotations
+from xmen.store.layout import DONE_FILE, HEARTBEAT_FILE
 
 from typing import Any, Mapping
 
@@ -45,10 +46,6 @@ SLURM_KEY = "_slurm"
 #: params.yml key: what ``xmen cancel`` cancelled (``{at, by, job_id?, host?, pid?}``).
 CANCEL_KEY = "_cancelled"
 
-#: Name of the status file Snakemake targets; written last by the rule, only when the experiment finished.
-DONE_FILE = "xmen.done"
-#: Heartbeat file touched by a running experiment (see xmen.heartbeat).
-HEARTBEAT_FILE = ".xmen-heartbeat"
 #: Seconds between heartbeats, and how stale a heartbeat may get before the experiment counts as lost.
 HEARTBEAT_INTERVAL = 15.0
 LOST_AFTER = 4 * HEARTBEAT_INTERVAL

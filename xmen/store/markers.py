@@ -1,0 +1,81 @@
+"""The queued marker: an experiment whose SLURM job is submitted and has not started it yet.
+
+The submission hooks (xmen.host.slurm_submit) write :data:`~xmen.store.layout.MARKER_FILE` with the job id and the
+submission time; the runner removes it when the experiment starts; readers ask SLURM about the job
+(xmen.slurm.queue). A submission SLURM rejects is recorded in params.yml (:func:`record_rejected`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from xmen.store import files
+from xmen.store import status as st
+from xmen.store.layout import MARKER_FILE, PARAMS_FILE, RUN_KEYS, comments
+from xmen.store.provenance import now_time
+
+#: Prefix of the ``_error`` of an experiment whose submission SLURM rejected (or would reject).
+REJECTED = "submission rejected by SLURM"
+#: A SLURM job id: ``123``, or an array task ``123_4``.
+_JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What :data:`MARKER_FILE` says: the SLURM job id (``123`` or an array task ``123_4``) and when it was
+    submitted."""
+
+    job_id: str
+    submitted: str = ""
+    #: The job's name (the plugin's run uuid), to tell it from another job that got the same id later.
+    name: str = ""
+
+
+def is_job_id(text: str) -> bool:
+    """Whether ``text`` is a SLURM job id (``123`` or ``123_4``), not an option or anything else."""
+    return bool(_JOB_ID.fullmatch(text))
+
+
+def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "") -> None:
+    """Record that ``exp_dir``'s job ``job_id`` (job name ``name``, when known) was submitted (atomically: a reader
+    sees the old or the new)."""
+    record = {"job_id": str(job_id), "submitted": now_time()}
+    if name:
+        record["name"] = str(name)
+    text = yaml.safe_dump(record, sort_keys=False)
+    files.write_text_atomic(os.path.join(os.fspath(exp_dir), MARKER_FILE), text)
+
+
+def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
+    """The experiment's marker, or None (no marker, or an unreadable one)."""
+    try:
+        with open(os.path.join(os.fspath(exp_dir), MARKER_FILE), encoding="utf-8") as handle:
+            data = yaml.safe_load(handle.read())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
+    if not is_job_id(job_id):  # a hand-edited or damaged marker names no job
+        return None
+    return Marker(job_id, str(data.get("submitted") or ""), str(data.get("name") or ""))
+
+
+def unmark(exp_dir: str | os.PathLike[str]) -> None:
+    """Remove the marker (the runner does when the experiment starts)."""
+    try:
+        os.unlink(os.path.join(os.fspath(exp_dir), MARKER_FILE))
+    except FileNotFoundError:
+        pass
+
+
+def record_rejected(exp_dir: str | os.PathLike[str], reason: str) -> None:
+    """Record in the experiment's params.yml that its submission was (or would be) rejected: ``error`` with
+    ``_error: submission rejected by SLURM: <reason>``; no run started, so ``_run`` is left alone."""
+    def change(data: dict[str, Any]) -> None:
+        data["_status"] = st.ERROR
+        data["_error"] = f"{REJECTED}: {reason}"
+
+    files.update_yaml(os.path.join(os.fspath(exp_dir), PARAMS_FILE), change, comments(RUN_KEYS))
