@@ -61,7 +61,7 @@ def test_clean_keeps_folders_xmen_did_not_make_and_names_what_it_deletes(env, ca
 def test_clean_confirmation_names_the_folders(env, capsys, monkeypatch):
     root = make_set(env, capsys)
     xmen(capsys, "unlink", "a=*", "-r", str(root))
-    monkeypatch.setattr("xmen.cli._stdin_is_tty", lambda: True)
+    monkeypatch.setattr("xmen.cli._common.stdin_is_tty", lambda: True)
     asked = []
     monkeypatch.setattr("click.confirm", lambda question, default=False: asked.append(question) or False)
     code, _, err = xmen(capsys, "clean", "-r", str(root))

@@ -20,15 +20,15 @@ def __getattr__(name: str) -> Any:
     # Lazy for import weight: `import xmen` costs almost nothing (it runs on cluster nodes) and `from xmen import
     # Experiment` pulls in only what it needs.
     if name == "Experiment":
-        from xmen.define.experiment import Experiment
+        from xmen.define.experiment import Experiment  # import weight: see above
 
         return Experiment
     if name in ("Root", "autodoc", "functional_experiment"):
-        from xmen.define import functional
+        from xmen.define import functional  # import weight: see above
 
         return getattr(functional, name)
     if name == "ExperimentSet":
-        from xmen.sets.expset import ExperimentSet
+        from xmen.sets.expset import ExperimentSet  # import weight: see above
 
         return ExperimentSet
     raise AttributeError(f"module 'xmen' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The old path of :mod:`xmen.define.functional`, kept for ``from xmen.functional import functional_experiment, Root`` (the original xmen).
+"""The old path of :mod:`xmen.define.functional`, kept for ``from xmen.functional import functional_experiment, Root``
+(the original xmen).
 
 Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys

@@ -1,4 +1,5 @@
-"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs ``python -m xmen.job PARAMS SCRIPT``.
+"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs ``python -m xmen.job
+PARAMS SCRIPT``.
 
 Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys

@@ -1,4 +1,5 @@
-"""The old path of :mod:`xmen.define.monitor`, kept for ``from xmen.monitor import Monitor`` in the README and the original xmen.
+"""The old path of :mod:`xmen.define.monitor`, kept for ``from xmen.monitor import Monitor`` in the README and the
+original xmen.
 
 Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys

@@ -1,4 +1,5 @@
-"""The old path of :mod:`xmen.run.rule_job`, kept for xmen's rule job: a queued SLURM job runs ``python -m xmen.rule_job SPEC``.
+"""The old path of :mod:`xmen.run.rule_job`, kept for xmen's rule job: a queued SLURM job runs ``python -m
+xmen.rule_job SPEC``.
 
 Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys

@@ -1,4 +1,5 @@
-"""The old path of :mod:`xmen.host.glue`, kept for what the shipped rules (rules/xmen.smk), so every set's Snakefile, import.
+"""The old path of :mod:`xmen.host.glue`, kept for what the shipped rules (rules/xmen.smk), so every set's Snakefile,
+import.
 
 Importing it gives that module itself: one object, so patches and isinstance checks agree."""
 import sys

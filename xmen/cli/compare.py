@@ -10,6 +10,8 @@ import click
 
 from xmen.look import listing
 from xmen.store import status as st
+from xmen.errors import UsageError
+from xmen.look.compare import compare_rows
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -52,8 +54,6 @@ def compare_command(
     xmen compare --by lr                      # each lr, averaged over seeds and repeats
     xmen compare "sweep/*" --by lr,model -m val_acc --status-is finished --csv
     """
-    from xmen.look.compare import compare_rows
-
     result = listing.collect(list(globs) or None, params=params, type=type_, status=[s.lower() for s in status_is])
     for path, reason in result.problems:
         click.echo(f"Warning: skipped {path}: {reason}", err=True)
@@ -71,8 +71,6 @@ def compare_command(
 
 def _sorted(labels: list[str], columns: list[list[Any]], key: str) -> list[list[Any]]:
     """The groups ordered by one column of the comparison ('-COLUMN' from largest), missing values last."""
-    from xmen.errors import UsageError
-
     name, descending = (key[1:], True) if key.startswith("-") else (key, False)
     if name not in labels:
         raise UsageError(f"cannot sort by {name!r}: no such column (columns: {', '.join(labels)})")

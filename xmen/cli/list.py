@@ -13,6 +13,7 @@ from xmen.look import listing
 from xmen.store import status as st
 from xmen.cli.compat import SeveralValuesCommand
 from xmen.errors import UsageError, XmenError
+from xmen.look.watch import watch as redraw
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -99,8 +100,6 @@ def list_command(
     messages as dates; --csv keeps every value as recorded.
     """
     if watch is not None:
-        from xmen.look.watch import watch as redraw
-
         ctx = click.get_current_context()
         once = lambda: ctx.invoke(list_command, **{**ctx.params, "watch": None})  # noqa: E731
         return redraw(once, watch, "xmen " + " ".join(sys.argv[1:]))

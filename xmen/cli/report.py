@@ -6,6 +6,8 @@ import os
 import click
 
 from xmen.errors import UsageError
+from xmen.look import plot, report
+from xmen.look.listing import to_dataframe
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -33,9 +35,6 @@ def plot_command(args, by, x_axis, params, output) -> None:
     xmen plot "~/exps/*" val_acc --by lr    one curve per lr, mean and std over the rest (seeds)
     xmen plot loss -x time -o loss.svg      against time, as SVG
     """
-    from xmen.look import plot
-    from xmen.look.listing import to_dataframe
-
     *globs, metric = args
     output = output or f"{metric}.png"
     plot.output_format(output)
@@ -64,8 +63,6 @@ def report_command(sets, output, by, metrics, x_axis, title) -> None:
 
     The page needs no server and loads nothing from the network: mail it, archive it, open it anywhere.
     """
-    from xmen.look import report
-
     if not output.lower().endswith((".html", ".htm")):
         raise UsageError(f"the report is HTML: name it .html, not {output!r}")
     data = report.write_report(

@@ -1,6 +1,7 @@
 """``xmen run`` and ``xmen demo``."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -10,6 +11,12 @@ from pathlib import Path
 import click
 
 from xmen.errors import UsageError, XmenError
+from xmen._assets import asset
+from xmen.run import engine, progress
+from xmen.run.planner import release_for_rerun
+from xmen.sets.expset import ExperimentSet, SET_FILE, find_sets
+from xmen.store import config as global_config, files
+from xmen.store.legacy import is_original_set
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -102,9 +109,6 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
     xmen run "*" srun                           each as a SLURM job step
     xmen run "*" docker run --rm image bash     each in a container
     """
-    from xmen.run import engine
-    from xmen.sets.expset import ExperimentSet
-
     exp_set = ExperimentSet(root or os.getcwd())
     _relink_moved_sets(exp_set.root, recursive=False)
     extra = ctx.meta.get("xmen_snakemake_args", [])
@@ -139,8 +143,6 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
         _fail_on_damaged(skipped)
         return
     if changed:
-        from xmen.run.planner import release_for_rerun
-
         release_for_rerun(str(exp_set.root / p.name) for p in pending if p.reason.startswith("changed:"))
     if launcher:
         code = engine.launch(exp_set, pending, launcher, click.echo)
@@ -164,8 +166,6 @@ def _fail_on_damaged(skipped) -> None:
 
 def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False, **snakemake) -> int:
     """Snakemake behind one progress line (its output in the set's .xmen/last-run.log), then the summary."""
-    from xmen.run import engine, progress
-
     names = [p.name for p in pending]
     log_path = None if verbose else exp_set.root / progress.RUN_LOG
     click.echo(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
@@ -213,10 +213,7 @@ def _print_plan(pending) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Experiments at once.")
 def demo_command(folder, jobs) -> None:
     """Run the tutorial end to end: define, register a sweep, run it with Snakemake, list the results."""
-    from xmen.store import config as global_config
-    from xmen.cli import main as xmen_main
-    from xmen.examples import experiment as example
-
+    root_command = click.get_current_context().find_root().command
     base = Path(folder).absolute() if folder else Path(tempfile.mkdtemp(prefix="xmen-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     set_root = base / "experiments" / "set_a"
@@ -224,7 +221,7 @@ def demo_command(folder, jobs) -> None:
         raise UsageError(f"{set_root} exists already; pick another --dir")
     # The demo keeps its own global configuration so it never changes the user's.
     os.environ["XMEN"] = str(base / ".xmen")
-    script = os.path.abspath(example.__file__)
+    script = os.path.abspath(importlib.util.find_spec("xmen.examples.experiment").origin)  # the user's side
     steps = [
         ["config", "--disable_prompt"],
         ["config", "--add", script],
@@ -242,7 +239,7 @@ def demo_command(folder, jobs) -> None:
     try:
         for step in steps:
             click.echo(f"\n$ xmen {' '.join(_quote(s) for s in step)}", err=True)
-            code = xmen_main(step)
+            code = edge.run(root_command, step)
             if code:
                 raise XmenError(f"demo step failed: xmen {' '.join(step)}", exit_code=code)
     finally:
@@ -270,7 +267,6 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
     """
     import subprocess
 
-    from xmen._assets import asset
 
     _relink_moved_sets(Path(folder))
     workflow = Path(str(asset("workflow", "Snakefile")))
@@ -292,22 +288,15 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
 @click.command("workflow", context_settings=CONTEXT)
 def workflow_command() -> None:
     """Print the path of xmen's multi-set Snakefile (for snakemake -s)."""
-    from xmen._assets import asset
-
     click.echo(str(asset("workflow", "Snakefile")))
 
 
 def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
     """Relink sets that were moved or cloned (their run.sh files name absolute paths)."""
-    from xmen.store import files
-    from xmen.sets.expset import SET_FILE, ExperimentSet, find_sets
-
     roots = list(find_sets(top)) if recursive else [top]
     for root in roots:
         raw = files.read_yaml(root / SET_FILE)
         recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error
-        from xmen.store.legacy import is_original_set
-
         if is_original_set(raw) or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
             ExperimentSet(root).relink()
             click.echo(f"Relinked {root} (moved from {recorded})", err=True)

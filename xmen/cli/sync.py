@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from xmen.sets.sync import DEFAULT_MAX_SIZE
+from xmen.cli.list import list_command
+from xmen.sets.sync import sync
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -27,11 +29,7 @@ def sync_command(ctx: click.Context, source: str, dest: str, rsh: str, max_size:
     \b
     xmen sync me@cluster:/data/me/experiments/set_a ~/experiments/cluster
     """
-    from xmen.sets.sync import sync
-
     local = sync(source, dest, rsh=rsh, max_size=max_size, via=via)
     click.echo(f"Synced {source} into {local}", err=True)
     if not no_list:
-        from xmen.cli.list import list_command
-
         ctx.invoke(list_command, globs=(str(local),))

@@ -107,8 +107,6 @@ def load_class(spec: str) -> type["Experiment"]:
             available = ", ".join(find_experiment_classes(path)) or "none found"
             raise UsageError(f"{path} has no class {qualname!r} (Experiment classes: {available})")
     if inspect.isfunction(obj):
-        from xmen.define.functional import functional_experiment, is_functional
-
         if not is_functional(obj):
             raise UsageError(f"{path}:{qualname} is a function, but its first argument is not annotated Root")
         return functional_experiment(obj)

@@ -42,7 +42,7 @@ SLURM_STEP_CONFIG = "xmen_slurm_step"
 _SPECIAL_NAMES = frozenset(["", ".", ".."])
 # What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
 SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
-_SNAKEMAKE_WORKFLOW_FILE = os.path.join("snakemake", "workflow.py")
+_SNAKEMAKE_WORKFLOW_SOURCE = os.path.join("snakemake", "workflow.py")
 #: The rule that runs experiments (rules/xmen_rule.smk).
 RULE = "xmen_experiment"
 #: The SLURM executor plugin's resource for ``--cpus-per-task``; it wins over the rule's (capped) threads.
@@ -61,7 +61,7 @@ def asks_for_everything(dag_settings: Any, frame: Any = None) -> bool:
     commands = []
     while frame is not None:
         code = frame.f_code
-        if code.co_filename.endswith(_SNAKEMAKE_WORKFLOW_FILE) and not code.co_name.startswith("_"):
+        if code.co_filename.endswith(_SNAKEMAKE_WORKFLOW_SOURCE) and not code.co_name.startswith("_"):
             commands.append(code.co_name)
         frame = frame.f_back
     return "execute" not in commands

@@ -34,7 +34,15 @@ from xmen.errors import StateFileError, UsageError
 from xmen.store.origin import label as origin_label
 from xmen.look.predicates import ColumnPattern, Predicate, parse_param_filters
 from xmen.store.statecheck import check_set_data
+from xmen.store.heartbeat import effective_status
 from xmen.store.layout import DELTA_FILE, INDEX_FILE, PARAMS_FILE, SET_FILE, XMEN_DIR
+from xmen.run.planner import BLOCKED, CHANGED, DONE, PARAMS_FILE, Planner, _read_yaml
+from xmen.run.runner import LOCK_FILE
+from xmen.slurm import queue as slurm_queue
+from xmen.slurm.queue import marker
+from xmen.store import history
+from xmen.store.files import load_yaml_text, write_text_atomic
+from xmen.store.legacy import convert_set
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -284,8 +292,6 @@ def _read_text(path: str) -> tuple[os.stat_result, str]:
 
 def _read_mapping(path: str) -> tuple[os.stat_result, dict[str, Any]]:
     """Parse a YAML mapping; StateFileError with a one-line reason otherwise."""
-    from xmen.store.files import load_yaml_text
-
     stat, text = _read_text(path)
     data = load_yaml_text(text, path)
     if not isinstance(data, dict):
@@ -315,8 +321,6 @@ def _parse_entries(text: str, memo: dict[str, Any]) -> dict[str, Any] | None:
         return None
     starts[0] = 0  # leading comments and a BOM belong to the first entry, as in the whole document
     starts.append(len(text))
-    from xmen.store.files import load_yaml_text
-
     result: dict[str, Any] = {}
     for begin, end in zip(starts, starts[1:]):
         chunk = text[begin:end]
@@ -342,8 +346,6 @@ def _read_params(path: str, memo: dict[str, Any] | None = None) -> tuple[os.stat
     stat, text = _read_text(path)
     data = _parse_entries(text, memo)
     if data is None:
-        from xmen.store.files import load_yaml_text
-
         data = load_yaml_text(text, path)
         if not isinstance(data, dict):
             raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
@@ -481,8 +483,6 @@ class _SetState:
         except StateFileError as exc:
             self.problem = f"{SET_FILE}: {_reason(exc, path)}"
             return
-        from xmen.store.legacy import convert_set
-
         data = convert_set(data)  # a set written by the original xmen (experiments: a list of absolute paths)
         try:  # the shape every command checks (experiments: [a, b] is damage, not a list of names)
             check_set_data(SET_FILE, data, check_names=False)
@@ -606,8 +606,6 @@ class _SetState:
             "experiments": entries,
         }
         try:
-            from xmen.store.files import write_text_atomic
-
             text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_text_atomic(path, text)
@@ -740,21 +738,9 @@ def _type_matches(pattern: str, value: Any) -> bool:
         return False
 
 
-_effective_status: Callable[..., str] | None = None
-
-
-def _liveness_checker() -> Callable[..., str] | None:
-    """xmen.heartbeat.effective_status, imported on first need (None while that module does not exist)."""
-    global _effective_status
-    if _effective_status is None:
-        try:
-            from xmen.store.heartbeat import effective_status
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("xmen.heartbeat", f"{__package__}.heartbeat"):
-                raise
-            return None
-        _effective_status = effective_status
-    return _effective_status
+def _liveness_checker() -> Callable[..., str]:
+    """How a ``running`` experiment's liveness is judged (xmen.store.heartbeat)."""
+    return effective_status
 
 
 def _shown_status(status: Any, liveness: dict[str, Any] | None, exp_dir: str) -> str:
@@ -890,8 +876,6 @@ def _collect(
 
 def _queued_marker(exp_dir: str) -> Any:
     """The experiment's queued marker (xmen.slurm_queue.Marker) or None: one failed ``open`` in the common case."""
-    from xmen.slurm.queue import marker
-
     return marker(exp_dir)
 
 
@@ -899,8 +883,6 @@ def _show_queued(markers: list[tuple[dict[str, Any], Any]]) -> None:
     """Rows whose experiment has a queued marker: ``queued`` with the job id and SLURM's pending reason while the
     job is alive (ONE ``squeue`` call for all); a marker whose job left the queue without starting the experiment
     keeps the row's status, with a note (its end state per one ``sacct`` call)."""
-    from xmen.slurm import queue as slurm_queue
-
     states = slurm_queue.job_states(m.job_id for _, m in markers)
     gone: list[tuple[dict[str, Any], Any]] = []
     for row, found in markers:
@@ -926,8 +908,6 @@ def _show_queued(markers: list[tuple[dict[str, Any], Any]]) -> None:
 
 def _started_by(exp_dir: str) -> str | None:
     """``_run.slurm_job_id`` of the experiment's last run."""
-    from xmen.run.planner import PARAMS_FILE, _read_yaml
-
     run = (_read_yaml(os.path.join(exp_dir, PARAMS_FILE)) or {}).get("_run")
     return str(run.get("slurm_job_id")) if isinstance(run, dict) and run.get("slurm_job_id") else None
 
@@ -1009,8 +989,6 @@ def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str], descending: bool 
 
 def _ran_by_xmen(exp_dir: str) -> bool:
     """True when xmen's job runner ran the experiment in ``exp_dir`` (its run lock file counts the runs)."""
-    from xmen.run.runner import LOCK_FILE
-
     try:
         return os.stat(os.path.join(exp_dir, LOCK_FILE)).st_size > 0
     except OSError:
@@ -1021,8 +999,6 @@ def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
     """The planner's word (xmen.planner) on the rows of the set at ``root`` where the status alone misleads: a
     finished experiment that is stale (``! changed: params changed (lr: 0.1 -> 0.5)``), needs a run anyway, or is
     blocked by a requirement."""
-    from xmen.run.planner import BLOCKED, CHANGED, DONE, Planner
-
     planner = Planner(reasons=False)
     for row in rows:
         if row["root"] != root or "plan" in row:
@@ -1384,7 +1360,6 @@ def _history_frame(result: ListResult, messages: str | None, relative_roots: boo
     """The long table of every message of the listed experiments (see :func:`to_dataframe`)."""
     import pandas as pd
 
-    from xmen.store import history
 
     try:
         wanted = re.compile(messages).fullmatch if messages is not None else None

@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 from xmen._version import __version__
 from xmen.store import status as st
 from xmen.errors import StateFileError, XmenError
+from xmen.look import compare as comparing, listing, plot
+from xmen.look.listing import readable
+from xmen.store import files
+from xmen.store.files import write_text_atomic
+from xmen.store.provenance import parse_time
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -73,8 +78,6 @@ def default_by(experiments: "pandas.DataFrame", params: Sequence[str]) -> list[s
 
 def _details(root: str, name: str) -> dict[str, Any]:
     """What params.yml says beyond parameters and messages: failure reason, notes and provenance."""
-    from xmen.store import files
-
     try:
         params = files.read_yaml(os.path.join(root, name, "params.yml"))
     except StateFileError as exc:
@@ -112,9 +115,6 @@ def gather(
     ``by`` defaults to :func:`default_by`; ``metrics`` (the compared and plotted ones) to every numeric message.
     Without matplotlib the report has no plots and says why.
     """
-    from xmen.look import compare as comparing
-    from xmen.look import listing
-
     result = listing.collect(list(globs) if globs else None)
     if not result.rows:
         where = ", ".join(result.patterns)
@@ -144,8 +144,6 @@ def gather(
 
 
 def _add_plots(data: ReportData, globs: Sequence[str] | None, metrics: Sequence[str] | None, x: str) -> None:
-    from xmen.look import listing, plot
-
     try:
         plot.pyplot()
     except XmenError as exc:
@@ -178,8 +176,6 @@ def format_value(value: Any, none: str = "", exact: bool = False) -> str:
     """A cell's text: numbers with 4 significant digits (``exact``: as written, for parameters), xmen timestamps
     as dates, a missing value (NaN) empty and a YAML null as ``none``. (Unix times in time-named message columns
     become dates before, by :func:`xmen.listing.readable`, as in ``xmen list``.)"""
-    from xmen.store.provenance import parse_time
-
     if value is None:
         return none
     if isinstance(value, float) and math.isnan(value):
@@ -310,8 +306,6 @@ def _experiments_html(data: ReportData) -> str:
     has_notes = any(d.get("notes") for d in data.details.values())
     header = (["set"] if several else []) + ["experiment", "status", "reason"] + (["notes"] if has_notes else [])
     header += data.params + data.metrics + shown_provenance
-    from xmen.look.listing import readable
-
     params = [frame[c].tolist() for c in data.params]
     metrics = readable(data.metrics, [frame[c].tolist() for c in data.metrics])  # Unix times as dates
     rows = []
@@ -376,8 +370,6 @@ def render_html(data: ReportData) -> str:
 
 def write_report(output: str | os.PathLike[str], globs: Sequence[str] | None = None, **options: Any) -> ReportData:
     """Gather, render and write the report to ``output`` (atomically); what it shows."""
-    from xmen.store.files import write_text_atomic
-
     data = gather(globs, **options)
     write_text_atomic(os.path.abspath(os.fspath(output)), render_html(data))
     return data

@@ -23,6 +23,9 @@ from typing import Any, Callable, Iterator, Sequence
 from xmen.store import files, status
 from xmen.errors import StateFileError, XmenError
 from xmen.sets.expset import PARAMS_FILE, RUN_FILE, SET_FILE, ExperimentSet
+from xmen.run import planner
+from xmen.run.runner import ENV_EXPECT_DONE, done_token
+from xmen.sets.expset import find_sets
 
 RUN_LOCK = Path(".xmen") / "run.lock"
 
@@ -50,8 +53,6 @@ def plan(
     With ``adopt`` (a run with the slurm executor, see :func:`runs_on_slurm`) an experiment whose SLURM job an
     earlier, killed run left alive is pending, adopting that job (the planner's verdict says so).
     """
-    from xmen.run import planner
-
     data = exp_set.data()
     linked: dict[str, Any] = data.get("experiments") or {}
     chosen = exp_set.match(list(patterns) if patterns else ["*"], names=linked)  # experiment.yml parsed once
@@ -190,8 +191,6 @@ def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequenc
     (``Pending.seen``): a runner finding it finished since by another run (a Snakemake in the same set) skips it
     instead of running it twice.
     """
-    from xmen.run.runner import ENV_EXPECT_DONE, done_token
-
     # A Pending made by hand (not by plan) has no token: what it looks like now is the best there is.
     expected = {item.name: item.seen or done_token(exp_set.root / item.name) for item in pending}
     failures = 0
@@ -227,8 +226,6 @@ def failure_reason(exp_set: ExperimentSet, name: str) -> str:
 
 
 def find_set_roots(top: Path) -> list[Path]:
-    from xmen.sets.expset import find_sets
-
     return list(find_sets(top))
 
 

@@ -96,10 +96,10 @@ def refusal(exp: str, attempt: int, retries: int) -> str | None:
 def write_missing_status(exp: str) -> None:
     """xmen's runner (which every generated run.sh execs) writes the status file itself; a hand-made run.sh that
     succeeded does not: give it one."""
+    from xmen.store.files import write_text_atomic  # import weight: PyYAML, which a direct SLURM job needs only here
+
     done = os.path.join(exp, st.DONE_FILE)
     if not os.path.exists(done):
-        from xmen.store.files import write_text_atomic
-
         write_text_atomic(done, "finished\n")
 
 
@@ -273,7 +273,7 @@ def _finished_since_planned(spec: JobSpec) -> bool:
     expect = spec.env.get("XMEN_EXPECT_DONE")
     if not expect:
         return False
-    from xmen.run.runner import finished_since
+    from xmen.store.locks import finished_since  # import weight: it loads PyYAML, which a direct job rarely needs
 
     return finished_since(spec.exp, expect, os.path.join(spec.exp, "params.yml"))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xmen.errors import UsageError, XmenError
+from xmen.sets.expset import ExperimentSet, find_sets
 
 #: File names and patterns copied (rsync include patterns, matched against the file name).
 RECORDS = (
@@ -142,8 +143,6 @@ def sync(
 
 def _record_origin(local: Path, remote: Remote) -> None:
     """Give every copied set that does not say where it lives the remote host and path as its origin."""
-    from xmen.sets.expset import ExperimentSet, find_sets
-
     if not local.is_dir():
         return
     for root in find_sets(local):

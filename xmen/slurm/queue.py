@@ -42,6 +42,7 @@ import yaml
 from xmen.store import files
 from xmen.store import status as st
 from xmen.store.markers import Marker, is_job_id, marker
+from xmen.slurm.sacct import normalise_state, query
 
 #: squeue states of a job that may still start (or is starting) its experiment.
 ALIVE = frozenset(["PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -131,8 +132,6 @@ def same_job(found: Marker, state: JobState) -> bool:
 def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
     """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call (xmen's
     one sacct reader, xmen.slurm.query); empty when sacct cannot answer (no accounting)."""
-    from xmen.slurm.sacct import normalise_state, query
-
     states = {job: normalise_state(row.get("State", "")) for job, row in query(job_ids, run).items()}
     return {job: state for job, state in states.items() if state}  # "CANCELLED by 0" -> CANCELLED
 

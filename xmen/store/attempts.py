@@ -3,7 +3,6 @@ with, the requirements it was given, and how it ended (``_run``, ``_attempts``),
 file."""
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from typing import Any
@@ -19,6 +18,8 @@ def _diff_hash(top: str) -> str | None:
     diff = _git(top, "diff", "HEAD", "--no-color", "--no-ext-diff")
     if not diff:
         return None
+    import hashlib  # stdlib, imported here so that importing the runner loads no more than it did
+
     return hashlib.sha256(diff.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 

@@ -21,6 +21,8 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
+from xmen.errors import StateFileError
+from xmen.store import files
 
 #: Suffix of the copy of an original-format file kept when we first rewrite it.
 BACKUP_SUFFIX = ".orig-xmen"
@@ -96,8 +98,6 @@ def backup_path(path: str | os.PathLike[str]) -> Path:
 
 def keep_backup(path: str | os.PathLike[str], original_text: str) -> None:
     """Save the original-format text of ``path`` beside it before it is first rewritten (an older backup wins)."""
-    from xmen.store import files
-
     backup = backup_path(path)
     if not backup.exists():
         files.write_text_atomic(backup, original_text)
@@ -105,9 +105,6 @@ def keep_backup(path: str | os.PathLike[str], original_text: str) -> None:
 
 def backup_if_original_set(set_file: str | os.PathLike[str]) -> None:
     """Before rewriting experiment.yml: keep the original xmen's version of it, if that is what is on disk."""
-    from xmen.store import files
-    from xmen.errors import StateFileError
-
     try:
         text = Path(set_file).read_text(encoding="utf-8")
         data = files.load_yaml_text(text, os.fspath(set_file))

@@ -8,8 +8,6 @@ records (xmen.store.provenance).
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -33,6 +31,9 @@ def is_glob(spec: str) -> bool:
 def params_hash(params: dict[str, Any]) -> str:
     """Hash of an experiment's parameters (the keys not starting with ``_``), independent of key order."""
     public = {str(k): v for k, v in params.items() if not str(k).startswith("_")}
+    import hashlib  # stdlib, imported here so that importing the runner loads no more than it did
+    import json
+
     text = json.dumps(public, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -45,6 +46,8 @@ def file_hash(path: str | None) -> str | None:
     """sha256 (first 16 hex digits) of a file's bytes; None when it cannot be read."""
     if not path:
         return None
+    import hashlib  # stdlib, imported here so that importing the runner loads no more than it did
+
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:

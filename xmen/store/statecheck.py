@@ -11,6 +11,7 @@ import os
 from typing import Any, Mapping
 
 from xmen.errors import StateFileError
+from xmen.store import retry
 
 _SCALARS = (str, int, float, bool)
 
@@ -64,8 +65,6 @@ def check_run_options(path: str | os.PathLike[str], where: str, options: Any) ->
             _fail(path, f"{where}: {key!r} must be a whole number of at least {least}, found {value!r}")
     policy = options.get("retry_on")
     if policy is not None:
-        from xmen.store import retry
-
         if not isinstance(policy, list) or not all(isinstance(word, str) for word in policy):
             _fail(path, f"{where}: 'retry_on' must be a list of failure causes, found {_kind(policy)}")
         try:

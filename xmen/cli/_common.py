@@ -1,0 +1,38 @@
+"""What the commands share: click's context settings, failing with one line, asking before destroying."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from xmen.errors import XmenError
+from xmen.sets.expset import ExperimentSet
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    raise XmenError(message, exit_code=code)
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a destructive action; refuse when nobody can answer."""
+    if yes:
+        return
+    if not stdin_is_tty():
+        fail("refusing without confirmation: stdin is not a terminal (pass -y to confirm)")
+    if not click.confirm(question, default=False):
+        fail("aborted", code=1)
+
+
+def open_set(root: str | None) -> ExperimentSet:
+    return ExperimentSet(root or os.getcwd())
