@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from xmen.look import listing  # noqa: E402
 from xmen.sets.expset import _PARAM_COMMENTS  # noqa: E402
 from xmen.store.files import dump_params, dump_yaml  # noqa: E402
+from xmen.store import layout
 
 # The comments xmen writes into every params.yml, so the synthetic files look like registered ones.
 _COMMENTS = {
@@ -149,8 +150,8 @@ def main() -> None:
             if not (root / "experiment.yml").exists():
                 build_set(root, n)
             time.sleep(listing.RACY_NS / 1e9 + 0.5)  # let every file settle, or the index would not trust them
-            index = root / listing.INDEX_DIR / listing.INDEX_FILE
-            delta = root / listing.INDEX_DIR / listing.DELTA_FILE
+            index = root / layout.XMEN_DIR / listing.INDEX_FILE
+            delta = root / layout.XMEN_DIR / listing.DELTA_FILE
             base = best(lambda: baseline(root))
 
             def line(figure: str, seconds: float) -> None:

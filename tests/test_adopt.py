@@ -18,6 +18,9 @@ from xmen.run import planner
 from xmen.slurm import sacct as slurm, queue as slurm_queue
 from xmen.store import status as st
 from xmen.sets.expset import ExperimentSet
+from xmen.host import slurm_status
+from xmen.host import slurm_submit
+from xmen.store import markers
 
 UUID = "0b7c7c1e-1111-4222-8333-444455556666"
 
@@ -62,7 +65,7 @@ def plan(root: Path, squeue: Squeue, adopt: bool, reasons: bool = True) -> dict[
 
 
 def test_a_queued_job_is_adopted_by_a_slurm_run_and_skipped_by_others(sweep: Path) -> None:
-    slurm_queue.mark(sweep / "first", "123", UUID)
+    markers.mark(sweep / "first", "123", UUID)
     squeue = Squeue({"123": ("PENDING", "BeginTime", when(-1), None, UUID)})
     for reasons in (True, False):
         adopted = plan(sweep, squeue, adopt=True, reasons=reasons)
@@ -84,7 +87,7 @@ def test_a_queued_job_is_adopted_by_a_slurm_run_and_skipped_by_others(sweep: Pat
 ])
 def test_a_marker_whose_job_is_not_alive_holds_nothing_back(sweep: Path, job) -> None:
     state, reason, submitted, started, name = job
-    slurm_queue.mark(sweep / "first", "123", UUID if state != "PENDING" else "")  # an old marker has no name
+    markers.mark(sweep / "first", "123", UUID if state != "PENDING" else "")  # an old marker has no name
     for adopt in (True, False):
         verdicts = plan(sweep, Squeue({"123": (state, reason, submitted, started, name)}), adopt=adopt)
         assert (verdicts["first"].action, verdicts["first"].reason, verdicts["first"].job_id) == (
@@ -137,12 +140,12 @@ def test_a_running_experiment_is_not_adopted_when_its_job_id_names_a_later_job(s
 def test_the_status_query_asks_about_adopted_jobs_by_id() -> None:
     plugin = ("sacct -X --parsable2 --clusters all --noheader --format=JobIdRaw,State --starttime 2026-12-01T12:00 "
               "--endtime now --name 704ad2cf")
-    assert slurm.adopted_query(plugin, []) is None
-    assert slurm.adopted_query(plugin, ["12", "13_2"]) == (
+    assert slurm_status.adopted_query(plugin, []) is None
+    assert slurm_status.adopted_query(plugin, ["12", "13_2"]) == (
         "sacct -X --parsable2 --noheader --format=JobID,State -j 12,13_2")
-    assert slurm.adopted_query("squeue --format='%i|%T' --states=all --noheader --name x", ["12"]) == (
+    assert slurm_status.adopted_query("squeue --format='%i|%T' --states=all --noheader --name x", ["12"]) == (
         "squeue '--format=%i|%T' --states=all --noheader --jobs 12")
-    assert slurm.adopted_query("something else", ["12"]) is None
+    assert slurm_status.adopted_query("something else", ["12"]) is None
 
 
 class Job:
@@ -181,14 +184,14 @@ def test_the_hooked_run_job_reports_an_adopted_job_without_submitting(tmp_path: 
         def run_job(self, job: Any) -> None:
             calls.append(("sbatch", job))
 
-    monkeypatch.setattr(slurm_queue, "HOOKS", slurm_queue._Hooks())
-    assert slurm_queue.install(Executor, str(tmp_path))
+    monkeypatch.setattr(slurm_submit, "HOOKS", slurm_submit._Hooks())
+    assert slurm_submit.install(Executor, str(tmp_path))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    slurm_queue.adopt({str(tmp_path / "a"): "321"})
-    slurm_queue.HOOKS.refused[str(tmp_path / "a")] = "a problem"  # its job is in SLURM already: followed anyway
+    slurm_submit.adopt({str(tmp_path / "a"): "321"})
+    slurm_submit.HOOKS.refused[str(tmp_path / "a")] = "a problem"  # its job is in SLURM already: followed anyway
     Executor().run_job(Job("a"))
-    slurm_queue.HOOKS.refused.clear()
+    slurm_submit.HOOKS.refused.clear()
     Executor().run_job(Job("b"))
     Executor().run_job(Job("a"))  # a retry, after the adopted job failed: submitted
     kinds = [kind for kind, _ in calls]
@@ -196,8 +199,8 @@ def test_the_hooked_run_job_reports_an_adopted_job_without_submitting(tmp_path: 
     info = calls[1][1]
     assert info.external_jobid == "321" and info.job.wildcards_dict == {"exp": "a"}
     assert str(info.aux["slurm_logfile"]).endswith("321.log")
-    assert slurm_queue.HOOKS.following == {"321"}
-    assert not (tmp_path / "a" / slurm_queue.MARKER_FILE).exists()  # its marker is the earlier run's, if any
+    assert slurm_submit.HOOKS.following == {"321"}
+    assert not (tmp_path / "a" / markers.MARKER_FILE).exists()  # its marker is the earlier run's, if any
 
 
 def test_xmen_run_plans_adoption_only_for_the_slurm_executor(tmp_path: Path, monkeypatch) -> None:

@@ -14,6 +14,8 @@ from xmen.run import planner, rule_job
 from xmen.host import glue as snakemake_glue
 from xmen.errors import UsageError
 from xmen.sets.expset import ExperimentSet
+from xmen.store import attempts
+from xmen.store import logs
 
 
 @pytest.fixture
@@ -186,17 +188,17 @@ def test_failed_log_text_keeps_only_the_end(tmp_path):
 # ---------------------------------------------------------------------- provenance of each attempt
 def test_attempts_are_bounded_and_logs_kept(tmp_path):
     data: dict = {}
-    for i in range(provenance.ATTEMPTS_KEPT + 5):
+    for i in range(attempts.ATTEMPTS_KEPT + 5):
         run = {"pid": i, "started": f"t{i}"}
-        provenance.record_end(data, run, "error" if i % 2 else "finished", "exit code 1" if i % 2 else None, -9 if i % 2 else 0)
-    assert len(data["_attempts"]) == provenance.ATTEMPTS_KEPT and data["_attempts"][-1]["pid"] == i
+        attempts.record_end(data, run, "error" if i % 2 else "finished", "exit code 1" if i % 2 else None, -9 if i % 2 else 0)
+    assert len(data["_attempts"]) == attempts.ATTEMPTS_KEPT and data["_attempts"][-1]["pid"] == i
     assert data["_attempts"][-2] == {"pid": i - 1, "started": f"t{i - 1}", "status": "error", "signal": 9, "reason": "exit code 1"}
-    for i in range(provenance.ATTEMPTS_KEPT + 3):
+    for i in range(attempts.ATTEMPTS_KEPT + 3):
         (tmp_path / "xmen.log").write_text(f"attempt {i}\n")
-        provenance.keep_previous_log(tmp_path)
+        logs.keep_previous_log(tmp_path)
     kept = sorted(os.listdir(tmp_path / "logs"), key=lambda n: int(n[8:-4]))
-    assert len(kept) == provenance.ATTEMPTS_KEPT and kept[-1] == f"attempt-{provenance.ATTEMPTS_KEPT + 3}.log"
-    assert (tmp_path / "logs" / kept[-1]).read_text() == f"attempt {provenance.ATTEMPTS_KEPT + 2}\n"
+    assert len(kept) == attempts.ATTEMPTS_KEPT and kept[-1] == f"attempt-{attempts.ATTEMPTS_KEPT + 3}.log"
+    assert (tmp_path / "logs" / kept[-1]).read_text() == f"attempt {attempts.ATTEMPTS_KEPT + 2}\n"
 
 
 def test_a_run_records_the_code_it_ran_now(make_set, tmp_path):

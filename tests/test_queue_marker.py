@@ -16,24 +16,26 @@ from xmen.run import planner
 from xmen.slurm import queue as slurm_queue
 from xmen.store import status as st
 from xmen.sets.expset import ExperimentSet
+from xmen.slurm import partitions
+from xmen.store import markers
 
 SINFO = "main*|8000|2|(null)\nother|8000|2|(null)\nother|16000|8|gpu:2(S:0),tmpdisk:100\n"
 
 
 def test_marker_round_trip_and_unmark(tmp_path: Path) -> None:
     assert slurm_queue.marker(tmp_path) is None
-    slurm_queue.mark(tmp_path, "123_4")
+    markers.mark(tmp_path, "123_4")
     found = slurm_queue.marker(tmp_path)
     assert found is not None and found.job_id == "123_4" and found.submitted
-    slurm_queue.unmark(tmp_path)
-    slurm_queue.unmark(tmp_path)  # twice is fine
-    assert not (tmp_path / slurm_queue.MARKER_FILE).exists()
-    (tmp_path / slurm_queue.MARKER_FILE).write_text("[not, a, mapping]\n")
+    markers.unmark(tmp_path)
+    markers.unmark(tmp_path)  # twice is fine
+    assert not (tmp_path / markers.MARKER_FILE).exists()
+    (tmp_path / markers.MARKER_FILE).write_text("[not, a, mapping]\n")
     assert slurm_queue.marker(tmp_path) is None
 
 
 def test_sinfo_partitions() -> None:
-    parts = slurm_queue.parse_sinfo(SINFO)
+    parts = partitions.parse_sinfo(SINFO)
     assert sorted(parts) == ["main", "other"]
     assert parts["main"].default and not parts["other"].default
     assert (parts["other"].memory_mb, parts["other"].cpus, parts["other"].gres) == (16000, 8, {"gpu", "tmpdisk"})
@@ -52,18 +54,18 @@ def test_sinfo_partitions() -> None:
     ({"resources": {"gpu": 0}}, []),
 ])
 def test_what_the_cluster_would_reject(options, expected) -> None:
-    assert slurm_queue.problems(options, slurm_queue.parse_sinfo(SINFO)) == expected
+    assert partitions.problems(options, partitions.parse_sinfo(SINFO)) == expected
 
 
 def test_one_line_per_problem_naming_its_experiments() -> None:
     names = [f"e{i}" for i in range(7)]
-    lines = slurm_queue.preflight_lines({"unknown partition 'x'": names, "GRES": ["g"]}, dry_run=False)
+    lines = partitions.preflight_lines({"unknown partition 'x'": names, "GRES": ["g"]}, dry_run=False)
     assert lines == [
         "xmen: SLURM would reject 7 experiment(s) (unknown partition 'x'); recorded as error, not submitted: "
         "e0, e1, e2, e3, e4 and 2 more",
         "xmen: SLURM would reject 1 experiment(s) (GRES); recorded as error, not submitted: g",
     ]
-    assert "would be recorded as error" in slurm_queue.preflight_lines({"p": ["a"]}, dry_run=True)[0]
+    assert "would be recorded as error" in partitions.preflight_lines({"p": ["a"]}, dry_run=True)[0]
 
 
 def test_sbatch_message_is_taken_from_the_plugin_report() -> None:
@@ -85,7 +87,7 @@ def one_experiment(xmen_home, tmp_path):
 
 
 def test_rejection_is_recorded_as_error(one_experiment: Path) -> None:
-    slurm_queue.record_rejected(one_experiment, "sbatch: error: invalid partition specified: nope")
+    markers.record_rejected(one_experiment, "sbatch: error: invalid partition specified: nope")
     data = files.read_yaml(one_experiment / "params.yml")
     assert data["_status"] == st.ERROR
     assert data["_error"] == "submission rejected by SLURM: sbatch: error: invalid partition specified: nope"
@@ -93,23 +95,23 @@ def test_rejection_is_recorded_as_error(one_experiment: Path) -> None:
 
 
 def test_the_runner_removes_the_marker_when_the_experiment_starts(one_experiment: Path) -> None:
-    slurm_queue.mark(one_experiment, "42")
+    markers.mark(one_experiment, "42")
     proc = subprocess.run([sys.executable, "-m", "xmen.job", str(one_experiment / "params.yml"),
                            str(one_experiment.parent / "script.sh")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert not (one_experiment / slurm_queue.MARKER_FILE).exists()
+    assert not (one_experiment / markers.MARKER_FILE).exists()
 
 
 def test_a_marker_of_no_live_job_does_not_hold_the_experiment_back(one_experiment: Path) -> None:
     """Without SLURM, or with a job squeue does not show: the experiment is what its status says."""
-    slurm_queue.mark(one_experiment, "999999999")
+    markers.mark(one_experiment, "999999999")
     for reasons in (True, False):
         verdict = planner.Planner(reasons=reasons).plan([str(one_experiment)])[0]
         assert verdict.action == planner.RUN, verdict
 
 
 def test_inside_its_own_job_a_marker_is_no_reason_to_skip(one_experiment: Path, monkeypatch) -> None:
-    slurm_queue.mark(one_experiment, "77_3")
+    markers.mark(one_experiment, "77_3")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     view = slurm_queue.QueueView()
@@ -121,7 +123,7 @@ def test_one_squeue_call_per_plan(one_experiment: Path) -> None:
     exp_set.register("{k: 2 | 3 | 4}")
     paths = [str(one_experiment.parent / name) for name in ("e", "k=2", "k=3", "k=4")]
     for number, path in enumerate(paths):
-        slurm_queue.mark(path, str(999999990 + number))
+        markers.mark(path, str(999999990 + number))
     decide = planner.Planner(reasons=False)
     assert [v.action for v in decide.plan(paths)] == [planner.RUN] * 4
     assert decide.queue().squeue_calls == 1

@@ -11,6 +11,7 @@ from xmen.store import retry, statecheck
 from xmen.store import status as st
 from xmen.errors import StateFileError, UsageError
 from xmen.slurm.sacct import apply_verdict, job_record
+from xmen.host import slurm_status
 
 RUN = {"host": "h", "pid": 7, "started": "2026-12-03 12:00:00", "attempt": 1}
 ENDED = {**RUN, "ended": "2026-12-03 12:01:00", "returncode": 1}
@@ -141,7 +142,7 @@ def test_snakemake_hears_of_a_failed_job_only_after_its_verdict_is_recorded(monk
     from xmen.slurm import sacct as slurm
 
     events: list[str] = []
-    monkeypatch.setattr(slurm, "record_job_ends", lambda infos: events.append(f"recorded {len(infos)}"))
+    monkeypatch.setattr(slurm_status, "record_job_ends", lambda infos: events.append(f"recorded {len(infos)}"))
 
     class Executor:
         def report_job_error(self, job_info: Any, msg: Any = None, **kwargs: Any) -> None:
@@ -157,9 +158,9 @@ def test_snakemake_hears_of_a_failed_job_only_after_its_verdict_is_recorded(monk
                     (self.report_job_error if job == "failed" else self.report_job_success)(job, msg=job)
             events.append("checked")
 
-    Executor.report_job_error = slurm._reporting(Executor.report_job_error)
-    Executor.report_job_success = slurm._reporting(Executor.report_job_success)
-    Executor.check_active_jobs = slurm._checking(Executor.check_active_jobs)
+    Executor.report_job_error = slurm_status._reporting(Executor.report_job_error)
+    Executor.report_job_success = slurm_status._reporting(Executor.report_job_success)
+    Executor.check_active_jobs = slurm_status._checking(Executor.check_active_jobs)
 
     async def check() -> list[Any]:
         return [job async for job in Executor().check_active_jobs(["failed", "running", "done"])]
@@ -180,7 +181,7 @@ def test_a_report_from_another_thread_during_a_status_check_goes_on_at_once(monk
     from xmen.slurm import sacct as slurm
 
     events: list[str] = []
-    monkeypatch.setattr(slurm, "record_job_ends", lambda infos: events.append(f"recorded {list(infos)}"))
+    monkeypatch.setattr(slurm_status, "record_job_ends", lambda infos: events.append(f"recorded {list(infos)}"))
 
     class Executor:
         def report_job_error(self, job_info: Any, msg: Any = None) -> None:
@@ -192,8 +193,8 @@ def test_a_report_from_another_thread_during_a_status_check_goes_on_at_once(monk
             other.join()
             yield "running"
 
-    Executor.report_job_error = slurm._reporting(Executor.report_job_error)
-    Executor.check_active_jobs = slurm._checking(Executor.check_active_jobs)
+    Executor.report_job_error = slurm_status._reporting(Executor.report_job_error)
+    Executor.check_active_jobs = slurm_status._checking(Executor.check_active_jobs)
 
     async def check() -> list[Any]:
         return [job async for job in Executor().check_active_jobs(["running"])]

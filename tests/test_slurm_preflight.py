@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from xmen.slurm import queue as slurm_queue
+from xmen.host import slurm_submit
+from xmen.slurm import partitions
 
 # The test cluster (tests/slurm/up.sh): one node of 2 CPUs and 8000 MB in both partitions, no time limit; "other"
 # here also has a bigger node kind (a second sinfo line of the same partition).
@@ -24,7 +26,7 @@ LIMITED = ("short*|64000|32|(null)|1:00:00\nlong|64000|32|(null)|7-00:00:00\n"
 
 def check(options: dict[str, Any], sinfo: str = SINFO, max_threads: int | None = None) -> list[str]:
     limit = {"max_threads": max_threads} if max_threads else {}
-    return slurm_queue.problems(options, slurm_queue.parse_sinfo(sinfo), **limit)
+    return partitions.problems(options, partitions.parse_sinfo(sinfo), **limit)
 
 
 @pytest.mark.parametrize("partition", ["main,other", "other,main", "main, other", ["main,other", "nope"]])
@@ -103,7 +105,7 @@ def test_memory_per_cpu_times_the_cpus_must_fit_a_node(options, expected) -> Non
     ("2-00:00:00", 2880), ("2-12", 3600), ("1-02:03", 1563), ("0:00:30", 0.5),
 ])
 def test_slurm_times_in_minutes(text, minutes) -> None:
-    assert slurm_queue.slurm_minutes(text) == minutes
+    assert partitions.slurm_minutes(text) == minutes
 
 
 def test_preflight_asks_sinfo_once_for_the_time_limit_too() -> None:
@@ -113,11 +115,11 @@ def test_preflight_asks_sinfo_once_for_the_time_limit_too() -> None:
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, LIMITED, "")
 
-    grouped = slurm_queue.preflight({"a": {"resources": {"runtime": 90}}, "b": {"resources": {"runtime": 90}},
+    grouped = partitions.preflight({"a": {"resources": {"runtime": 90}}, "b": {"resources": {"runtime": 90}},
                                      "c": {"resources": {"runtime": 30}}}, run=run)
     assert calls == [["sinfo", "-h", "-o", "%P|%m|%c|%G|%l"]]
     assert list(grouped.values()) == [["a", "b"]]
-    parts = slurm_queue.parse_sinfo(LIMITED)
+    parts = partitions.parse_sinfo(LIMITED)
     assert [(p.name, p.default, p.max_minutes) for p in parts.values()] == [
         ("short", True, 60), ("long", False, 10080), ("gpu", False, 2880), ("debug", False, 30)]
     assert parts["gpu"].gres == {"gpu"}
@@ -138,7 +140,7 @@ def test_a_refused_experiment_is_in_no_pack(tmp_path, monkeypatch) -> None:
     xmen_workflow = glue.XmenWorkflow.__new__(glue.XmenWorkflow)
     xmen_workflow.cwd = str(tmp_path)
     workflow._xmen_glue = xmen_workflow
-    monkeypatch.setattr(slurm_queue.HOOKS, "refused", {str(tmp_path / "set" / "bad"): "unknown partition 'x'"})
+    monkeypatch.setattr(slurm_submit.HOOKS, "refused", {str(tmp_path / "set" / "bad"): "unknown partition 'x'"})
 
     def job(exp: str, rule: str = glue.RULE) -> Any:
         return SimpleNamespace(_group="pack", rule=SimpleNamespace(name=rule, workflow=workflow),

@@ -18,6 +18,8 @@ import pytest
 from xmen.store import files
 from xmen.slurm import sacct as slurm
 from xmen.store import status as st
+from xmen.host import plugin as slurm_plugin
+from xmen.host import slurm_status
 
 plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 
@@ -48,8 +50,8 @@ def test_plugin_query_reports_cancelled_by_uid_and_the_wrapper_normalises_it():
     twice wrapped as once, and a failed query stays None."""
     rows = "1|CANCELLED by 0\n2|COMPLETED\n3|CANCELLED\n"
     assert _query(plugin.query_job_status, rows) == {"1": "CANCELLED by 0", "2": "COMPLETED", "3": "CANCELLED"}
-    wrapped = slurm._normalising(plugin.query_job_status)
-    assert slurm._normalising(wrapped) is wrapped
+    wrapped = slurm_status._normalising(plugin.query_job_status)
+    assert slurm_status._normalising(wrapped) is wrapped
     assert _query(wrapped, rows) == {"1": "CANCELLED", "2": "COMPLETED", "3": "CANCELLED"}
     statuses, duration = asyncio.run(wrapped("false", logging.getLogger("test")))
     assert (statuses, duration) == (None, None)
@@ -60,12 +62,12 @@ def test_install_is_idempotent(monkeypatch):
     for name in ("report_job_success", "report_job_error", "check_active_jobs"):
         monkeypatch.setattr(plugin.Executor, name, getattr(plugin.Executor, name))
     original = plugin.Executor.check_active_jobs
-    assert slurm.install()
+    assert slurm_plugin.install()
     once = plugin.Executor.check_active_jobs
-    assert slurm.install()
+    assert slurm_plugin.install()
     assert plugin.Executor.check_active_jobs is once  # a second install wraps nothing again
     assert plugin.query_job_status.__wrapped__.__module__.endswith("job_status_query")
-    assert not getattr(plugin.Executor.report_job_error.__wrapped__, slurm._MARK, False)
+    assert not getattr(plugin.Executor.report_job_error.__wrapped__, slurm_status._MARK, False)
     assert once.__wrapped__.__wrapped__ is original  # slurm_poll's decision around the verdicts, around the plugin's
 
 
@@ -85,7 +87,7 @@ def test_executor_in_use_reads_snakemakes_api_frame(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert (tmp_path / "seen.txt").read_text() == seen
-    assert slurm.executor_in_use(sys._getframe(0)) is None
+    assert slurm_plugin.executor_in_use(sys._getframe(0)) is None
 
 
 # ------------------------------------------------------------------------------------------ sacct and the verdict
@@ -314,9 +316,9 @@ def test_a_preempted_job_slurm_did_not_requeue_has_ended():
         return {"2": JobState("PENDING", "BeginTime"), "3": JobState("PREEMPTED")}
 
     statuses = {"1": "PREEMPTED", "2": "PREEMPTED", "3": "PREEMPTED", "4": "RUNNING"}
-    assert slurm.ended_preemptions(statuses, alive) == {"1": "FAILED", "2": "PREEMPTED", "3": "FAILED",
+    assert slurm_status.ended_preemptions(statuses, alive) == {"1": "FAILED", "2": "PREEMPTED", "3": "FAILED",
                                                         "4": "RUNNING"}
     assert asked == [["1", "2", "3"]]
-    assert slurm.ended_preemptions({"4": "RUNNING"}, alive) == {"4": "RUNNING"} and len(asked) == 1  # no call
-    assert slurm.ended_preemptions(statuses, lambda ids: None) == statuses  # squeue cannot answer
-    assert slurm.ended_preemptions(None, alive) is None
+    assert slurm_status.ended_preemptions({"4": "RUNNING"}, alive) == {"4": "RUNNING"} and len(asked) == 1  # no call
+    assert slurm_status.ended_preemptions(statuses, lambda ids: None) == statuses  # squeue cannot answer
+    assert slurm_status.ended_preemptions(None, alive) is None

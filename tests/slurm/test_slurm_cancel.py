@@ -23,6 +23,7 @@ import pytest
 from test_slurm import env, params, sh, slurm, slurm_job_id  # noqa: F401 - fixtures
 
 from xmen.slurm import sacct as xslurm
+from xmen.host import slurm_status
 
 plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 
@@ -125,7 +126,7 @@ def test_plugin_waits_forever_for_cancelled_jobs_unless_xmen_steps_in(slurm, mon
         wait_until(lambda: _state(running).startswith("CANCELLED by ") and _state(pending).startswith("CANCELLED by "),
                    20, "sacct shows both cancelled")
         # slurmdbd lists them by name a few seconds after `sacct -j` does: wait until xmen's wrapper sees both...
-        monkeypatch.setattr(plugin, "query_job_status", xslurm._normalising(plugin.query_job_status))
+        monkeypatch.setattr(plugin, "query_job_status", slurm_status._normalising(plugin.query_job_status))
         wait_until(lambda: _check_active_jobs([running, pending], name) == ([], [running, pending]), 20,
                    "the plugin with xmen's wrapper reports both ended")
         monkeypatch.undo()  # ...then the plugin as shipped still waits for both

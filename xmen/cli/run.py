@@ -17,6 +17,7 @@ from xmen.run.planner import release_for_rerun
 from xmen.sets.expset import ExperimentSet, SET_FILE, find_sets
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
+from xmen.store import layout
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -184,7 +185,7 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
     lines = progress.summary_lines(
         grouped,
         reasons=lambda name: engine.failure_reason(exp_set, name),
-        log_of=lambda name: str(exp_set.root / name / progress.EXPERIMENT_LOG),
+        log_of=lambda name: str(exp_set.root / name / layout.RUN_LOG),
     )
     failed = len(lines) > 1
     for line in lines:

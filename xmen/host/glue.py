@@ -34,6 +34,7 @@ from xmen.store import logs, retry
 from xmen.store import status as st
 from xmen.sets.expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 from xmen.store.locks import done_token
+from xmen.store import layout
 
 DONE = DONE_FILE
 LOG = RUN_LOG
@@ -145,7 +146,7 @@ class XmenWorkflow:
         root = os.path.normpath(os.path.join(self.cwd, set_dir))
         info = self.planner.set_info(root)
         if info is None:
-            raise ValueError(f"{os.path.join(root, planner.SET_FILE)} cannot be read as an experiment set")
+            raise ValueError(f"{os.path.join(root, layout.SET_FILE)} cannot be read as an experiment set")
         recorded = info.data.get("root")
         if recorded and os.path.realpath(str(recorded)) != os.path.realpath(root):
             # run.sh files name absolute paths: running a moved set would run the old copy.
@@ -174,7 +175,7 @@ class XmenWorkflow:
         experiments listed in FILE, one path per line (relative to the working directory).
         """
         loaded = self.load_set(set_dir)
-        self.set_files.append(os.path.normpath(os.path.join(set_dir, planner.SET_FILE)))
+        self.set_files.append(os.path.normpath(os.path.join(set_dir, layout.SET_FILE)))
         paths = list(loaded)
         if self.config.get("xmen_targets"):
             with open(self.config["xmen_targets"], encoding="utf-8") as handle:

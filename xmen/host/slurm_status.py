@@ -25,7 +25,7 @@ import shlex
 import threading
 from typing import Any, Callable
 
-from xmen.host.slurm_submit import HOOKS
+from xmen.host import slurm_submit
 from xmen.slurm.queue import job_states
 from xmen.slurm.sacct import apply_verdict, job_record, normalise_statuses, query
 from xmen.store import files
@@ -87,7 +87,7 @@ def _normalising(query: Any) -> Any:
     @functools.wraps(query)
     async def query_job_status(command: str, logger: Any) -> tuple[Any, Any]:
         statuses, duration = await query(command, logger)
-        for extra in (cancelled_query(command), adopted_query(command, sorted(HOOKS.following))):
+        for extra in (cancelled_query(command), adopted_query(command, sorted(slurm_submit.HOOKS.following))):
             if statuses is not None and extra is not None:
                 more, _ = await query(extra, logger)
                 for job, state in (more or {}).items():
@@ -185,7 +185,7 @@ def _reporting(report: Any) -> Any:
 
     @functools.wraps(report)
     def reported(self: Any, job_info: Any, *args: Any, **kwargs: Any) -> Any:
-        HOOKS.following.discard(str(getattr(job_info, "external_jobid", "")))  # an adopted job: asked about no more
+        slurm_submit.HOOKS.following.discard(str(getattr(job_info, "external_jobid", "")))  # an adopted job: asked about no more
         ended, held = getattr(self, _ENDED, None), getattr(self, _HELD, None)
         if ended is not None and held is not None and getattr(self, _CHECKER, None) == threading.get_ident():
             # Inside a status check: recorded at its end, one sacct call for all, and only then reported (_checking).

@@ -35,9 +35,9 @@ from xmen.store.origin import label as origin_label
 from xmen.look.predicates import ColumnPattern, Predicate, parse_param_filters
 from xmen.store.statecheck import check_set_data
 from xmen.store.heartbeat import effective_status
-from xmen.store.layout import DELTA_FILE, INDEX_FILE, PARAMS_FILE, SET_FILE, XMEN_DIR
-from xmen.run.planner import BLOCKED, CHANGED, DONE, PARAMS_FILE, Planner, _read_yaml
-from xmen.run.runner import LOCK_FILE
+from xmen.store.layout import DELTA_FILE, INDEX_FILE, LOCK_FILE, PARAMS_FILE, SET_FILE, XMEN_DIR
+from xmen.run.planner import BLOCKED, CHANGED, DONE, Planner
+from xmen.store.setfile import read_mapping
 from xmen.slurm import queue as slurm_queue
 from xmen.slurm.queue import marker
 from xmen.store import history
@@ -908,7 +908,7 @@ def _show_queued(markers: list[tuple[dict[str, Any], Any]]) -> None:
 
 def _started_by(exp_dir: str) -> str | None:
     """``_run.slurm_job_id`` of the experiment's last run."""
-    run = (_read_yaml(os.path.join(exp_dir, PARAMS_FILE)) or {}).get("_run")
+    run = (read_mapping(os.path.join(exp_dir, PARAMS_FILE)) or {}).get("_run")
     return str(run.get("slurm_job_id")) if isinstance(run, dict) and run.get("slurm_job_id") else None
 
 

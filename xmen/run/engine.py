@@ -24,7 +24,7 @@ from xmen.store import files, status
 from xmen.errors import StateFileError, XmenError
 from xmen.sets.expset import PARAMS_FILE, RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
-from xmen.run.runner import ENV_EXPECT_DONE, done_token
+from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.expset import find_sets
 
 RUN_LOCK = Path(".xmen") / "run.lock"
