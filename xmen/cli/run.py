@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from xmen.cli import edge
 from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
