@@ -228,6 +228,22 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Read a YAML mapping for a reader that skips what it cannot read: ``{}`` for an empty file, ``None`` when the
+    file is missing, unreadable, not valid YAML (alias bombs included) or not a mapping. :func:`read_yaml` is the
+    same read for callers that report the problem."""
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError:
+        return None
+    if data is None:
+        return {}
+    return data if isinstance(data, dict) else None
+
+
 def dump_yaml(data: Any) -> str:
     """Block-style YAML keeping key order (params files are read by people)."""
     return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True, width=120)

@@ -52,11 +52,7 @@ def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "") -> None:
 
 def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
     """The experiment's marker, or None (no marker, or an unreadable one)."""
-    try:
-        with open(os.path.join(os.fspath(exp_dir), MARKER_FILE), encoding="utf-8") as handle:
-            data = yaml.safe_load(handle.read())
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
+    data = files.read_mapping(os.path.join(os.fspath(exp_dir), MARKER_FILE))
     job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
     if not is_job_id(job_id):  # a hand-edited or damaged marker names no job
         return None

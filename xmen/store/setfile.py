@@ -12,14 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import yaml
-
+from xmen.store.files import read_mapping
 from xmen.store.layout import DEFAULTS_FILE, SCRIPT_FILE, SET_FILE
-
-try:
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader  # type: ignore[misc]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -63,18 +57,6 @@ def mtime_ns(path: str) -> int | None:
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
-
-
-def read_mapping(path: str) -> dict[str, Any] | None:
-    """A YAML mapping, or None when the file is missing, unreadable or not a mapping."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle.read(), Loader=_Loader)
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
-    if data is None:
-        return {}
-    return data if isinstance(data, dict) else None
 
 
 @dataclass
