@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from xmen.look import listing  # noqa: E402
-from xmen.sets.expset import _PARAM_COMMENTS  # noqa: E402
+from xmen.store.layout import REGISTER_KEYS, comments as key_comments  # noqa: E402
 from xmen.store.files import dump_params, dump_yaml  # noqa: E402
-from xmen.store import layout
+from xmen.store import layout  # noqa: E402
 
 # The comments xmen writes into every params.yml, so the synthetic files look like registered ones.
 _COMMENTS = {
-    **_PARAM_COMMENTS,
+    **key_comments(REGISTER_KEYS),
     "lr": "Learning rate",
     "seed": "Random seed",
 }

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from xmen.store import files, history
 from xmen.look import listing  # noqa: E402
 from xmen.define.experiment import Experiment  # noqa: E402
-from xmen.sets.expset import _PARAM_COMMENTS  # noqa: E402
+from xmen.store.layout import REGISTER_KEYS, comments as key_comments  # noqa: E402
 from xmen.store.files import dump_params, dump_yaml  # noqa: E402
 
 MESSAGES = 100
@@ -76,7 +76,7 @@ def build_sweep(root: Path, n: int) -> None:
     """``n`` finished experiments of an lr x seed sweep, each with a history of MESSAGES records."""
     root.mkdir(parents=True)
     names = []
-    comments = {**_PARAM_COMMENTS, "lr": "Learning rate", "seed": "Random seed"}
+    comments = {**key_comments(REGISTER_KEYS), "lr": "Learning rate", "seed": "Random seed"}
     for i in range(n):
         lr, seed = LRS[i % len(LRS)], i // len(LRS)
         name = f"lr={lr}__seed={seed}"

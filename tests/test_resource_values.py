@@ -14,7 +14,7 @@ import pytest
 from xmen.errors import UsageError
 from xmen.store import files
 from xmen.cli import main
-from xmen.sets.expset import parse_resources, sbatch_words
+from xmen.sets.run_options import parse_resources, sbatch_words
 
 
 @pytest.mark.parametrize("spec, expected", [

@@ -32,7 +32,7 @@ from xmen.store.files import read_yaml_settled, update_yaml
 from xmen.store.layout import DONE_FILE, RUN_LOG
 from xmen.store import logs, retry
 from xmen.store import status as st
-from xmen.sets.expset import SBATCH_WORDS, sbatch_words, unsafe_resource_char
+from xmen.sets.run_options import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 from xmen.store.locks import done_token
 from xmen.store import layout
 

@@ -11,8 +11,6 @@ import contextlib
 import fnmatch
 import itertools
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,55 +20,27 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from xmen.store import config as global_config
-from xmen.store import files, naming, ownership, retry, statecheck, status, sweep
+from xmen.store import files, naming, ownership, statecheck, status, sweep
 from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
-from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE
-from xmen.define.parameters import check_value, coerce_value, parse_comment
+from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, REGISTER_KEYS, RUN_FILE, SCRIPT_FILE, SET_COMMENTS, SET_FILE
+from xmen.store.layout import comments as comments_of
 from xmen.store.heartbeat import effective_status
-from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set, original_run_header
+from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
 from xmen.store.locks import flock_held, lock_held, release, try_lock
 from xmen.store.provenance import get_meta, now_time
 from xmen.store.setfile import is_glob
+from xmen.sets.fitting import check_seed_param, fit_sweep, parameter_table
+from xmen.sets.run_options import parse_run_options
+from xmen.sets.runscript import existing_header, render_run_script, resolve_header, run_script_renderer
 
 
-_SET_COMMENTS = {
-    "root": "Folder of this set (relink updates it after a move)",
-    "type": "Experiment type",
-    "created": "When the set was created",
-    "purpose": "What the set is for",
-    "notes": "Notes added with xmen note",
-    "options": "Run options every experiment gets unless it sets its own",
-    "experiments": "Linked experiments and their run options (resources, threads, retries, retry_on, requires)",
-    "init_created": "What xmen init created here (xmen rm deletes only xmen's own files)",
-    "before_init": "What was here before xmen init: xmen rm never deletes these",
-}
-_PARAM_COMMENTS = {
-    "_name": "The name of the experiment (its folder)",
-    "_root": "The experiment set it belongs to",
-    "_status": "default | registered | running | finished | error | stopped | timeout | cancelled",
-    "_created": "The date the experiment was created",
-    "_purpose": "A description of the experiment purpose",
-    "_version": "Experiment version information",
-    "_meta": "Machine and user that registered the experiment",
-    "_messages": "Messages left by the experiment",
-    "_repeat": "Which of the -x N repeats this is (1..N)",
-}
-_RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: Resource names the Snakefile cannot take from a user: Snakemake's own (``_cores``, ``_nodes``, every ``_``
-#: name), the rule's attempt counter, and names whose ``XMEN_<NAME>`` variable the rule already sets.
-_RESERVED_RESOURCES = {"xmen_attempt": "the attempt counter of xmen's rule", "attempt": "XMEN_ATTEMPT is the attempt",
-                       "threads": "use --threads"}
 #: The most experiments one ``register`` makes unless told otherwise (``--max-experiments``): a typo such as
 #: ``-x 100000000`` or a 12 x 10 sweep is refused in well under a second instead of filling memory and disk.
 MAX_EXPERIMENTS = 100_000
 SEPARATOR = naming.SEPARATOR
-#: Characters a resource value may hold outside quotes.
-_RESOURCE_CHAR = re.compile(r"[A-Za-z0-9_.:+%@/=-]")
-#: The resource whose value is sbatch's own words (the SLURM executor plugin adds it to the sbatch line).
-SBATCH_WORDS = "slurm_extra"
 
 
 @dataclass
@@ -136,7 +106,7 @@ class ExperimentSet:
                 if exp_dir.is_dir() and not exp_dir.is_symlink() and not ownership.is_marked_experiment(exp_dir):
                     ownership.mark_experiment(exp_dir)
         backup_if_original_set(self.set_file)
-        files.write_yaml(self.set_file, data, _SET_COMMENTS)
+        files.write_yaml(self.set_file, data, SET_COMMENTS)
 
     @property
     def experiments(self) -> list[str]:
@@ -261,7 +231,7 @@ class ExperimentSet:
             }
             set_data.update(ownership.init_record(created + [SET_FILE], before))
             set_data["origin"] = _origin.here(root_path)
-            files.write_yaml(root_path / SET_FILE, set_data, _SET_COMMENTS)
+            files.write_yaml(root_path / SET_FILE, set_data, SET_COMMENTS)
         except BaseException:
             for path in moved:
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -319,20 +289,20 @@ class ExperimentSet:
             naming.check_name(name)
             if n_combos > 1:
                 raise UsageError(f"-n NAME names a single experiment, but the sweep has {n_combos} combinations")
-        run_options = _run_options(resources, threads, retries, retry_on)
+        run_options = parse_run_options(resources, threads, retries, retry_on)
 
         with files.locked(self.set_file):
             set_data = self.data()
             defaults_path = self.root / str(set_data.get("defaults") or DEFAULTS_FILE)
             defaults = files.read_yaml(defaults_path)
             comments = files.read_comments(defaults_path)
-            table = _parameter_table(defaults, comments)
+            table = parameter_table(defaults, comments)
             linked: dict[str, Any] = dict(set_data.get("experiments") or {})
             result = RegisterResult()
 
-            fitted = _fit_sweep(parsed, table, strict, result.warnings, generated_names=name is None)
+            fitted = fit_sweep(parsed, table, strict, result.warnings, generated_names=name is None)
             if seed_param is not None:
-                _check_seed_param(seed_param, parsed, table)
+                check_seed_param(seed_param, parsed, table)
             # Folder names list the parameters in their declared order: {seed: 0, lr: 3} and {lr: 3, seed: 0}
             # are one experiment. The user's order still decides which key varies slowest.
             keys = list(parsed)
@@ -360,14 +330,14 @@ class ExperimentSet:
                         repeat[seed_param] = index
                     planned.append((exp_name, repeat))
 
-            header_text = _header_text(header)
+            header_text = resolve_header(header)
             script_path = self.root / str(set_data.get("script") or SCRIPT_FILE)
             base_params = _base_params(defaults, purpose, str(self.root), repeated=repeats > 1)
-            param_comments = dict(_PARAM_COMMENTS)
+            param_comments = comments_of(REGISTER_KEYS)
             param_comments.update({k: v for k, v in comments.items() if not k.startswith("_")})
             # Every params.yml is dump_params(params, param_comments); the values they share are dumped once.
             params_file = _params_renderer(base_params, _now(), param_comments)
-            run_text = _run_script_renderer(script_path, header_text, sys.executable)
+            run_text = run_script_renderer(script_path, header_text, sys.executable)
 
             seen: set[str] = set()
             root_text = str(self.root)
@@ -650,7 +620,7 @@ class ExperimentSet:
                     if moved or exp_name in relinked:
                         root_text = str(self.root)
                         files.update_yaml(exp_dir / PARAMS_FILE, lambda p: p.__setitem__("_root", root_text))
-                        header = _existing_header(exp_dir / RUN_FILE, header_cache)
+                        header = existing_header(exp_dir / RUN_FILE, header_cache)
                         files.write_text_atomic(
                             exp_dir / RUN_FILE,
                             render_run_script(exp_dir, script_path, header, sys.executable),
@@ -931,333 +901,6 @@ def find_sets(top: str | os.PathLike[str], recursive: bool = True) -> Iterator[P
             if entry.name in ("profiles",) and is_root:
                 continue
             stack.append(Path(entry.path))
-
-
-def render_run_script(exp_dir: Path, script: Path, header: str, python: str) -> str:
-    """run.sh: header, then the job runner on this experiment (every path shell-quoted)."""
-    return _run_script_renderer(script, header, python)(str(exp_dir))
-
-
-def _run_script_renderer(script: Path, header: str, python: str):
-    """``render_run_script`` for many folders of one set: the text of ``exp_dir`` (an absolute folder path str)."""
-    lines = ["#!/bin/bash"]
-    if header.strip():
-        lines.append(header.rstrip("\n"))
-    lines += [
-        "# Generated by xmen: runs the set's script.sh on this experiment's params.yml through xmen's job runner,",
-        "# which records running/finished/error/timeout in params.yml.",
-        "",
-    ]
-    head = "\n".join(lines)
-    tail = f" {shlex.quote(str(script))}\n"
-    runner = f"exec {shlex.quote(python)} -m xmen.job "
-    if header.strip():
-        runner = _header_python(python) + 'exec "$xmen_python" -m xmen.job '
-    quote = shlex.quote
-
-    def render(exp_dir: str) -> str:
-        return f"{head}cd {quote(exp_dir)} || exit 1\n{runner}{quote(exp_dir + '/' + PARAMS_FILE)}{tail}"
-
-    return render
-
-
-def _header_python(python: str) -> str:
-    """Lines choosing the interpreter after a header, which may have changed the environment (conda activate, a
-    venv's activate, export PATH=...): the ``python`` (else ``python3``) now first on PATH if it can import xmen,
-    else ``python``, the interpreter xmen was installed with; exported as ``XMEN_PYTHON`` for script.sh. Without a
-    header run.sh execs ``python`` directly."""
-    installed = shlex.quote(python)
-    return (  # the check costs one interpreter start, and only when PATH's python is another one
-        "xmen_python=$(command -v python || command -v python3)\n"
-        f'[ "$xmen_python" = {installed} ] || "${{xmen_python:-false}}" -c "import xmen" 2>/dev/null'
-        f" || xmen_python={installed}\n"
-        'export XMEN_PYTHON="$xmen_python"  # a python experiment\'s script.sh runs on it too\n'
-    )
-
-
-_HEADER_END = "# Generated by xmen: runs the set's script.sh"
-
-
-def _existing_header(run_script: Path, cache: dict[str, str]) -> str:
-    try:
-        text = run_script.read_text(encoding="utf-8")
-    except OSError:
-        return ""
-    if _HEADER_END not in text:
-        return original_run_header(text)  # written by the original xmen
-    lines = text.split("\n")
-    body = []
-    for line in lines[1:]:
-        if line.startswith(_HEADER_END):
-            break
-        body.append(line)
-    return "\n".join(body)
-
-
-def _header_text(header: str | None) -> str:
-    """The run.sh header: ``header`` as given (a file path or text), else the global configuration's."""
-    # The configured header is already text (config -H read the file); a header given here may name a file.
-    text = global_config.load().header if header is None else global_config.read_header(header)
-    lines = text.split("\n")
-    if lines and lines[0].startswith("#!"):
-        lines = lines[1:]
-    return "\n".join(lines).strip("\n")
-
-
-def _run_options(resources: str | dict[str, Any] | None, threads: int | None, retries: int | None,
-                 retry_on: str | None = None) -> dict[str, Any]:
-    """The run options of new experiments. An experiment with retries gets its retry policy (``retry_on``, the
-    default one unless ``--retry-on`` says otherwise): one without it was registered before policies (xmen.retry)."""
-    options: dict[str, Any] = {}
-    parsed = parse_resources(resources) if resources else {}
-    if parsed:
-        options["resources"] = parsed
-    if threads is not None:
-        options["threads"] = threads
-    if retry_on is not None and not retries:
-        raise UsageError("--retry-on needs --retries N (how many attempts after a failure)")
-    policy = retry.parse_policy(retry_on) if retry_on is not None else [retry.DEFAULT]
-    if retries is not None:
-        options["retries"] = retries
-        if retries:
-            options[retry.POLICY_KEY] = policy
-    return options
-
-
-def parse_resources(spec: str | dict[str, Any]) -> dict[str, Any]:
-    """``"mem_mb=4000 runtime=60 slurm_partition=gpu"`` -> dict; ``mem_mb=1000,2000`` gives one value per attempt.
-
-    The text is read like shell words: quotes keep spaces, ``=`` and commas inside a value
-    (``slurm_extra='--mail-user="a b" --mail-type=END,FAIL'``); each word is split at its first unquoted ``=``.
-    Outside quotes a value may hold only plain characters, so a stray ``;`` or ``$`` is an error, not a value.
-    """
-    if isinstance(spec, dict):
-        items = [(str(k), v if isinstance(v, list) else str(v).split(",")) for k, v in spec.items()]
-        items = [(k, [_plain(v) for v in values]) for k, values in items]
-    else:
-        items = [_split_word(word) for word in _resource_words(spec)]
-    parsed: dict[str, Any] = {}
-    variables: dict[str, str] = {}
-    for key, values in items:
-        if not _RESOURCE_NAME.match(key):
-            raise UsageError(f"--resources: invalid resource name {key!r}")
-        reserved = _RESERVED_RESOURCES.get(key.lower())
-        if reserved is None and key.startswith("_"):
-            reserved = "Snakemake keeps names starting with '_', such as _cores and _nodes"
-        if reserved is not None:
-            raise UsageError(f"--resources: {key!r} is reserved ({reserved})")
-        variable = key.upper()  # the experiment sees XMEN_<NAME>
-        if variable in variables:
-            raise UsageError(f"--resources: {variables[variable]!r} and {key!r} are one resource (XMEN_{variable})")
-        variables[variable] = key
-        converted = [_resource_value(key, value) for value in values]
-        parsed[key] = converted[0] if len(converted) == 1 else converted
-    return parsed
-
-
-#: One character of a --resources word and whether it was quoted (quoted characters are taken literally).
-_Char = tuple[str, bool]
-
-
-def _resource_words(spec: str) -> list[list[_Char]]:
-    """The words of a --resources text, shell-like: whitespace separates, '...' and "..." quote, \\ escapes."""
-    words: list[list[_Char]] = []
-    word: list[_Char] | None = None
-    quote = ""
-    chars = iter(spec)
-    for char in chars:
-        if quote:
-            if char == quote:
-                quote = ""
-                continue
-            if char == "\\" and quote == '"':
-                following = next(chars, "")
-                if following not in ('"', "\\"):
-                    word.append(("\\", True))  # type: ignore[union-attr]
-                char = following
-            word.append((char, True))  # type: ignore[union-attr]
-            continue
-        if char.isspace():
-            if word is not None:
-                words.append(word)
-                word = None
-            continue
-        if word is None:
-            word = []
-        if char in ("'", '"'):
-            quote = char
-        elif char == "\\":
-            word.append((next(chars, ""), True))
-        else:
-            word.append((char, False))
-    if quote:
-        raise UsageError(f"--resources: unclosed {quote} in {spec!r}")
-    if word is not None:
-        words.append(word)
-    return words
-
-
-def _split_word(word: list[_Char]) -> tuple[str, list[list[_Char]]]:
-    """(name, the values per attempt) of one NAME=VALUE word: split at the first unquoted ``=``, then at unquoted
-    commas."""
-    text = "".join(c for c, _ in word)
-    at = next((i for i, (c, quoted) in enumerate(word) if c == "=" and not quoted), None)
-    if at is None or at == len(word) - 1:
-        raise UsageError(f"--resources: expected NAME=VALUE, got {text!r}")
-    if any(quoted for _, quoted in word[:at]):
-        raise UsageError(f"--resources: invalid resource name {''.join(c for c, _ in word[:at])!r}")
-    values: list[list[_Char]] = [[]]
-    for char, quoted in word[at + 1:]:
-        if char == "," and not quoted:
-            values.append([])
-        else:
-            values[-1].append((char, quoted))
-    return "".join(c for c, _ in word[:at]), values
-
-
-def _plain(value: Any) -> list[_Char]:
-    """A value given as data (a YAML mapping): held to the rules of unquoted text."""
-    return [(c, False) for c in str(value).strip()]
-
-
-def unsafe_resource_char(key: str, text: str) -> str | None:
-    """The first character of a resource value that must not reach sbatch's shell line, or None.
-
-    The SLURM plugin puts resource values unquoted on a line it runs with a shell (``--gpus={gpu}``); only
-    ``slurm_extra`` is re-quoted word by word (:func:`sbatch_words`), so only it may hold spaces, quotes, ``;``
-    or ``$``. Every other value keeps to plain characters (and commas: a list of partitions), however it was
-    written, also by hand in experiment.yml.
-    """
-    for char in text:
-        if not char.isprintable():
-            return char
-        if key != SBATCH_WORDS and char != "," and not _RESOURCE_CHAR.match(char):
-            return char
-    return None
-
-
-def _resource_value(key: str, value: list[_Char]) -> int | float | str:
-    text = "".join(c for c, _ in value)
-    bad = [c for c, quoted in value if (not quoted and not _RESOURCE_CHAR.match(c)) or not c.isprintable()]
-    if not bad and unsafe_resource_char(key, text) is not None:  # quoted, but not slurm_extra
-        raise UsageError(f"--resources: invalid value {text!r} for {key}: only {SBATCH_WORDS} may hold "
-                         f"{unsafe_resource_char(key, text)!r} (the others reach sbatch's command line as they are)")
-    if not text or bad:
-        raise UsageError(f"--resources: invalid value {text!r} for {key}"
-                         + (f" (quote {bad[0]!r})" if bad and bad[0].isprintable() and key == SBATCH_WORDS else ""))
-    if key == SBATCH_WORDS:
-        try:
-            shlex.split(text)
-        except ValueError as exc:
-            raise UsageError(f"--resources: {key} {text!r}: {exc} (it is read as sbatch's own words)") from None
-    if not any(quoted for _, quoted in value):
-        for kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                pass
-    return text
-
-
-def sbatch_words(value: str) -> str:
-    """``slurm_extra`` as the plugin puts it on sbatch's shell line: the user's words, each quoted, so that a value
-    with spaces stays one argument and nothing in it runs (``--mail-user="a b"`` -> ``'--mail-user=a b'``)."""
-    return " ".join(shlex.quote(word) for word in shlex.split(value))
-
-
-@dataclass
-class _Param:
-    type: str | None
-    default: Any
-
-
-def _parameter_table(defaults: dict[str, Any], comments: dict[str, str]) -> dict[str, _Param]:
-    """Parameters of a set: the non-underscore keys of defaults.yml, typed by their ``(type)`` comment."""
-    table: dict[str, _Param] = {}
-    for key, value in defaults.items():
-        key = str(key)
-        if key.startswith("_"):
-            continue
-        declared = None
-        if key in comments:
-            declared = parse_comment(comments[key])[0]
-        table[key] = _Param(declared, value)
-    return table
-
-
-_INFERRED = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
-
-
-def _fit(key: str, choice: sweep.Choice, param: _Param) -> tuple[Any, str | None, bool]:
-    """The value to store for ``choice``, a warning if it does not fit the parameter's type, and whether that
-    misfit is an error.
-
-    ``1e-3`` for a float parameter is the float 0.001 (YAML 1.1 reads it as text). A value outside a
-    ``Literal[...]`` parameter's choices is an error (a typo ``adm`` would run as the default); any other misfit
-    is a warning, kept as given: the tutorial sweeps ``b: None | cat`` on an int.
-    """
-    declared = param.type or (_INFERRED.get(type(param.default)) if param.default is not None else None)
-    value = choice.value
-    if declared is None:
-        return value, None, False
-    if declared == "str" and isinstance(value, (int, float, bool)) and not isinstance(value, str):
-        return choice.text, None, False  # what the user typed, e.g. a: 1.0 for a str parameter is '1.0'
-    try:
-        return coerce_value(declared, value, key), None, False
-    except UsageError:
-        pass
-    return value, f"parameter {key!r} is declared {declared} but gets {value!r}", "Literal" in declared
-
-
-def _fit_sweep(
-    parsed: dict[str, list[sweep.Choice]],
-    table: dict[str, _Param],
-    strict: bool,
-    warnings: list[str],
-    generated_names: bool,
-) -> dict[str, list[tuple[str, Any]]]:
-    """Each parameter's alternatives as (``key=text`` name part, value to store), checked once per alternative.
-
-    Checks what can be checked on the grammar, before any combination is built: unknown parameters, types,
-    alternatives that differ only in spelling (``1e-3 | 0.001``: equal values, two folders) and, for generated
-    names, the parts that would make two sweeps name one folder.
-    """
-    fitted: dict[str, list[tuple[str, Any]]] = {}
-    for key, choices in parsed.items():
-        if key not in table:
-            known = ", ".join(table) or "none"
-            raise UsageError(f"unknown parameter {key!r} (parameters: {known})")
-        entries: list[tuple[str, Any]] = []
-        spelled: dict[str, str] = {}
-        for choice in choices:
-            value, problem, fatal = _fit(key, choice, table[key])
-            if problem:
-                if strict or fatal:
-                    raise UsageError(problem)
-                if problem not in warnings:
-                    warnings.append(problem)
-            if generated_names:
-                naming.check_part(key, choice.text)
-            same = f"{type(value).__name__}:{value!r}"
-            if same in spelled:
-                raise UsageError(f"{key}: {spelled[same]!r} and {choice.text!r} are the same value")
-            spelled[same] = choice.text
-            entries.append((f"{key}={choice.text}", value))
-        fitted[key] = entries
-    return fitted
-
-
-def _check_seed_param(seed_param: str, parsed: dict[str, list[sweep.Choice]], table: dict[str, _Param]) -> None:
-    """``--seed-param NAME`` sets NAME to each repeat's index: it must be an int-like parameter not swept."""
-    if seed_param not in table:
-        known = ", ".join(table) or "none"
-        raise UsageError(f"--seed-param: unknown parameter {seed_param!r} (parameters: {known})")
-    if seed_param in parsed:
-        raise UsageError(f"--seed-param {seed_param} sets {seed_param} to the repeat index; do not sweep it too")
-    param = table[seed_param]
-    declared = param.type or (_INFERRED.get(type(param.default)) if param.default is not None else None)
-    if declared is not None and not check_value(declared, 1):
-        raise UsageError(f"--seed-param: parameter {seed_param!r} is declared {declared}, not an int")
 
 
 # Files register writes into an experiment folder (and what a killed write of them leaves).
