@@ -19,6 +19,7 @@ from xmen.sets.expset import ExperimentSet, SET_FILE, find_sets
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
 from xmen.store import layout
+from xmen.store.layout import SNAKEFILE, XMEN_DIR
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -222,7 +223,7 @@ def demo_command(folder, jobs) -> None:
     if set_root.exists():
         raise UsageError(f"{set_root} exists already; pick another --dir")
     # The demo keeps its own global configuration so it never changes the user's.
-    os.environ["XMEN"] = str(base / ".xmen")
+    os.environ["XMEN"] = str(base / XMEN_DIR)
     script = os.path.abspath(importlib.util.find_spec("xmen.examples.experiment").origin)  # the user's side
     steps = [
         ["config", "--disable_prompt"],
@@ -271,7 +272,7 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
 
 
     _relink_moved_sets(Path(folder))
-    workflow = Path(str(asset("workflow", "Snakefile")))
+    workflow = Path(str(asset("workflow", SNAKEFILE)))
     profile_path = profile or str(asset("config", "ci"))
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(workflow), "--directory", str(Path(folder).absolute()),
@@ -290,7 +291,7 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
 @click.command("workflow", context_settings=CONTEXT)
 def workflow_command() -> None:
     """Print the path of xmen's multi-set Snakefile (for snakemake -s)."""
-    click.echo(str(asset("workflow", "Snakefile")))
+    click.echo(str(asset("workflow", SNAKEFILE)))
 
 
 def _relink_moved_sets(top: Path, recursive: bool = True) -> None:

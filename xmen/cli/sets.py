@@ -17,6 +17,7 @@ from xmen.define.loading import find_experiment_classes
 from xmen.run.cancel import cancel
 from xmen.sets.expset import ExperimentSet, MAX_EXPERIMENTS, find_sets, is_set
 from xmen.store.files import dump_yaml, write_text_atomic
+from xmen.store.layout import DEFAULTS_FILE, SCRIPT_FILE
 
 # --------------------------------------------------------------------------- config
 @click.command("config", context_settings=CONTEXT)
@@ -121,8 +122,8 @@ def init_command(name, script, defaults, root, purpose) -> None:
     if name is None and script is None and defaults is None:
         # Like the original: a bare init uses the script.sh and defaults.yml already in the folder.
         folder = Path(os.path.abspath(root or os.getcwd()))
-        if (folder / "script.sh").is_file() and (folder / "defaults.yml").is_file():
-            script, defaults = str(folder / "script.sh"), str(folder / "defaults.yml")
+        if (folder / SCRIPT_FILE).is_file() and (folder / DEFAULTS_FILE).is_file():
+            script, defaults = str(folder / SCRIPT_FILE), str(folder / DEFAULTS_FILE)
     if purpose is None:
         purpose = ""
         if global_config.load().prompt and _common.stdin_is_tty():

@@ -26,8 +26,9 @@ from xmen.sets.expset import PARAMS_FILE, RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.expset import find_sets
+from xmen.store.layout import SET_RUN_LOCK, XMEN_DIR
 
-RUN_LOCK = Path(".xmen") / "run.lock"
+
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def run_lock(root: Path) -> Iterator[None]:
     runner's per-experiment lock, held as long as the experiment process lives, and its check that the experiment
     is still pending (see :mod:`xmen.job`).
     """
-    lock_file = root / RUN_LOCK
+    lock_file = root / SET_RUN_LOCK
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -167,7 +168,7 @@ def run_with_snakemake(
         try:
             if not everything:
                 handle = tempfile.NamedTemporaryFile(
-                    "w", dir=root / ".xmen", prefix="targets-", suffix=".txt", delete=False, encoding="utf-8"
+                    "w", dir=root / XMEN_DIR, prefix="targets-", suffix=".txt", delete=False, encoding="utf-8"
                 )
                 with handle:
                     handle.write("".join(f"{p.name}\n" for p in pending))

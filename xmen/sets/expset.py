@@ -22,7 +22,8 @@ from xmen.store import files, ownership, statecheck, status
 from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
-from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_COMMENTS, SET_FILE
+from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE, SET_COMMENTS, SET_FILE,
+                               SET_RUN_LOCK, XMEN_DIR)
 from xmen.store.heartbeat import effective_status
 from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
@@ -175,12 +176,12 @@ class ExperimentSet:
             else:
                 exp_type = _init_script(staging, Path(script), Path(defaults))  # type: ignore[arg-type]
             snakefile.write_workflow(staging)
-            for entry in [DEFAULTS_FILE, SCRIPT_FILE, snakefile.SNAKEFILE, "profiles"]:
+            for entry in [DEFAULTS_FILE, SCRIPT_FILE, snakefile.SNAKEFILE, PROFILES_DIR]:
                 target = root_path / entry
                 if entry in (DEFAULTS_FILE, SCRIPT_FILE) and _same_file_text(target, staging / entry):
                     continue  # the folder's own script.sh/defaults.yml (a bare init): used where they are
                 if target.exists():
-                    if entry == "profiles" and target.is_dir():
+                    if entry == PROFILES_DIR and target.is_dir():
                         # Keep the user's other profiles; only ours is placed, never over one of theirs.
                         ours = staging / ownership.PROFILE_FILE
                         profile = root_path / ownership.PROFILE_FILE
@@ -521,7 +522,7 @@ class ExperimentSet:
                     f"(unregister those requirements, or pass --force)"
                 )
         self._refuse_running(owned)
-        if flock_held(self.root / ".xmen" / "run.lock"):
+        if flock_held(self.root / SET_RUN_LOCK):
             raise XmenError(f"refusing to remove {self.root}: an xmen run is running on it")
         record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
@@ -530,16 +531,16 @@ class ExperimentSet:
         for name in sorted(os.listdir(self.root)):
             if name in owned_set:
                 continue
-            if name == "profiles":  # init places its profile even beside the user's own (checked before)
-                ours = (record is None or any(c in ("profiles", ownership.PROFILE_FILE) for c in record["created"]))
-                folder = self.root / "profiles"
+            if name == PROFILES_DIR:  # init places its profile even beside the user's own (checked before)
+                ours = (record is None or any(c in (PROFILES_DIR, ownership.PROFILE_FILE) for c in record["created"]))
+                folder = self.root / PROFILES_DIR
                 profile = self.root / ownership.PROFILE_FILE
                 ours = ours and not folder.is_symlink() and profile.is_file() and not profile.is_symlink()
                 if ours:
                     plan.files.append(ownership.PROFILE_FILE)
                 ignored = {profile, profile.parent} if ours else set()
                 if folder.is_symlink() or not folder.is_dir() or any(p not in ignored for p in folder.rglob("*")):
-                    plan.kept.append("profiles")  # the user's other profiles
+                    plan.kept.append(PROFILES_DIR)  # the user's other profiles
             elif name in before:
                 plan.kept.append(name)
             elif ownership.is_xmen_set_entry(name) or name.startswith(_TRASH_PREFIX):
@@ -665,7 +666,7 @@ def find_sets(top: str | os.PathLike[str], recursive: bool = True) -> Iterator[P
                 continue
             if is_root and os.path.exists(os.path.join(entry.path, PARAMS_FILE)):
                 continue  # an experiment folder of this set
-            if entry.name in ("profiles",) and is_root:
+            if entry.name in (PROFILES_DIR,) and is_root:
                 continue
             stack.append(Path(entry.path))
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from xmen.errors import UsageError, XmenError
 from xmen.sets.expset import ExperimentSet, find_sets
+from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE, SNAKEFILE
 
 #: File names and patterns copied (rsync include patterns, matched against the file name).
 RECORDS = (
-    "experiment.yml", "defaults.yml", "script.sh", "Snakefile", "params.yml", "run.sh", "xmen.done",
+    SET_FILE, DEFAULTS_FILE, SCRIPT_FILE, SNAKEFILE, PARAMS_FILE, RUN_FILE, DONE_FILE,
     "*.log", "*.txt", "*.json", "*.jsonl", "*.csv", "*.yml", "*.yaml", "*.out", "*.err",
 )
 #: Never copied: the listing index (rebuilt locally), run locks and heartbeats, and the backups of other tools.

@@ -33,9 +33,10 @@ SET_FILE = "experiment.yml"
 DEFAULTS_FILE = "defaults.yml"
 SCRIPT_FILE = "script.sh"
 SNAKEFILE = "Snakefile"
-#: The set's default workflow profile, which Snakemake applies by itself in the set's folder.
-PROFILE_DIR = Path("profiles") / "default"
-PROFILE_FILE = os.path.join("profiles", "default", "config.yaml")
+#: The set's workflow profiles; ``default`` is the one Snakemake applies by itself in the set's folder.
+PROFILES_DIR = "profiles"
+PROFILE_DIR = Path(PROFILES_DIR) / "default"
+PROFILE_FILE = os.path.join(PROFILES_DIR, "default", "config.yaml")
 #: xmen's own folder in a set.
 XMEN_DIR = ".xmen"
 #: Where the xmen that wrote the Snakefile is installed (read by a snakemake from another environment).
@@ -45,8 +46,8 @@ INDEX_FILE = "index.json"
 DELTA_FILE = "index-delta.json"
 #: Snakemake's log of the last ``xmen run`` of the set.
 LAST_RUN_LOG = Path(XMEN_DIR) / "last-run.log"
-#: Lock a set-wide ``xmen run`` holds (in XMEN_DIR).
-SET_RUN_LOCK = "run.lock"
+#: Lock a set-wide ``xmen run`` holds.
+SET_RUN_LOCK = Path(XMEN_DIR) / "run.lock"
 #: Top-level entries of a set that xmen itself writes (init, register, run, list, Snakemake started in the set).
 SET_ENTRIES = (SET_FILE, DEFAULTS_FILE, SCRIPT_FILE, SNAKEFILE, XMEN_DIR, ".snakemake")
 

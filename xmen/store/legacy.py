@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from xmen.errors import StateFileError
 from xmen.store import files
+from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, SCRIPT_FILE
 
 #: Suffix of the copy of an original-format file kept when we first rewrite it.
 BACKUP_SUFFIX = ".orig-xmen"
@@ -80,8 +81,8 @@ def convert_set(data: dict[str, Any]) -> dict[str, Any]:
     converted["type"] = data.get("type")
     converted["created"] = data.get("created")
     converted["purpose"] = data.get("purpose") or ""
-    converted["script"] = _relative_file(data.get("script"), recorded_root, "script.sh")
-    converted["defaults"] = _relative_file(data.get("defaults"), recorded_root, "defaults.yml")
+    converted["script"] = _relative_file(data.get("script"), recorded_root, SCRIPT_FILE)
+    converted["defaults"] = _relative_file(data.get("defaults"), recorded_root, DEFAULTS_FILE)
     notes = data.get("notes") or []
     converted["notes"] = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
     converted["options"] = {}
@@ -126,7 +127,7 @@ def original_run_header(text: str) -> str:
         lines = lines[1:]
     while lines and (not lines[-1].strip() or lines[-1].strip() == "echo EXPERIMENT FINISHED!"):
         lines.pop()
-    if lines and lines[-1].rstrip().endswith("params.yml"):
+    if lines and lines[-1].rstrip().endswith(PARAMS_FILE):
         lines.pop()
     return "\n".join(lines).strip("\n")
 

@@ -19,7 +19,7 @@ import os
 from typing import Any, Iterable
 
 from xmen.store import files
-from xmen.store.layout import EXPERIMENT_MARKER, PROFILE_FILE, SET_ENTRIES
+from xmen.store.layout import DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, PROFILE_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE
 
 #: Keys of experiment.yml written by ``init``: what it created, and what was in the folder before it.
 INIT_CREATED = "init_created"
@@ -45,8 +45,8 @@ def is_legacy_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -
     folder = os.fspath(folder)
     name = os.path.basename(folder.rstrip(os.sep))
     try:
-        params = files.read_yaml(os.path.join(folder, "params.yml"))
-        with open(os.path.join(folder, "run.sh"), encoding="utf-8") as handle:
+        params = files.read_yaml(os.path.join(folder, PARAMS_FILE))
+        with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as handle:
             run_text = handle.read(64 * 1024)
     except (OSError, UnicodeDecodeError, files.StateFileError):
         return False
@@ -81,7 +81,7 @@ def is_xmen_set_entry(name: str) -> bool:
     backup of an original-format experiment.yml that xmen kept when it migrated the file."""
     if name in SET_ENTRIES or name == "experiment.yml.orig-xmen":
         return True
-    for own in ("experiment.yml", "defaults.yml", "script.sh", "Snakefile"):
+    for own in (SET_FILE, DEFAULTS_FILE, SCRIPT_FILE, SNAKEFILE):
         if name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp")):
             return True
     return name.startswith(".xmen-init-")  # staging folder an interrupted init left
