@@ -18,6 +18,7 @@ Layers, bottom to top (a package imports only from its own layer and those below
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ LAYERS = [
 ]
 #: The most function-local imports of xmen's own modules (each one there for import weight).
 MAX_LOCAL_IMPORTS = 40
+#: The module whose command table names the modules of the commands (imported when a command runs).
+LAZY_COMMANDS = "xmen.cli.main"
 #: Only the layout module names state files.
 LAYOUT = "xmen.store.layout"
 #: Lines a module may have unless its docstring says it holds one concept ("One concept").
@@ -94,6 +97,10 @@ def _imports(module: str) -> list[tuple[str, int, bool]]:
                 target = _target(module, node, alias)
                 if target and target.split(".")[0] == "xmen" and target != module:
                     found.append((target, node.lineno, id(node) in local))
+    if module == LAZY_COMMANDS:  # click's lazy subcommands: ``"module:object"`` strings, imported on first use
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("xmen."):
+                found.append((node.value.partition(":")[0], node.lineno, False))
     return found
 
 
@@ -202,3 +209,10 @@ def test_entry_points_stay_light(statement):
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     assert sorted(m for m in loaded if m.split(".")[0] in HEAVY) == []
     assert sorted(NOT_LOADED[statement] & loaded) == []
+
+
+def test_setup_py_ships_every_package():
+    """A regular (non-editable) install has every subpackage: setup.py lists them by name."""
+    listed = set(re.findall(r'"(xmen(?:\.\w+)*)"', (PACKAGE.parent / "setup.py").read_text(encoding="utf-8")))
+    packages = {m for m, path in MODULES.items() if path.name == "__init__.py"}
+    assert sorted(packages - listed) == []

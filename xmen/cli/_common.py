@@ -1,14 +1,13 @@
-"""What the commands share: click's context settings, failing with one line, asking before destroying."""
+"""What the commands share: click's context settings, failing with one line, asking before destroying (light:
+the command line imports it before it knows which command runs)."""
 from __future__ import annotations
 
-import os
 import sys
 from typing import NoReturn
 
 import click
 
 from xmen.errors import XmenError
-from xmen.sets.expset import ExperimentSet
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -32,7 +31,3 @@ def confirm(question: str, yes: bool) -> None:
         fail("refusing without confirmation: stdin is not a terminal (pass -y to confirm)")
     if not click.confirm(question, default=False):
         fail("aborted", code=1)
-
-
-def open_set(root: str | None) -> ExperimentSet:
-    return ExperimentSet(root or os.getcwd())

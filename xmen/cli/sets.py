@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from xmen.store import config as global_config
 from xmen.cli import _common
-from xmen.cli._common import CONTEXT, confirm, fail, open_set
+from xmen.cli._common import CONTEXT, confirm, fail
 from xmen.errors import UsageError
 from xmen._assets import asset
 from xmen.define.loading import find_experiment_classes
@@ -319,16 +318,6 @@ def rm_command(root, yes, force) -> None:
         click.echo(f"Removed {exp_set.root}", err=True)
 
 
-#: The commands of this module, by name.
-COMMANDS = {
-    "config": config_command,
-    "init": init_command,
-    "register": register_command,
-    "note": note_command,
-    "reset": reset_command,
-    "cancel": cancel_command,
-    "unlink": unlink_command,
-    "relink": relink_command,
-    "clean": clean_command,
-    "rm": rm_command,
-}
+def open_set(root: str | None) -> ExperimentSet:
+    return ExperimentSet(root or os.getcwd())
+
