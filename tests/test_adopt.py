@@ -224,9 +224,9 @@ def test_a_dry_run_names_the_executor_it_would_run_with(tmp_path: Path) -> None:
 
     (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
         import sys
-        from xmen import slurm
+        from xmen.host import plugin
         frame = sys._getframe(0)
-        open("seen.txt", "w").write(f"{slurm.executor_in_use(frame)} {slurm.executor_in_use(frame, dry_run=True)}")
+        open("seen.txt", "w").write(f"{plugin.executor_in_use(frame)} {plugin.executor_in_use(frame, dry_run=True)}")
         rule all:
             output: "x"
             shell: "touch {output}"

@@ -218,7 +218,7 @@ def test_a_forced_rerun_still_runs(tmp_path: Path) -> None:
 # run (the experiment's own run.sh, to its end) finishes it; the run that planned must not run it a second time.
 FINISH_DURING_PLAN = r"""
 import os, subprocess
-from xmen import planner
+from xmen.run import planner
 
 _decide = planner.Planner._decide
 
@@ -279,7 +279,7 @@ def wait_for(test, what):
 
 
 if ROLE == "first":  # A's runner writes X's status file only once B has decided
-    from xmen import files
+    from xmen.store import files
 
     _write = files.write_text_atomic
 
@@ -290,7 +290,7 @@ if ROLE == "first":  # A's runner writes X's status file only once B has decided
 
     files.write_text_atomic = write_when_b_decided
 elif ROLE == "second":  # B's planner, just after deciding to run X: let A's runner finish X, with A frozen
-    from xmen import job, planner
+    from xmen.run import planner, runner as job
 
     _decide = planner.Planner._decide
 

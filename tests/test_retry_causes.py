@@ -34,7 +34,8 @@ exit 0
 # What the main Snakemake process records when a SLURM job ran out of memory (xmen.slurm), written by the job itself
 # here: OUT_OF_MEMORY cannot be provoked without cgroups, nor SLURM run by a local Snakemake.
 VERDICT = """import os, sys
-from xmen import files, slurm
+from xmen.store import files
+from xmen.slurm import sacct as slurm
 record = slurm.job_record(os.environ["SLURM_JOB_ID"], 1, {"State": sys.argv[2], "ExitCode": "0:125"})
 files.update_yaml(sys.argv[1], lambda data: slurm.apply_verdict(data, record))
 """

@@ -76,8 +76,8 @@ def test_executor_in_use_reads_snakemakes_api_frame(tmp_path):
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(textwrap.dedent("""\
         import sys
-        from xmen import slurm
-        open("seen.txt", "w").write(str(slurm.executor_in_use(sys._getframe(0))))
+        from xmen.host import plugin
+        open("seen.txt", "w").write(str(plugin.executor_in_use(sys._getframe(0))))
         rule all:
             output: "x"
             shell: "touch {output}"

@@ -23,7 +23,9 @@ the checks of ``--update``. Folder layout written here:
 * ``<root>/<name>/params.yml`` (``--register``): one experiment; its ``_status`` goes ``registered`` -> ``running``
   -> ``finished`` | ``error`` | ``stopped`` | ``timeout``, always through a locked read-modify-write so that
   concurrent ``message()`` calls and other processes' edits are kept;
-* ``<root>/<name>/out.txt``: a copy of everything the experiment printed while it ran under ``--execute``.
+* ``<root>/<name>/out.txt``: a copy of everything the experiment printed while it ran under ``--execute``;
+* a run records what every run records, with or without the job runner (``_run``, ``_attempts``, ``xmen.done``
+  when it finished...): see :mod:`xmen.store.lifecycle`.
 
 Only the stdlib and PyYAML are imported: this module loads inside every job on a cluster node.
 Also runnable as ``python -m xmen.experiment SCRIPT.py:ClassName [flags]`` for classes that are not their script's
@@ -52,17 +54,17 @@ from types import FrameType
 from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from xmen.store import files
-from xmen.store import locks as _job
+from xmen.store.lifecycle import Lifecycle
+from xmen.store.locks import RUN_BY_EXPERIMENT
 from xmen.store.naming import check_name as check_folder_name
 from xmen.store.notes import EXPERIMENT_NOTES, edit_notes
 from xmen.store import status as st
 from xmen.errors import ExperimentError, UsageError, XmenError
-from xmen.store.heartbeat import Heartbeat
 from xmen.store.history import HistoryWriter
 from xmen.define.argv import class_parser, debug_folder, experiment_parser, parse_update
 from xmen.define.process import SIGNAL_STATUS, Interrupted, SignalTrap, tee_output
 from xmen.define.parameters import ClassTable, Param, class_table, coerce_value, merge_tables, to_yaml_safe, with_block, yaml_comment
-from xmen.store.provenance import get_git, get_meta, get_version, hostname, now_time
+from xmen.store.provenance import get_git, get_meta, get_version, now_time
 from xmen.store.layout import DEFAULTS_FILE, OUT_FILE, PARAMS_FILE, SCRIPT_FILE
 
 
@@ -732,37 +734,21 @@ class Experiment:
         return self._xmen.exit_code
 
     def _run_managed(self, call: Callable[[], Any]) -> str:
-        """The status lifecycle around ``call``: running -> finished | error | stopped | timeout."""
+        """The run lifecycle around ``call`` (:class:`~xmen.store.lifecycle.Lifecycle`: lock, records, heartbeat,
+        status file), in this process: running -> finished | error | stopped | timeout. Under a job runner, the
+        runner owns the run and this records only the status; either way signals are trapped into ``call`` and
+        its output is copied to ``out.txt``."""
         state = self._xmen
         assert state.directory is not None
         folder = state.directory
-        params = folder / PARAMS_FILE
-        comments = params_comments(type(self))
-        managed = _job.managed_by_runner(params)
-        lock = None
-        if not managed:  # a runner holds the lock for its child; otherwise we exclude concurrent runs ourselves
-            lock = _job.try_lock(folder)
-            if lock is None:
-                raise XmenError(f"{folder} is being run by another process")
+        life = Lifecycle(folder / PARAMS_FILE, comments=params_comments(type(self)), arrange=ordered)
+        if not life.acquire():  # a runner holds the lock for its child; otherwise we exclude concurrent runs
+            raise XmenError(f"{folder} is being run by another process")
         try:
-            started = now_time()
-
-            def start(data: dict[str, Any]) -> dict[str, Any]:
-                data["_status"] = st.RUNNING
-                data.pop("_error", None)
-                if not managed:
-                    data["_run"] = {"host": hostname(), "pid": os.getpid(), "started": started}
-                run = data.get("_run")
-                run = dict(run) if isinstance(run, dict) else {}
-                # Tells the job runner that this process records its own outcome when run() returns: if it
-                # exits without doing so (os._exit inside run()), the run did not finish, whatever its exit code.
-                run[_job.RUN_BY_EXPERIMENT] = type(self).__name__
-                data["_run"] = run
-                return ordered(data)
-
-            files.update_yaml(params, start, comments)
+            # Tells the job runner that this process records its own outcome when run() returns: if it exits
+            # without doing so (os._exit inside run()), the run did not finish, whatever its exit code.
+            life.start(**{RUN_BY_EXPERIMENT: type(self).__name__})
             state.status = st.RUNNING
-            heartbeat = None if managed else Heartbeat(folder).start()
             trap = SignalTrap()
             try:
                 with tee_output(folder / OUT_FILE):
@@ -774,28 +760,13 @@ class Experiment:
                     self._flush_messages()
                     if reason is not None and final != st.ERROR:
                         print(f"xmen: {type(self).__name__} {final}: {reason}", file=sys.stderr)
-
-                    settled: list[str] = []
-
-                    def finish(data: dict[str, Any]) -> dict[str, Any]:
-                        settled.clear()
-                        run = data.get("_run")
-                        run = dict(run) if isinstance(run, dict) else {}
-                        settled.append(st.settle(data, run, final, reason))  # an outside verdict stays
-                        run["ended"] = now_time()
-                        if not managed:
-                            run["returncode"] = code
-                        data["_run"] = run
-                        return ordered(data)
-
-                    files.update_yaml(params, finish, comments)
-                    final = settled[-1] if settled else final
+                    final = life.end(code, final, reason)  # an outside verdict stays
+                    if not life.done_written:
+                        code = code or EXIT_ERROR
             finally:
                 trap.restore()
-                if heartbeat is not None:
-                    heartbeat.stop()
         finally:
-            _job.release(lock)
+            life.release()
         state.status = final
         state.exit_code = code
         return final

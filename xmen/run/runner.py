@@ -1,7 +1,9 @@
 """The job runner: ``python -m xmen.job PARAMS_YML SCRIPT_SH``, exec'd by every generated ``run.sh``.
 
 It wraps any experiment, python or plain shell, so that what users see in ``params.yml`` is true whatever the
-script does:
+script does. The steps every run goes through (the lock, the start and end records, the heartbeat, the status file)
+are :class:`xmen.store.lifecycle.Lifecycle`'s, which a python experiment run without a runner goes through too; the
+runner is the process around the script (steps 4-6: signals, grace, time limit, reserve, the outcome of an exit):
 
 1. An exclusive ``flock`` on ``<exp_dir>/.xmen-job.lock`` makes sure one experiment never runs twice at once,
    whatever started it (``xmen run``, a plain ``snakemake``, ``xmen ci``, a launcher). The lock's fd is inherited
@@ -16,8 +18,8 @@ script does:
    experiment since exits 0 without running it. No run since (a forced rerun: Snakemake removed the status
    file; ``xmen reset``; a requirement reran) means: run.
 2. The status file ``xmen.done`` is removed, and ``_status: running`` and
-   ``_run: {host, pid, started, attempt?, slurm_job_id?}`` are recorded; the experiment is no longer queued (its
-   marker, see :mod:`xmen.slurm_queue`, is removed).
+   ``_run: {host, pid, started, attempt?, slurm_job_id?, code, requires, params_hash...}`` are recorded; the
+   experiment is no longer queued (its marker, see :mod:`xmen.store.markers`, is removed).
 3. A heartbeat thread keeps ``.xmen-heartbeat`` fresh (readers turn a stale ``running`` into ``lost``).
 4. ``bash SCRIPT_SH PARAMS_YML`` runs as a child with ``XMEN_JOB=1`` (a python experiment then leaves the heartbeat
    to us); SIGTERM/SIGINT/SIGUSR1/SIGHUP are forwarded to it. A child still alive
@@ -40,8 +42,6 @@ script does:
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import signal
 import subprocess
@@ -50,21 +50,17 @@ import time
 from types import FrameType
 from typing import Any
 
-from xmen.store import attempts, files, logs
 from xmen.store import status as st
 from xmen.errors import XmenError
-from xmen.store.heartbeat import Heartbeat
-from xmen.store.provenance import hostname, now_time
-from xmen.store.locks import (DONE_MISSING, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS, LOCK_FILE, RUN_BY_EXPERIMENT,
-                              count_run, done_token, finished_since, flock_held, lock_held, managed_by_runner,
-                              release, try_lock)
-from xmen.store.markers import unmark
-from xmen.store.layout import RESERVE_FILE
+from xmen.store.layout import RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
+from xmen.store.lifecycle import Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
+# The lock protocol's names, also importable from here (their old home; tests and tools use them).
+from xmen.store.locks import (DONE_MISSING, ENV_ATTEMPT, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS,  # noqa: F401
+                              LOCK_FILE, RUN_BY_EXPERIMENT, count_run, done_token, finished_since, flock_held,
+                              lock_held, managed_by_runner, release, try_lock)
 
 #: Set in the child's environment for a repeat registered with ``-x N``: its index (params.yml ``_repeat``).
 ENV_REPEAT = "XMEN_REPEAT"
-#: Optional attempt number (Snakemake does not export it: the rule can pass ``XMEN_ATTEMPT={resources.attempt}``).
-ENV_ATTEMPT = "XMEN_ATTEMPT"
 #: Seconds a signalled child may take to stop before it is killed (override with ``XMEN_KILL_GRACE``).
 ENV_KILL_GRACE = "XMEN_KILL_GRACE"
 KILL_GRACE_SECONDS = 30.0
@@ -78,13 +74,6 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
 # Return codes of a child ended by a timeout signal: killed by it (negative) or a shell's 128 + N.
 _SIGNALLED_CODES = frozenset(code for sig in _TIMEOUT_SIGNALS for code in (-sig, 128 + sig))
 SIGNAL_GRACE_SECONDS = 2.0
-
-#: Comments for the keys the runner writes (update_yaml keeps the others).
-RUN_COMMENTS = {
-    "_status": "One of registered, running, finished, error, stopped, timeout, cancelled",
-    "_run": "The last run: host, pid, start and end time, return code",
-    "_error": "Why the last run did not finish",
-}
 
 
 def kill_grace() -> float:
@@ -157,11 +146,6 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
-
-
-def _attempt() -> int | None:
-    value = os.environ.get(ENV_ATTEMPT, "").strip()
-    return int(value) if value.isdigit() else None
 
 
 def _final_status(rc: int, current: Any, received: list[int], by_experiment: bool = False,
@@ -286,7 +270,13 @@ class _Forwarder:
 
 
 def run_job(params_path: str, script_path: str) -> int:
-    """Run one experiment under the job protocol described in the module docstring; the exit code."""
+    """Run one experiment under the job protocol described in the module docstring; the exit code.
+
+    The steps every run goes through (lock, start, heartbeat, end, status file, release) are the
+    :class:`~xmen.store.lifecycle.Lifecycle`'s; the runner adds the process around the script: the signals it
+    forwards, the kill after the grace, the time limit, the reserve for a full disk, and the outcome decided from
+    the child's exit.
+    """
     params = os.path.abspath(params_path)
     script = os.path.abspath(script_path)
     exp_dir = os.path.dirname(params)
@@ -294,71 +284,37 @@ def run_job(params_path: str, script_path: str) -> int:
         raise XmenError(f"{params}: no such file", exit_code=2)
     if not os.path.isfile(script):
         raise XmenError(f"{script}: no such file", exit_code=2)
-    fd = try_lock(exp_dir)
-    if fd is None:
-        before = _last_run(params)
-        print(f"xmen.job: {exp_dir} is being run by another process; waiting for it", file=sys.stderr, flush=True)
-        fd = try_lock(exp_dir, wait=True)
-        after = _last_run(params)
-        if after != before:  # the holder ran it meanwhile: report that run, never start a second one
-            release(fd)
-            status = after[0] if after else None
-            print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
-            return 0 if status == st.FINISHED else 1
-        # Nobody ran it meanwhile (a reader's probe, or a killed runner's orphan ending): go on as planned.
+    life = Lifecycle(params, owner=True, on_full_disk=lambda: _release_space(exp_dir), prefix="xmen.job")
+    if not life.acquire(wait=True):  # the holder ran it meanwhile: report that run, never start a second one
+        status = life.ran_meanwhile[0] if life.ran_meanwhile else None
+        print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
+        return 0 if status == st.FINISHED else 1
     try:
-        expected = os.environ.get(ENV_EXPECT_DONE)
-        done_file = os.path.join(exp_dir, st.DONE_FILE)
-        if expected and finished_since(exp_dir, expected, params):
+        if life.finished_since(os.environ.get(ENV_EXPECT_DONE)):
             print(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again",
                   file=sys.stderr, flush=True)
-            if not os.path.exists(done_file):  # Snakemake removed it before starting this job: it is true
-                last = files.read_yaml(params).get("_run")
-                files.write_text_atomic(done_file, attempts.done_text(last if isinstance(last, dict) else {}))
             return 0
-        count_run(fd, "started")
-        if os.path.lexists(done_file):
-            os.unlink(done_file)
-        run: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "started": now_time()}
-        attempt = _attempt()
-        if attempt is not None:
-            run["attempt"] = attempt
-        if os.environ.get("SLURM_JOB_ID"):
-            run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
-        run.update(attempts.run_context(exp_dir))
-
-        repeat: list[Any] = []
-
-        def start(data: dict[str, Any]) -> None:
-            repeat.append(data.get("_repeat"))
-            data["_status"] = st.RUNNING
-            attempts.record_start(data, run)
-            data["_run"] = run
-            data.pop("_error", None)
-
         with _Forwarder() as forwarder:
             try:
-                files.update_yaml(params, start, RUN_COMMENTS)
+                life.start()
             except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
                 print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
                 return 1
-            unmark(exp_dir)  # no longer queued: it runs (and _run.slurm_job_id says which job runs it)
             env = dict(os.environ)
             env[ENV_JOB] = "1"
             env[ENV_JOB_PARAMS] = params
             env.pop(ENV_EXPECT_DONE, None)  # for this run only, not for experiments it starts
-            if repeat and repeat[0] is not None:  # -x N: which repeat this is (params.yml _repeat)
-                env[ENV_REPEAT] = str(repeat[0])
+            if life.repeat is not None:  # -x N: which repeat this is (params.yml _repeat)
+                env[ENV_REPEAT] = str(life.repeat)
             _reserve_space(exp_dir)
             try:
-                with Heartbeat(exp_dir):
-                    rc = forwarder.run(["bash", script, params], env, pass_fds=(fd,), limit=time_limit())
-                return _record_outcome(params, exp_dir, rc, forwarder.received, run, forwarder.stopped_at_limit)
+                assert life.lock_fd is not None
+                rc = forwarder.run(["bash", script, params], env, pass_fds=(life.lock_fd,), limit=time_limit())
+                return _record_outcome(life, rc, forwarder.received, forwarder.stopped_at_limit)
             finally:
                 _release_space(exp_dir)
-                count_run(fd, "ended")
     finally:
-        release(fd)
+        life.release()
 
 
 def _reserve_space(exp_dir: str) -> None:
@@ -380,80 +336,32 @@ def _release_space(exp_dir: str) -> None:
         pass
 
 
-def _disk_full(exp_dir: str) -> bool:
-    try:
-        return os.statvfs(exp_dir).f_bavail == 0
-    except OSError:
-        return False
+def _record_outcome(life: Lifecycle, rc: int, received: list[int], limit: float | None = None) -> int:
+    """Record the outcome after the child exited (:meth:`Lifecycle.end`); the runner's exit code (``limit``: see
+    _final_status)."""
 
-
-def _with_space(exp_dir: str, write: Any) -> Any:
-    """``write()``; when the disk is full, free the reserve and try once more (the outcome matters most)."""
-    try:
-        return write()
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        _release_space(exp_dir)
-        return write()
-
-
-def _last_run(params: str) -> tuple[Any, Any] | None:
-    """(status, _run) of ``params``: tells whether another process ran the experiment while we waited."""
-    try:
-        data = files.read_yaml_settled(params)
-    except (XmenError, OSError):
-        return None
-    return data.get("_status"), data.get("_run")
-
-
-def _record_outcome(params: str, exp_dir: str, rc: int, received: list[int], run: dict[str, Any],
-                    limit: float | None = None) -> int:
-    """Write the final status after the child exited; the runner's exit code (``limit``: see _final_status)."""
-    outcome: dict[str, Any] = {}
-
-    def finish(data: dict[str, Any]) -> None:
-        ran = dict(data["_run"]) if isinstance(data.get("_run"), dict) else dict(run)
+    def decide(data: dict[str, Any], ran: dict[str, Any]) -> tuple[str, str | None]:
         current = data.get("_status")
         if current in st.FAILED and st.outside_verdict(data, ran):
             current = st.RUNNING  # SLURM's or xmen cancel's verdict stays (settle); our reason is added to it
-        final, reason = _final_status(rc, current, received, bool(ran.get(RUN_BY_EXPERIMENT)), limit)
-        ran.update(ended=now_time(), returncode=rc)
-        data["_run"] = ran
-        final = st.settle(data, ran, final, reason)  # SLURM's or xmen cancel's verdict, when in, stays
-        if final == st.FINISHED:
-            data.pop("_error", None)
-        attempts.record_end(data, ran, final, reason if reason is not None else data.get("_error"), rc)
-        outcome.update(status=final, error=data.get("_error"))
-
-    full = _disk_full(exp_dir)
-
-    def finish_noting_full_disk(data: dict[str, Any]) -> None:
-        finish(data)
-        if full and outcome["status"] != st.FINISHED and data.get("_error"):
-            data["_error"] = f"{data['_error']} (the disk is full)"
-            outcome["error"] = data["_error"]
+        return _final_status(rc, current, received, bool(ran.get(RUN_BY_EXPERIMENT)), limit)
 
     try:
-        _with_space(exp_dir, lambda: files.update_yaml(params, finish_noting_full_disk, RUN_COMMENTS))
+        final: str = life.end(rc, decide=decide)
+        error = life.error
     except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
         print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
-        outcome = {"status": st.FINISHED if rc == 0 else st.ERROR, "error": None}
+        final, error = (st.FINISHED if rc == 0 else st.ERROR), None
+        if final == st.FINISHED:
+            life.write_done()
     except OSError as exc:  # disk full: readers see `running` with a free lock, i.e. lost; never `finished`
-        print(f"xmen.job: cannot record the outcome in {params}: {exc}", file=sys.stderr, flush=True)
+        print(f"xmen.job: cannot record the outcome in {life.params}: {exc}", file=sys.stderr, flush=True)
         return _exit_code(rc, st.ERROR) or 1
-    final = outcome["status"]
-    if final == st.FINISHED:
-        try:
-            _with_space(
-                exp_dir, lambda: files.write_text_atomic(os.path.join(exp_dir, st.DONE_FILE), attempts.done_text(run))
-            )
-        except OSError as exc:
-            print(f"xmen.job: cannot write the status file of {exp_dir}: {exc}", file=sys.stderr, flush=True)
-            return 1
+    if final == st.FINISHED and not life.done_written:
+        return 1
     if final != st.FINISHED:
-        detail = f": {outcome['error']}" if outcome.get("error") else ""
-        print(f"xmen.job: {exp_dir} {final}{detail}", file=sys.stderr, flush=True)
+        detail = f": {error}" if error else ""
+        print(f"xmen.job: {life.exp_dir} {final}{detail}", file=sys.stderr, flush=True)
     return _exit_code(rc, final)
 
 

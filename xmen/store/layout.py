@@ -113,6 +113,13 @@ EXPERIMENT_KEYS = ("_created", "_version", "_meta", "_name", "_root", "_status",
                    "_error")
 #: The keys a run writes.
 RUN_KEYS = ("_status", "_run", "_error")
+#: Comments of the keys a run writes, as every run has written them (xmen.store.lifecycle; the Experiment class
+#: writes its own, META_COMMENTS).
+RUN_COMMENTS = {
+    "_status": "One of registered, running, finished, error, stopped, timeout, cancelled",
+    "_run": "The last run: host, pid, start and end time, return code",
+    "_error": "Why the last run did not finish",
+}
 
 
 def comments(keys: tuple[str, ...]) -> dict[str, str]:

@@ -22,6 +22,8 @@ ENV_JOB = "XMEN_JOB"
 ENV_JOB_PARAMS = "XMEN_JOB_PARAMS"
 #: What the planner saw of the status file (:func:`done_token`); the runner skips an experiment finished since.
 ENV_EXPECT_DONE = "XMEN_EXPECT_DONE"
+#: The run's attempt number (Snakemake does not export it: the rule passes ``XMEN_ATTEMPT={resources.attempt}``).
+ENV_ATTEMPT = "XMEN_ATTEMPT"
 #: ``_run`` key a python experiment sets when it starts: it records its own outcome when ``run()`` returns.
 RUN_BY_EXPERIMENT = "experiment"
 #: Token of a missing status file.
