@@ -1,11 +1,12 @@
-"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs ``python -m xmen.job
-PARAMS SCRIPT``.
+"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs ``python -m xmen.job PARAMS SCRIPT``.
 
-Importing it gives that module itself: one object, so patches and isinstance checks agree."""
+A module of its own (not an alias of xmen.run.runner), so that ``python -m xmen.job`` works in every process, also
+one that imported it already."""
 import sys
 
-from xmen.run import runner as _module
+from xmen.run.runner import main
+
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    sys.exit(_module.main())
-sys.modules[__name__] = _module
+    sys.exit(main())
