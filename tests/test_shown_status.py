@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from xmen.look import listing
 from xmen.run import planner
 from xmen.run.cancel import target_of
 from xmen.store import files, markers
+from xmen.store import status as st
+from xmen.store.shown import shown_status
 
 from test_listing import make_set, settled  # noqa: F401 - fixture
 
@@ -249,3 +252,13 @@ def test_cancel_takes_the_job_from_the_marker_whatever_squeue_says(queued_set, f
     exp_dir = queued_set / "i=5"
     assert target_of("i=5", exp_dir, files.read_yaml(exp_dir / "params.yml")) == "nothing to cancel (finished)"
     assert fake.calls() == []
+def test_shown_status_without_a_queue_is_the_recorded_status_or_lost(tmp_path):
+    assert shown_status({"_status": "error", "_error": "exit code 1"}) == st.Status("error")
+    assert shown_status({}) == st.Status(st.DEFAULT) and shown_status({"_status": None}).value == st.DEFAULT
+    assert shown_status(None) == st.Status(st.UNKNOWN)
+    old = time.time() - 3600
+    (tmp_path / ".xmen-heartbeat").touch()
+    os.utime(tmp_path / ".xmen-heartbeat", (old, old))
+    assert shown_status({"_status": "running"}) == st.Status(st.RUNNING)  # no folder: nothing to look at
+    assert shown_status({"_status": "running"}, tmp_path) == st.Status(st.LOST)
+    assert str(shown_status({"_status": "running"}, tmp_path)) == "lost"

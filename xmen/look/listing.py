@@ -34,12 +34,10 @@ from xmen.errors import StateFileError, UsageError
 from xmen.store.origin import label as origin_label
 from xmen.look.predicates import ColumnPattern, Predicate, parse_param_filters
 from xmen.store.statecheck import check_set_data
-from xmen.store.heartbeat import effective_status
+from xmen.store.shown import shown_status
 from xmen.store.layout import DELTA_FILE, INDEX_FILE, LOCK_FILE, PARAMS_FILE, SET_FILE, XMEN_DIR
 from xmen.run.planner import BLOCKED, CHANGED, DONE, Planner
-from xmen.store.setfile import read_mapping
-from xmen.slurm import queue as slurm_queue
-from xmen.slurm.queue import marker
+from xmen.slurm.queue import QueueView
 from xmen.store import history
 from xmen.store.files import load_yaml_text, write_text_atomic
 from xmen.store.legacy import convert_set
@@ -738,25 +736,6 @@ def _type_matches(pattern: str, value: Any) -> bool:
         return False
 
 
-def _liveness_checker() -> Callable[..., str]:
-    """How a ``running`` experiment's liveness is judged (xmen.store.heartbeat)."""
-    return effective_status
-
-
-def _shown_status(status: Any, liveness: dict[str, Any] | None, exp_dir: str) -> str:
-    """The status a user should see: a ``running`` experiment whose heartbeat went stale is ``lost``."""
-    if status != st.RUNNING:
-        return str(status) if status is not None else st.DEFAULT
-    checker = _liveness_checker()
-    if checker is None:
-        return st.RUNNING
-    params = {"_status": status, **(liveness or {})}
-    try:
-        return checker(params, exp_dir)
-    except OSError:
-        return st.RUNNING
-
-
 def collect(
     globs: Sequence[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
@@ -802,7 +781,8 @@ def _collect(
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str]] = []
     sets: list[SetInfo] = []
-    markers: list[tuple[dict[str, Any], Any]] = []  # rows with a SLURM queued marker (xmen.slurm_queue)
+    queue = QueueView(own_job=True, explain=True)  # what SLURM says of the queued markers: one squeue call for all
+    marked: list[dict[str, Any]] = []  # rows with a SLURM queued marker (xmen.slurm.queue)
     contexts: dict[_Context, _Context] = {}
     type_ok: dict[Any, bool] = {}
     for root, (state, matcher) in selected.items():
@@ -830,10 +810,12 @@ def _collect(
             if predicates and not _passes(predicates, user, messages):
                 continue
             if raw_status.__class__ is str and raw_status != st.RUNNING:
-                shown = raw_status  # the common case, without a call
+                shown = raw_status  # what shown_status says without the queue: the common case, without a call
             else:
-                shown = _shown_status(raw_status, liveness, f"{root}/{name}")
-            queued = _queued_marker(f"{root}/{name}") if st.may_be_queued(shown) else None
+                shown = shown_status({"_status": raw_status, **(liveness or {})}, f"{root}/{name}").value
+            queued = None  # its queued marker, read (one failed open in the common case) only when it matters
+            if st.may_be_queued(shown) and (not wanted_status or shown in wanted_status or st.QUEUED in wanted_status):
+                queued = queue.marker(f"{root}/{name}")
             if wanted_status and shown not in wanted_status and not (queued and st.QUEUED in wanted_status):
                 continue
             rows.append(
@@ -858,13 +840,13 @@ def _collect(
                 }
             )
             if queued is not None:
-                markers.append((rows[-1], queued))
+                marked.append(rows[-1])
             listed.names.append(name)
         _add_plan_reasons(rows, root)
         state.save()
         sets.append(listed)
-    if markers:
-        _show_queued(markers)
+    if marked:
+        _show_queued(marked, queue)
         if wanted_status:
             rows = [r for r in rows if r["status"] in wanted_status]
             for listed in sets:
@@ -874,42 +856,15 @@ def _collect(
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
 
 
-def _queued_marker(exp_dir: str) -> Any:
-    """The experiment's queued marker (xmen.slurm_queue.Marker) or None: one failed ``open`` in the common case."""
-    return marker(exp_dir)
-
-
-def _show_queued(markers: list[tuple[dict[str, Any], Any]]) -> None:
-    """Rows whose experiment has a queued marker: ``queued`` with the job id and SLURM's pending reason while the
-    job is alive (ONE ``squeue`` call for all); a marker whose job left the queue without starting the experiment
-    keeps the row's status, with a note (its end state per one ``sacct`` call)."""
-    states = slurm_queue.job_states(m.job_id for _, m in markers)
-    gone: list[tuple[dict[str, Any], Any]] = []
-    for row, found in markers:
-        state = None if states is None else states.get(found.job_id)
-        if slurm_queue.still_queued(found, state):
-            row["status"] = st.QUEUED
-            row["plan"] = slurm_queue.describe(found, state)[len("queued as "):]
-        elif states is None:
-            row["plan"] = f"? SLURM job {found.job_id} submitted (squeue cannot be asked)"
-        else:
-            gone.append((row, found))
-    if not gone:
-        return
-    ended = slurm_queue.ended_states(m.job_id for _, m in gone)
-    for row, found in gone:
-        started = _started_by(os.path.join(row["root"], row["name"]))
-        if started == found.job_id:
-            continue  # the job started the experiment (its marker outlived the start by an instant)
-        how = ended.get(found.job_id)
-        row["plan"] = (f"! SLURM job {found.job_id} left the queue without starting it"
-                       + (f" ({how})" if how else ""))
-
-
-def _started_by(exp_dir: str) -> str | None:
-    """``_run.slurm_job_id`` of the experiment's last run."""
-    run = (read_mapping(os.path.join(exp_dir, PARAMS_FILE)) or {}).get("_run")
-    return str(run.get("slurm_job_id")) if isinstance(run, dict) and run.get("slurm_job_id") else None
+def _show_queued(marked: list[dict[str, Any]], queue: QueueView) -> None:
+    """Rows whose experiment has a queued marker: ``queued`` while its job is alive in SLURM, with the job id and
+    SLURM's pending reason (ONE ``squeue`` call for all); otherwise their status stays, and the plan column says
+    what became of the job (see QueueView.about: ONE ``sacct`` call for the jobs that left the queue)."""
+    for row in marked:
+        shown = shown_status({"_status": row["status"]}, f"{row['root']}/{row['name']}", queue)
+        row["status"] = shown.value
+        if shown.why:
+            row["plan"] = shown.why
 
 
 def split_label(label: str) -> tuple[str, str]:

@@ -278,11 +278,6 @@ def _this_job(job_id: str) -> bool:
     return job_id == os.environ.get("SLURM_JOB_ID") or bool(array and task and job_id == f"{array}_{task}")
 
 
-def describe(job: Marker, state: JobState) -> str:
-    """``queued as SLURM job 123 (Priority)``: what the planner and ``xmen list`` say of a queued experiment."""
-    return "queued as " + _waiting(job, state)
-
-
 def _waiting(job: Marker, state: JobState) -> str:
     """``SLURM job 123 (Priority)``: why an experiment is queued (the planner says ``queued as`` before it)."""
     reason = _reason(state)
