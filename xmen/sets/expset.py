@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from xmen.store import config as global_config
 from xmen.store import files, naming, ownership, retry, statecheck, status, sweep
@@ -906,33 +906,6 @@ def _delete_experiment_folder(root: Path, exp_name: str) -> bool:
 
 
 # ---------------------------------------------------------------------- helpers
-def find_sets(top: str | os.PathLike[str], recursive: bool = True) -> Iterator[Path]:
-    """Sets at or below ``top``, without descending into a set's own experiment folders."""
-    top = Path(os.path.abspath(top))
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
-        except OSError:
-            continue
-        is_root = any(e.name == SET_FILE and e.is_file() for e in entries)
-        if is_root:
-            yield folder
-            if not recursive:
-                continue
-        elif folder != top and not recursive:
-            continue
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False) or entry.name.startswith("."):
-                continue
-            if is_root and os.path.exists(os.path.join(entry.path, PARAMS_FILE)):
-                continue  # an experiment folder of this set
-            if entry.name in ("profiles",) and is_root:
-                continue
-            stack.append(Path(entry.path))
-
-
 def render_run_script(exp_dir: Path, script: Path, header: str, python: str) -> str:
     """run.sh: header, then the job runner on this experiment (every path shell-quoted)."""
     return _run_script_renderer(script, header, python)(str(exp_dir))
