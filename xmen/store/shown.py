@@ -7,7 +7,7 @@ params.yml records a status (``_status``); what is true now may differ in two wa
 - **queued**: an experiment whose SLURM job waits in the queue (its marker, xmen.store.markers, and squeue). This
   needs SLURM's queue, and the statuses under which a marker is believed (:func:`xmen.store.status.may_be_queued`).
 
-Who calls it: ``xmen list`` (xmen.look.listing, and through it ``to_dataframe``, ``xmen compare`` and ``xmen report``),
+Who calls it: ``xmen list`` (xmen.look.rows, and through it ``to_dataframe``, ``xmen compare`` and ``xmen report``),
 the planner (xmen.run.planner: ``xmen run``, the Snakefile), ``xmen cancel`` (xmen.run.cancel) and the progress line
 of ``xmen run`` (xmen.run.progress).
 
