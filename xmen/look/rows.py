@@ -26,6 +26,7 @@ from xmen.sets.finding import select_sets
 from xmen.slurm.queue import QueueView
 from xmen.store import status as st
 from xmen.store.layout import LOCK_FILE, SET_FILE
+from xmen.store.markers import marker as read_marker
 from xmen.store.origin import label as origin_label
 from xmen.store.shown import shown_status
 
@@ -185,9 +186,8 @@ def _collect(
                 shown = raw_status  # what shown_status says without the queue: the common case, without a call
             else:
                 shown = shown_status({"_status": raw_status, **(liveness or {})}, f"{root}/{name}").value
-            queued = None  # its queued marker, read (one failed open in the common case) only when it matters
-            if st.may_be_queued(shown) and (not wanted_status or shown in wanted_status or st.QUEUED in wanted_status):
-                queued = queue.marker(f"{root}/{name}")
+            # Its SLURM queued marker: one failed open in the common case.
+            queued = read_marker(f"{root}/{name}") if st.may_be_queued(shown) else None
             if wanted_status and shown not in wanted_status and not (queued and st.QUEUED in wanted_status):
                 continue
             rows.append(
@@ -213,6 +213,7 @@ def _collect(
             )
             if queued is not None:
                 marked.append(rows[-1])
+                queue.known(f"{root}/{name}", queued)  # squeue is asked about the kept rows' jobs only
             listed.names.append(name)
         _add_plan_reasons(rows, root)
         state.save()

@@ -175,6 +175,11 @@ class QueueView:
             if path not in self._markers:
                 self._markers[path] = marker(path)
 
+    def known(self, path: str, found: Marker | None) -> None:
+        """Take ``path``'s marker as its caller read it (``xmen list`` reads one per row and keeps those it shows):
+        squeue will be asked about its job with the others'."""
+        self._markers[path] = found
+
     def _ask(self, ids: list[str]) -> None:
         ids = [i for i in ids if i not in self._asked]
         if not ids:
