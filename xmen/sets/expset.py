@@ -28,7 +28,7 @@ from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE
 from xmen.define.parameters import check_value, coerce_value, parse_comment
-from xmen.store.heartbeat import effective_status
+from xmen.store.shown import shown_status
 from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set, original_run_header
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
 from xmen.store.locks import flock_held, lock_held, release, try_lock
@@ -185,7 +185,7 @@ class ExperimentSet:
         try:
             params = files.read_yaml(exp_dir / PARAMS_FILE)
         except StateFileError:
-            return "corrupt"
+            return status.CORRUPT
         return _effective_status(params, exp_dir)
 
     # ------------------------------------------------------------------ creating
@@ -1425,7 +1425,8 @@ def _update_params(path: Path, change) -> dict[str, Any]:
 
 
 def _effective_status(params: dict[str, Any], exp_dir: Path) -> str:
-    return effective_status(params, exp_dir)
+    """What a user sees of the experiment (xmen.store.shown: a dead ``running`` one is ``lost``)."""
+    return shown_status(params, exp_dir).value
 
 
 # ---------------------------------------------------------------------- init helpers
