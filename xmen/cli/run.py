@@ -170,7 +170,7 @@ def _fail_on_damaged(skipped) -> None:
 def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False, **snakemake) -> int:
     """Snakemake behind one progress line (its output in the set's .xmen/last-run.log), then the summary."""
     names = [p.name for p in pending]
-    log_path = None if verbose else exp_set.root / progress.RUN_LOG
+    log_path = None if verbose else exp_set.root / layout.LAST_RUN_LOG
     click.echo(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
     if log_path is not None:
         click.echo(f"Snakemake's output: {log_path}", err=True)
