@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 
 from xmen.store import files
-from xmen.look import listing
+from xmen.look import index, listing
 from xmen.errors import UsageError
 
 COMMIT = "bbe75180debc80b03c520c5574f4d7e88d262909"
@@ -89,20 +89,20 @@ def set_status(root: Path, name: str, status: str) -> None:
 @pytest.fixture
 def settled(monkeypatch):
     """Trust files written a moment ago (tests cannot wait out the 2 s racy window)."""
-    monkeypatch.setattr(listing, "RACY_NS", 0)
+    monkeypatch.setattr(index, "RACY_NS", 0)
 
 
 @pytest.fixture
 def reads(monkeypatch):
     """Count params.yml reads (the work the index saves)."""
     calls: list[str] = []
-    real = listing._read_params
+    real = index._read_params
 
     def counting(path: str, *args: Any):
         calls.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(listing, "_read_params", counting)
+    monkeypatch.setattr(index, "_read_params", counting)
     return calls
 
 
@@ -425,7 +425,7 @@ def delta_of(root: Path) -> Path:
 
 
 def test_changes_go_to_a_small_delta_until_it_is_folded_into_the_index(tmp_path, settled, reads, monkeypatch):
-    monkeypatch.setattr(listing, "DELTA_MIN", 3)
+    monkeypatch.setattr(index, "DELTA_MIN", 3)
     root = make_set(tmp_path, 5)
     listing.collect(cwd=tmp_path)
     base = index_of(root).stat()
@@ -470,7 +470,7 @@ def test_concurrent_listings_while_statuses_change(tmp_path):
 
     root = make_set(tmp_path, 300)
     code = (
-        "import sys; from xmen import listing; listing.RACY_NS = 0\n"
+        "import sys; from xmen import listing; from xmen.look import index; index.RACY_NS = 0\n"
         "for _ in range(5): listing.collect(cwd=sys.argv[1])\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))

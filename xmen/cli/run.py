@@ -14,7 +14,8 @@ from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
 from xmen.run.planner import release_for_rerun
-from xmen.sets.expset import ExperimentSet, SET_FILE, find_sets
+from xmen.sets.expset import ExperimentSet, SET_FILE
+from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
 from xmen.store import layout
@@ -295,7 +296,7 @@ def workflow_command() -> None:
 
 def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
     """Relink sets that were moved or cloned (their run.sh files name absolute paths)."""
-    roots = list(find_sets(top)) if recursive else [top]
+    roots = list(sets_below(top)) if recursive else [top]
     for root in roots:
         raw = files.read_yaml(root / SET_FILE)
         recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error

@@ -14,7 +14,8 @@ from xmen.errors import UsageError
 from xmen._assets import asset
 from xmen.define.loading import find_experiment_classes
 from xmen.run.cancel import cancel
-from xmen.sets.expset import ExperimentSet, MAX_EXPERIMENTS, find_sets, is_set
+from xmen.sets.expset import ExperimentSet, MAX_EXPERIMENTS, is_set
+from xmen.sets.finding import sets_below
 from xmen.store.files import dump_yaml, write_text_atomic
 from xmen.store.layout import DEFAULTS_FILE, SCRIPT_FILE
 
@@ -253,7 +254,7 @@ def unlink_command(glob, root) -> None:
 def relink_command(root, recursive, experiments) -> None:
     """Relink a moved set (paths follow the move), or re-link unlinked experiments."""
     top = root or os.getcwd()
-    roots = list(find_sets(top)) if recursive else [Path(top)]
+    roots = list(sets_below(top)) if recursive else [Path(top)]
     if not roots:
         fail(f"no experiment set found below {os.path.abspath(top)}")
     for set_root in roots:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_PLOTS = 12
 #: Parameters not grouped by default: the ones averaged over (seeds, repeats).
 AVERAGED_OVER = re.compile(r"(^|_)(seed|repeat|rep|trial|run)s?($|_)", re.IGNORECASE)
-_FAILED = set(st.FAILED) | {"corrupt"}
+_FAILED = set(st.FAILED) | {st.CORRUPT}
 
 
 @dataclass

@@ -21,8 +21,8 @@ from typing import Any
 from xmen.store import files
 from xmen.store import status as st
 from xmen.errors import UsageError, XmenError
-from xmen.store.heartbeat import effective_status
 from xmen.store.provenance import hostname, now_time
+from xmen.store.shown import shown_status
 from xmen.slurm.queue import is_job_id, marker
 
 @dataclass
@@ -48,8 +48,11 @@ def queued_job_id(exp_dir: Path) -> str | None:
 
 
 def target_of(name: str, exp_dir: Path, params: dict[str, Any]) -> Target | str:
-    """What to stop for one experiment, or why there is nothing to stop."""
-    current = effective_status(params, exp_dir)
+    """What to stop for one experiment, or why there is nothing to stop.
+
+    Its status as a user sees it (a dead ``running`` one is ``lost``); squeue is not asked: a queued marker's job is
+    cancelled whatever squeue says (scancel tells when it is gone)."""
+    current = shown_status(params, exp_dir).value
     if not st.cancellable(current):
         return f"nothing to cancel ({current})"
     run = params.get("_run") if isinstance(params.get("_run"), dict) else {}

@@ -25,7 +25,7 @@ from xmen.errors import StateFileError, XmenError
 from xmen.sets.expset import PARAMS_FILE, RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
-from xmen.sets.expset import find_sets
+from xmen.sets.finding import sets_below
 from xmen.store.layout import SET_RUN_LOCK, XMEN_DIR
 
 
@@ -227,7 +227,7 @@ def failure_reason(exp_set: ExperimentSet, name: str) -> str:
 
 
 def find_set_roots(top: Path) -> list[Path]:
-    return list(find_sets(top))
+    return list(sets_below(top))
 
 
 __all__ = ["Pending", "plan", "run_with_snakemake", "launch", "summary", "SET_FILE"]

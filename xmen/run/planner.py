@@ -37,11 +37,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from xmen.errors import StateFileError
-from xmen.slurm.queue import QueueView, describe, describe_adopted
+from xmen.slurm.queue import QueueView, describe_adopted
 from xmen.store import files, statecheck
 from xmen.store import status as st
-from xmen.store.heartbeat import effective_status
 from xmen.store.locks import done_token
+from xmen.store.shown import shown_status
 from xmen.store.layout import PARAMS_FILE
 from xmen.store.setfile import (Requirements, SetInfo, code_record, file_hash, is_glob, load_set, mtime_ns,
                                  params_hash, public_params, read_mapping, set_paths)
@@ -98,7 +98,7 @@ class Planner(Requirements):
         if found is not None:
             return found
         # A cycle (refused at register, but experiment.yml can be edited by hand): Snakemake reports it.
-        self._verdicts[path] = Verdict(path, RUN, "requirement cycle", "unknown")
+        self._verdicts[path] = Verdict(path, RUN, "requirement cycle", st.UNKNOWN)
         seen = done_token(path) if self.tokens else ""
         result = self._decide(path)
         if seen:
@@ -128,7 +128,7 @@ class Planner(Requirements):
                 continue
             if other.action in (RUN, SKIP):
                 if not waits:
-                    state = other.status if other.status != "unknown" else self._status(required)
+                    state = other.status if other.status != st.UNKNOWN else self._status(required)
                     waits = f"requirement {shown} pending" + (f" ({state})" if state in st.FAILED else "")
                 continue
             required_done = mtime_ns(os.path.join(required, st.DONE_FILE))
@@ -161,14 +161,18 @@ class Planner(Requirements):
 
     def _queued(self, path: str) -> Verdict | None:
         """SKIP for an experiment whose SLURM job is still queued (or starting): never submitted twice, also when
-        the Snakemake that submitted it was killed (see xmen.slurm_queue); RUN adopting that job with ``adopt``."""
-        found = self.queue().queued(path)
-        if found is None:
+        the Snakemake that submitted it was killed (see xmen.slurm_queue); RUN adopting that job with ``adopt``.
+
+        Asked before its params.yml is read (the fast path reads none): whatever it records, a live job in the
+        queue is never submitted again."""
+        shown = shown_status(None, path, self.queue())
+        if shown.value != st.QUEUED:
             return None
         if self.adopt:
-            return Verdict(path, RUN, describe_adopted(found[0].job_id, found[1], queued=True), st.QUEUED,
-                           job_id=found[0].job_id)
-        return Verdict(path, SKIP, describe(*found) + _NOT_AGAIN, st.QUEUED)
+            state = self.queue().state(shown.job_id)  # squeue's answer, already asked
+            return Verdict(path, RUN, describe_adopted(shown.job_id, state, queued=True), st.QUEUED,  # type: ignore[arg-type]
+                           job_id=shown.job_id)
+        return Verdict(path, SKIP, f"queued as {shown.why}{_NOT_AGAIN}", st.QUEUED)
 
     def _adopted_running(self, path: str, params: dict[str, Any] | None = None) -> Verdict | None:
         """With ``adopt``: RUN adopting the SLURM job of a ``running`` experiment that squeue still shows alive.
@@ -191,27 +195,26 @@ class Planner(Requirements):
         return Verdict(path, RUN, describe_adopted(job_id, state, queued=False), st.RUNNING, job_id=job_id)
 
     def _status(self, path: str) -> str:
+        """The status a requirement (or a blocked experiment) recorded, unread for liveness: it names it."""
         params = read_mapping(os.path.join(path, PARAMS_FILE))
         if params is None:
-            return "corrupt"
-        return str(params.get("_status") or st.REGISTERED)
+            return st.CORRUPT
+        return shown_status(params).value
 
     def _pending(self, path: str, waits: str | None) -> Verdict:
         queued = self._queued(path)
         if queued is not None:
             return queued
         if not self.reasons:
-            return self._adopted_running(path) or Verdict(path, RUN, "pending", "unknown")
+            return self._adopted_running(path) or Verdict(path, RUN, "pending", st.UNKNOWN)
         params_file = os.path.join(path, PARAMS_FILE)
         try:  # what every command checks (an empty or hand-damaged params.yml is named, never run as "new")
             params = dict(statecheck.check_params(params_file, files.read_yaml(params_file)))
         except StateFileError as exc:
-            return Verdict(path, SKIP, f"unreadable params.yml: {exc}", "corrupt")
-        current = str(params.get("_status"))
+            return Verdict(path, SKIP, f"unreadable params.yml: {exc}", st.CORRUPT)
+        current = shown_status(params, path).value  # the queue was asked above
         if current == st.RUNNING:
-            current = effective_status(params, path)
-            if current == st.RUNNING:
-                return self._adopted_running(path, params) or Verdict(path, SKIP, "running now", current)
+            return self._adopted_running(path, params) or Verdict(path, SKIP, "running now", current)
         if current in st.FAILED:
             reason = f"failed ({current})"
         elif current == st.FINISHED:

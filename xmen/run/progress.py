@@ -27,6 +27,7 @@ from xmen.store import status as st
 from xmen.errors import StateFileError
 from xmen.sets.expset import PARAMS_FILE
 from xmen.store.layout import LAST_RUN_LOG, RUN_LOG
+from xmen.store.shown import shown_status
 
 #: Seconds between refreshes of the line on a terminal, and the least time between lines otherwise.
 TTY_INTERVAL = 0.5
@@ -72,8 +73,8 @@ class RunWatcher:
         cached = self._status_cache.get(params)
         if cached is not None and cached[0] == signature:
             return cached[1]
-        try:
-            value = str(files.read_yaml(params).get("_status"))
+        try:  # the recorded status: Snakemake, not a heartbeat, tells whether its jobs still run
+            value = shown_status(files.read_yaml(params)).value
         except StateFileError:
             value = "unreadable"  # a torn read never happens (atomic writes); a broken file counts as pending
         self._status_cache[params] = (signature, value)

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from xmen.store import config as global_config
 from xmen.store import files, ownership, statecheck, status
@@ -24,7 +24,7 @@ from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE, SET_COMMENTS, SET_FILE,
                                SET_RUN_LOCK, XMEN_DIR)
-from xmen.store.heartbeat import effective_status
+from xmen.store.shown import shown_status
 from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
 from xmen.store.locks import flock_held, lock_held, release, try_lock
@@ -135,7 +135,7 @@ class ExperimentSet:
         try:
             params = files.read_yaml(exp_dir / PARAMS_FILE)
         except StateFileError:
-            return "corrupt"
+            return status.CORRUPT
         return _effective_status(params, exp_dir)
 
     # ------------------------------------------------------------------ creating
@@ -644,33 +644,6 @@ def _delete_experiment_folder(root: Path, exp_name: str) -> bool:
 
 
 # ---------------------------------------------------------------------- helpers
-def find_sets(top: str | os.PathLike[str], recursive: bool = True) -> Iterator[Path]:
-    """Sets at or below ``top``, without descending into a set's own experiment folders."""
-    top = Path(os.path.abspath(top))
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
-        except OSError:
-            continue
-        is_root = any(e.name == SET_FILE and e.is_file() for e in entries)
-        if is_root:
-            yield folder
-            if not recursive:
-                continue
-        elif folder != top and not recursive:
-            continue
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False) or entry.name.startswith("."):
-                continue
-            if is_root and os.path.exists(os.path.join(entry.path, PARAMS_FILE)):
-                continue  # an experiment folder of this set
-            if entry.name in (PROFILES_DIR,) and is_root:
-                continue
-            stack.append(Path(entry.path))
-
-
 class SomeFailed(XmenError):
     """A command over many experiments did the healthy ones (``done``) and names the broken ones (``failed``)."""
 
@@ -698,7 +671,8 @@ def _update_params(path: Path, change) -> dict[str, Any]:
 
 
 def _effective_status(params: dict[str, Any], exp_dir: Path) -> str:
-    return effective_status(params, exp_dir)
+    """What a user sees of the experiment (xmen.store.shown: a dead ``running`` one is ``lost``)."""
+    return shown_status(params, exp_dir).value
 
 
 # ---------------------------------------------------------------------- init helpers

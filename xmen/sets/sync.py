@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xmen.errors import UsageError, XmenError
-from xmen.sets.expset import ExperimentSet, find_sets
+from xmen.sets.expset import ExperimentSet
+from xmen.sets.finding import sets_below
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE, SNAKEFILE
 
 #: File names and patterns copied (rsync include patterns, matched against the file name).
@@ -146,7 +147,7 @@ def _record_origin(local: Path, remote: Remote) -> None:
     """Give every copied set that does not say where it lives the remote host and path as its origin."""
     if not local.is_dir():
         return
-    for root in find_sets(local):
+    for root in sets_below(local):
         rel = os.path.relpath(root, local)
         path = remote.path if rel == "." else f"{remote.path}/{rel}"
         exp_set = ExperimentSet(root)

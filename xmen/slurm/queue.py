@@ -32,15 +32,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
-
-import yaml
+from typing import Any, Callable, Iterable
 
 from xmen.store import files
-from xmen.store import status as st
+from xmen.store.layout import PARAMS_FILE
 from xmen.store.markers import Marker, is_job_id, marker
 from xmen.slurm.sacct import normalise_state, query
 
@@ -136,19 +133,40 @@ def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.ru
     return {job: state for job, state in states.items() if state}  # "CANCELLED by 0" -> CANCELLED
 
 
+@dataclass(frozen=True)
+class QueueAnswer:
+    """What SLURM says of one experiment's queued marker (:meth:`QueueView.about`): the marker's ``job_id``, whether
+    that job is still in the queue or starting (``queued``), and what ``xmen list`` says of it (``why``)."""
+
+    job_id: str
+    queued: bool
+    why: str = ""
+
+
 class QueueView:
     """Markers of some experiments and what squeue says of their jobs, asked once for all of them.
 
-    ``prefetch(paths)`` reads the markers of many experiments and asks squeue once; :meth:`queued` answers for one
-    experiment (asking squeue alone only for an experiment that was not prefetched).
+    ``prefetch(paths)`` (or :meth:`marker`) reads the markers of many experiments; squeue is asked about all of
+    them at once when a first state is needed. :meth:`about` answers for one experiment: the queue view that
+    xmen.store.shown.shown_status takes. :meth:`queued` is the planner's question.
+
+    ``own_job``: whether, inside a SLURM job, a marker naming that very job counts (the planner's view, the
+    default, says no: the job is the experiment's own run, never a reason to skip it, and squeue is not asked).
+    ``explain``: whether :meth:`about` says what became of a job that left the queue without starting its
+    experiment (one ``sacct`` call for all such jobs; ``xmen list``).
     """
 
-    def __init__(self, run: Callable[..., Any] = subprocess.run) -> None:
+    def __init__(self, run: Callable[..., Any] = subprocess.run, *, own_job: bool = False,
+                 explain: bool = False) -> None:
         self._run = run
+        self.own_job = own_job
+        self.explain = explain
         self._markers: dict[str, Marker | None] = {}
         self._states: dict[str, JobState] = {}
         self._asked: set[str] = set()
+        self._unanswered: set[str] = set()  # asked, but squeue could not be asked
         self._asked_all = False
+        self._ended: dict[str, str] | None = None
         self.squeue_calls = 0
 
     def prefetch(self, paths: Iterable[str]) -> None:
@@ -156,6 +174,11 @@ class QueueView:
         for path in paths:
             if path not in self._markers:
                 self._markers[path] = marker(path)
+
+    def known(self, path: str, found: Marker | None) -> None:
+        """Take ``path``'s marker as its caller read it (``xmen list`` reads one per row and keeps those it shows):
+        squeue will be asked about its job with the others'."""
+        self._markers[path] = found
 
     def _ask(self, ids: list[str]) -> None:
         ids = [i for i in ids if i not in self._asked]
@@ -167,8 +190,11 @@ class QueueView:
         states = job_states(ids, self._run)
         if states is not None:
             self._states.update(states)
+        else:
+            self._unanswered.update(ids)
 
     def marker(self, path: str) -> Marker | None:
+        """The experiment's queued marker, read once; squeue will be asked about its job with the others'."""
         if path not in self._markers:
             self._markers[path] = marker(path)
         return self._markers[path]
@@ -188,6 +214,41 @@ class QueueView:
             return None
         state = self.state(found.job_id)
         return (found, state) if still_queued(found, state) else None
+
+    def about(self, path: str) -> QueueAnswer | None:
+        """What SLURM says of ``path``'s queued marker; None without one (or for this very job, see ``own_job``).
+
+        Queued while squeue shows its job alive (``why``: ``SLURM job 123 (Priority)``). Otherwise the experiment is
+        what its status says, and ``why`` is ``? SLURM job 123 submitted (squeue cannot be asked)`` when squeue
+        could not answer; with ``explain``, ``! SLURM job 123 left the queue without starting it (CANCELLED)``
+        (its end state per sacct, when known), or nothing when that job did start it (the marker outlived the
+        start by an instant).
+        """
+        found = self.marker(path)
+        if found is None or (not self.own_job and _this_job(found.job_id)):
+            return None
+        job = found.job_id
+        state = self.state(job)
+        if still_queued(found, state):
+            return QueueAnswer(job, True, _waiting(found, state))  # type: ignore[arg-type]
+        if job in self._unanswered:
+            return QueueAnswer(job, False, f"? SLURM job {job} submitted (squeue cannot be asked)")
+        if not self.explain:
+            return QueueAnswer(job, False)
+        how = self._ended_state(job)
+        if _started_by(path) == job:
+            return QueueAnswer(job, False)
+        return QueueAnswer(job, False, f"! SLURM job {job} left the queue without starting it"
+                                       + (f" ({how})" if how else ""))
+
+    def _ended_state(self, job_id: str) -> str:
+        """sacct's end state of a job that left the queue, asked ONCE for every such job among the markers read."""
+        if self._ended is None:
+            gone = [m.job_id for m in self._markers.values()
+                    if m is not None and m.job_id in self._asked and m.job_id not in self._unanswered
+                    and not still_queued(m, self._states.get(m.job_id))]
+            self._ended = ended_states(gone, self._run)
+        return self._ended.get(job_id, "")
 
     def running(self, job_id: str, started: str) -> JobState | None:
         """squeue's state of job ``job_id`` when it is alive and is the job that started a run at ``started``
@@ -210,16 +271,22 @@ class QueueView:
         return state
 
 
+def _started_by(exp_dir: str) -> str | None:
+    """``_run.slurm_job_id`` of the experiment's last run."""
+    run = (files.read_mapping(os.path.join(exp_dir, PARAMS_FILE)) or {}).get("_run")
+    return str(run.get("slurm_job_id")) if isinstance(run, dict) and run.get("slurm_job_id") else None
+
+
 def _this_job(job_id: str) -> bool:
     """True inside SLURM job ``job_id`` itself (a plain job, or an array task ``123_4``)."""
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     return job_id == os.environ.get("SLURM_JOB_ID") or bool(array and task and job_id == f"{array}_{task}")
 
 
-def describe(job: Marker, state: JobState) -> str:
-    """``queued as SLURM job 123 (Priority)``: what the planner and ``xmen list`` say of a queued experiment."""
+def _waiting(job: Marker, state: JobState) -> str:
+    """``SLURM job 123 (Priority)``: why an experiment is queued (the planner says ``queued as`` before it)."""
     reason = _reason(state)
-    return f"queued as SLURM job {job.job_id}" + (f" ({reason})" if reason else "")
+    return f"SLURM job {job.job_id}" + (f" ({reason})" if reason else "")
 
 
 def _reason(state: JobState) -> str:

@@ -2,8 +2,9 @@
 
 A process killed with ``kill -9``, by the OOM killer or with its node cannot record that it stopped, so its
 ``params.yml`` would say ``running`` forever. While an experiment runs, a daemon thread therefore touches
-``<exp_dir>/.xmen-heartbeat`` every :data:`~xmen.status.HEARTBEAT_INTERVAL` seconds; readers turn a ``running``
-status whose heartbeat went stale into ``lost`` (:func:`effective_status`). Nothing is written when reading.
+``<exp_dir>/.xmen-heartbeat`` every :data:`~xmen.status.HEARTBEAT_INTERVAL` seconds; a ``running`` status whose
+heartbeat went stale reads as ``lost`` (:func:`effective_status`, which readers reach through
+xmen.store.shown.shown_status, the one place that derives what a user sees). Nothing is written when reading.
 
 On the host that ran it, the experiment's run lock says more, at once: the job runner's lock lives as long as the
 experiment process (see :mod:`xmen.job`), so a held lock means running and a free one means the run ended without

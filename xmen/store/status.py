@@ -1,11 +1,16 @@
-"""Experiment statuses and the rules for which status a folder really has.
+"""Experiment statuses: the values params.yml records, :class:`Status` (what a user sees of one experiment) and the
+rules for which status a folder really has.
 
-A process that dies without reporting (``kill -9``, OOM, node loss) cannot write its own status, so a running
-experiment keeps a heartbeat file fresh; a stale heartbeat turns ``running`` into ``lost`` when read.
+The statuses are plain strings, the very values params.yml and the listing index hold, so writers store them as
+they are. What a user sees is derived from the recorded one in ONE place, xmen.store.shown.shown_status: a process
+that dies without reporting (``kill -9``, OOM, node loss) cannot write its own status, so a running experiment
+keeps a heartbeat file fresh and a stale heartbeat turns ``running`` into ``lost`` when read; an experiment whose
+SLURM job waits in the queue is ``queued``, which is never recorded.
 """
 from __future__ import annotations
-from xmen.store.layout import DONE_FILE, HEARTBEAT_FILE
+from xmen.store.layout import DONE_FILE, HEARTBEAT_FILE  # noqa: F401 - readers use st.DONE_FILE, st.HEARTBEAT_FILE
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 DEFAULT = "default"
@@ -24,6 +29,33 @@ QUEUED = "queued"
 
 ALL = (DEFAULT, REGISTERED, QUEUED, RUNNING, FINISHED, ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
 FAILED = (ERROR, STOPPED, TIMEOUT, CANCELLED, LOST)
+#: Not statuses anyone records (not in :data:`ALL`, so no ``--status-is`` choice): what readers show for an
+#: experiment whose params.yml cannot be read, and what the planner shows for one whose params.yml it did not read.
+CORRUPT = "corrupt"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a user sees of one experiment: its status and why, as xmen.store.shown.shown_status derives it.
+
+    ``value`` is one of :data:`ALL` (``lost`` and ``queued`` included), :data:`UNKNOWN` when params.yml was not read,
+    or whatever else a hand-edited params.yml says; ``why`` is what ``xmen list`` says next to it (its plan column)
+    about the experiment's SLURM job (``SLURM job 123 (Priority)`` for a queued one), empty when there is nothing
+    to add; ``job_id`` is the SLURM job of its queued marker, if it has one. ``str()`` gives the value.
+    """
+
+    value: str
+    why: str = ""
+    job_id: str = ""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def failed(self) -> bool:
+        """Whether the last run failed (:data:`FAILED`: error, stopped, timeout, cancelled, lost)."""
+        return self.value in FAILED
 
 #: Statuses under which a SLURM queued marker is never believed: the job started the experiment (``running``), or
 #: the experiment finished (only a forced rerun would submit it again).
