@@ -40,7 +40,7 @@ LAYERS = [
 #: The most function-local imports of xmen's own modules (each one there for import weight).
 MAX_LOCAL_IMPORTS = 40
 #: The module whose command table names the modules of the commands (imported when a command runs).
-LAZY_COMMANDS = "xmen.cli.main"
+LAZY_COMMANDS = "xmen.cli.command"
 #: Only the layout module names state files.
 LAYOUT = "xmen.store.layout"
 #: Lines a module may have unless its docstring says it holds one concept ("One concept").
