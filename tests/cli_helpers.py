@@ -1,5 +1,5 @@
 """Helpers shared by the tests: run xmen's CLI (in this process, or as a subprocess), make a set of a plain shell
-experiment, and wait for a condition instead of sleeping.
+experiment, write a set's files directly, and wait for a condition instead of sleeping.
 
 The fixtures are in conftest.py (``shell_experiment`` writes an experiment's files under the temporary home). This
 is a module, not conftest.py: tests/ and tests/slurm/ each have a conftest.py, and ``import conftest`` gets
@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 import pytest
 
 from xmen.cli import main
+from xmen.store import files
 
 T = TypeVar("T")
 
@@ -99,3 +100,85 @@ def make_set(env: Path, name: str = "set_a", sweep: str | None = "{a: x | y | z}
         assert code == 0, err
     return root
 
+
+# ------------------------------------------------------------------------------------- sets written directly
+COMMIT = "bbe75180debc80b03c520c5574f4d7e88d262909"
+#: The tutorial's sweep (a in 1.0 | 2.0, b in None | cat): its experiments' names and parameters, in order.
+TUTORIAL_NAMES = ["a=1.0__b=None", "a=1.0__b=cat", "a=2.0__b=None", "a=2.0__b=cat"]
+TUTORIAL_PARAMS = [{"a": 1.0, "b": None}, {"a": 1.0, "b": "cat"}, {"a": 2.0, "b": None}, {"a": 2.0, "b": "cat"}]
+
+
+def default_params(i: int) -> dict[str, Any]:
+    return {"a": float(i % 2 + 1), "b": None if i % 2 == 0 else "cat", "i": i}
+
+
+def write_set(
+    base: Path,
+    n: int = 4,
+    *,
+    name: str = "set_a",
+    type_: str = "AnExperiment",
+    klass: str | None = "AnExperiment",
+    status: str | Callable[[int], str] = "registered",
+    params: Callable[[int], dict[str, Any]] = default_params,
+    messages: Callable[[int], dict[str, Any]] = lambda i: {},
+    notes: tuple[str, ...] = (),
+    exp_name: Callable[[int], str] = lambda i: f"i={i}",
+    purpose: str = "a purpose",
+) -> Path:
+    """A set of ``n`` experiments as the register code writes it (experiment.yml, one params.yml per folder),
+    without running xmen."""
+    root = base / name
+    root.mkdir(parents=True)
+    linked = {}
+    for i in range(n):
+        exp = exp_name(i)
+        (root / exp).mkdir()
+        data: dict[str, Any] = {
+            "_name": exp,
+            "_root": str(root),
+            "_status": status(i) if callable(status) else status,
+            "_created": "2020-03-09-16-42-25",
+            "_purpose": "testing",
+            "_version": {
+                "module": "/x/experiment.py",
+                "class": klass,
+                "git": {"local": "/x", "remote": "r", "commit": COMMIT, "branch": "main", "dirty": False},
+            },
+            "_meta": {"mac": "0x6c96cfdb71b9", "host": "node01", "user": "rob", "home": "/home/rob"},
+            "_messages": messages(i),
+        }
+        data.update(params(i))
+        files.write_yaml(root / exp / "params.yml", data)
+        linked[exp] = {}
+    files.write_yaml(
+        root / "experiment.yml",
+        {
+            "root": str(root),
+            "type": type_,
+            "created": "2020-03-09-16-42-13",
+            "purpose": purpose,
+            "notes": list(notes),
+            "script": "script.sh",
+            "defaults": "defaults.yml",
+            "experiments": linked,
+        },
+    )
+    return root
+
+
+def write_tutorial_set(
+    base: Path,
+    n: int = 4,
+    *,
+    name: str = "set_a",
+    klass: str = "AnExperiment",
+    status: Callable[[int], str] = lambda i: "registered",
+    messages: Callable[[int], dict[str, Any]] = lambda i: {},
+    notes: tuple[str, ...] = (),
+) -> Path:
+    """The tutorial's set (:data:`TUTORIAL_NAMES`), repeated for n > 4 (``__1``, ...), written as register writes
+    it (:func:`write_set`), without a purpose."""
+    return write_set(base, n, name=name, type_=klass, klass=klass, status=status, messages=messages, notes=notes,
+                     exp_name=lambda i: TUTORIAL_NAMES[i % 4] + (f"__{i // 4}" if i >= 4 else ""),
+                     params=lambda i: dict(TUTORIAL_PARAMS[i % 4]), purpose="")
