@@ -167,7 +167,7 @@ def test_kill_9_mid_writing_loses_only_the_last_fraction_of_a_second(tmp_path: P
         line = proc.stdout.readline()
         assert line, "the experiment ended early"
         sent.append((time.monotonic(), int(line)))
-    time.sleep(0.3)
+    time.sleep(0.3)  # it goes on writing: the kill lands mid-writing
     killed_at = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -260,8 +259,8 @@ class Saving(Experiment):
         self.a: int = 1  # @p A parameter
 
     def run(self):
-        open(os.path.join(self.directory, 'started'), 'w').close()
-        try:
+        try:  # 'started' inside the try: a SIGTERM once it exists always ends in the finally
+            open(os.path.join(self.directory, 'started'), 'w').close()
             time.sleep(30)
         finally:
             open(os.path.join(self.directory, 'term'), 'w').close()
@@ -286,8 +285,7 @@ def test_python_experiment_keeps_a_verdict_written_while_it_stops(tmp_path: Path
     env = {**os.environ, "SLURM_JOB_ID": "7"}
     proc = subprocess.Popen([sys.executable, "-m", "xmen.job", str(params), str(root / "script.sh")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until((folder / "started").exists, 30, "the experiment started", proc=proc)
-    time.sleep(0.3)  # run() is sleeping with xmen's signal trap armed
+    wait_until((folder / "started").exists, 30, "the experiment started", proc=proc)  # in run(): the trap is armed
     proc.send_signal(signal.SIGTERM)
     wait_until((folder / "term").exists, 30, "the experiment handling the SIGTERM", proc=proc)
     files.update_yaml(params, lambda data: slurm.apply_verdict(data, record("CANCELLED")))

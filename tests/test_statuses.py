@@ -44,6 +44,7 @@ class Probe(Experiment):
             os._exit(0)
         if self.mode == 'ignore_term':
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            open(os.path.join(self.directory, 'ignoring'), 'w').close()
             time.sleep(60)
         if self.mode == 'messages':
             end = time.monotonic() + self.seconds
@@ -140,8 +141,7 @@ def test_shell_experiment_ignoring_sigterm_is_killed_after_the_grace_period(tmp_
 def test_python_experiment_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
     params, script = python_experiment(tmp_path, "ignore_term")
     proc = runner(params, script, env={**os.environ, "XMEN_KILL_GRACE": "1"})
-    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
-    time.sleep(0.2)  # let run() install SIG_IGN
+    wait_until((params.parent / "ignoring").exists, 20, "run() ignoring SIGTERM", proc=proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     data = files.read_yaml(params)
@@ -291,7 +291,7 @@ def test_update_yaml_retries_a_file_caught_half_written(tmp_path: Path) -> None:
     whole = path.read_text()
 
     def finish_the_save() -> None:
-        time.sleep(0.2)
+        time.sleep(0.2)  # the save stays half-written a while: update_yaml must retry through it
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(whole)
 

@@ -6,13 +6,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from xmen.store import files
 from xmen.sets.expset import ExperimentSet
+from xmen.store.locks import flock_held
 
 from cli_helpers import make_set, run_xmen as xmen, wait_until
 
@@ -279,7 +279,8 @@ def test_two_xmen_runs_never_run_an_experiment_twice(env):
     root = make_set(env, "set_a", "{a: 1 | 2 | 3, sleep: 1}")
     first = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "-j", "2"], cwd=root,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    wait_until(lambda: flock_held(root / ".xmen" / "run.lock"), 60, "the first xmen run holding the set's run lock",
+               proc=first)
     second = xmen("run", cwd=root, check=False)
     # A plain snakemake at the same time, on the same targets, is stopped by the job runner's lock.
     third = snakemake("--cores", "2", cwd=root)

@@ -127,7 +127,7 @@ def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     # The refused ones never reached SLURM, and SLURM keeps no record of a submission it refused for a feature no
     # node has (it does for one beyond a node's memory: a FAILED job that never ran): sacct shows the healthy job.
     wait_for_sacct(env.since, lambda r: len(r) >= 1, name=run.uuid)
-    time.sleep(2)
+    time.sleep(2)  # time for slurmdbd to list a refused submission, were there one: an absence has no event to wait for
     rows = wait_for_sacct(env.since, lambda r: len(r) >= 1, name=run.uuid)
     assert [(r["State"], r["ReqMem"]) for r in rows] == [("COMPLETED", "1000M")], rows
     listing = env.xmen("list", "--status-is", "error", cwd=root).stdout
