@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from xmen.store import files
 from xmen.store import status as st
 
-from cli_helpers import make_set, xmen
+from cli_helpers import make_set, wait_until, xmen
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,22 +30,14 @@ def env(shell_experiment):
     return shell_experiment({"script.sh": SCRIPT, "defaults.yml": DEFAULTS})
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 def test_cancel_of_a_local_run(env, capsys):
     """`xmen run` (Snakemake, local) runs a=x; `xmen cancel a=x` SIGTERMs its runner: the run ends, a=x is
     `cancelled` with the pid it signalled, and the runner's own record (timeout, before) did not replace it."""
-    root = make_set(env, capsys, "set_c", "{a: x}")
+    root = make_set(env, "set_c", "{a: x}")
     run = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "*", "-r", str(root)], cwd=root,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_for(root / "a=x" / "started", run)
+        wait_until((root / "a=x" / "started").exists, 60, "a=x started", proc=run)
         pid = files.read_yaml(root / "a=x" / "params.yml")["_run"]["pid"]
         code, _, err = xmen(capsys, "cancel", "a=*", "-r", str(root))
         assert code == 0 and f"Cancelled a=x (pid {pid})" in err, err
@@ -70,7 +60,7 @@ def test_cancel_of_a_local_run(env, capsys):
 
 
 def test_nothing_matches_is_one_line(env, capsys):
-    root = make_set(env, capsys, "set_c", "{a: x | y}")
+    root = make_set(env, "set_c", "{a: x | y}")
     before = (root / "a=x" / "params.yml").read_text()
     code, out, err = xmen(capsys, "cancel", "nope*", "-r", str(root))
     assert code != 0 and err.strip() == "Error: no linked experiment matches 'nope*'", err
@@ -78,7 +68,7 @@ def test_nothing_matches_is_one_line(env, capsys):
 
 
 def test_nothing_running_is_said(env, capsys):
-    root = make_set(env, capsys, "set_c", "{a: x | y}")
+    root = make_set(env, "set_c", "{a: x | y}")
     files.update_yaml(root / "a=y" / "params.yml", lambda d: d.update(_status=st.FINISHED))
     code, _, err = xmen(capsys, "cancel", "*", "-r", str(root))
     assert code == 0, err
@@ -91,7 +81,7 @@ def test_nothing_running_is_said(env, capsys):
 def test_a_failed_experiment_without_a_queued_retry_has_nothing_to_cancel(env, capsys):
     """A failed experiment may have a retry queued (xmen.status.cancellable): without its marker, nothing is
     recorded to cancel, and that is what is said."""
-    root = make_set(env, capsys, "set_c", "{a: x | y}")
+    root = make_set(env, "set_c", "{a: x | y}")
     files.update_yaml(root / "a=x" / "params.yml", lambda d: d.update(_status=st.ERROR, _error="boom"))
     code, _, err = xmen(capsys, "cancel", "a=x", "-r", str(root))
     assert code == 0, err
@@ -112,7 +102,7 @@ def test_queued_marker(tmp_path, marker, job):
 
 def test_scancel_missing_is_one_line_and_changes_nothing(env, capsys, monkeypatch):
     """A queued experiment (its `.xmen-queued` marker names the job) on a machine without scancel."""
-    root = make_set(env, capsys, "set_c", "{a: x | y}")
+    root = make_set(env, "set_c", "{a: x | y}")
     (root / "a=x" / ".xmen-queued").write_text("job_id: '12345'\n")
     before = (root / "a=x" / "params.yml").read_text()
     monkeypatch.setenv("PATH", str(env / "empty-bin"))

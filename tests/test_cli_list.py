@@ -7,62 +7,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import click
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from xmen.store import files
 from xmen.look import listing
 from xmen.cli.list import list_command
 from xmen.errors import XmenError
 
-TUTORIAL_NAMES = ["a=1.0__b=None", "a=1.0__b=cat", "a=2.0__b=None", "a=2.0__b=cat"]
-COMMIT = "bbe75180debc80b03c520c5574f4d7e88d262909"
-
-
-def make_set(
-    base: Path,
-    n: int = 4,
-    *,
-    name: str = "set_a",
-    klass: str = "AnExperiment",
-    status: Callable[[int], str] = lambda i: "registered",
-    messages: Callable[[int], dict[str, Any]] = lambda i: {},
-    notes: tuple[str, ...] = (),
-) -> Path:
-    """The tutorial's set (a in 1.0|2.0, b in None|cat), repeated for n > 4, written as register writes it."""
-    root = base / name
-    root.mkdir(parents=True)
-    linked = {}
-    for i in range(n):
-        a, b = [(1.0, None), (1.0, "cat"), (2.0, None), (2.0, "cat")][i % 4]
-        exp = TUTORIAL_NAMES[i % 4] + (f"__{i // 4}" if i >= 4 else "")
-        (root / exp).mkdir()
-        files.write_yaml(
-            root / exp / "params.yml",
-            {
-                "_name": exp,
-                "_root": str(root),
-                "_status": status(i),
-                "_created": "2020-03-09-16-42-25",
-                "_purpose": "",
-                "_version": {"module": "/x/e.py", "class": klass, "git": {"commit": COMMIT}},
-                "_meta": {"mac": "0x6c96cfdb71b9", "host": "dhcp45", "user": "rob", "home": "/Users/rob"},
-                "_messages": messages(i),
-                "a": a,
-                "b": b,
-            },
-        )
-        linked[exp] = {}
-    files.write_yaml(
-        root / "experiment.yml",
-        {"root": str(root), "type": klass, "created": "2020-03-09-16-42-13", "purpose": "", "notes": list(notes),
-         "script": "script.sh", "defaults": "defaults.yml", "experiments": linked},
-    )
-    return root
+from cli_helpers import TUTORIAL_NAMES, write_tutorial_set
 
 
 @click.group()
@@ -96,7 +51,7 @@ def run(tmp_path, monkeypatch):
 
 
 def test_default_view_is_root_name_status_with_the_relative_roots_note(run):
-    make_set(run.top)
+    write_tutorial_set(run.top)
     code, out, err = run()
     assert code == 0 and err == ""
     assert out == (
@@ -111,7 +66,7 @@ def test_default_view_is_root_name_status_with_the_relative_roots_note(run):
 
 
 def test_verbose_with_all_parameters_has_the_tutorial_header(run):
-    make_set(run.top)
+    write_tutorial_set(run.top)
     code, out, _ = run("-v", "-p", ".*")
     assert code == 0
     header = out.splitlines()[0].split()
@@ -123,7 +78,7 @@ def test_verbose_with_all_parameters_has_the_tutorial_header(run):
 
 
 def test_status_and_messages_combine_as_one_flag_group(run):
-    make_set(run.top, messages=lambda i: {"time": 1583772000.0 + i} if i < 2 else {})
+    write_tutorial_set(run.top, messages=lambda i: {"time": 1583772000.0 + i} if i < 2 else {})
     code, out, _ = run("-sm")
     assert code == 0
     lines = out.splitlines()
@@ -143,14 +98,14 @@ def test_status_and_messages_combine_as_one_flag_group(run):
 
 
 def test_a_glob_after_m_is_a_bad_regex_with_a_hint(run):
-    make_set(run.top)
+    write_tutorial_set(run.top)
     code, out, err = run("-m", "*")
     assert code == 2 and out == ""
     assert err.startswith("Error: bad message regex '*'") and "GLOB" in err and err.count("\n") == 1
 
 
 def test_column_flags(run):
-    make_set(run.top)
+    write_tutorial_set(run.top)
     assert run("-d")[1].splitlines()[0].split() == ["root", "name", "created"]
     assert run("-g")[1].splitlines()[0].split() == ["root", "name", "commit"]
     assert run("-M")[1].splitlines()[0].split() == ["root", "name", "mac", "host", "user", "home"]
@@ -160,8 +115,8 @@ def test_column_flags(run):
 
 
 def test_predicates_type_and_status_filters(run):
-    make_set(run.top, status=lambda i: ["registered", "finished"][i % 2])
-    make_set(run.top, name="set_b", klass="Other")
+    write_tutorial_set(run.top, status=lambda i: ["registered", "finished"][i % 2])
+    write_tutorial_set(run.top, name="set_b", klass="Other")
     code, out, _ = run("-p", "a>1", "-p", "b==cat")
     assert [line.split()[1:] for line in out.splitlines()[1:3]] == [
         ["set_a", "a=2.0__b=cat", "2.0", "cat"],
@@ -185,7 +140,7 @@ def test_no_experiments_message(run):
         f"No experiments found which match glob pattern {run.top}. "
         "With parameter filter = None and type filter = None.\n"
     )
-    make_set(run.top)
+    write_tutorial_set(run.top)
     code, out, _ = run("set_a/zzz*", "-p", "a>5", "-n", "X")
     assert out == (
         f"No experiments found which match glob pattern {run.top}/set_a/zzz*. "
@@ -196,8 +151,8 @@ def test_no_experiments_message(run):
 
 
 def test_csv_is_pure_and_problems_go_to_stderr(run):
-    root = make_set(run.top, 8, messages=lambda i: {"loss": i / 2})
-    make_set(run.top / "nested" / "deeper", 2, name="set_b")
+    root = write_tutorial_set(run.top, 8, messages=lambda i: {"loss": i / 2})
+    write_tutorial_set(run.top / "nested" / "deeper", 2, name="set_b")
     (root / TUTORIAL_NAMES[1] / "params.yml").write_text("_status: [broken\n")
     code, out, err = run("--csv", "-v")
     assert code == 0
@@ -213,7 +168,7 @@ def test_csv_is_pure_and_problems_go_to_stderr(run):
 
 
 def test_problems_are_warnings_and_the_rest_is_listed(run):
-    root = make_set(run.top)
+    root = write_tutorial_set(run.top)
     os.remove(root / TUTORIAL_NAMES[0] / "params.yml")
     code, out, err = run()
     assert code == 0
@@ -222,7 +177,8 @@ def test_problems_are_warnings_and_the_rest_is_listed(run):
 
 
 def test_notebook_view(run):
-    root = make_set(run.top, notes=("A test of the xmen experiment suite", "Another random thought worth mentioning"))
+    root = write_tutorial_set(run.top, notes=("A test of the xmen experiment suite",
+                                              "Another random thought worth mentioning"))
     code, out, _ = run("-l")
     assert code == 0
     assert out == (
@@ -243,8 +199,8 @@ def test_notebook_view(run):
 
 
 def test_globs_are_relative_to_the_current_folder(run):
-    make_set(run.top)
-    make_set(run.top, name="set_b")
+    write_tutorial_set(run.top)
+    write_tutorial_set(run.top, name="set_b")
     code, out, _ = run("set_b/*cat")
     rows = [line.split()[1:3] for line in out.splitlines()[1:-2]]
     assert rows == [["set_b", "a=1.0__b=cat"], ["set_b", "a=2.0__b=cat"]]
@@ -254,7 +210,7 @@ def test_globs_are_relative_to_the_current_folder(run):
 
 
 def test_max_rows_and_max_width(run):
-    make_set(run.top, 40)
+    write_tutorial_set(run.top, 40)
     code, out, _ = run("--max_rows", "6")
     lines = out.splitlines()
     assert len(lines) == 1 + 7 + 2 and lines[4].split()[0] == ".."
@@ -263,7 +219,7 @@ def test_max_rows_and_max_width(run):
 
 
 def test_bad_options_exit_2(run):
-    make_set(run.top)
+    write_tutorial_set(run.top)
     code, out, err = run("-p", "a<<1")
     assert code == 2 and out == "" and err.startswith("Error: bad parameter filter 'a<<1'")
     assert run("--status-is", "done")[0] == 2
@@ -271,7 +227,7 @@ def test_bad_options_exit_2(run):
 
 
 def test_the_module_runs_as_a_command(tmp_path):
-    make_set(tmp_path)
+    write_tutorial_set(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     command = [sys.executable, "-m", "xmen.cli.list"]
     done = subprocess.run([*command, "--csv"], cwd=tmp_path, env=env, capture_output=True, text=True)

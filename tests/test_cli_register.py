@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from xmen.store import files
-from xmen.cli import main
+
+from cli_helpers import xmen
 
 DEFAULTS = """\
 a: h  # (str) A parameter (default='h')
@@ -25,12 +26,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("XMEN", str(tmp_path / "xmen-config"))
     (tmp_path / "home").mkdir()
     return tmp_path
-
-
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_header_text_is_kept_as_written(env, capsys, value, expected):
 
 @pytest.mark.parametrize("command", [("config", "-H"), ("register", "{a: x}", "-H")])
 def test_header_path_that_names_no_file_is_an_error(env, capsys, command):
-    root = make_set(env, capsys, sweep=None)
+    root = make_set(env, sweep=None)
     before = sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock"))
     where = ("-r", str(root)) if command[0] == "register" else ()
     code, out, err = xmen(capsys, *command, "headers/slurm.sh", *where)
@@ -97,8 +97,8 @@ def test_config_errors(env, capsys, args, message):
 
 
 def test_config_clean_forgets_missing_sets_without_recreating_them(env, capsys):
-    keep = make_set(env, capsys, "keep", None)
-    gone = make_set(env, capsys, "gone", None)
+    keep = make_set(env, "keep", None)
+    gone = make_set(env, "gone", None)
     assert global_config.load().sets == [str(keep), str(gone)]
     shutil.rmtree(gone)
     assert xmen(capsys, "config", "--clean")[0] == 0
@@ -144,7 +144,7 @@ def test_init_purpose_and_no_prompt_without_a_terminal(env, capsys):
 
 # ------------------------------------------------------------------------------------------------------- note
 def test_note_add_delete_and_on_experiments(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     os.chdir(root)
     assert xmen(capsys, "note", "first thought")[0] == 0
     assert xmen(capsys, "note", "second thought")[0] == 0
@@ -160,7 +160,7 @@ def test_note_add_delete_and_on_experiments(env, capsys):
 
 # ------------------------------------------------------------------------------------------------------ reset
 def test_reset_by_glob_and_status(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     os.chdir(root)
     for name, state in [("a=x", "finished"), ("a=y", "error"), ("a=z", "finished")]:
         files.update_yaml(root / name / "params.yml", lambda d, s=state: d.update(_status=s))
@@ -178,7 +178,7 @@ def test_reset_by_glob_and_status(env, capsys):
 
 # --------------------------------------------------------------------------------------- unlink / relink / clean
 def test_unlink_relink_clean(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     os.chdir(root)
     assert xmen(capsys, "unlink", "a=y")[0] == 0
     assert ExperimentSet(root).experiments == ["a=x", "a=z"]
@@ -196,7 +196,7 @@ def test_unlink_relink_clean(env, capsys):
 
 
 def test_clean_and_rm_refuse_without_a_terminal_or_yes(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     os.chdir(root)
     xmen(capsys, "unlink", "a=x")
     code, _, err = xmen(capsys, "clean")
@@ -213,7 +213,7 @@ def test_clean_and_rm_refuse_without_a_terminal_or_yes(env, capsys):
 
 
 def test_relink_a_moved_set_updates_every_path(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     moved = env / "elsewhere" / "set_b"
     moved.parent.mkdir()
     shutil.move(root, moved)
@@ -228,8 +228,8 @@ def test_relink_a_moved_set_updates_every_path(env, capsys):
 
 
 def test_relink_recursive(env, capsys):
-    a = make_set(env, capsys, "sets/a")
-    b = make_set(env, capsys, "sets/b")
+    a = make_set(env, "sets/a")
+    b = make_set(env, "sets/b")
     shutil.move(env / "sets", env / "moved")
     code, _, err = xmen(capsys, "relink", "-r", str(env / "moved"), "--recursive")
     assert code == 0, err

@@ -26,6 +26,8 @@ import pytest
 from xmen.store import files
 from xmen.cli import main
 
+from cli_helpers import make_set
+
 DEFAULTS = "a: h  # (str) A parameter (default='h')\nb: 17  # (int) Another parameter (default=17)\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
 NAMES = ("a=x", "a=y", "a=z")
@@ -152,13 +154,11 @@ ROWS = (
 )
 
 
-def _make_set(top: Path) -> Path:
+def _healthy_set(top: Path) -> Path:
+    """The set ``top``/set_a (a=x, a=y, a=z) of a plain shell experiment, made the current folder."""
     (top / "script.sh").write_text(SCRIPT)
     (top / "defaults.yml").write_text(DEFAULTS)
-    root = top / "set_a"
-    os.chdir(top)
-    assert main(["init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root)]) == 0
-    assert main(["register", "{a: x | y | z}", "-r", str(root)]) == 0
+    root = make_set(top)
     os.chdir(root)
     return root
 
@@ -208,7 +208,7 @@ class Outcome:
 
 def attempt(row: Row, top: Path) -> Outcome:
     """Build a healthy set under ``top``, damage one file, run the command (in this process, as ``xmen`` does)."""
-    root = _make_set(top)
+    root = _healthy_set(top)
     damaged = _damage(row, root)
     before = _snapshot(top)
     commands = {"set": SET_COMMANDS, "params": PARAMS_COMMANDS, "config": CONFIG_COMMANDS}[row.kind]
@@ -292,7 +292,7 @@ if __name__ == "__main__":
 def test_healthy_sets_with_every_run_option_pass_the_checks(xmen_home, tmp_path, monkeypatch):
     """No false alarms: what register writes (resources per attempt, threads, retries, requires) is accepted."""
     monkeypatch.chdir(tmp_path)
-    root = _make_set(tmp_path)
+    root = _healthy_set(tmp_path)
     assert main([
         "register", "{a: w}", "--resources", "mem_mb=1000,2000 runtime=60 slurm_partition=gpu", "--threads", "2",
         "--retries", "1", "--requires", "a=x",

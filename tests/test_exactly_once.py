@@ -12,7 +12,6 @@ double runs / next-run failures. XMEN_KILL_TRIALS sets the number of kill trials
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import random
 import signal
@@ -25,9 +24,10 @@ import pytest
 
 from xmen.store import files
 from xmen.store import status as st
-from xmen.cli import main as xmen_main
 from xmen.sets.expset import ExperimentSet
 from xmen.run.runner import lock_held
+
+from cli_helpers import make_set, wait_until, xmen
 
 pytestmark = [pytest.mark.usefixtures("xmen_home"), pytest.mark.timeout(300)]
 
@@ -44,23 +44,11 @@ echo done >> "$dir/completions"
 """
 
 
-def quiet_xmen(*args: str) -> int:
-    """xmen's CLI in this process (no interpreter start); its output is shown only when it fails."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = xmen_main(list(args))
-    if code:
-        print(out.getvalue())
-    return code
-
-
-def make_set(base: Path, name: str, sweep: str) -> Path:
-    (base / "script.sh").write_text(SCRIPT)
-    (base / "defaults.yml").write_text(DEFAULTS)
-    root = base / name
-    assert quiet_xmen("init", "-s", str(base / "script.sh"), "-d", str(base / "defaults.yml"), "-r", str(root)) == 0
-    assert quiet_xmen("register", sweep, "-r", str(root)) == 0
-    return root
+@pytest.fixture(autouse=True)
+def experiment(tmp_path: Path) -> None:
+    """The experiment of the sets the tests make (make_set) in tmp_path."""
+    (tmp_path / "script.sh").write_text(SCRIPT)
+    (tmp_path / "defaults.yml").write_text(DEFAULTS)
 
 
 def lines(folder: Path, name: str) -> int:
@@ -74,15 +62,6 @@ def start(command: list[str], cwd: Path, output: int = subprocess.PIPE) -> subpr
 
 XMEN = [sys.executable, "-m", "xmen.cli"]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def wait_until(condition, timeout: float = 60.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 def started_any(root: Path) -> bool:
@@ -116,7 +95,8 @@ def test_concurrent_runs_complete_each_experiment_exactly_once(tmp_path: Path, m
     procs = []
     for command in MIXES[mix]:
         procs.append(start(command, root))
-        assert wait_until(lambda: started_any(root) or procs[-1].poll() is not None)
+        wait_until(lambda: started_any(root) or procs[-1].poll() is not None, 60,
+                   f"{' '.join(command[2:])} started an experiment (or ended)")
     outputs = [proc.communicate(timeout=240) for proc in procs]
     names = experiments(root)
     completions = {name: lines(root / name, "completions") for name in names}
@@ -136,10 +116,10 @@ def test_a_finished_disjoint_snakemake_does_not_let_a_third_run_twice(tmp_path: 
     root = make_set(tmp_path, "set_a", "{a: 1 | 2 | 3 | 4 | 5 | 6, sleep: 1}")
     make = ExperimentSet(root)
     names = list(make.experiments)
-    quiet_xmen("register", "{a: 7 | 8 | 9, sleep: 0}", "-r", str(root))
+    xmen(None, "register", "{a: 7 | 8 | 9, sleep: 0}", "-r", str(root))
     quick = [name for name in experiments(root) if name not in names]
     first = start(SNAKEMAKE + ["-j", "2"] + [f"{name}/xmen.done" for name in names], root)
-    assert wait_until(lambda: started_any(root))
+    wait_until(lambda: started_any(root), 60, "the first snakemake started an experiment", proc=first)
     second = subprocess.run(SNAKEMAKE + ["-j", "3"] + [f"{name}/xmen.done" for name in quick], cwd=root,
                             capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr[-2000:]
@@ -156,7 +136,7 @@ def test_kill_9_of_the_runner_alone_keeps_the_experiment_locked(tmp_path: Path) 
     name = experiments(root)[0]
     folder = root / name
     run = start(XMEN + ["run", "*", "bash"], root, output=subprocess.DEVNULL)  # the orphan keeps pipes open
-    assert wait_until(lambda: lines(folder, "starts") == 1)
+    wait_until(lambda: lines(folder, "starts") == 1, 60, f"{name} started", proc=run)
     runner_pid = files.read_yaml(folder / "params.yml")["_run"]["pid"]
     os.kill(runner_pid, signal.SIGKILL)
     run.wait(timeout=30)
@@ -174,9 +154,11 @@ def test_after_kill_9_of_the_whole_run_the_next_run_runs_everything_at_once(tmp_
     """Dead (even zombie) runners are never "running now", without waiting for a stale heartbeat."""
     root = make_set(tmp_path, "set_a", "{a: 1 | 2 | 3, sleep: 30}")
     run = start(XMEN + ["run", "-j", "3"], root)
-    assert wait_until(lambda: all(lines(root / name, "starts") for name in experiments(root)))
+    wait_until(lambda: all(lines(root / name, "starts") for name in experiments(root)), 60,
+               "every experiment started", proc=run)
     os.killpg(run.pid, signal.SIGKILL)  # not reaped yet: the xmen process is a zombie
-    assert wait_until(lambda: not any(lock_held(root / name) for name in experiments(root)), timeout=10)
+    wait_until(lambda: not any(lock_held(root / name) for name in experiments(root)), 10,
+               "every experiment's run lock released")
     assert set(statuses(root).values()) == {st.LOST}
     for name in experiments(root):
         params = root / name / "params.yml"
@@ -191,10 +173,12 @@ def test_after_kill_9_of_the_whole_run_the_next_run_runs_everything_at_once(tmp_
 def test_kill_9_of_snakemake_needs_no_unlock(tmp_path: Path) -> None:
     root = make_set(tmp_path, "set_a", "{a: 1 | 2, sleep: 30}")
     run = start(SNAKEMAKE + ["-j", "2"], root)
-    assert wait_until(lambda: all(lines(root / name, "starts") for name in experiments(root)))
+    wait_until(lambda: all(lines(root / name, "starts") for name in experiments(root)), 60,
+               "every experiment started", proc=run)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    assert wait_until(lambda: not any(lock_held(root / name) for name in experiments(root)), timeout=10)
+    wait_until(lambda: not any(lock_held(root / name) for name in experiments(root)), 10,
+               "every experiment's run lock released")
     for name in experiments(root):
         files.update_yaml(root / name / "params.yml", lambda data: data.update(sleep=0))
     again = subprocess.run(SNAKEMAKE + ["-j", "2"], cwd=root, capture_output=True, text=True, timeout=120)
@@ -321,7 +305,8 @@ def test_a_run_finishing_while_a_second_snakemake_plans_is_not_run_again(tmp_pat
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         (flags / "a-pid").write_text(str(first.pid))
-        assert wait_until(lambda: lines(victim, "completions") == 1 or first.poll() is not None)
+        wait_until(lambda: lines(victim, "completions") == 1 or first.poll() is not None, 60,
+                   "the first snakemake completed X (or ended)")
         second = subprocess.run(SNAKEMAKE + ["-j", "1"], cwd=root, env=dict(base, HOOK_ROLE="second"),
                                 capture_output=True, text=True, timeout=120)
     finally:
@@ -391,7 +376,8 @@ def test_random_kill_9_trials(tmp_path: Path) -> None:
     notes = []
     for trial in range(trials):
         if set(statuses(root).values()) == {st.FINISHED}:
-            assert quiet_xmen("reset", "-r", str(root)) == 0
+            code, _, err = xmen(None, "reset", "-r", str(root))
+            assert code == 0, err
         starter = rng.choice(list(STARTERS))
         target = rng.choice(TARGETS)
         run = start(STARTERS[starter], root, output=subprocess.DEVNULL)
@@ -428,7 +414,9 @@ def test_random_kill_9_trials(tmp_path: Path) -> None:
     if final.returncode != 0:
         next_failures += 1
         notes.append(f"final run: exit {final.returncode}: {final.stderr[-800:]}")
-    wait_until(lambda: not any(lock_held(root / name) for name in names), timeout=30)
+    wait_until(lambda: not any(lock_held(root / name) for name in names), 30,
+               "every experiment's run lock released (the orphans of the kills ended)",
+               details=lambda: "\n".join(notes))
     left = {name: state for name, state in statuses(root).items() if state != st.FINISHED}
     stuck = len(left)
     doubles = sum(lines(root / name, "overlaps") for name in names)

@@ -9,7 +9,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -25,6 +24,8 @@ from xmen.examples import experiment as example
 from xmen.examples.experiment import AnExperiment
 from xmen.define.experiment import Experiment, defaults_dict, params_comments, params_table
 from xmen.define.loading import find_experiment_classes
+
+from cli_helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("xmen_home")
 
@@ -442,12 +443,7 @@ def test_signals_while_running(worker: Path, tmp_path: Path, sig: int, status: s
         stderr=subprocess.PIPE,
         text=True,
     )
-    started = folder / "started"
-    for _ in range(2000):
-        if started.exists():
-            break
-        assert proc.poll() is None, proc.communicate()
-        threading.Event().wait(0.01)
+    wait_until((folder / "started").exists, 20, "run() started", interval=0.01, proc=proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == exit_code, err

@@ -16,6 +16,8 @@ from xmen.store import files, history
 from xmen.look import listing
 from xmen.define.experiment import Experiment
 
+from cli_helpers import wait_until
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -58,12 +60,10 @@ def test_message_is_cheap_and_params_keeps_the_latest(tmp_path: Path) -> None:
     for i in range(2000):
         exp.message({"loss": float(i)}, step=i)
     assert time.perf_counter() - start < 1.0
-    deadline = time.time() + 5
-    while len(history.read(folder)) < 2000 and time.time() < deadline:  # the background flush
-        time.sleep(0.05)
+    wait_until(lambda: len(history.read(folder)) >= 2000, 5, "the background flush of the 2,000 records")
     assert [r["step"] for r in history.read(folder)] == list(range(2000))
-    while files.read_yaml(folder / "params.yml")["_messages"] != {"loss": 1999.0} and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: files.read_yaml(folder / "params.yml")["_messages"] == {"loss": 1999.0}, 5,
+               "the last message in params.yml")
     assert files.read_yaml(folder / "params.yml")["_messages"] == {"loss": 1999.0}
 
 
@@ -167,7 +167,7 @@ def test_kill_9_mid_writing_loses_only_the_last_fraction_of_a_second(tmp_path: P
         line = proc.stdout.readline()
         assert line, "the experiment ended early"
         sent.append((time.monotonic(), int(line)))
-    time.sleep(0.3)
+    time.sleep(0.3)  # it goes on writing: the kill lands mid-writing
     killed_at = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -208,9 +208,8 @@ def test_messages_go_to_the_folder_they_were_sent_in(tmp_path: Path) -> None:
     second = exp.register(tmp_path, "second")
     exp.message({"loss": 2.0}, step=0)
     exp._flush_messages()
-    deadline = time.time() + 5
-    while files.read_yaml(first / "params.yml")["_messages"] != {"loss": 1.0} and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: files.read_yaml(first / "params.yml")["_messages"] == {"loss": 1.0}, 5,
+               "the first folder's message in its params.yml")
     assert files.read_yaml(first / "params.yml")["_messages"] == {"loss": 1.0}
     assert files.read_yaml(second / "params.yml")["_messages"] == {"loss": 2.0}
     assert [r["values"] for r in history.read(first)] == [{"loss": 1.0}]

@@ -16,6 +16,8 @@ from xmen.store import status as st
 from xmen.store.heartbeat import Heartbeat, effective_status
 from xmen.store.provenance import hostname, now_time
 
+from cli_helpers import wait_until
+
 pytestmark = pytest.mark.usefixtures("xmen_home")
 
 PYTHON_EXPERIMENT = '''\
@@ -70,13 +72,6 @@ def run_job(params: Path, script: Path) -> subprocess.CompletedProcess:
     )
 
 
-def wait_for(path: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
-
-
 def test_plain_script_finishes(tmp_path: Path) -> None:
     params, script = make_experiment(tmp_path, 'echo "job=$XMEN_JOB params=$1"\n')
     proc = run_job(params, script)
@@ -121,7 +116,7 @@ def test_signal_to_runner_reaches_a_sleeping_script(tmp_path: Path, sig: int, ex
     # normally is dropped by bash (it assumes the child handled it), and the script slept on (a flaky test).
     params, script = make_experiment(tmp_path, ': > "$(dirname "$1")/started"\nexec sleep 30\n')
     proc = runner(params, script)
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     proc.send_signal(sig)
     proc.communicate(timeout=20)
     assert proc.returncode == 128 + sig
@@ -158,7 +153,7 @@ def test_trapping_script_gets_the_forwarded_signal(tmp_path: Path) -> None:
     """
     params, script = make_experiment(tmp_path, body)
     proc = runner(params, script)
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
     assert proc.returncode == 7
@@ -237,7 +232,7 @@ def test_ctrl_c_on_the_process_group_stops_a_python_experiment(tmp_path: Path) -
     # The terminal sends SIGINT to the whole group and the runner forwards it again: one stop, cleanly recorded.
     params, script = _python_job(tmp_path, 30.0)
     proc = runner(params, script, start_new_session=True)
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
@@ -249,7 +244,7 @@ def test_ctrl_c_on_the_process_group_stops_a_python_experiment(tmp_path: Path) -
 def test_sigterm_times_out_a_python_experiment(tmp_path: Path) -> None:
     params, script = _python_job(tmp_path, 30.0)
     proc = runner(params, script)
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
     assert proc.returncode == 128 + signal.SIGTERM
@@ -265,12 +260,9 @@ def test_heartbeat_touches_the_file(tmp_path: Path) -> None:
     with Heartbeat(tmp_path, interval=0.05):
         assert beat.exists()
         os.utime(beat, (0, 0))
-        deadline = time.monotonic() + 5
-        while os.stat(beat).st_mtime == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: os.stat(beat).st_mtime != 0, 5, "the heartbeat touching its file again", interval=0.01)
     os.utime(beat, (0, 0))
-    time.sleep(0.15)
+    time.sleep(0.15)  # three beat intervals: nothing may touch the file any more (an absence has no event to wait for)
     assert os.stat(beat).st_mtime == 0  # stopped
 
 

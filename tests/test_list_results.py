@@ -12,8 +12,9 @@ import pytest
 
 from xmen.store import files
 from xmen.look import listing
-from xmen.cli import main
 from xmen.errors import UsageError
+
+from cli_helpers import xmen
 
 WHEN = 1796151567.0  # 2026-12-01, a Unix time as time.time() gives it
 
@@ -34,12 +35,6 @@ def make_sweep(base: Path) -> Path:
     linked = {name: {} for name, *_ in specs}
     files.write_yaml(root / "experiment.yml", {"root": str(root), "type": "T", "experiments": linked})
     return root
-
-
-def xmen(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def names(out: str) -> list[str]:

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from xmen.store import files
 from xmen.look import listing
 from xmen.cli.list import list_command
-from test_listing import make_set, settled  # noqa: F401 - fixture
+
+from cli_helpers import write_set
+from test_listing import settled  # noqa: F401 - fixture
 
 JOBS = [
     {"job_id": "41", "attempt": 1, "state": "OUT_OF_MEMORY", "exit_code": "0:125", "node": "n1", "partition": "main",
@@ -21,7 +23,7 @@ JOBS = [
 
 
 def with_jobs(tmp_path: Path) -> Path:
-    root = make_set(tmp_path, 2)
+    root = write_set(tmp_path, 2)
     name = sorted(p.name for p in root.iterdir() if p.is_dir())[0]
     files.update_yaml(root / name / "params.yml", lambda d: d.update(_status="cancelled", _slurm=JOBS))
     return root
@@ -46,7 +48,7 @@ def test_to_dataframe_carries_the_slurm_columns(tmp_path, settled):
     root = with_jobs(tmp_path)
     frame = listing.to_dataframe(str(root))
     assert list(frame["slurm_job"]) == ["42", None] and list(frame["slurm_state"]) == ["CANCELLED", None]
-    plain = make_set(tmp_path / "other", 1)
+    plain = write_set(tmp_path / "other", 1)
     assert "slurm_job" not in listing.to_dataframe(str(plain)).columns  # no SLURM, no columns
 
 
@@ -58,7 +60,7 @@ def test_status_filter_knows_cancelled(tmp_path, settled):
 
 @pytest.mark.parametrize("bad", ["a string", [1, 2]])
 def test_a_damaged_slurm_record_is_named(tmp_path, settled, bad):
-    root = make_set(tmp_path, 1)
+    root = write_set(tmp_path, 1)
     name = next(p.name for p in root.iterdir() if p.is_dir())
     files.update_yaml(root / name / "params.yml", lambda d: d.update(_slurm=bad))
     from xmen.store import statecheck

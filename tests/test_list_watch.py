@@ -14,7 +14,7 @@ import pytest
 from xmen.store import files
 from xmen.look.watch import CLEAR, watch
 
-from test_cli_list import make_set  # the tutorial set, written as register writes it
+from cli_helpers import write_tutorial_set
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,7 +31,7 @@ def _read_until(proc: subprocess.Popen, needle: bytes, seen: bytearray, timeout:
 
 
 def test_watch_redraws_the_table_until_interrupted(xmen_home, tmp_path):
-    root = make_set(tmp_path)
+    root = write_tutorial_set(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "xmen.cli", "list", str(root), "-s", "--watch", "0.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -64,7 +64,7 @@ def test_watch_clears_the_screen_on_a_terminal_and_stamps_each_refresh_otherwise
 
 
 def test_watch_rejects_a_bad_interval(xmen_home, tmp_path):
-    root = make_set(tmp_path)
+    root = write_tutorial_set(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "xmen.cli", "list", str(root), "--watch", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr

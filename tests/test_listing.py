@@ -7,7 +7,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -15,64 +15,7 @@ from xmen.store import files
 from xmen.look import index, listing
 from xmen.errors import UsageError
 
-COMMIT = "bbe75180debc80b03c520c5574f4d7e88d262909"
-
-
-def default_params(i: int) -> dict[str, Any]:
-    return {"a": float(i % 2 + 1), "b": None if i % 2 == 0 else "cat", "i": i}
-
-
-def make_set(
-    base: Path,
-    n: int = 4,
-    *,
-    name: str = "set_a",
-    type_: str = "AnExperiment",
-    klass: str | None = "AnExperiment",
-    status: str | Callable[[int], str] = "registered",
-    params: Callable[[int], dict[str, Any]] = default_params,
-    messages: Callable[[int], dict[str, Any]] = lambda i: {},
-    notes: tuple[str, ...] = (),
-    exp_name: Callable[[int], str] = lambda i: f"i={i}",
-) -> Path:
-    """A set of ``n`` experiments as the register code writes it (experiment.yml, one params.yml per folder)."""
-    root = base / name
-    root.mkdir(parents=True)
-    linked = {}
-    for i in range(n):
-        exp = exp_name(i)
-        (root / exp).mkdir()
-        data: dict[str, Any] = {
-            "_name": exp,
-            "_root": str(root),
-            "_status": status(i) if callable(status) else status,
-            "_created": "2020-03-09-16-42-25",
-            "_purpose": "testing",
-            "_version": {
-                "module": "/x/experiment.py",
-                "class": klass,
-                "git": {"local": "/x", "remote": "r", "commit": COMMIT, "branch": "main", "dirty": False},
-            },
-            "_meta": {"mac": "0x6c96cfdb71b9", "host": "node01", "user": "rob", "home": "/home/rob"},
-            "_messages": messages(i),
-        }
-        data.update(params(i))
-        files.write_yaml(root / exp / "params.yml", data)
-        linked[exp] = {}
-    files.write_yaml(
-        root / "experiment.yml",
-        {
-            "root": str(root),
-            "type": type_,
-            "created": "2020-03-09-16-42-13",
-            "purpose": "a purpose",
-            "notes": list(notes),
-            "script": "script.sh",
-            "defaults": "defaults.yml",
-            "experiments": linked,
-        },
-    )
-    return root
+from cli_helpers import COMMIT, write_set
 
 
 def unlink(root: Path, name: str) -> None:
@@ -116,32 +59,32 @@ def index_of(root: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ finding sets
 def test_find_sets_walks_below_cwd_but_not_into_experiments_hidden_folders_or_environments(tmp_path):
-    a = make_set(tmp_path, 2, name="set_a")
-    b = make_set(tmp_path / "project" / "deep", 1, name="set_b")
+    a = write_set(tmp_path, 2, name="set_a")
+    b = write_set(tmp_path / "project" / "deep", 1, name="set_b")
     # Sets hidden where a walk must not look: inside a linked experiment, a hidden folder, .snakemake.
-    make_set(a / "i=0", 1, name="inside_experiment")
-    make_set(tmp_path / ".hidden", 1, name="set_h")
-    make_set(a / ".snakemake", 1, name="set_s")
-    make_set(tmp_path / "venv" / "lib", 1, name="set_v")
+    write_set(a / "i=0", 1, name="inside_experiment")
+    write_set(tmp_path / ".hidden", 1, name="set_h")
+    write_set(a / ".snakemake", 1, name="set_s")
+    write_set(tmp_path / "venv" / "lib", 1, name="set_v")
     (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
-    make_set(tmp_path / "node_modules", 1, name="set_n")
-    nested = make_set(a / "sub", 1, name="nested")  # an ordinary subfolder of a set may hold a set
+    write_set(tmp_path / "node_modules", 1, name="set_n")
+    nested = write_set(a / "sub", 1, name="nested")  # an ordinary subfolder of a set may hold a set
     assert listing.find_sets(cwd=tmp_path) == sorted([a, b, nested])
     assert listing.find_sets(cwd=tmp_path / "project") == [b]
     assert listing.find_sets(cwd=a) == [a, nested]
 
 
 def test_find_sets_skips_unlinked_experiment_folders(tmp_path):
-    a = make_set(tmp_path, 2)
+    a = write_set(tmp_path, 2)
     unlink(a, "i=1")
-    make_set(a / "i=1", 1, name="inside_unlinked")
+    write_set(a / "i=1", 1, name="inside_unlinked")
     assert listing.find_sets(cwd=tmp_path) == [a]
 
 
 def test_globs_match_set_roots_folders_and_experiment_paths(tmp_path):
-    a = make_set(tmp_path, 4, name="set_a")
-    b = make_set(tmp_path, 2, name="set_b")
-    c = make_set(tmp_path / "group", 1, name="set_c")
+    a = write_set(tmp_path, 4, name="set_a")
+    b = write_set(tmp_path, 2, name="set_b")
+    c = write_set(tmp_path / "group", 1, name="set_c")
 
     def listed(*globs, cwd=tmp_path):
         return [(Path(r["root"]).name, r["name"]) for r in listing.collect(list(globs), cwd=cwd).rows]
@@ -170,7 +113,7 @@ def test_no_set_below_cwd_gives_no_rows(tmp_path):
 
 # ------------------------------------------------------------------------------------------ rows and filters
 def test_rows_hold_the_tutorial_columns_in_registration_order(tmp_path):
-    root = make_set(tmp_path, 3, messages=lambda i: {"time": 1.5} if i == 0 else {}, exp_name=lambda i: f"e{2 - i}")
+    root = write_set(tmp_path, 3, messages=lambda i: {"time": 1.5} if i == 0 else {}, exp_name=lambda i: f"e{2 - i}")
     (root / "unlinked").mkdir()
     files.write_yaml(root / "unlinked" / "params.yml", {"_status": "registered"})
     result = listing.collect(cwd=tmp_path)
@@ -199,9 +142,9 @@ def test_rows_hold_the_tutorial_columns_in_registration_order(tmp_path):
 
 
 def test_type_filter_matches_class_or_set_type_by_glob_or_regex(tmp_path):
-    make_set(tmp_path, 2, name="set_a", klass="ThereAndBack")
-    make_set(tmp_path, 2, name="set_b", klass="ThereAndBackCycleGan")
-    make_set(tmp_path, 1, name="set_s", klass=None, type_="train.sh")  # a script set: no class
+    write_set(tmp_path, 2, name="set_a", klass="ThereAndBack")
+    write_set(tmp_path, 2, name="set_b", klass="ThereAndBackCycleGan")
+    write_set(tmp_path, 1, name="set_s", klass=None, type_="train.sh")  # a script set: no class
 
     def types(pattern):
         return sorted({r["type"] for r in listing.collect(cwd=tmp_path, type=pattern).rows})
@@ -214,7 +157,7 @@ def test_type_filter_matches_class_or_set_type_by_glob_or_regex(tmp_path):
 
 
 def test_status_filter_and_predicates(tmp_path):
-    make_set(tmp_path, 6, status=lambda i: ["registered", "finished", "error"][i % 3])
+    write_set(tmp_path, 6, status=lambda i: ["registered", "finished", "error"][i % 3])
     result = listing.collect(cwd=tmp_path, status=["finished", "error"])
     assert [r["name"] for r in result.rows] == ["i=1", "i=2", "i=4", "i=5"]
     result = listing.collect(cwd=tmp_path, params=["i>=2", "b==cat", "w_.*"])
@@ -228,7 +171,7 @@ def test_status_filter_and_predicates(tmp_path):
 
 
 def test_running_with_stale_heartbeat_is_lost_even_from_the_index(tmp_path, settled):
-    root = make_set(tmp_path, 2, status="running")
+    root = write_set(tmp_path, 2, status="running")
     for name in ("i=0", "i=1"):
         (root / name / ".xmen-heartbeat").touch()
     assert statuses(listing.collect(cwd=tmp_path)) == {"i=0": "running", "i=1": "running"}
@@ -240,11 +183,11 @@ def test_running_with_stale_heartbeat_is_lost_even_from_the_index(tmp_path, sett
 
 
 def test_unreadable_experiments_are_reported_and_the_rest_listed(tmp_path):
-    root = make_set(tmp_path, 4)
+    root = write_set(tmp_path, 4)
     (root / "i=1" / "params.yml").write_text("a: [unclosed\n")
     (root / "i=2" / "params.yml").write_text("- a list\n")
     os.remove(root / "i=3" / "params.yml")
-    broken = make_set(tmp_path, 1, name="set_broken")
+    broken = write_set(tmp_path, 1, name="set_broken")
     (broken / "experiment.yml").write_text("experiments: {\n")
     result = listing.collect(cwd=tmp_path)
     assert [r["name"] for r in result.rows] == ["i=0"]
@@ -258,7 +201,7 @@ def test_unreadable_experiments_are_reported_and_the_rest_listed(tmp_path):
 
 
 def test_odd_yaml_values_are_the_same_cold_and_warm(tmp_path, settled):
-    root = make_set(tmp_path, 1)
+    root = write_set(tmp_path, 1)
     path = root / "i=0" / "params.yml"
     text = path.read_text() + "day: 2020-01-02\nnested: {1: [x, 2.5], k: .nan}\nbig: 123456789012345678901234567890\n"
     path.write_text(text)
@@ -332,7 +275,7 @@ def test_entry_by_entry_parsing_of_generated_params(tmp_path):
 
 # ------------------------------------------------------------------------------------------ the index
 def test_second_listing_reads_no_unchanged_file(tmp_path, settled, reads):
-    root = make_set(tmp_path, 5)
+    root = write_set(tmp_path, 5)
     first = listing.collect(cwd=tmp_path)
     assert len(reads) == 5 and index_of(root).is_file()
     reads.clear()
@@ -344,7 +287,7 @@ def test_second_listing_reads_no_unchanged_file(tmp_path, settled, reads):
 
 
 def test_a_status_change_shows_at_once_and_only_that_file_is_read(tmp_path, settled, reads):
-    root = make_set(tmp_path, 5)
+    root = write_set(tmp_path, 5)
     listing.collect(cwd=tmp_path)
     reads.clear()
     set_status(root, "i=3", "finished")
@@ -353,7 +296,7 @@ def test_a_status_change_shows_at_once_and_only_that_file_is_read(tmp_path, sett
 
 
 def test_same_size_same_mtime_in_place_edit_is_seen(tmp_path, settled):
-    root = make_set(tmp_path, 2, status="running")
+    root = write_set(tmp_path, 2, status="running")
     listing.collect(cwd=tmp_path)
     path = root / "i=0" / "params.yml"
     before = path.stat()
@@ -368,7 +311,7 @@ def test_same_size_same_mtime_in_place_edit_is_seen(tmp_path, settled):
 
 
 def test_racy_files_are_not_trusted_from_the_index(tmp_path, reads):
-    make_set(tmp_path, 3)  # just written: within RACY_NS of now
+    write_set(tmp_path, 3)  # just written: within RACY_NS of now
     listing.collect(cwd=tmp_path)
     listing.collect(cwd=tmp_path)
     assert len(reads) == 6
@@ -387,7 +330,7 @@ def test_racy_files_are_not_trusted_from_the_index(tmp_path, reads):
     ],
 )
 def test_corrupt_index_is_ignored_and_rebuilt(tmp_path, settled, garbage):
-    root = make_set(tmp_path, 3, status=lambda i: ["registered", "finished", "error"][i])
+    root = write_set(tmp_path, 3, status=lambda i: ["registered", "finished", "error"][i])
     expected = listing.collect(cwd=tmp_path).rows
     index_of(root).write_text(garbage)
     assert listing.collect(cwd=tmp_path).rows == expected
@@ -395,7 +338,7 @@ def test_corrupt_index_is_ignored_and_rebuilt(tmp_path, settled, garbage):
 
 
 def test_index_entries_of_the_wrong_shape_are_read_again(tmp_path, settled, reads):
-    root = make_set(tmp_path, 3)
+    root = write_set(tmp_path, 3)
     expected = listing.collect(cwd=tmp_path).rows
     data = json.loads(index_of(root).read_text())
     data["experiments"]["i=0"][4] = 99  # no such context
@@ -408,7 +351,7 @@ def test_index_entries_of_the_wrong_shape_are_read_again(tmp_path, settled, read
 
 
 def test_deleted_index_and_stale_index_from_a_concurrent_lister(tmp_path, settled):
-    root = make_set(tmp_path, 3)
+    root = write_set(tmp_path, 3)
     listing.collect(cwd=tmp_path)
     old_index = index_of(root).read_bytes()
     set_status(root, "i=1", "finished")
@@ -426,7 +369,7 @@ def delta_of(root: Path) -> Path:
 
 def test_changes_go_to_a_small_delta_until_it_is_folded_into_the_index(tmp_path, settled, reads, monkeypatch):
     monkeypatch.setattr(index, "DELTA_MIN", 3)
-    root = make_set(tmp_path, 5)
+    root = write_set(tmp_path, 5)
     listing.collect(cwd=tmp_path)
     base = index_of(root).stat()
     assert not delta_of(root).exists()
@@ -456,7 +399,7 @@ def test_changes_go_to_a_small_delta_until_it_is_folded_into_the_index(tmp_path,
 @pytest.mark.parametrize("garbage", ["", "{", "[]", '{"format": "xmen-list-index", "version": 1, "contexts": [], '
                                      '"experiments": {"i=0": [1, 2, 3, 4, -1, "finished", {}, {}, null]}}'])
 def test_corrupt_delta_is_ignored(tmp_path, settled, garbage):
-    root = make_set(tmp_path, 2)
+    root = write_set(tmp_path, 2)
     set_status(root, "i=0", "finished")
     listing.collect(cwd=tmp_path)
     delta_of(root).parent.mkdir(exist_ok=True)
@@ -468,7 +411,7 @@ def test_concurrent_listings_while_statuses_change(tmp_path):
     import subprocess
     import sys
 
-    root = make_set(tmp_path, 300)
+    root = write_set(tmp_path, 300)
     code = (
         "import sys; from xmen import listing; from xmen.look import index; index.RACY_NS = 0\n"
         "for _ in range(5): listing.collect(cwd=sys.argv[1])\n"
@@ -485,7 +428,7 @@ def test_concurrent_listings_while_statuses_change(tmp_path):
 
 
 def test_unlinked_experiment_disappears_and_leaves_the_index(tmp_path, settled):
-    root = make_set(tmp_path, 3)
+    root = write_set(tmp_path, 3)
     listing.collect(cwd=tmp_path)
     unlink(root, "i=1")
     assert [r["name"] for r in listing.collect(cwd=tmp_path).rows] == ["i=0", "i=2"]
@@ -493,7 +436,7 @@ def test_unlinked_experiment_disappears_and_leaves_the_index(tmp_path, settled):
 
 
 def test_listing_a_subset_keeps_the_other_index_entries(tmp_path, settled, reads):
-    root = make_set(tmp_path, 3)
+    root = write_set(tmp_path, 3)
     listing.collect(cwd=tmp_path)
     set_status(root, "i=0", "finished")
     listing.collect(["set_a/i=0"], cwd=tmp_path)
@@ -503,7 +446,7 @@ def test_listing_a_subset_keeps_the_other_index_entries(tmp_path, settled, reads
 
 
 def test_lists_when_the_index_cannot_be_written(tmp_path, settled, monkeypatch):
-    make_set(tmp_path, 2)
+    write_set(tmp_path, 2)
 
     def refuse(path, text, mode=0o644):
         raise PermissionError(13, "Permission denied", str(path))
@@ -513,7 +456,7 @@ def test_lists_when_the_index_cannot_be_written(tmp_path, settled, monkeypatch):
 
 
 def test_lists_a_read_only_set(tmp_path, settled):
-    root = make_set(tmp_path, 2)
+    root = write_set(tmp_path, 2)
     os.chmod(root, 0o555)
     try:
         assert statuses(listing.collect(cwd=tmp_path)) == {"i=0": "registered", "i=1": "registered"}
@@ -524,7 +467,7 @@ def test_lists_a_read_only_set(tmp_path, settled):
 def test_scale_rows_equal_a_direct_read(tmp_path, settled):
     n = 2000
     choices = ["registered", "running", "finished", "error", "stopped", "timeout"]
-    root = make_set(tmp_path, n, status=lambda i: choices[i % len(choices)], messages=lambda i: {"step": i})
+    root = write_set(tmp_path, n, status=lambda i: choices[i % len(choices)], messages=lambda i: {"step": i})
     for i in range(0, n, 6 * 7):  # a few running ones with a fresh heartbeat
         (root / f"i={i + 1}" / ".xmen-heartbeat").touch()
     from xmen.store.heartbeat import effective_status
@@ -549,7 +492,7 @@ def test_scale_rows_equal_a_direct_read(tmp_path, settled):
 
 # ------------------------------------------------------------------------------------------ columns and output
 def test_table_columns_default_flags_and_verbose(tmp_path):
-    make_set(tmp_path, 2, params=lambda i: {"w_a": i, "w_b": 2 * i, "lr": 0.1}, messages=lambda i: {"loss": 0.5})
+    write_set(tmp_path, 2, params=lambda i: {"w_a": i, "w_b": 2 * i, "lr": 0.1}, messages=lambda i: {"loss": 0.5})
     result = listing.collect(cwd=tmp_path)
 
     def labels(**options):
@@ -572,7 +515,7 @@ def test_table_columns_default_flags_and_verbose(tmp_path):
 
 
 def test_names_clashing_with_columns_are_suffixed(tmp_path):
-    make_set(tmp_path, 1, params=lambda i: {"status": "param"}, messages=lambda i: {"status": "m", "name": "n"})
+    write_set(tmp_path, 1, params=lambda i: {"status": "param"}, messages=lambda i: {"status": "m", "name": "n"})
     labels, columns = listing.table_columns(listing.collect(cwd=tmp_path), verbose=True)
     assert labels[-3:] == ["status [param]", "status [message]", "name [message]"]
     assert columns[labels.index("status")] == ["registered"]
@@ -660,7 +603,7 @@ def test_render_csv_reads_back_with_pandas(tmp_path):
 
 
 def test_render_notebook_like_the_tutorial(tmp_path):
-    root = make_set(
+    root = write_set(
         tmp_path,
         4,
         exp_name=lambda i: ["a=1.0__b=None", "a=1.0__b=cat", "a=2.0__b=None", "a=2.0__b=cat"][i],
@@ -684,7 +627,7 @@ def test_render_notebook_like_the_tutorial(tmp_path):
 
 
 def test_to_dataframe(tmp_path, settled):
-    root = make_set(tmp_path, 4, status=lambda i: "finished" if i < 2 else "error", messages=lambda i: {"t": i})
+    root = write_set(tmp_path, 4, status=lambda i: "finished" if i < 2 else "error", messages=lambda i: {"t": i})
     frame = listing.to_dataframe(cwd=tmp_path)
     assert list(frame.columns) == list(listing.FIXED_COLUMNS) + ["a", "b", "i", "t"]
     assert frame["root"].tolist() == [str(root)] * 4
@@ -708,7 +651,7 @@ def test_import_listing_does_not_import_pandas():
 
 
 def test_invalid_linked_names_are_reported(tmp_path):
-    root = make_set(tmp_path, 2)
+    root = write_set(tmp_path, 2)
 
     def link_bad(data: dict[str, Any]) -> None:
         data["experiments"]["../escape"] = {}
@@ -720,7 +663,7 @@ def test_invalid_linked_names_are_reported(tmp_path):
 
 
 def test_dates_in_experiment_yml_do_not_break_the_index(tmp_path, settled):
-    root = make_set(tmp_path, 1)
+    root = write_set(tmp_path, 1)
     files.update_yaml(root / "experiment.yml", lambda d: d.update(created=datetime.date(2020, 1, 2)))
     listing.collect(cwd=tmp_path)
     result = listing.collect(cwd=tmp_path)

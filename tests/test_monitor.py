@@ -13,6 +13,8 @@ from xmen.store import status as st
 from xmen.define.experiment import Experiment
 from xmen.define.monitor import Monitor, Spec, TimeLimit, checkpoint_files, local_runtime, slurm_end_time
 
+from cli_helpers import wait_until
+
 
 class Model:
     """A stand-in for a network: state_dict / load_state_dict, no torch."""
@@ -96,12 +98,12 @@ def test_messages_go_to_the_experiment(tmp_path: Path) -> None:
     assert other.messages == {"step": 10, "epoch": 2, "acc": 0.4}
     # params.yml gets the latest values within a second or so (message() throttles its rewrites, see xmen.history).
     wanted = {"ex1": exp.messages, "ex2": other.messages}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        seen = {n: files.read_yaml(tmp_path / n / "params.yml").get("_messages") for n in wanted}
-        if seen == wanted:
-            break
-        time.sleep(0.1)
+
+    def messages_seen() -> dict:
+        return {n: files.read_yaml(tmp_path / n / "params.yml").get("_messages") for n in wanted}
+
+    wait_until(lambda: messages_seen() == wanted, 10, "the latest messages in params.yml", interval=0.1)
+    seen = messages_seen()
     assert seen == wanted
     del other
 

@@ -13,26 +13,21 @@ import pytest
 
 from xmen.store import config as global_config
 from xmen.store import files
-from xmen.cli import main
 from xmen.sets.expset import ExperimentSet
+
+from cli_helpers import make_set, xmen
 
 DEFAULTS = "a: 1  # (int) A parameter\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
 CLUSTER = "arcus-htc-login02.arcus-htc.arc.local"
+SWEEP = "{a: 1 | 2}"
 
 
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def make_set(root: Path, tmp_path: Path, sweep: str = "{a: 1 | 2}") -> Path:
+@pytest.fixture(autouse=True)
+def experiment(tmp_path):
+    """The plain shell experiment of the sets the tests make (make_set) in tmp_path."""
     (tmp_path / "script.sh").write_text(SCRIPT)
     (tmp_path / "defaults.yml").write_text(DEFAULTS)
-    assert main(["init", "-s", str(tmp_path / "script.sh"), "-d", str(tmp_path / "defaults.yml"), "-r", str(root)]) == 0
-    assert main(["register", sweep, "-r", str(root)]) == 0
-    return root
 
 
 def as_if_from_cluster(root: Path, cluster_path: str) -> None:
@@ -44,14 +39,14 @@ def as_if_from_cluster(root: Path, cluster_path: str) -> None:
 
 
 def test_init_records_where_the_set_lives(xmen_home, tmp_path):
-    root = make_set(tmp_path / "set_a", tmp_path)
+    root = make_set(tmp_path, "set_a", SWEEP)
     assert files.read_yaml(root / "experiment.yml")["origin"] == {"host": socket.gethostname(), "path": str(root)}
 
 
 def test_list_over_sets_from_several_machines_shows_relative_roots_and_origin(xmen_home, tmp_path, capsys,
                                                                                monkeypatch):
-    local = make_set(tmp_path / "experiments" / "local" / "set_a", tmp_path)
-    remote = make_set(tmp_path / "experiments" / "arc" / "test_2", tmp_path)
+    local = make_set(tmp_path, "experiments/local/set_a", SWEEP)
+    remote = make_set(tmp_path, "experiments/arc/test_2", SWEEP)
     as_if_from_cluster(remote, "/data/engs-a2i/kebl4674/experiments/test_2")
     capsys.readouterr()
     monkeypatch.chdir(tmp_path / "experiments")
@@ -68,7 +63,7 @@ def test_list_over_sets_from_several_machines_shows_relative_roots_and_origin(xm
 
 
 def test_a_set_listed_alone_here_has_no_origin_column(xmen_home, tmp_path, capsys, monkeypatch):
-    make_set(tmp_path / "set_a", tmp_path)
+    make_set(tmp_path, "set_a", SWEEP)
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     code, out, _ = xmen(capsys, "list", "--csv")
@@ -76,7 +71,7 @@ def test_a_set_listed_alone_here_has_no_origin_column(xmen_home, tmp_path, capsy
 
 
 def test_relink_after_a_copy_keeps_the_origin_history(xmen_home, tmp_path, capsys, monkeypatch):
-    remote = make_set(tmp_path / "arc" / "test_2", tmp_path)
+    remote = make_set(tmp_path, "arc/test_2", SWEEP)
     as_if_from_cluster(remote, "/data/u/test_2")
     assert xmen(capsys, "relink", "-r", str(remote))[0] == 0
     data = files.read_yaml(remote / "experiment.yml")
@@ -94,7 +89,7 @@ def test_relink_after_a_copy_keeps_the_origin_history(xmen_home, tmp_path, capsy
 
 
 def test_relinking_a_copy_does_not_forget_the_set_it_was_copied_from(xmen_home, tmp_path, capsys):
-    source = make_set(tmp_path / "a" / "set", tmp_path)
+    source = make_set(tmp_path, "a/set", SWEEP)
     copy = tmp_path / "b" / "set"
     shutil.copytree(source, copy)
     assert xmen(capsys, "relink", "-r", str(copy))[0] == 0
@@ -170,7 +165,7 @@ def sshd(tmp_path):
 
 @pytest.mark.parametrize("via", ["rsync", "tar"])
 def test_sync_brings_a_remote_sets_records_and_lists_it_with_its_origin(via, xmen_home, tmp_path, capsys, sshd):
-    remote = make_set(tmp_path / "cluster" / "experiments" / "set_a", tmp_path)
+    remote = make_set(tmp_path, "cluster/experiments/set_a", SWEEP)
     (remote / "a=1" / "checkpoint.pt").write_bytes(b"\0" * 1000)  # not a record
     (remote / "a=1" / "big.log").write_bytes(b"x" * 3_000_000)  # a record, but over --max-size
     (remote / "a=1" / "out.txt").write_text("step 1\n")
@@ -224,7 +219,7 @@ def test_origin_bookkeeping_units():
 
 
 def test_a_set_moved_here_without_relink_lists_where_it_was(xmen_home, tmp_path, capsys, monkeypatch):
-    source = make_set(tmp_path / "a" / "set_a", tmp_path)
+    source = make_set(tmp_path, "a/set_a", SWEEP)
     time.sleep(2.2)  # settled files (ctime older than the index's racy window): the listing index caches the set
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()

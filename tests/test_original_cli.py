@@ -11,14 +11,10 @@ from xmen.cli import main
 from xmen.cli.compat import spread_values
 from xmen.look.predicates import parse_param_filter
 
+from cli_helpers import xmen
+
 DEFAULTS = "a: h  # (str) A parameter\nab: x  # (str) Another\nb: 17  # (int) A number\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
-
-
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

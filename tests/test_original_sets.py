@@ -10,19 +10,14 @@ import pytest
 
 from xmen.store import config as global_config
 from xmen.store import files, legacy
-from xmen.cli import main
 from xmen.sets.expset import ExperimentSet
+
+from cli_helpers import xmen
 
 sys.path.insert(0, str(Path(__file__).parent))
 from original_xmen import EXPERIMENTS, make_original_set, original_config  # noqa: E402
 
 NAMES = list(EXPERIMENTS)
-
-
-def xmen(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(params=[2020, 2021])

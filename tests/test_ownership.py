@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from xmen.store import config as global_config
 from xmen.store import files, ownership
 
-from cli_helpers import make_set, xmen
+from cli_helpers import make_set, wait_until, xmen
 
 DEFAULTS = "a: h  # (str) A parameter (default='h')\nb: 17  # (int) Another parameter (default=17)\n"
 SCRIPT = "#!/bin/bash\ntrue\n"
@@ -45,7 +44,7 @@ def user_folder(root: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------------- clean
 def test_clean_keeps_folders_xmen_did_not_make_and_names_what_it_deletes(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     user_folder(root)
     kept = {k: v for k, v in tree(root).items() if k.startswith(("configs", "old_run"))}
     assert xmen(capsys, "unlink", "a=y", "-r", str(root))[0] == 0
@@ -59,7 +58,7 @@ def test_clean_keeps_folders_xmen_did_not_make_and_names_what_it_deletes(env, ca
 
 
 def test_clean_confirmation_names_the_folders(env, capsys, monkeypatch):
-    root = make_set(env, capsys)
+    root = make_set(env)
     xmen(capsys, "unlink", "a=*", "-r", str(root))
     monkeypatch.setattr("xmen.cli._common.stdin_is_tty", lambda: True)
     asked = []
@@ -71,7 +70,7 @@ def test_clean_confirmation_names_the_folders(env, capsys, monkeypatch):
 
 
 def test_clean_deletes_a_marked_folder_a_killed_register_left_half_written(env, capsys):
-    root = make_set(env, capsys, sweep="{a: x}")
+    root = make_set(env, sweep="{a: x}")
     (root / "a=half").mkdir()
     ownership.mark_experiment(root / "a=half")  # marked first, then killed before params.yml
     code, _, err = xmen(capsys, "clean", "-y", "-r", str(root))
@@ -80,7 +79,7 @@ def test_clean_deletes_a_marked_folder_a_killed_register_left_half_written(env, 
 
 
 def test_clean_recognises_folders_made_before_the_marker_but_not_look_alikes(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     xmen(capsys, "unlink", "a=*", "-r", str(root))
     for name in ("a=x", "a=y", "a=z"):
         (root / name / ownership.EXPERIMENT_MARKER).unlink(missing_ok=True)  # as an older xmen made them
@@ -100,7 +99,7 @@ def test_clean_recognises_folders_made_before_the_marker_but_not_look_alikes(env
     None,  # the key removed
 ])
 def test_clean_refuses_a_damaged_experiment_yml(env, capsys, damage):
-    root = make_set(env, capsys)
+    root = make_set(env)
     text = (root / "experiment.yml").read_text()
     head = text[: text.index("experiments:")]
     (root / "experiment.yml").write_text(head + (damage or ""))
@@ -123,7 +122,7 @@ def _hold_job_lock(folder: Path) -> subprocess.Popen:
 
 
 def test_clean_refuses_while_the_job_lock_is_held_even_without_a_heartbeat(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     holder = _hold_job_lock(root / "a=x")
     try:
         xmen(capsys, "unlink", "*", "-r", str(root))
@@ -137,20 +136,12 @@ def test_clean_refuses_while_the_job_lock_is_held_even_without_a_heartbeat(env, 
     assert not any((root / n).exists() for n in ("a=x", "a=y", "a=z"))
 
 
-def _wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_unlink_all_then_clean_never_deletes_a_running_experiment(env, capsys):
-    root = make_set(env, capsys, sweep="{a: x | y}", script="sleeper.sh")
+    root = make_set(env, sweep="{a: x | y}", script="sleeper.sh")
     runner = subprocess.Popen(["bash", str(root / "a=x" / "run.sh")], start_new_session=True)
     try:
-        assert _wait_for(lambda: files.read_yaml(root / "a=x" / "params.yml").get("_status") == "running")
+        wait_until(lambda: files.read_yaml(root / "a=x" / "params.yml").get("_status") == "running", 30,
+                   "a=x running", proc=runner)
         assert xmen(capsys, "unlink", "*", "-r", str(root))[0] == 0
         code, _, err = xmen(capsys, "clean", "-y", "-r", str(root))
         assert code != 0 and "refusing to delete running experiment(s): a=x" in err
@@ -166,7 +157,7 @@ def test_rm_keeps_what_was_there_before_init(env, capsys):
     (project / "src").mkdir(parents=True)
     (project / "src" / "train.py").write_text("print('train')\n")
     (project / "README.txt").write_text("my project\n")
-    root = make_set(env, capsys, name="project")
+    root = make_set(env, name="project")
     user_folder(root)
     (root / "analysis.ipynb").write_text("{}")  # added after init: not xmen's either
     xmen(capsys, "run", "-r", str(root))  # leaves .snakemake/, .xmen/ and status files behind
@@ -181,7 +172,7 @@ def test_rm_keeps_what_was_there_before_init(env, capsys):
 
 
 def test_rm_of_a_set_in_its_own_folder_removes_the_folder(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     code, _, err = xmen(capsys, "rm", str(root), "-y")
     assert code == 0, err
     assert not root.exists()
@@ -191,7 +182,7 @@ def test_rm_keeps_the_users_profiles_and_refuses_to_overwrite_theirs_at_init(env
     project = env / "project"
     (project / "profiles" / "slurm").mkdir(parents=True)
     (project / "profiles" / "slurm" / "config.yaml").write_text("executor: slurm\n")
-    root = make_set(env, capsys, name="project")
+    root = make_set(env, name="project")
     assert (root / "profiles" / "default" / "config.yaml").is_file()
     assert xmen(capsys, "rm", str(root), "-y")[0] == 0
     assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == [
@@ -205,7 +196,7 @@ def test_rm_keeps_the_users_profiles_and_refuses_to_overwrite_theirs_at_init(env
 
 
 def test_rm_of_a_set_made_before_the_init_record_keeps_foreign_files(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
 
     def forget_record(data):  # as an older xmen wrote experiment.yml
         del data["init_created"], data["before_init"]
@@ -218,8 +209,8 @@ def test_rm_of_a_set_made_before_the_init_record_keeps_foreign_files(env, capsys
 
 
 def test_rm_refuses_when_another_set_requires_it(env, capsys):
-    a = make_set(env, capsys, "set_a")
-    b = make_set(env, capsys, "set_b", sweep=None)
+    a = make_set(env, "set_a")
+    b = make_set(env, "set_b", sweep=None)
     code, _, err = xmen(capsys, "register", "{a: q}", "--requires", "../set_a/a=x", "-r", str(b))
     assert code == 0, err
     before = tree(a)
@@ -232,7 +223,7 @@ def test_rm_refuses_when_another_set_requires_it(env, capsys):
 
 
 def test_rm_refuses_a_damaged_set_or_configuration_and_a_running_experiment(env, capsys):
-    root = make_set(env, capsys)
+    root = make_set(env)
     good = (root / "experiment.yml").read_text()
     (root / "experiment.yml").write_text(good.replace("experiments:", "experiments: [a=x]\nold:"))
     before = tree(root)

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_xmen as xmen
+
 DEFAULTS = "a: h  # (str) A name; a=bad fails\n"
 SCRIPT = """#!/bin/bash
 grep -q '^a: bad' "$1" && { touch xmen.done; exit 3; }
 exit 0
 """
 PACK = ["--groups", "xmen_experiment=pack", "--group-components", "pack=3", "--cores", "1"]
-
-
-def xmen(*args: str, cwd: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "xmen.cli", *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("flags", [[], PACK], ids=["plain", "with the packing flags"])

@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from xmen.store import files
-from xmen.cli import main
 from xmen.cli.list import list_command
 from xmen.errors import UsageError
 from xmen.examples.experiment import AnExperiment
 from xmen.sets.expset import ExperimentSet
+
+from cli_helpers import xmen
 
 DEFAULTS = """\
 lr: 0.1  # (float) Learning rate
@@ -34,12 +35,6 @@ def shell_set(xmen_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     ExperimentSet.init(root, script=tmp_path / "script.sh", defaults=tmp_path / "defaults.yml")
     monkeypatch.chdir(root)
     return root
-
-
-def xmen(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def params(root: Path, name: str) -> dict:

@@ -17,14 +17,17 @@ from xmen.sets.expset import ExperimentSet
 from xmen.store import attempts
 from xmen.store import logs
 
+from cli_helpers import make_set
+
 
 @pytest.fixture
-def make_set(xmen_home, tmp_path):
+def new_set(xmen_home, tmp_path):
+    """Makes an empty set ``tmp_path/NAME`` of a plain shell experiment (make_set): its ExperimentSet."""
     (tmp_path / "script.sh").write_text("#!/bin/bash\necho ran\n")
     (tmp_path / "defaults.yml").write_text("k: 0  # (int) K\n")
 
     def make(name: str) -> ExperimentSet:
-        return ExperimentSet.init(tmp_path / name, script=tmp_path / "script.sh", defaults=tmp_path / "defaults.yml")
+        return ExperimentSet(make_set(tmp_path, name, None))
 
     return make
 
@@ -50,8 +53,8 @@ def verdicts(exp_set: ExperimentSet, reasons: bool = True) -> dict[str, tuple[st
             for v in [decide.verdict(str(exp_set.root / n))]}
 
 
-def test_staleness_is_transitive_across_sets(make_set):
-    train, evaluate, summary = make_set("train"), make_set("eval"), make_set("summary")
+def test_staleness_is_transitive_across_sets(new_set):
+    train, evaluate, summary = new_set("train"), new_set("eval"), new_set("summary")
     train.register("{k: 1 | 2}")
     evaluate.register({"k": 1}, name="e1", requires=["../train/k=1"])
     summary.register({"k": 0}, name="s", requires=["../eval/*"])
@@ -65,8 +68,8 @@ def test_staleness_is_transitive_across_sets(make_set):
     assert [os.path.relpath(v.path, summary.root) for v in plan] == ["../eval/e1", "s"]  # requirements first
 
 
-def test_globs_are_kept_and_resolved_when_planning(make_set):
-    evaluate, summary = make_set("eval"), make_set("summary")
+def test_globs_are_kept_and_resolved_when_planning(new_set):
+    evaluate, summary = new_set("eval"), new_set("summary")
     evaluate.register("{k: 1 | 2}")
     summary.register({"k": 0}, name="s", requires=["../eval/*"])
     assert files.read_yaml(summary.set_file)["experiments"]["s"]["requires"] == ["../eval/*"]
@@ -80,8 +83,8 @@ def test_globs_are_kept_and_resolved_when_planning(make_set):
     assert verdicts(summary) == {"s": ("blocked", "requirement ../eval/* matches no linked experiment")}
 
 
-def test_a_glob_that_changed_since_the_run_reruns_the_dependent(make_set):
-    evaluate, summary = make_set("eval"), make_set("summary")
+def test_a_glob_that_changed_since_the_run_reruns_the_dependent(new_set):
+    evaluate, summary = new_set("eval"), new_set("summary")
     evaluate.register("{k: 1 | 2}")
     summary.register({"k": 0}, name="s", requires=["../eval/*"])
     finish(evaluate, "k=1", 100), finish(evaluate, "k=2", 100)
@@ -91,8 +94,8 @@ def test_a_glob_that_changed_since_the_run_reruns_the_dependent(make_set):
     assert verdicts(summary) == {"s": ("run", "requirements changed (-../eval/k=2)")}
 
 
-def test_an_unlinked_or_unreadable_requirement_blocks_its_dependents(make_set):
-    train = make_set("train")
+def test_an_unlinked_or_unreadable_requirement_blocks_its_dependents(new_set):
+    train = new_set("train")
     train.register("{k: 1 | 2}")
     train.register({"k": 3}, name="eval", requires=["k=1"])
     train.register({"k": 4}, name="summary", requires=["eval"])
@@ -105,8 +108,8 @@ def test_an_unlinked_or_unreadable_requirement_blocks_its_dependents(make_set):
     assert verdicts(train)["other"] == ("blocked", "requirement k=2 corrupt")
 
 
-def test_a_failed_requirement_runs_first_and_its_dependent_waits(make_set):
-    train = make_set("train")
+def test_a_failed_requirement_runs_first_and_its_dependent_waits(new_set):
+    train = new_set("train")
     train.register({"k": 1})
     train.register({"k": 2}, name="eval", requires=["k=1"])
     finish(train, "eval", 100)
@@ -115,8 +118,8 @@ def test_a_failed_requirement_runs_first_and_its_dependent_waits(make_set):
     assert verdicts(train, reasons=False)["eval"] == ("run", "requirement k=1 pending (error)")
 
 
-def test_changed_params_and_code_are_flagged_not_rerun(make_set):
-    train = make_set("train")
+def test_changed_params_and_code_are_flagged_not_rerun(new_set):
+    train = new_set("train")
     train.register("{k: 1 | 2}")
     train.register({"k": 3}, name="eval", requires=["k=1"])
     code = planner.code_record(planner.load_set(str(train.root)))
@@ -141,8 +144,8 @@ def test_changed_params_and_code_are_flagged_not_rerun(make_set):
     assert verdicts(train)["eval"] == ("run", "status file missing, after requirement k=1 pending")
 
 
-def test_register_keeps_globs_and_refuses_cycles_through_them(make_set):
-    a = make_set("a")
+def test_register_keeps_globs_and_refuses_cycles_through_them(new_set):
+    a = new_set("a")
     a.register({"k": 1})
     a.register({"k": 2}, name="b", requires=["k=*"])
     assert files.read_yaml(a.set_file)["experiments"]["b"]["requires"] == ["k=*"]
@@ -201,10 +204,10 @@ def test_attempts_are_bounded_and_logs_kept(tmp_path):
     assert (tmp_path / "logs" / kept[-1]).read_text() == f"attempt {attempts.ATTEMPTS_KEPT + 2}\n"
 
 
-def test_a_run_records_the_code_it_ran_now(make_set, tmp_path):
+def test_a_run_records_the_code_it_ran_now(new_set, tmp_path):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git + ["init", "-q"], cwd=tmp_path, check=True)
-    train = make_set("train")
+    train = new_set("train")
     train.register({"k": 1})
     subprocess.run(git + ["add", "-A"], cwd=tmp_path, check=True)
     subprocess.run(git + ["commit", "-qm", "one"], cwd=tmp_path, check=True)

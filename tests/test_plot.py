@@ -15,7 +15,7 @@ from xmen.look import plot
 from xmen.cli import cli, main
 from xmen.errors import UsageError
 
-from test_cli_list import make_set
+from cli_helpers import write_tutorial_set
 
 
 def _history(rows):
@@ -85,7 +85,7 @@ def test_png_and_svg_are_written_by_their_suffix(tmp_path):
 
 
 def test_xmen_plot_of_a_set_with_history(xmen_home, tmp_path, monkeypatch):
-    root = make_set(tmp_path)
+    root = write_tutorial_set(tmp_path)
     for i, name in enumerate(["a=1.0__b=None", "a=1.0__b=cat", "a=2.0__b=None"]):
         for step in range(3):
             history.append(root / name, {"loss": (i + 1) * step}, step=step)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from xmen.store import files, ownership
-from xmen.cli import main
 from xmen.sets.expset import ExperimentSet
+
+from cli_helpers import make_set, xmen
 
 DEFAULTS = "a: h  # (str) A parameter\nb: 17  # (int) Another parameter\n"
 SCRIPT = "#!/bin/bash\necho \"running on $1\"\n"
@@ -23,11 +24,11 @@ SWEEP = "{a: " + " | ".join(f"v{i}" for i in range(40)) + ", b: " + " | ".join(s
 N = 40 * 25
 
 
-def _make_set(tmp_path: Path, name: str) -> Path:
+@pytest.fixture(autouse=True)
+def experiment(tmp_path: Path) -> None:
+    """The plain shell experiment of the sets the tests make (make_set) in tmp_path."""
     (tmp_path / "script.sh").write_text(SCRIPT)
     (tmp_path / "defaults.yml").write_text(DEFAULTS)
-    ExperimentSet.init(tmp_path / name, script=tmp_path / "script.sh", defaults=tmp_path / "defaults.yml")
-    return tmp_path / name
 
 
 def _register(root: Path, *args: str) -> subprocess.Popen:
@@ -60,7 +61,7 @@ def _kill_when(proc: subprocess.Popen, root: Path, folders: int, timeout: float 
 
 
 def test_kill_9_then_rerun_leaves_exactly_the_set_of_one_run(xmen_home: Path, tmp_path: Path) -> None:
-    reference = _make_set(tmp_path, "reference")
+    reference = make_set(tmp_path, "reference", None)
     proc = _register(reference)
     _, err = proc.communicate()
     assert proc.returncode == 0, err
@@ -74,7 +75,7 @@ def test_kill_9_then_rerun_leaves_exactly_the_set_of_one_run(xmen_home: Path, tm
     points = [rng.randint(1, N - 1) for _ in range(3)] + [N, 0]
     report = []
     for trial, point in enumerate(points):
-        root = _make_set(tmp_path, f"set{trial}")
+        root = make_set(tmp_path, f"set{trial}", None)
         seen = _kill_when(_register(root), root, point)
         linked = len(ExperimentSet(root).experiments)
         left_over = len(_folders(root)) - linked
@@ -102,15 +103,9 @@ def test_kill_9_then_rerun_leaves_exactly_the_set_of_one_run(xmen_home: Path, tm
 
 @pytest.fixture
 def shell_set(xmen_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = _make_set(tmp_path, "set")
+    root = make_set(tmp_path, "set", None)
     monkeypatch.chdir(root)
     return root
-
-
-def xmen(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _half_written(root: Path, name: str, params: str | None, run: str | None, marked: bool = True) -> Path:
@@ -127,7 +122,7 @@ def _half_written(root: Path, name: str, params: str | None, run: str | None, ma
 
 def _registered_text(tmp_path: Path, sweep: str) -> tuple[str, str]:
     """params.yml and run.sh that register writes for ``sweep`` (in a scratch set), with the scratch root."""
-    scratch = _make_set(tmp_path, "scratch")
+    scratch = make_set(tmp_path, "scratch", None)
     ExperimentSet(scratch).register(sweep)
     name = ExperimentSet(scratch).experiments[0]
     return (scratch / name / "params.yml").read_text(), str(scratch)

@@ -16,11 +16,11 @@ from xmen.store import files, history
 from xmen.look import report
 from xmen.cli import main
 
-from test_cli_list import make_set
+from cli_helpers import write_tutorial_set
 
 
 def _set_with_history(tmp_path: Path) -> Path:
-    root = make_set(tmp_path, 8, notes=("<img src=x onerror=alert(1)>",),
+    root = write_tutorial_set(tmp_path, 8, notes=("<img src=x onerror=alert(1)>",),
                     status=lambda i: "error" if i == 3 else "finished",
                     messages=lambda i: {"loss": 1.0 / (i + 1), "time": 1796151567.25})
     for i, name in enumerate(sorted(p.name for p in root.iterdir() if (p / "params.yml").exists())):

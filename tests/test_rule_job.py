@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from xmen.run import rule_job
 from xmen.run.rule_job import JobSpec
+
+from cli_helpers import wait_until
 
 
 def spec(tmp_path: Path, script: str, **changes) -> JobSpec:
@@ -142,10 +143,7 @@ def sigterm_once_started(specs: list[JobSpec], started: Path) -> tuple[int, str]
     """Run the job (``python -m xmen.rule_job``), SIGTERM it alone once ``started`` exists: its exit code and stderr."""
     proc = subprocess.Popen([sys.executable, "-m", "xmen.rule_job", rule_job.encode(specs)], stderr=subprocess.PIPE,
                             text=True, cwd=started.parent.parent)
-    deadline = time.monotonic() + 30
-    while not started.exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(started.exists, 30, f"{started.parent.name} started", proc=proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     return proc.returncode, err

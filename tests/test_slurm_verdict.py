@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ from xmen.slurm import sacct as slurm
 from xmen.store import status as st
 from xmen.host import plugin as slurm_plugin
 from xmen.host import slurm_status
+
+from cli_helpers import wait_until
 
 plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 
@@ -234,9 +235,9 @@ def test_shell_runner_adds_its_reason_to_a_verdict_written_while_it_stops(tmp_pa
         """))
     proc = subprocess.Popen([sys.executable, "-m", "xmen.job", str(params), str(script)],
                             env={**os.environ, "SLURM_JOB_ID": "7"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(folder / "started")
+    wait_until((folder / "started").exists, 30, "the experiment started", proc=proc)
     proc.send_signal(signal.SIGTERM)
-    wait_for(folder / "term")
+    wait_until((folder / "term").exists, 30, "the experiment handling the SIGTERM", proc=proc)
     files.update_yaml(params, lambda data: slurm.apply_verdict(data, record("TIMEOUT")))
     proc.communicate(timeout=30)
     data = files.read_yaml(params)
@@ -258,8 +259,8 @@ class Saving(Experiment):
         self.a: int = 1  # @p A parameter
 
     def run(self):
-        open(os.path.join(self.directory, 'started'), 'w').close()
-        try:
+        try:  # 'started' inside the try: a SIGTERM once it exists always ends in the finally
+            open(os.path.join(self.directory, 'started'), 'w').close()
             time.sleep(30)
         finally:
             open(os.path.join(self.directory, 'term'), 'w').close()
@@ -270,13 +271,6 @@ if __name__ == '__main__':
     exp = Saving()
     exp.main(exp.parse_args())
 """
-
-
-def wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
 
 
 def test_python_experiment_keeps_a_verdict_written_while_it_stops(tmp_path: Path, xmen_home):
@@ -291,10 +285,9 @@ def test_python_experiment_keeps_a_verdict_written_while_it_stops(tmp_path: Path
     env = {**os.environ, "SLURM_JOB_ID": "7"}
     proc = subprocess.Popen([sys.executable, "-m", "xmen.job", str(params), str(root / "script.sh")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(folder / "started")
-    time.sleep(0.3)  # run() is sleeping with xmen's signal trap armed
+    wait_until((folder / "started").exists, 30, "the experiment started", proc=proc)  # in run(): the trap is armed
     proc.send_signal(signal.SIGTERM)
-    wait_for(folder / "term")
+    wait_until((folder / "term").exists, 30, "the experiment handling the SIGTERM", proc=proc)
     files.update_yaml(params, lambda data: slurm.apply_verdict(data, record("CANCELLED")))
     _, err = proc.communicate(timeout=30)
     data = files.read_yaml(params)

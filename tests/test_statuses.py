@@ -20,6 +20,8 @@ from xmen.store import status as st
 from xmen.store.heartbeat import effective_status
 from xmen.run.runner import lock_held
 
+from cli_helpers import wait_until
+
 pytestmark = [pytest.mark.usefixtures("xmen_home"), pytest.mark.timeout(120)]
 
 PYTHON_EXPERIMENT = '''\
@@ -42,6 +44,7 @@ class Probe(Experiment):
             os._exit(0)
         if self.mode == 'ignore_term':
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            open(os.path.join(self.directory, 'ignoring'), 'w').close()
             time.sleep(60)
         if self.mode == 'messages':
             end = time.monotonic() + self.seconds
@@ -92,13 +95,6 @@ def runner(params: Path, script: Path, env: dict[str, str] | None = None) -> sub
     )
 
 
-def wait_for(path: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
-
-
 def test_os_exit_inside_run_is_not_finished(tmp_path: Path) -> None:
     params, script = python_experiment(tmp_path, "os_exit")
     proc = runner(params, script)
@@ -128,7 +124,7 @@ def test_shell_experiment_ignoring_sigterm_is_killed_after_the_grace_period(tmp_
         exit 0
         """)
     proc = runner(params, script, env={**os.environ, "XMEN_KILL_GRACE": "1"})
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -145,8 +141,7 @@ def test_shell_experiment_ignoring_sigterm_is_killed_after_the_grace_period(tmp_
 def test_python_experiment_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
     params, script = python_experiment(tmp_path, "ignore_term")
     proc = runner(params, script, env={**os.environ, "XMEN_KILL_GRACE": "1"})
-    wait_for(params.parent / "started")
-    time.sleep(0.2)  # let run() install SIG_IGN
+    wait_until((params.parent / "ignoring").exists, 20, "run() ignoring SIGTERM", proc=proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     data = files.read_yaml(params)
@@ -161,7 +156,7 @@ def test_sigint_to_a_script_ignoring_it_is_stopped(tmp_path: Path) -> None:
         sleep 8
         """)
     proc = runner(params, script, env={**os.environ, "XMEN_KILL_GRACE": "0.5"})
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert files.read_yaml(params)["_status"] == st.STOPPED
@@ -274,7 +269,7 @@ def _in_place_save(path: Path, key: str, value: int) -> None:
 def test_hand_edits_saved_during_a_run_are_kept(tmp_path: Path, save) -> None:
     params, script = python_experiment(tmp_path, "messages", seconds=3.0)
     proc = runner(params, script)
-    wait_for(params.parent / "started")
+    wait_until((params.parent / "started").exists, 20, "the experiment started", proc=proc)
     saved = []
     for index in range(30):
         save(params, f"hand_{index}", index)
@@ -296,7 +291,7 @@ def test_update_yaml_retries_a_file_caught_half_written(tmp_path: Path) -> None:
     whole = path.read_text()
 
     def finish_the_save() -> None:
-        time.sleep(0.2)
+        time.sleep(0.2)  # the save stays half-written a while: update_yaml must retry through it
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(whole)
 

@@ -5,22 +5,17 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from cli_helpers import run_xmen as xmen
 
 pytestmark = pytest.mark.timeout(600)
 
 HERE = Path(__file__).resolve().parent
 NOTE = 'Sweep <b>lr</b> & "seeds" </td></table><script>alert(1)</script>'
 EXPERIMENT_NOTE = "best <i>guess</i>"
-
-
-def xmen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xmen.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +32,13 @@ def sweep(tmp_path_factory) -> Path:
         for args in (["config", "--disable_prompt"], ["config", "-H", ""],
                      ["config", "--add", str(HERE / "train_experiment.py")],
                      ["init", "-n", "Train", "-r", str(root), "--purpose", "lr <vs> seed"]):
-            proc = xmen(*args, cwd=base)
+            proc = xmen(*args, cwd=base, check=False)
             assert proc.returncode == 0, proc.stderr
         for args in (["register", "{lr: 0.1 | 0.03 | 1.0, seed: 0 | 1 | 2}"], ["note", NOTE],
                      ["note", "-e", "lr=0.1__seed=0", EXPERIMENT_NOTE]):
-            proc = xmen(*args, cwd=root)
+            proc = xmen(*args, cwd=root, check=False)
             assert proc.returncode == 0, proc.stderr
-        run = xmen("run", "-j", "2", cwd=root)
+        run = xmen("run", "-j", "2", cwd=root, check=False)
         assert run.returncode == 1 and "Summary: 3 error, 6 finished" in run.stderr, run.stderr
         yield root
     finally:
@@ -56,7 +51,7 @@ def sweep(tmp_path_factory) -> Path:
 
 def test_report_renders_in_chromium_with_everything_the_set_holds(sweep, tmp_path, render_page):
     page = tmp_path / "report.html"
-    proc = xmen("report", str(sweep), "-o", str(page), cwd=tmp_path)
+    proc = xmen("report", str(sweep), "-o", str(page), cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr
     assert f"Wrote {page} (9 experiment(s), 2 plot(s))" in proc.stderr
 
@@ -94,7 +89,7 @@ def test_report_renders_in_chromium_with_everything_the_set_holds(sweep, tmp_pat
 def test_report_of_a_glob_and_a_chosen_metric(sweep, tmp_path, render_page):
     page = tmp_path / "subset.html"
     proc = xmen("report", str(sweep / "lr=0.1*"), "-m", "loss", "--by", "seed", "-o", str(page),
-                "--title", "<lr=0.1>", cwd=tmp_path)
+                "--title", "<lr=0.1>", cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr
     shown = render_page(page)
     assert shown.text.startswith("<lr=0.1>\n")

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from xmen.store import files
+
+from cli_helpers import make_set, run_xmen as xmen, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,29 +29,18 @@ exit "$(value fail "$1")"
 """
 
 
-def xmen(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xmen.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=240, **kwargs)
-
-
 @pytest.fixture
-def make_set(xmen_home, tmp_path, monkeypatch):
+def env(xmen_home, tmp_path, monkeypatch):
+    """The plain shell experiment in tmp_path, under a temporary home (make_set makes its sets there)."""
     monkeypatch.setenv("SLURM_CONF", "/dev/null")  # no 10 s wait for a SLURM controller at each Snakemake start
     (tmp_path / "script.sh").write_text(SCRIPT)
     (tmp_path / "defaults.yml").write_text(DEFAULTS)
-
-    def make(sweep: str) -> Path:
-        root = tmp_path / "set"
-        assert xmen("init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root), cwd=tmp_path).returncode == 0
-        assert xmen("register", sweep, cwd=root).returncode == 0
-        return root
-
-    return make
+    return tmp_path
 
 
-def test_run_shows_progress_and_a_summary_and_keeps_snakemake_output_in_a_log(make_set):
-    root = make_set("{x: 1 | 2 | 3, fail: 0 | 3}")
-    proc = xmen("run", "-j", "2", cwd=root)
+def test_run_shows_progress_and_a_summary_and_keeps_snakemake_output_in_a_log(env):
+    root = make_set(env, "set", "{x: 1 | 2 | 3, fail: 0 | 3}")
+    proc = xmen("run", "-j", "2", cwd=root, check=False)
     assert proc.returncode == 1  # Snakemake's exit code, as before
     err = proc.stderr
     # No per-job blocks of Snakemake: a header, a few progress lines, the summary with two lines per failure.
@@ -69,16 +59,16 @@ def test_run_shows_progress_and_a_summary_and_keeps_snakemake_output_in_a_log(ma
     assert proc.stdout == ""
 
 
-def test_verbose_run_shows_snakemake_output(make_set):
-    root = make_set("{x: 1}")
-    proc = xmen("run", "-v", cwd=root)
+def test_verbose_run_shows_snakemake_output(env):
+    root = make_set(env, "set", "{x: 1}")
+    proc = xmen("run", "-v", cwd=root, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "xmen_experiment" in proc.stdout + proc.stderr and "Summary: 1 finished" in proc.stderr
     assert not (root / ".xmen" / "last-run.log").exists()
 
 
-def test_progress_is_redrawn_in_place_on_a_terminal(make_set):
-    root = make_set("{x: 1 | 2, sleep: 1.5}")
+def test_progress_is_redrawn_in_place_on_a_terminal(env):
+    root = make_set(env, "set", "{x: 1 | 2, sleep: 1.5}")
     controller, terminal = os.openpty()
     try:
         proc = subprocess.run([sys.executable, "-m", "xmen.cli", "run", "-j", "2"], cwd=root, stdin=subprocess.DEVNULL,
@@ -102,17 +92,18 @@ def test_progress_is_redrawn_in_place_on_a_terminal(make_set):
     assert "running, 0 failed" in out and "Summary: 2 finished" in out
 
 
-def test_ctrl_c_ends_with_the_summary_not_a_traceback(make_set):
-    root = make_set("{x: 1 | 2 | 3, sleep: 120}")
+def test_ctrl_c_ends_with_the_summary_not_a_traceback(env):
+    root = make_set(env, "set", "{x: 1 | 2 | 3, sleep: 120}")
+
+    def two_running() -> list[str]:
+        running = [n for n in ("x=1__sleep=120", "x=2__sleep=120", "x=3__sleep=120")
+                   if files.read_yaml(root / n / "params.yml").get("_status") == "running"]
+        return running if len(running) >= 2 else []
+
     proc = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "-j", "2"], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 120
-        running: list[str] = []
-        while len(running) < 2 and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            running = [n for n in ("x=1__sleep=120", "x=2__sleep=120", "x=3__sleep=120")
-                       if files.read_yaml(root / n / "params.yml").get("_status") == "running"]
+        running = wait_until(two_running, 120, "two experiments running", interval=0.2, proc=proc)
         assert len(running) == 2
         started = time.time()
         proc.send_signal(signal.SIGINT)
@@ -130,21 +121,21 @@ def test_ctrl_c_ends_with_the_summary_not_a_traceback(make_set):
     assert err.rstrip().splitlines()[-1].startswith("Error: interrupted")
 
 
-def test_snakemake_failing_before_any_experiment_shows_the_end_of_its_log(make_set):
-    root = make_set("{x: 1}")
-    proc = xmen("run", "--", "--no-such-snakemake-option", cwd=root)
+def test_snakemake_failing_before_any_experiment_shows_the_end_of_its_log(env):
+    root = make_set(env, "set", "{x: 1}")
+    proc = xmen("run", "--", "--no-such-snakemake-option", cwd=root, check=False)
     assert proc.returncode != 0
     assert "Snakemake failed (exit code" in proc.stderr and "no-such-snakemake-option" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_ctrl_c_on_a_terminal_stops_the_run_once_and_killing_the_group_ends_everything(make_set):
+def test_ctrl_c_on_a_terminal_stops_the_run_once_and_killing_the_group_ends_everything(env):
     """A Ctrl-C typed on the terminal reaches the whole foreground group (Snakemake and the experiments share
     xmen's group): xmen does not pass that first one on again, so the experiments stop cleanly, recorded `stopped`
     with the one SIGINT they got."""
     import pty
 
-    root = make_set("{x: 1 | 2 | 3, sleep: 120}")
+    root = make_set(env, "set", "{x: 1 | 2 | 3, sleep: 120}")
     pid, controller = pty.fork()  # the child leads a new session whose controlling terminal is the pty
     if pid == 0:  # pragma: no cover - the child
         os.chdir(root)

@@ -6,13 +6,15 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from xmen.store import files
 from xmen.sets.expset import ExperimentSet
+from xmen.store.locks import flock_held
+
+from cli_helpers import make_set, run_xmen as xmen, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -37,15 +39,6 @@ echo "done a=$(value a)"
 """
 
 
-def xmen(*args: str, cwd: Path, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "xmen.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"xmen {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def snakemake(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
@@ -58,14 +51,6 @@ def env(xmen_home, tmp_path, monkeypatch):
     (tmp_path / "script.sh").write_text(SCRIPT)
     (tmp_path / "defaults.yml").write_text(DEFAULTS)
     return tmp_path
-
-
-def make_set(env: Path, name: str, sweep: str | None = None, *extra: str) -> Path:
-    root = env / name
-    xmen("init", "-s", str(env / "script.sh"), "-d", str(env / "defaults.yml"), "-r", str(root), cwd=env)
-    if sweep:
-        xmen("register", sweep, *extra, cwd=root)
-    return root
 
 
 def statuses(root: Path) -> dict[str, str]:
@@ -273,21 +258,15 @@ def test_kill_9_of_a_running_experiment_then_a_new_run_finishes_it(env):
     run = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=root,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     params = root / "a=slow__sleep=30" / "params.yml"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if "_run" in files.read_yaml(params) and runs(root, "a=slow__sleep=30"):
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the experiment never started")
+    wait_until(lambda: "_run" in files.read_yaml(params) and runs(root, "a=slow__sleep=30"), 60,
+               "the experiment started", interval=0.2)
     pid = files.read_yaml(params)["_run"]["pid"]
     os.killpg(run.pid, signal.SIGKILL)  # the whole run: snakemake, the job runner, the experiment
     run.wait()
     subprocess.run(["pkill", "-9", "-s", str(run.pid)], check=False)
     assert pid
-    deadline = time.time() + 20  # SIGKILL lands asynchronously
-    while statuses(root)["a=slow__sleep=30"] != "lost" and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: statuses(root)["a=slow__sleep=30"] == "lost", 20,  # SIGKILL lands asynchronously
+               "a=slow__sleep=30 shown lost", interval=0.2)
     assert statuses(root)["a=slow__sleep=30"] == "lost"  # the runner's pid is gone on this host
     # The next run (its sleep cut short) picks it up again and finishes it.
     text = params.read_text().replace("sleep: 30", "sleep: 0")
@@ -300,7 +279,8 @@ def test_two_xmen_runs_never_run_an_experiment_twice(env):
     root = make_set(env, "set_a", "{a: 1 | 2 | 3, sleep: 1}")
     first = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "-j", "2"], cwd=root,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    wait_until(lambda: flock_held(root / ".xmen" / "run.lock"), 60, "the first xmen run holding the set's run lock",
+               proc=first)
     second = xmen("run", cwd=root, check=False)
     # A plain snakemake at the same time, on the same targets, is stopped by the job runner's lock.
     third = snakemake("--cores", "2", cwd=root)
@@ -323,7 +303,7 @@ def test_launcher_form_runs_each_pending_run_sh(env):
 
 def test_run_says_when_nothing_matches(env):
     """An empty set is nothing to do (exit 0); a glob that matches no experiment is a mistake (exit 1, one line)."""
-    root = make_set(env, "set_e")
+    root = make_set(env, "set_e", None)
     proc = xmen("run", cwd=root)
     assert "the set has no experiments yet" in proc.stderr
     assert "the set has no experiments yet" in xmen("run", "-n", cwd=root).stdout

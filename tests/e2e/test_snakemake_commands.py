@@ -12,16 +12,12 @@ import pytest
 from xmen.store import files
 from xmen.sets.expset import ExperimentSet
 
+from cli_helpers import run_xmen as xmen
+
 pytestmark = pytest.mark.timeout(300)
 
 DEFAULTS = "a: h  # (str) A parameter\n"
 SCRIPT = '#!/bin/bash\necho "ran" >> runs.txt\n'
-
-
-def xmen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "xmen.cli", *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def snakemake(*args: str, cwd: Path) -> str:

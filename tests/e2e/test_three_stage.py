@@ -14,6 +14,8 @@ import pytest
 
 from xmen.store import files
 
+from cli_helpers import run_xmen as xmen
+
 pytestmark = pytest.mark.timeout(600)
 
 DEFAULTS = """\
@@ -35,10 +37,6 @@ def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def xmen(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run(sys.executable, "-m", "xmen.cli", *args, cwd=cwd, check=check)
 
 
 def git(*args: str, cwd: Path) -> str:

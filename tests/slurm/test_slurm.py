@@ -37,6 +37,8 @@ import yaml
 
 import xmen
 
+from cli_helpers import make_set, run_xmen, wait_until
+
 TUTORIAL = Path(xmen.__file__).resolve().parent / "examples" / "experiment.py"
 
 DEFAULTS = """\
@@ -170,14 +172,14 @@ def sacct(since: str, name: str | None = None, jobs: list[str] | None = None) ->
 def wait_for_sacct(since: str, until: Callable[[list[dict[str, str]]], bool], *, name: str | None = None,
                    jobs: list[str] | None = None, timeout: float = 60) -> list[dict[str, str]]:
     """Poll sacct (records reach slurmdbd asynchronously) until ``until(rows)``; the rows."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = sacct(since, name=name, jobs=jobs)
-        if until(rows):
-            return rows
-        if time.monotonic() > deadline:
-            pytest.fail(f"sacct did not show the expected jobs within {timeout}s: {rows}")
-        time.sleep(1)
+    rows: list[dict[str, str]] = []
+
+    def shown() -> bool:
+        rows[:] = sacct(since, name=name, jobs=jobs)
+        return until(rows)
+
+    wait_until(shown, timeout, "sacct showing the expected jobs", interval=1, details=lambda: f"sacct: {rows}")
+    return rows
 
 
 def all_done(count: int) -> Callable[[list[dict[str, str]]], bool]:
@@ -229,13 +231,11 @@ class XmenEnv:
         self.job_ids: list[str] = []
 
     def xmen(self, *args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = sh(sys.executable, "-m", "xmen.cli", *args, cwd=cwd or self.path, timeout=timeout)
-        assert proc.returncode == 0, f"xmen {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        return proc
+        return run_xmen(*args, cwd=cwd or self.path, timeout=timeout)
 
     def make_set(self, name: str, *registrations: tuple[str, ...]) -> Path:
-        root = self.path / name
-        self.xmen("init", "-s", str(self.path / "script.sh"), "-d", str(self.path / "defaults.yml"), "-r", str(root))
+        """The set ``name`` of this world's script.sh (cli_helpers.make_set), with each registration's arguments."""
+        root = make_set(self.path, name, None)
         for registration in registrations:
             self.xmen("register", *registration, cwd=root)
         return root

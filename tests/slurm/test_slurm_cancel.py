@@ -25,25 +25,14 @@ from test_slurm import env, params, sh, slurm, slurm_job_id  # noqa: F401 - fixt
 from xmen.slurm import sacct as xslurm
 from xmen.host import slurm_status
 
+from cli_helpers import wait_until
+
 plugin = pytest.importorskip("snakemake_executor_plugin_slurm")
 
 LONG = ("{a: long, sleep: 120}", "--resources", "runtime=2 mem_mb=200")
 # A job SLURM keeps pending (held) until it is released or cancelled.
 HELD = ("{a: held, sleep: 1}", "--resources", "runtime=2 mem_mb=200 slurm_extra=--hold")
 QUICK = ("{a: quick, sleep: 1}", "--resources", "runtime=2 mem_mb=200")
-
-
-def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"snakemake ended ({proc.returncode}) before {what}:\n" + (log.read_text() if log else ""))
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {what}\n" + (log.read_text()[-3000:] if log else ""))
-        time.sleep(0.2)
 
 
 def ends_within(proc: subprocess.Popen, seconds: float, log: Path) -> float:
@@ -59,7 +48,8 @@ def ends_within(proc: subprocess.Popen, seconds: float, log: Path) -> float:
 def running_job(root: Path, name: str, proc, log) -> str:
     """The SLURM job id of the experiment once its runner reports it running."""
     return wait_until(lambda: params(root, name).get("_status") == "running" and slurm_job_id(root, name),
-                      120, f"{name} running", proc, log)  # a shared cluster may queue it a while
+                      120, f"{name} running", interval=0.2, proc=proc,  # a shared cluster may queue it a while
+                      details=lambda: log.read_text()[-3000:])
 
 
 def assert_cancelled(root: Path, name: str, job_id: str, node: str | None) -> dict:
@@ -121,14 +111,14 @@ def test_plugin_waits_forever_for_cancelled_jobs_unless_xmen_steps_in(slurm, mon
     pending = _submit(name, "--hold", "--wrap", "true")
     try:
         wait_until(lambda: sh("squeue", "-h", "-j", running, "-o", "%T").stdout.strip() == "RUNNING", 120,
-                   "the first job running")
+                   "the first job running", interval=0.2)
         assert sh("scancel", running, pending).returncode == 0
         wait_until(lambda: _state(running).startswith("CANCELLED by ") and _state(pending).startswith("CANCELLED by "),
-                   20, "sacct shows both cancelled")
+                   20, "sacct shows both cancelled", interval=0.2)
         # slurmdbd lists them by name a few seconds after `sacct -j` does: wait until xmen's wrapper sees both...
         monkeypatch.setattr(plugin, "query_job_status", slurm_status._normalising(plugin.query_job_status))
         wait_until(lambda: _check_active_jobs([running, pending], name) == ([], [running, pending]), 20,
-                   "the plugin with xmen's wrapper reports both ended")
+                   "the plugin with xmen's wrapper reports both ended", interval=0.2)
         monkeypatch.undo()  # ...then the plugin as shipped still waits for both
         assert sorted(_check_active_jobs([running, pending], name)[0]) == sorted([running, pending]), (
             "upstream fixed CANCELLED by <uid>")
@@ -166,7 +156,7 @@ def test_scancel_of_a_pending_job_ends_the_run_as_cancelled(slurm, env):
     proc, log = env.start_snakemake(root)
     submitted = re.compile(r"SLURM jobid (\d+) \(log: [^)]*/" + re.escape(name) + "/")
     job_id = wait_until(lambda: (m := submitted.search(log.read_text())) and m.group(1), 30, "the held job submitted",
-                        proc, log)
+                        interval=0.2, proc=proc, details=lambda: log.read_text()[-3000:])
     pending = sh("squeue", "-h", "-j", job_id, "-o", "%T %r").stdout.split()
     assert pending[:1] == ["PENDING"], pending
     assert params(root, name)["_status"] == "registered"

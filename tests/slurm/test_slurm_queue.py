@@ -15,6 +15,8 @@ import yaml
 from test_slurm import (  # noqa: F401
     env, experiments, params, read_yaml, runs, sh, slurm, slurm_job_id, statuses, submitted_tasks, wait_for_sacct)
 
+from cli_helpers import wait_until
+
 # Job arrays as a user may still ask for them (the README no longer recommends them; see tests/slurm/test_slurm.py).
 ARRAYS = ("--slurm-array-jobs", "xmen_experiment", "--slurm-array-limit", "20")
 
@@ -32,14 +34,6 @@ def set_resources(root: Path, name: str, **resources: object) -> None:
     (root / "experiment.yml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout}s")
-        time.sleep(0.2)
-
-
 def marker_job(root: Path, name: str) -> str:
     path = root / name / MARKER
     return str(read_yaml(path).get("job_id")) if path.exists() else ""
@@ -51,7 +45,7 @@ def killed_after_submitting(env, root: Path, name: str) -> str:
     """Start `snakemake --profile slurm` in ``root`` and kill it (-9) once it submitted ``name``: that job's id (the
     test's end cancels it)."""
     proc, _ = env.start_snakemake(root)
-    wait_for(lambda: marker_job(root, name), 40, f"snakemake did not submit {name}")
+    wait_until(lambda: marker_job(root, name), 40, f"snakemake submitted {name}", interval=0.2)
     env.stop(proc)
     job = marker_job(root, name)
     env.job_ids.append(job)
@@ -67,8 +61,8 @@ def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, en
     held, now = "a=held__sleep=4", "a=now__sleep=4"
     set_resources(root, held, slurm_extra="--begin=now+15")
     proc, log = env.start_snakemake(root)
-    wait_for(lambda: marker_job(root, held) and (marker_job(root, now) or runs(root, now)), 40,
-             "snakemake did not submit both experiments")
+    wait_until(lambda: marker_job(root, held) and (marker_job(root, now) or runs(root, now)), 40,
+               "snakemake submitted both experiments", interval=0.2)
     env.stop(proc)  # kill -9 of the submitting Snakemake, jobs still queued / running
     job_held = marker_job(root, held)
     env.job_ids.append(job_held)
@@ -91,7 +85,8 @@ def test_queued_jobs_are_listed_and_never_submitted_twice_after_a_kill(slurm, en
     env.job_ids.append(job_now)
     rows = wait_for_sacct(env.since, lambda r: len(r) == 2 and all(x["State"] == "COMPLETED" for x in r),
                           jobs=[job_held, job_now], timeout=SHARED)
-    wait_for(lambda: statuses(root) == {held: "finished", now: "finished"}, 20, "the experiments did not finish")
+    wait_until(lambda: statuses(root) == {held: "finished", now: "finished"}, 20, "the experiments finished",
+               interval=0.2)
     assert [len(runs(root, name)) for name in (held, now)] == [1, 1], rows
     assert str(params(root, held)["_run"]["slurm_job_id"]) == job_held
     assert not (root / held / MARKER).exists() and not (root / now / MARKER).exists()
@@ -132,7 +127,7 @@ def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     # The refused ones never reached SLURM, and SLURM keeps no record of a submission it refused for a feature no
     # node has (it does for one beyond a node's memory: a FAILED job that never ran): sacct shows the healthy job.
     wait_for_sacct(env.since, lambda r: len(r) >= 1, name=run.uuid)
-    time.sleep(2)
+    time.sleep(2)  # time for slurmdbd to list a refused submission, were there one: an absence has no event to wait for
     rows = wait_for_sacct(env.since, lambda r: len(r) >= 1, name=run.uuid)
     assert [(r["State"], r["ReqMem"]) for r in rows] == [("COMPLETED", "1000M")], rows
     listing = env.xmen("list", "--status-is", "error", cwd=root).stdout
@@ -158,8 +153,8 @@ def test_a_cancelled_queued_job_is_shown_for_what_it_is_and_runs_again(slurm, en
         cancelled = env.xmen("list", cwd=root)
         return cancelled.stdout
 
-    wait_for(lambda: f"SLURM job {job} left the queue without starting it (CANCELLED)" in listed(), 30,
-             "xmen list did not flag the cancelled job")
+    wait_until(lambda: f"SLURM job {job} left the queue without starting it (CANCELLED)" in listed(), 30,
+               "xmen list flagging the cancelled job", interval=0.2)
     line = next(row for row in cancelled.stdout.splitlines() if name in row)
     assert "registered" in line and "queued" not in line, cancelled.stdout
     dry = env.xmen("run", "-n", cwd=root)
@@ -212,7 +207,8 @@ def test_the_next_run_adopts_the_jobs_a_killed_snakemake_left_and_waits_for_them
                         ("{a: then}", "-n", "then", "--requires", "held"))
     set_resources(root, "held", slurm_extra="--begin=now+10")
     proc, _ = env.start_snakemake(root)
-    wait_for(lambda: marker_job(root, "held") and runs(root, "now"), SHARED, "snakemake did not submit and start both")
+    wait_until(lambda: marker_job(root, "held") and runs(root, "now"), SHARED, "snakemake submitted and started both",
+               interval=0.2)
     env.stop(proc)
     job_held = marker_job(root, "held") or slurm_job_id(root, "held")
     job_now = slurm_job_id(root, "now")

@@ -9,13 +9,14 @@ the cluster's hidden partition `urgent`."""
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
     all_done, env, params, sh, slurm, submitted_tasks, wait_for_sacct,
 )
+
+from cli_helpers import wait_until
 
 # Attempt 1 fails the way its `mode` says (lost: its runner is killed, so SLURM says FAILED and the runner never
 # recorded an end); later attempts finish.
@@ -81,10 +82,8 @@ def test_a_preempted_experiment_is_recorded_and_retried(slurm, env):
     (env.path / "defaults.yml").write_text("mode: none  # (str) How attempt 1 fails\n")
     root = env.make_set("set_p", ("{mode: held}", "-n", "held", "--threads", "2", "--retries", "1", *RES))
     proc, log = env.start_snakemake(root)
-    deadline = time.monotonic() + 90
-    while not (root / "held" / "started").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+    wait_until((root / "held" / "started").exists, 90, "the experiment started", interval=0.2, proc=proc,
+               details=lambda: log.read_text()[-3000:])
     cpus = sh("sinfo", "-h", "-o", "%c").stdout.split()[0]
     urgent = sh("sbatch", "--parsable", "-p", "urgent", "-c", cpus, "--mem=100", "-t", "1", "-o", "/dev/null",
                 "--wrap", "sleep 2")

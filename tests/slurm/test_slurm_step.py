@@ -4,13 +4,14 @@ failure. Helpers and fixtures come from test_slurm."""
 from __future__ import annotations
 
 import tempfile
-import time
 
 import pytest
 
 from test_slurm import (  # noqa: F401  (fixtures: slurm, env)
     README, all_done, env, pack_args, params, run_fields, runs, sh, slurm, slurm_job_id, statuses, wait_for_sacct,
 )
+
+from cli_helpers import wait_until
 
 SWEEP = ("{a: one | two, sleep: 1}", "--threads", "2", "--resources", "mem_mb=100 runtime=2")
 
@@ -98,10 +99,8 @@ def test_slurms_signal_to_the_job_steps_reaches_the_experiment(slurm, env):
     (env.path / "script.sh").write_text(CHECKPOINTING)
     root = env.make_set("set_u", ("{a: ckpt}", "--resources", "mem_mb=100 runtime=2"))
     proc, log = env.start_snakemake(root)
-    deadline = time.monotonic() + 90
-    while not (root / "a=ckpt" / "started.txt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+    wait_until((root / "a=ckpt" / "started.txt").exists, 90, "the experiment started", interval=0.2, proc=proc,
+               details=lambda: log.read_text()[-3000:])
     job = slurm_job_id(root, "a=ckpt")
     assert sh("scancel", "--signal=USR1", job).returncode == 0
     assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
