@@ -1,4 +1,4 @@
-"""``xmen plot`` and ``xmen report``: the click layer over :mod:`xmen.plot` and :mod:`xmen.report`."""
+"""``xmen plot`` and ``xmen report``: the click layer over :mod:`xmen.look.plot` and :mod:`xmen.look.report`."""
 from __future__ import annotations
 
 import os

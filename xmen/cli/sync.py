@@ -1,4 +1,4 @@
-"""``xmen sync``: bring a remote set's records here and list them (the logic is in :mod:`xmen.sync`)."""
+"""``xmen sync``: bring a remote set's records here and list them (the logic is in :mod:`xmen.sets.sync`)."""
 from __future__ import annotations
 
 import click

@@ -14,7 +14,7 @@ Subclass it, declare parameters, override ``run``::
     if __name__ == '__main__':
         exp = AnExperiment(); args = exp.parse_args(); exp.main(args)
 
-The parameter table is read from the class source when the class is created (see :mod:`xmen.parameters`); each
+The parameter table is read from the class source when the class is created (see :mod:`xmen.define.parameters`); each
 class has its own table, merged along the MRO. The table feeds ``help()``, ``--help``, ``defaults.yml`` comments and
 the checks of ``--update``. Folder layout written here:
 
@@ -93,7 +93,7 @@ EXIT_STOPPED = 130
 
 
 def params_table(cls: type) -> dict[str, Param]:
-    """The merged parameter table of an Experiment class (name -> :class:`~xmen.parameters.Param`), a copy."""
+    """The merged parameter table of an Experiment class (name -> :class:`~xmen.define.parameters.Param`), a copy."""
     return dict(getattr(cls, "_xmen_params", {}))
 
 
@@ -606,7 +606,7 @@ class Experiment:
         lines += [
             "",
             f'export PYTHONPATH="${{PYTHONPATH:+${{PYTHONPATH}}:}}"{shlex.quote(joined)}',
-            # XMEN_PYTHON: the interpreter a run.sh header's environment chose (see xmen.expset._header_python).
+            # XMEN_PYTHON: the interpreter a run.sh header's environment chose (see xmen.sets.runscript._header_python).
             f"xmen_python={shlex.quote(argv[0])}",
             f'exec "${{XMEN_PYTHON:-$xmen_python}}" {" ".join(shlex.quote(a) for a in argv[1:])} --execute "$1"',
             "",

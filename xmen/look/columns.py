@@ -83,7 +83,7 @@ def table_columns(
     if verbose or purpose:
         fixed.append("purpose")
     if any(r.get("origin") for r in result.rows):
-        fixed.append("origin")  # where sets copied from elsewhere live (see xmen.origin)
+        fixed.append("origin")  # where sets copied from elsewhere live (see xmen.store.origin)
     if verbose or meta:
         fixed.extend(META_COLUMNS)
     rows = result.rows

@@ -120,7 +120,7 @@ def collect(
 ) -> ListResult:
     """Experiments selected by ``globs`` (default: every set below ``cwd``) passing every filter.
 
-    ``params`` are ``-p`` values (only their predicates filter rows, see :mod:`xmen.predicates`), ``type`` a glob or
+    ``params`` are ``-p`` values (only their predicates filter rows, see :mod:`xmen.look.predicates`), ``type`` a glob or
     regex over the experiment class (``_version.class``, else the set's ``type``) and ``status`` the statuses to
     keep (``lost`` included). A predicate's name is looked up among the experiment's parameters first, then among
     its messages (``val_acc>0.9``); ``NAME [param]`` / ``NAME [message]`` (the table's labels for a name that is
@@ -330,7 +330,7 @@ def _ran_by_xmen(exp_dir: str) -> bool:
 
 
 def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
-    """The planner's word (xmen.planner) on the rows of the set at ``root`` where the status alone misleads: a
+    """The planner's word (xmen.run.planner) on the rows of the set at ``root`` where the status alone misleads: a
     finished experiment that is stale (``! changed: params changed (lr: 0.1 -> 0.5)``), needs a run anyway, or is
     blocked by a requirement."""
     planner = Planner(reasons=False)

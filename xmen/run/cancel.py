@@ -4,7 +4,7 @@ What to stop comes from the experiments' own records: ``_run.slurm_job_id`` (the
 records it), the job id in a queued experiment's ``.xmen-queued`` marker, and ``_run.pid`` of a run on this host.
 ``cancelled`` (with ``_cancelled: {at, by, job_id?, host?, pid?}``) is recorded once the signal went out (an
 experiment that was not running any more is left as it is): a runner that writes its ``timeout`` after that, a
-python experiment, and the SLURM verdict of the main Snakemake process keep it (xmen.status.settle); one that
+python experiment, and the SLURM verdict of the main Snakemake process keep it (xmen.store.status.settle); one that
 wrote before is overwritten.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ class CancelResult:
 
 
 def queued_job_id(exp_dir: Path) -> str | None:
-    """The job id of the experiment's queued marker (xmen.slurm_queue), or None."""
+    """The job id of the experiment's queued marker (xmen.slurm.queue), or None."""
     found = marker(exp_dir)
     return found.job_id if found else None
 
@@ -75,7 +75,7 @@ def target_of(name: str, exp_dir: Path, params: dict[str, Any]) -> Target | str:
 
 
 def cancel(exp_set: Any, pattern: str) -> CancelResult:
-    """Cancel the matching experiments of ``exp_set`` (an :class:`xmen.expset.ExperimentSet`)."""
+    """Cancel the matching experiments of ``exp_set`` (an :class:`xmen.sets.expset.ExperimentSet`)."""
     names = exp_set.match(pattern)
     if not names:
         raise UsageError(f"no linked experiment matches {pattern!r}")

@@ -4,7 +4,7 @@ Snakemake is driven through its command line in a subprocess rather than its Pyt
 documented interface, it applies profiles exactly as a user's own ``snakemake`` call does, and a crash or a
 never-ending cluster poll in it cannot take the xmen process down with it.
 
-Which experiments are pending is decided by xmen.planner, the module the generated Snakefile asks too, so a dry
+Which experiments are pending is decided by xmen.run.planner, the module the generated Snakefile asks too, so a dry
 run needs no Snakemake start and a run with nothing to do returns at once.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def plan(
     exp_set: ExperimentSet, patterns: Sequence[str] | None = None, changed: bool = False, adopt: bool = False
 ) -> tuple[list[Pending], list[Pending]]:
     """(pending, skipped): what ``xmen run`` would run among the linked experiments matching ``patterns``, and
-    what it leaves alone, each with its reason; xmen.planner decides (the same planner the Snakefile asks).
+    what it leaves alone, each with its reason; xmen.run.planner decides (the same planner the Snakefile asks).
 
     ``pending`` also holds the requirements (in any set, named relative to this set) that need a run first.
     ``skipped`` holds the blocked ones, those running now or unreadable, and the finished ones whose parameters or
@@ -110,7 +110,7 @@ def run_lock(root: Path) -> Iterator[None]:
     make the next run fail until ``--unlock``; so xmen gives Snakemake ``--nolock`` (the set's default workflow
     profile does the same for a plain ``snakemake``). What keeps an experiment from running twice is the job
     runner's per-experiment lock, held as long as the experiment process lives, and its check that the experiment
-    is still pending (see :mod:`xmen.job`).
+    is still pending (see :mod:`xmen.run.runner`).
     """
     lock_file = root / SET_RUN_LOCK
     lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +160,7 @@ def run_with_snakemake(
 
     With ``everything`` the Snakefile's own default target is used (all pending experiments of the set).
     ``runner(command, cwd)`` starts Snakemake (default: inheriting xmen's output; ``xmen run`` passes
-    :func:`xmen.progress.run_quietly`).
+    :func:`xmen.run.progress.run_quietly`).
     """
     root = exp_set.root
     with run_lock(root):

@@ -12,12 +12,12 @@ The rule, for a linked experiment E:
   missing), when a requirement runs (``requirement R pending``), when a requirement finished after E did
   (``requirement R reran``), or when the set of its requirements changed since its run (a glob such as
   ``../eval/*`` gained or lost an experiment). This is transitive, across sets.
-- E whose SLURM job is still queued (xmen.slurm_queue: its marker, and squeue asked once per plan) is **skipped**
+- E whose SLURM job is still queued (xmen.slurm.queue: its marker, and squeue asked once per plan) is **skipped**
   like a running one: a second Snakemake, also after the first was killed, never submits it again. So is E when a
   requirement is queued (Snakemake would submit the requirement again to make E's input).
 - Planning for a run with the slurm executor (``Planner(adopt=True)``: a Snakemake whose main process submits to
   SLURM, or its dry run), such an E **runs by adopting its job** instead (``Verdict.job_id``, reason "adopts SLURM
-  job N"): it is part of the DAG, its dependents wait for it, and the hooks of xmen.slurm_queue follow that job
+  job N"): it is part of the DAG, its dependents wait for it, and the hooks of xmen.slurm.queue follow that job
   rather than submit one. So is a ``running`` E whose job (``_run.slurm_job_id``) squeue still shows: after a killed
   Snakemake, the next run waits for what the first one left in SLURM.
 - A finished E whose parameters or code (the hash of the set's script and the experiment module) differ from what
@@ -66,7 +66,7 @@ class Verdict:
     action: str
     reason: str
     status: str
-    #: What the planner saw of the experiment just before deciding (``xmen.job.done_token``), with
+    #: What the planner saw of the experiment just before deciding (``xmen.store.locks.done_token``), with
     #: ``Planner(tokens=True)``: handed to its runner, which skips an experiment another run finished since. Taken
     #: before the decision, never after: a run ending in between would otherwise look like a forced rerun.
     seen: str = ""
@@ -89,7 +89,7 @@ class Planner(Requirements):
         self.tokens = tokens
         self.adopt = adopt
         self._verdicts: dict[str, Verdict] = {}
-        self._queue: Any = None  # xmen.slurm_queue.QueueView, made on first need
+        self._queue: Any = None  # xmen.slurm.queue.QueueView, made on first need
 
     # ------------------------------------------------------------------ deciding
     def verdict(self, path: str) -> Verdict:
@@ -161,7 +161,7 @@ class Planner(Requirements):
 
     def _queued(self, path: str) -> Verdict | None:
         """SKIP for an experiment whose SLURM job is still queued (or starting): never submitted twice, also when
-        the Snakemake that submitted it was killed (see xmen.slurm_queue); RUN adopting that job with ``adopt``.
+        the Snakemake that submitted it was killed (see xmen.slurm.queue); RUN adopting that job with ``adopt``.
 
         Asked before its params.yml is read (the fast path reads none): whatever it records, a live job in the
         queue is never submitted again."""

@@ -65,7 +65,7 @@ _BOOT = "import sys; sys.path.append(sys.argv.pop(1)); from xmen.rule_job import
 def environment(threads: int, resources: Mapping[str, Any], expect: str | None = None) -> dict[str, str]:
     """The variables run.sh gets: XMEN_THREADS (and the thread variables Snakemake sets for a job with that many
     threads), XMEN_ATTEMPT, XMEN_<RESOURCE> (XMEN_MEM_MB...), and XMEN_EXPECT_DONE when planning saw the experiment
-    (see xmen.job)."""
+    (see xmen.run.runner)."""
     env: dict[str, str] = {"XMEN_THREADS": str(threads)}
     env.update((name, str(threads)) for name in THREAD_VARIABLES)
     if expect:
@@ -269,7 +269,7 @@ def _make_tmpdir(spec: JobSpec) -> None:
 
 
 def _finished_since_planned(spec: JobSpec) -> bool:
-    """Whether another attempt or run finished the experiment after it was planned (xmen.job's rule)."""
+    """Whether another attempt or run finished the experiment after it was planned (xmen.run.runner's rule)."""
     expect = spec.env.get("XMEN_EXPECT_DONE")
     if not expect:
         return False

@@ -9,7 +9,7 @@ runner is the process around the script (steps 4-6: signals, grace, time limit, 
    whatever started it (``xmen run``, a plain ``snakemake``, ``xmen ci``, a launcher). The lock's fd is inherited
    by the experiment process, so the lock lives as long as the experiment itself: ``kill -9`` of the runner alone
    does not free it, and readers take a held lock as "running" and a free one as "not running" (see
-   :mod:`xmen.heartbeat`). A runner finding the lock taken waits for the holder; if the holder ran the experiment
+   :mod:`xmen.store.heartbeat`). A runner finding the lock taken waits for the holder; if the holder ran the experiment
    meanwhile, it exits 0 if that run ``finished``, else 1, without running anything.
    A process the experiment leaves running in the background (``server &`` in a shell script) inherits the lock
    too, and keeps the experiment "running" until it exits; python's ``subprocess`` does not pass it on.

@@ -66,7 +66,7 @@ class ExperimentSet:
         """The parsed experiment.yml, checked to have the shape of a set (StateFileError ``path: what is wrong``).
 
         Every command reads the set through here, so a damaged file stops it before it changes anything. A file
-        written by the original xmen is read as ours (see xmen.legacy) before it is checked.
+        written by the original xmen is read as ours (see xmen.store.legacy) before it is checked.
         """
         data = convert_set(files.read_yaml(self.set_file))
         return statecheck.check_set_data(self.set_file, data)  # type: ignore[return-value]

@@ -30,7 +30,7 @@ SBATCH_WORDS = "slurm_extra"
 def parse_run_options(resources: str | dict[str, Any] | None, threads: int | None, retries: int | None,
                  retry_on: str | None = None) -> dict[str, Any]:
     """The run options of new experiments. An experiment with retries gets its retry policy (``retry_on``, the
-    default one unless ``--retry-on`` says otherwise): one without it was registered before policies (xmen.retry)."""
+    default one unless ``--retry-on`` says otherwise): one without it was registered before policies (xmen.store.retry)."""
     options: dict[str, Any] = {}
     parsed = parse_resources(resources) if resources else {}
     if parsed:

@@ -121,7 +121,7 @@ def same_job(found: Marker, state: JobState) -> bool:
 
 def ended_states(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
     """``{job id: sacct State}`` (``CANCELLED``, ``COMPLETED``...) of ended jobs, from one ``sacct`` call (xmen's
-    one sacct reader, xmen.slurm.query); empty when sacct cannot answer (no accounting)."""
+    one sacct reader, xmen.slurm.sacct.query); empty when sacct cannot answer (no accounting)."""
     states = {job: normalise_state(row.get("State", "")) for job, row in query(job_ids, run).items()}
     return {job: state for job, state in states.items() if state}  # "CANCELLED by 0" -> CANCELLED
 

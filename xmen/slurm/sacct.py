@@ -53,7 +53,7 @@ def query(job_ids: Iterable[str], run: Callable[..., Any] = subprocess.run) -> d
     """One ``sacct`` call for jobs: per job id, :data:`SACCT_FIELDS` of the job itself, MaxRSS its largest step's.
 
     xmen's one sacct reader: SLURM's verdict here, and what ``xmen list`` says of a job that left the queue
-    (xmen.slurm_queue.ended_states). A job sacct does not know (yet), or every job when sacct is missing or fails
+    (xmen.slurm.queue.ended_states). A job sacct does not know (yet), or every job when sacct is missing or fails
     (no accounting), is left out.
     """
     ids = list(dict.fromkeys(str(i) for i in job_ids if str(i).strip()))

@@ -97,6 +97,6 @@ def done_text(run: dict[str, Any]) -> str:
     """Content of the status file ``xmen.done`` of a finished run: ``finished`` and which run it was.
 
     Snakemake compares its inputs by checksum: a requirement that reran must change its status file's content,
-    not only its mtime, or Snakemake would not rerun what depends on it while xmen.planner would.
+    not only its mtime, or Snakemake would not rerun what depends on it while xmen.run.planner would.
     """
     return f"finished\nrun: {run.get('host')} {run.get('pid')} {run.get('started')}\n"

@@ -2,12 +2,12 @@
 
 A process killed with ``kill -9``, by the OOM killer or with its node cannot record that it stopped, so its
 ``params.yml`` would say ``running`` forever. While an experiment runs, a daemon thread therefore touches
-``<exp_dir>/.xmen-heartbeat`` every :data:`~xmen.status.HEARTBEAT_INTERVAL` seconds; a ``running`` status whose
+``<exp_dir>/.xmen-heartbeat`` every :data:`~xmen.store.status.HEARTBEAT_INTERVAL` seconds; a ``running`` status whose
 heartbeat went stale reads as ``lost`` (:func:`effective_status`, which readers reach through
 xmen.store.shown.shown_status, the one place that derives what a user sees). Nothing is written when reading.
 
 On the host that ran it, the experiment's run lock says more, at once: the job runner's lock lives as long as the
-experiment process (see :mod:`xmen.job`), so a held lock means running and a free one means the run ended without
+experiment process (see :mod:`xmen.run.runner`), so a held lock means running and a free one means the run ended without
 recording how (killed, zombie, disk full): ``lost`` without waiting for the heartbeat to go stale.
 """
 from __future__ import annotations
@@ -97,7 +97,7 @@ def effective_status(params: Mapping[str, Any], exp_dir: str | os.PathLike[str],
 
     For a run on this host (``_run.host``) with a run lock file, the lock decides: held is ``running``, free is
     ``lost``. Otherwise a ``running`` experiment is lost when its heartbeat is older than
-    :data:`~xmen.status.LOST_AFTER`, when there is no heartbeat and the run started (``_run.started``, or a
+    :data:`~xmen.store.status.LOST_AFTER`, when there is no heartbeat and the run started (``_run.started``, or a
     top-level ``_started``) longer ago than that, or when the recorded process (``_run.pid`` on ``_run.host``) ran on
     this host and is gone. Costs one open+flock or one ``stat``, and only for ``running`` experiments, so listing
     100k experiments stays fast.

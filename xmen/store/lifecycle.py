@@ -45,7 +45,7 @@ new one (the rule's job, :mod:`xmen.run.rule_job`): a run cannot, its output is 
 **Why in xmen.store.** Every step is the on-disk model of a run (the lock protocol, params.yml keys, the heartbeat
 and marker files, the status file) and is built only from store modules; the ``Experiment`` class (xmen.define)
 uses it, so it must sit below xmen.define; and it talks to no scheduler (it only reads ``SLURM_JOB_ID``), so it
-needs nothing from xmen.slurm. It stays light: ``import xmen.job`` loads it on every run.
+needs nothing from xmen.slurm. It stays light: ``import xmen.run.runner`` loads it on every run.
 """
 from __future__ import annotations
 

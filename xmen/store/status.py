@@ -23,7 +23,7 @@ TIMEOUT = "timeout"
 #: Cancelled from outside: ``scancel`` of its SLURM job (SLURM's verdict) or ``xmen cancel``.
 CANCELLED = "cancelled"
 LOST = "lost"
-#: Submitted to SLURM, not started yet: never stored in params.yml, read from the marker file (xmen.slurm_queue)
+#: Submitted to SLURM, not started yet: never stored in params.yml, read from the marker file (xmen.slurm.queue)
 #: and squeue.
 QUEUED = "queued"
 
@@ -64,7 +64,7 @@ NEVER_QUEUED = frozenset([RUNNING, FINISHED])
 
 def may_be_queued(status: str) -> bool:
     """Whether an experiment with this recorded status may have a SLURM job waiting in the queue (a retry after a
-    failure too); its marker and squeue then decide (xmen.slurm_queue). ``xmen list`` and ``xmen cancel`` ask."""
+    failure too); its marker and squeue then decide (xmen.slurm.queue). ``xmen list`` and ``xmen cancel`` ask."""
     return status not in NEVER_QUEUED
 
 
