@@ -1,8 +1,8 @@
 """Experiments waiting in SLURM's queue, and submissions SLURM rejects.
 
 Between ``sbatch`` and the start of its job an experiment is neither ``registered`` (a run would submit it again)
-nor ``running`` (nothing runs yet). When the SLURM executor plugin submits an experiment's job, the hooks installed
-here (by :mod:`xmen.snakemake_glue`, in the main Snakemake process) write a marker file :data:`MARKER_FILE` in the
+nor ``running`` (nothing runs yet). When the SLURM executor plugin submits an experiment's job, xmen's hooks on it
+(xmen.host.slurm_submit, in the main Snakemake process) write a marker file (xmen.store.layout.MARKER_FILE) in the
 experiment folder with the job id and the submission time; the job runner (:mod:`xmen.job`) removes it when the
 experiment starts. Readers then ask SLURM, one ``squeue`` call for all the markers they found:
 
@@ -10,8 +10,8 @@ experiment starts. Readers then ask SLURM, one ``squeue`` call for all the marke
   second submission, also after the submitting Snakemake was killed), ``xmen list`` shows the job id and SLURM's
   pending reason. A Snakemake running the workflow with the slurm executor adopts it instead (planner verdict
   "adopts SLURM job N"): the hooked ``run_job`` reports the existing job id to the plugin without calling sbatch,
-  and the plugin's status loop follows that job (xmen.slurm asks sacct about it by id: its job name is the old
-  run's). So does it for a ``running`` experiment whose job (``_run.slurm_job_id``) is still alive;
+  and the plugin's status loop follows that job (xmen.host.slurm_status asks sacct about it by id: its job name is
+  the old run's). So does it for a ``running`` experiment whose job (``_run.slurm_job_id``) is still alive;
 - the job is gone and the experiment never started: the marker is only history (``xmen list`` says so, with the
   job's end state per ``sacct``); the planner treats the experiment as what its status says. A job id squeue shows
   is only the marker's job when it is the same job (:func:`same_job`: the job name the marker recorded, the run
@@ -21,11 +21,11 @@ experiment starts. Readers then ask SLURM, one ``squeue`` call for all the marke
 A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (``_status: error``, ``_error:
 submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
 partition, more memory or CPUs than any node of the partition has, a runtime above its time limit, a GRES no node
-has) is found before anything is submitted, from one ``sinfo`` call (:func:`preflight`); such experiments are
-recorded the same way and not submitted, while the others run (also the others of a pack:
-xmen.snakemake_glue.install_refused_alone).
+has) is found before anything is submitted, from one ``sinfo`` call (xmen.slurm.partitions.preflight); such
+experiments are recorded the same way and not submitted, while the others run (also the others of a pack:
+xmen.host.jobs.install_refused_alone).
 
-Nothing here imports Snakemake or the plugin: :func:`install` patches the plugin's executor class it is given.
+Nothing here imports Snakemake or the plugin.
 """
 from __future__ import annotations
 

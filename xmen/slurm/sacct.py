@@ -1,27 +1,15 @@
-"""xmen's integration with snakemake-executor-plugin-slurm, and SLURM's verdict on an experiment's job.
+"""SLURM's verdict on an experiment's job, from sacct: its state, exit code, node, partition, elapsed time and MaxRSS.
 
-Installed by the Snakefile glue (:func:`install`, main Snakemake process, slurm executor only):
+- :func:`normalise_state`: sacct reports a cancelled job as ``CANCELLED by <uid>``; the first word is the state
+  (the SLURM plugin 2.8.0 compares with ``"CANCELLED"`` exactly: xmen.host.slurm_status wraps its status query
+  with :func:`normalise_statuses`).
+- :func:`query` asks sacct once about the jobs given; :func:`job_record` makes one job's record of it, and
+  :func:`apply_verdict` appends it to the experiment's ``_slurm`` list and turns SLURM's state into xmen's status
+  (:data:`VERDICTS`): SLURM knows a cancellation or a lack of memory, the runner inside the job only sees a signal.
+  The runner and a python experiment keep that verdict (xmen.store.status.settle).
 
-- **No hang on scancel.** sacct reports a cancelled job as ``CANCELLED by <uid>``; the plugin (2.8.0) compares the
-  state with ``"CANCELLED"`` exactly, so a cancelled job counts as active forever and Snakemake never ends. The
-  plugin's status query is wrapped to report the first word of each state (:func:`normalise_state`): idempotent,
-  so it keeps working, and changes nothing, once upstream compares differently. A job cancelled while still
-  pending is not even listed by the plugin's query (:func:`cancelled_query` adds it). A preempted job SLURM did
-  not requeue is over, not waiting to resume (:func:`ended_preemptions`). A job this run adopted
-  from an earlier one (xmen.slurm_queue) carries the earlier run's uuid as its name, which the plugin's query
-  filters by: while such jobs are followed, one more query asks about them by id (:func:`adopted_query`). When the next status check
-  comes (so that Snakemake ends within seconds of its last job) is xmen.slurm_poll's, installed from here.
-- **SLURM's verdict.** When the plugin reports a job's end (``report_job_success`` / ``report_job_error``), one
-  ``sacct`` call for the jobs that ended in that status check, made before Snakemake hears of those ends, gives
-  each one's state, exit code, node, partition, elapsed time and MaxRSS (batch step); :func:`apply_verdict` appends
-  them to the experiment's
-  ``_slurm`` list and turns SLURM's state into xmen's status (:data:`VERDICTS`): SLURM knows a cancellation
-  or a lack of memory, the runner inside the job only sees a signal. The runner and a python experiment keep
-  that verdict (xmen.status.settle).
-- **Cheap jobs.** A job of xmen's rule runs xmen.rule_job directly instead of two Snakemake processes
-  (:func:`_direct_jobs`; which jobs may is XmenWorkflow.slurm_job's decision).
-
-This module is light: it imports the plugin only inside :func:`install`.
+The hooks that record those verdicts when the SLURM plugin reports a job's end, in the main Snakemake process, are
+xmen.host.slurm_status's. Nothing here imports Snakemake or the plugin.
 """
 from __future__ import annotations
 
