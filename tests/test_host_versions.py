@@ -110,6 +110,18 @@ def test_while_snakemake_parses_the_snakefile_a_plugin_that_does_not_fit_is_left
     assert _plugin_now() == before and slurm_submit.HOOKS.workdir != "/nowhere"
 
 
+def test_while_snakemake_parses_the_snakefile_only_what_it_takes_with_the_executor_is_patched(restored_plugin):
+    """The executor registers its clean_old_logs with atexit when Snakemake makes it; the rest waits for a run that
+    uses the slurm executor (prepare), so a local run leaves the plugin's status loop and submissions alone."""
+    restored_plugin.setattr(slurm_submit, "HOOKS", slurm_submit._Hooks())
+    before = _plugin_now()
+    assert plugin.install_if_fits("/somewhere") is True
+    changed = {path for path, value in _plugin_now().items() if value is not before[path]}
+    assert changed == {"Executor.clean_old_logs"} and slurm_submit.HOOKS.workdir == "/somewhere"
+    plugin.install()
+    assert {path for path, value in _plugin_now().items() if value is not before[path]} == set(PATCHED)
+
+
 def test_a_patch_that_does_not_fit_is_refused_by_name_and_nothing_is_patched(restored_plugin):
     restored_plugin.delattr(slurm_plugin.Executor, "clean_old_logs")
     before = _plugin_now()

@@ -12,12 +12,12 @@ the default target asks for comes from xmen.planner, the same decision ``xmen ru
   ``--dag``, ``--rulegraph``, ``--archive``, ``--list-untracked``...: whatever builds a DAG that is not the one
   ``Workflow.execute`` runs (xmen.host.snakemake_run.builds_dag_for_a_run).
 
-xmen's patches (xmen.host.patches) are applied while Snakemake parses the Snakefile: those on Snakemake's Job, and
-those on the SLURM plugin when it fits them (they act only when its executor runs). What depends on the executor
-(refusing a SLURM plugin the patches do not fit, adopting jobs an earlier run left in SLURM, the SLURM preflight) is
-decided when Snakemake first evaluates the rules' input (:meth:`XmenWorkflow.dag_started`): while it parses the
-Snakefile, Snakemake has not chosen its executor yet. A host xmen's patches do not fit ends Snakemake with one line
-(:func:`refusing`).
+xmen's patches on Snakemake's Job (xmen.host.patches) are applied while Snakemake parses the Snakefile. What
+depends on the executor (the patches on the SLURM plugin, or refusing a plugin they do not fit; adopting jobs an
+earlier run left in SLURM; the SLURM preflight) is decided when Snakemake first evaluates the rules' input
+(:meth:`XmenWorkflow.dag_started`): while it parses the Snakefile, Snakemake has not chosen its executor yet
+(xmen.host.plugin says which patch comes earlier, and why). A host xmen's patches do not fit ends Snakemake with
+one line (:func:`refusing`).
 
 This module loads Snakemake's internals only inside functions; it is imported only by Snakefiles (and tests),
 never by ``import xmen``.
@@ -140,7 +140,7 @@ class XmenWorkflow:
             self.workflow._xmen_glue = self  # the Job patches and the direct job step find the glue here
             with refusing():
                 patches.install(patches.SNAKEMAKE_PATCHES)  # per-experiment retries, refused experiments alone
-            plugin.install_if_fits(self.cwd)  # before Snakemake makes its executor; refused later if in use
+            plugin.install_if_fits(self.cwd)  # what must come before Snakemake makes its executor
 
     def dag_started(self) -> None:
         """Once, when Snakemake first evaluates the rules' input (its settings and executor are known then): the

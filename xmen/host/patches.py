@@ -28,8 +28,8 @@ a patch touches must be a version xmen supports (xmen.host.versions), and each t
 there, of the kind it was written for (a property, an async generator...). Otherwise a
 :class:`~xmen.host.versions.HostRefusal` names the versions in one line. Applying is idempotent: a second workflow
 in the same process changes nothing. :data:`SNAKEMAKE_PATCHES` are installed in every main Snakemake process of an
-xmen workflow (by the Snakefile glue), :data:`SLURM_PATCHES` when the plugin fits them, or refused in a run that
-uses its executor (xmen.host.plugin).
+xmen workflow (by the Snakefile glue), :data:`SLURM_PATCHES` in a run with the slurm executor, or refused there
+(xmen.host.plugin); the early ones of them already while Snakemake parses the Snakefile, when the plugin fits.
 """
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ class Patch:
     apply: Callable[[], bool]
     #: What else of the host it calls or reads, like :attr:`replaces`.
     reads: dict[str, str] | None = None
+    #: Applied while Snakemake parses the Snakefile, when the host fits (:func:`install` with ``early``): what
+    #: Snakemake takes when it makes the executor, before xmen learns which executor runs.
+    early: bool = False
 
 
 def _plugin() -> Any:
@@ -112,9 +115,12 @@ SLURM_PATCHES: tuple[Patch, ...] = (
           reads={f"{PLUGIN}:Executor._report_job_submission_threadsafe": FUNCTION,
                  f"{PLUGIN}:Executor._report_job_error_threadsafe": FUNCTION,
                  f"{PLUGIN}:get_job_wildcards": FUNCTION}),
+    # Early: the plugin's executor registers its clean_old_logs with atexit when Snakemake makes it, which in a run
+    # given explicit targets comes before Snakemake first asks xmen anything.
     Patch("keep empty SLURM log folders",
           {f"{PLUGIN}:Executor.clean_old_logs": FUNCTION, f"{PLUGIN}:delete_empty_dirs": FUNCTION},
-          "xmen.host.slurm_submit", lambda: slurm_submit.keep_log_folders(_plugin().Executor, _plugin())),
+          "xmen.host.slurm_submit", lambda: slurm_submit.keep_log_folders(_plugin().Executor, _plugin()),
+          early=True),
 )
 
 
@@ -171,10 +177,13 @@ def check(patches: tuple[Patch, ...]) -> None:
             raise versions.unfit(found[0], patch.name, found[1])
 
 
-def install(patches: tuple[Patch, ...]) -> None:
-    """Check every patch (:func:`check`), then apply them in order; HostRefusal when one cannot apply."""
+def install(patches: tuple[Patch, ...], early: bool = False) -> None:
+    """Check every patch (:func:`check`), then apply them in order (with ``early``, only the early ones);
+    HostRefusal when one cannot apply."""
     check(patches)
     for patch in patches:
+        if early and not patch.early:
+            continue
         if patch.apply() is False:
             found = problem(patch)
             host = found[0] if found else distributions(patch)[0]

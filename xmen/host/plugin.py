@@ -2,12 +2,13 @@
 (xmen.host.patches.SLURM_PATCHES: xmen.host.slurm_status, xmen.host.slurm_submit, xmen.host.poll), checked
 against the versions xmen supports (xmen.host.versions) before any is applied.
 
-The patches must be in place before Snakemake makes its executor (the plugin's executor registers its
-``clean_old_logs`` with ``atexit`` then), so they are applied while Snakemake parses the Snakefile
-(:func:`install_if_fits`), when the plugin Snakemake loaded fits them: they act only when the slurm executor runs.
 Which executor runs is known only when Snakemake first evaluates the rules' input (:func:`prepare`, through
-xmen.host.snakemake_run): a run with the slurm executor is refused there when the plugin does not fit (it is
-patched otherwise), so is a dry run for it; any other run or command does not depend on the plugin's version.
+xmen.host.snakemake_run): a run with the slurm executor is patched there, or refused when the plugin does not fit;
+so is a dry run for it (refused, or nothing patched: it submits nothing); any other run or command does not
+depend on the plugin's version. A patch Snakemake takes when it makes its executor, which in a run given explicit
+targets comes first ("keep empty SLURM log folders": the executor registers its ``clean_old_logs`` with
+``atexit``), is applied while Snakemake parses the Snakefile, when the plugin fits (:func:`install_if_fits`); it
+acts only when the slurm executor runs.
 """
 from __future__ import annotations
 
@@ -35,16 +36,18 @@ def install(workdir: str | None = None) -> bool:
 
 
 def install_if_fits(workdir: str) -> bool:
-    """While Snakemake parses the Snakefile: patch the plugin Snakemake loaded (every installed executor plugin is
-    loaded by then) when it fits xmen's patches; True when it is patched. A plugin that does not fit is left alone
-    (this run may not use it: :func:`prepare` refuses it when it does), and one that is not loaded is patched by
-    :func:`prepare` if this run uses it."""
+    """While Snakemake parses the Snakefile: apply the early patches to the plugin Snakemake loaded (every installed
+    executor plugin is loaded by then) when it fits all of xmen's; True when they are applied. A plugin that does
+    not fit is left alone (this run may not use it: :func:`prepare` refuses it when it does), and one that is not
+    loaded is patched by :func:`prepare` if this run uses it."""
     if patches.PLUGIN not in sys.modules:
         return False
     try:
-        return install(workdir)
+        patches.install(patches.SLURM_PATCHES, early=True)
     except HostRefusal:
         return False
+    slurm_submit.HOOKS.workdir = workdir
+    return True
 
 
 def check() -> None:
