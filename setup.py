@@ -47,8 +47,11 @@ setup(
         "xmen._assets.config": ASSET_GLOBS,
     },
     install_requires=[
-        "snakemake>=9,<10",
-        "snakemake-executor-plugin-slurm>=1.0",
+        # xmen.host patches internals of these: the versions the patches were written against and CI tests
+        # (xmen.host.versions refuses others in one line; keep both in step).
+        "snakemake>=9.27,<10",
+        "snakemake-executor-plugin-slurm>=2.8,<2.9",
+        "snakemake-executor-plugin-slurm-jobstep>=0.6,<1",
         "pyyaml>=6",
         "pandas>=2",
         "click>=8.1",

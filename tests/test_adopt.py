@@ -223,11 +223,13 @@ def test_a_dry_run_names_the_executor_it_would_run_with(tmp_path: Path) -> None:
     import textwrap
 
     (tmp_path / "Snakefile").write_text(textwrap.dedent("""\
-        import sys
-        from xmen.host import plugin
-        frame = sys._getframe(0)
-        open("seen.txt", "w").write(f"{plugin.executor_in_use(frame)} {plugin.executor_in_use(frame, dry_run=True)}")
+        from xmen.host import plugin as slurm
+        def seen(wildcards):  # Snakemake chooses its executor after it parsed the Snakefile
+            open("seen.txt", "w").write(f"{slurm.executor_in_use(workflow)} "
+                                        f"{slurm.executor_in_use(workflow, dry_run=True)}")
+            return []
         rule all:
+            input: seen
             output: "x"
             shell: "touch {output}"
         """))

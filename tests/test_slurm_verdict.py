@@ -76,10 +76,12 @@ def test_executor_in_use_reads_snakemakes_api_frame(tmp_path):
     """The Snakefile is parsed inside snakemake.api's execute_workflow: the glue sees the executor there."""
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(textwrap.dedent("""\
-        import sys
-        from xmen.host import plugin
-        open("seen.txt", "w").write(str(plugin.executor_in_use(sys._getframe(0))))
+        from xmen.host import plugin as slurm
+        def seen(wildcards):  # Snakemake chooses its executor after it parsed the Snakefile
+            open("seen.txt", "w").write(str(slurm.executor_in_use(workflow)))
+            return []
         rule all:
+            input: seen
             output: "x"
             shell: "touch {output}"
         """))

@@ -1,7 +1,7 @@
 """What the shipped Snakefiles (rules/xmen.smk, workflow/Snakefile) do, as an importable, tested module.
 
 The rule text stays a thin declaration over one :class:`XmenWorkflow` per Snakemake workflow. Which experiments
-the default target asks for comes from xmen.planner, the same decision ``xmen run`` makes:
+the default target asks for comes from xmen.run.planner, the same decision ``xmen run`` makes:
 
 - A run or dry run (``snakemake``, ``snakemake -n``) asks for the experiments that need one: Snakemake then
   builds its DAG over those only (fast on sets of thousands of finished experiments), and with nothing to do it
@@ -9,13 +9,22 @@ the default target asks for comes from xmen.planner, the same decision ``xmen ru
 - Any command that looks at the whole workflow gets every experiment that is not blocked: ``-F/--forceall``,
   ``-R/--forcerun``, ``-f/--forcetargets`` (read from ``workflow.dag_settings``), and the commands that are not a
   run at all: ``--summary``, ``--detailed-summary``, ``--list-changes``, ``--delete-all-output``, ``--report``,
-  ``--dag``, ``--rulegraph``, ``--archive``, ``--list-untracked``... Snakemake's settings do not say which of
-  those asked for the DAG, the Workflow method building it does; any method other than ``execute`` counts.
+  ``--dag``, ``--rulegraph``, ``--archive``, ``--list-untracked``...: whatever builds a DAG that is not the one
+  ``Workflow.execute`` runs (xmen.host.snakemake_run.builds_dag_for_a_run).
 
-This module imports Snakemake; it is imported only by Snakefiles, never by ``import xmen``.
+xmen's patches on Snakemake's Job (xmen.host.patches) are applied while Snakemake parses the Snakefile. What
+depends on the executor (the patches on the SLURM plugin, or refusing a plugin they do not fit; adopting jobs an
+earlier run left in SLURM; the SLURM preflight) is decided when Snakemake first evaluates the rules' input
+(:meth:`XmenWorkflow.dag_started`): while it parses the Snakefile, Snakemake has not chosen its executor yet
+(xmen.host.plugin says which patch comes earlier, and why). A host xmen's patches do not fit ends Snakemake with
+one line (:func:`refusing`).
+
+This module loads Snakemake's internals only inside functions; it is imported only by Snakefiles (and tests),
+never by ``import xmen``.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import shlex
@@ -25,7 +34,11 @@ import tempfile
 from typing import Any, Callable
 
 from xmen.errors import XmenError
-from xmen.host import plugin, slurm_submit
+from xmen.host import patches, plugin, slurm_submit
+from xmen.host.jobs import RULE
+from xmen.host.jobs import install_per_experiment_retries, install_refused_alone  # noqa: F401 - their old place
+from xmen.host.snakemake_run import builds_dag_for_a_run
+from xmen.host.versions import HostRefusal, refuse
 from xmen.run import planner, rule_job
 from xmen.slurm import partitions
 from xmen.store.files import read_yaml_settled, update_yaml
@@ -43,29 +56,30 @@ SLURM_STEP_CONFIG = "xmen_slurm_step"
 _SPECIAL_NAMES = frozenset(["", ".", ".."])
 # What an experiment that does not ask for a sized resource gets (Snakemake's own default is 1000 MB).
 SIZED_FALLBACK = {"mem_mb": 1000, "mem_mib": 954, "mem": "1000MB", "disk_mb": 1000, "disk_mib": 954, "disk": "1000MB"}
-_SNAKEMAKE_WORKFLOW_SOURCE = os.path.join("snakemake", "workflow.py")
-#: The rule that runs experiments (rules/xmen_rule.smk).
-RULE = "xmen_experiment"
 #: The SLURM executor plugin's resource for ``--cpus-per-task``; it wins over the rule's (capped) threads.
 CPUS_PER_TASK = "cpus_per_task"
 
 
-def asks_for_everything(dag_settings: Any, frame: Any = None) -> bool:
-    """True when Snakemake should see every experiment, not only the pending ones (see the module docstring)."""
+def asks_for_everything(dag_settings: Any, frame: Any = None, workflow: Any = None) -> bool:
+    """True when Snakemake should see every experiment, not only the pending ones (see the module docstring): a
+    force flag of ``dag_settings``, or a DAG that is not a run's (of ``workflow``; without one, told by the Workflow
+    method on the stack above ``frame``)."""
     if dag_settings is not None and (
         getattr(dag_settings, "forceall", False)
         or getattr(dag_settings, "forcerun", None)
         or getattr(dag_settings, "forcetargets", False)
     ):
         return True
-    frame = frame or sys._getframe(1)
-    commands = []
-    while frame is not None:
-        code = frame.f_code
-        if code.co_filename.endswith(_SNAKEMAKE_WORKFLOW_SOURCE) and not code.co_name.startswith("_"):
-            commands.append(code.co_name)
-        frame = frame.f_back
-    return "execute" not in commands
+    return not builds_dag_for_a_run(workflow, frame or sys._getframe(1))
+
+
+@contextlib.contextmanager
+def refusing() -> Any:
+    """End this Snakemake with the refusal's one line when a host does not fit xmen's patches (HostRefusal)."""
+    try:
+        yield
+    except HostRefusal as refusal:
+        refuse(refusal)
 
 
 def keep_packed_experiments_apart(workflow: Any) -> bool:
@@ -114,27 +128,36 @@ class XmenWorkflow:
         self._loaded: set[str] = set()
         self._has_requires = False
         self._requires_is_function = False  # what requires_input() gave the rule
-        #: What planning saw of each experiment it asked for (xmen.job.done_token), passed to its runner as
+        #: What planning saw of each experiment it asked for (xmen.store.locks.done_token), passed to its runner as
         #: XMEN_EXPECT_DONE: the runner skips an experiment that another run finished since it was planned.
         self.planned: dict[str, str] = {}
         self._checked = False  # the SLURM preflight ran (once per run)
-        #: Whether xmen's SLURM integration (xmen.slurm: no hang on scancel, SLURM's verdict, prompt status checks)
-        #: is installed.
-        self.slurm = self.workflow.is_main_process and install_slurm(sys._getframe(1))
+        #: Whether xmen's patches on the SLURM plugin are installed (xmen.host.plugin: a run with the slurm
+        #: executor): no hang on scancel, SLURM's verdict, prompt status checks, queued markers, adopted jobs.
+        self.slurm = False
+        self._started = False  # Snakemake evaluated the rules' input (dag_started)
         if self.workflow.is_main_process:
-            self.workflow._xmen_glue = self  # per-experiment retries (see install_per_experiment_retries)
-            install_per_experiment_retries()
-            install_refused_alone()  # a member of a pack that preflight refused is refused alone
-            hooked = install_slurm_hooks(self.cwd)  # queued markers, rejected submissions (xmen.slurm_queue)
-            # A run (or dry run) with the slurm executor adopts the jobs an earlier, killed run left in SLURM.
-            self.planner.adopt = hooked and adopts_slurm_jobs(sys._getframe(1), self.slurm)
-        self._packs_checked = False
+            self.workflow._xmen_glue = self  # the Job patches and the direct job step find the glue here
+            with refusing():
+                patches.install(patches.SNAKEMAKE_PATCHES)  # per-experiment retries, refused experiments alone
+            plugin.install_if_fits(self.cwd)  # what must come before Snakemake makes its executor
 
-    def check_packs(self) -> None:
-        """Apply :func:`keep_packed_experiments_apart` once, when Snakemake first evaluates the rules' input."""
-        if not self._packs_checked:
-            self._packs_checked = True
-            keep_packed_experiments_apart(self.workflow)
+    def dag_started(self) -> None:
+        """Once, when Snakemake first evaluates the rules' input (its settings and executor are known then): the
+        SLURM plugin's part in this run (xmen.host.plugin.prepare: patched, adopting the jobs an earlier, killed run
+        left in SLURM; or refused in one line), and :func:`keep_packed_experiments_apart`.
+
+        That is while Snakemake builds its DAG, before it makes its scheduler, when the default target's or an
+        experiment's requirements are asked; for explicit targets without requirements, only when it schedules the
+        first job (a refusal then comes before that job is submitted, followed by Snakemake's report of where).
+        """
+        if self._started:
+            return
+        self._started = True
+        if self.workflow.is_main_process:
+            with refusing():
+                self.slurm, self.planner.adopt = plugin.prepare(self.workflow, self.cwd)
+        keep_packed_experiments_apart(self.workflow)
 
     # ------------------------------------------------------------------ sets
     def rel(self, path: str) -> str:
@@ -211,8 +234,8 @@ class XmenWorkflow:
         """The default target's input function, called when Snakemake builds its DAG (its settings known then)."""
 
         def targets(wildcards: Any) -> list[str]:
-            self.check_packs()
-            everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), sys._getframe(1))
+            self.dag_started()
+            everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), workflow=self.workflow)
             verdicts = self.target_verdicts(everything)
             paths = [v.path for v in verdicts]
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
@@ -233,7 +256,7 @@ class XmenWorkflow:
 
     def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
         """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
-        hand them to the hooked plugin (xmen.slurm_queue.adopt), which follows those jobs instead of submitting."""
+        hand them to the hooked plugin (xmen.slurm.queue.adopt), which follows those jobs instead of submitting."""
         adopted = {v.path: v.job_id for v in verdicts if v.job_id and v.action == planner.RUN}
         if not adopted:
             return
@@ -245,7 +268,7 @@ class XmenWorkflow:
 
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
-        and in a real run those experiments recorded as error and refused by the hooked plugin (xmen.slurm_queue)."""
+        and in a real run those experiments recorded as error and refused by the hooked plugin (xmen.slurm.queue)."""
         plugin = getattr(self.workflow, "executor_plugin", None)
         if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
             return
@@ -257,7 +280,7 @@ class XmenWorkflow:
             slurm_submit.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
 
     def refused(self, wildcards: Any) -> bool:
-        """Whether the SLURM preflight of this run refused the experiment (xmen.slurm_queue.refuse)."""
+        """Whether the SLURM preflight of this run refused the experiment (xmen.slurm.queue.refuse)."""
         if not slurm_submit.HOOKS.refused:
             return False
         exp = getattr(wildcards, "exp", None)
@@ -275,7 +298,7 @@ class XmenWorkflow:
             return []
 
         def requires_of(wildcards: Any) -> list[str]:
-            self.check_packs()
+            self.dag_started()
             path = os.path.normpath(os.path.join(self.cwd, wildcards.exp))
             self.options(wildcards.exp)
             return [os.path.join(self.rel(r), DONE) for _, r in self.planner.requirements(path) if r]
@@ -286,7 +309,7 @@ class XmenWorkflow:
         return requires_of
 
     def threads(self, wildcards: Any) -> int:
-        self.check_packs()  # also when the main process was given explicit targets (no default target input)
+        self.dag_started()  # also when the main process was given explicit targets (no default target input)
         options = self.options(wildcards.exp)
         if options.get("requires") and not self._requires_is_function:
             # Only an experiment of a set loaded on demand (an explicit target elsewhere) can get here.
@@ -355,7 +378,7 @@ class XmenWorkflow:
 
     def experiment_retries(self, wildcards: Any, rule_retries: int, attempt: int | None = None) -> int:
         """The retries of one experiment's job after its attempt ``attempt`` failed: its own, within what the rule
-        allows (``retries()``), when its retry policy retries the failure's cause (xmen.retry, from its params.yml);
+        allows (``retries()``), when its retry policy retries the failure's cause (xmen.store.retry, from its params.yml);
         else none, and its ``_error`` says why it was not retried (a cancellation must stick, too)."""
         exp = getattr(wildcards, "exp", "")
         options = self.options(exp)
@@ -406,7 +429,7 @@ class XmenWorkflow:
 
     def attempt_refusal(self, exp: str, attempt: int) -> str | None:
         """Why the experiment's attempt ``attempt`` must not run, or None: beyond its own retries (Snakemake's are per
-        rule), or its previous attempt failed for a cause its retry policy does not retry (xmen.retry: the decision
+        rule), or its previous attempt failed for a cause its retry policy does not retry (xmen.store.retry: the decision
         Snakemake's restart_times got, kept also where that was not hooked). The rule's run block and a direct
         SLURM job (xmen.rule_job) both ask."""
         options = self.options(exp)
@@ -498,16 +521,6 @@ def job_step_launcher(job: Any) -> list[str]:
     return ["srun", "-n1", "--cpu-bind=q", *(word for option in options for word in shlex.split(option or ""))]
 
 
-def install_slurm_hooks(workdir: str) -> bool:
-    """Hook xmen.slurm_queue into the SLURM executor plugin when Snakemake loaded it (it imports every installed
-    executor plugin before it reads the Snakefile): queued markers, rejected submissions, preflight refusals."""
-    module = sys.modules.get("snakemake_executor_plugin_slurm")
-    executor = getattr(module, "Executor", None)
-    if executor is None:
-        return False
-    return slurm_submit.install(executor, workdir, module)
-
-
 def _read_params(path: str) -> dict[str, Any]:
     """The experiment's params.yml (read only when a job with retries failed); empty when it cannot be read."""
     try:
@@ -530,86 +543,8 @@ def _note_not_retried(params: str, options: dict[str, Any], attempt: int) -> Non
 
 def experiment_command(exp: str, threads: int, resources: Any, expect: str | None = None) -> str:
     """The shell line that runs one experiment's run.sh with its resources in the environment (and, when planning
-    saw it, ``XMEN_EXPECT_DONE``: see xmen.job)."""
+    saw it, ``XMEN_EXPECT_DONE``: see xmen.run.runner)."""
     return rule_job.shell_line(exp, rule_job.environment(threads, resources, expect))
 
 
 failed_log_text = rule_job.failed_log_text
-
-
-_RETRIES_MARK = "_xmen_per_experiment"
-
-
-def install_per_experiment_retries() -> bool:
-    """Give each job of xmen's rule its experiment's own retries; True when installed (now or before).
-
-    Snakemake's ``retries:`` is one number per rule and a rule's ``retries:`` cannot be a function, so the rule says
-    the most any experiment asked for. Snakemake asks a job's ``restart_times`` (its rule's number) when the job
-    failed: for a job of xmen's rule in a workflow xmen set up, this answers with the experiment's own retries
-    when its retry policy retries the failure's cause (xmen.retry), else 0, so an experiment is not submitted again
-    for nothing (on SLURM that was an empty job: its runner
-    refuses an attempt beyond its retries, which it still does if this cannot be installed). Every other rule and
-    workflow keeps Snakemake's answer.
-    """
-    return _patch_job_property("restart_times", _RETRIES_MARK, lambda glue, job, times: glue.experiment_retries(
-        job.wildcards, times, getattr(job, "attempt", None)))
-
-
-_ALONE_MARK = "_xmen_refused_alone"
-
-
-def install_refused_alone() -> bool:
-    """Keep an experiment the SLURM preflight refused out of every pack; True when installed (now or before).
-
-    A pack is one Snakemake group job, and Snakemake submits, fails or finishes a group job as a whole: the hooked
-    plugin could only refuse the whole pack of a refused member (its other experiments never ran). Snakemake forms
-    the packs after it built the DAG, so after the preflight (the default target's input); a job of xmen's rule
-    whose experiment was refused then answers ``group`` with None: it stays a job of its own, refused alone, and
-    the others are packed without it. Every other job keeps Snakemake's answer.
-    """
-    return _patch_job_property("group", _ALONE_MARK, lambda glue, job, found: (
-        None if found is not None and glue.refused(job.wildcards) else found))
-
-
-def _patch_job_property(name: str, mark: str, answer: Callable[[Any, Any, Any], Any]) -> bool:
-    """Wrap Snakemake's ``Job.<name>`` property: for a job of xmen's rule in a workflow xmen set up (its glue),
-    ``answer(glue, job, snakemake_value)`` is the value; every other rule and workflow keeps Snakemake's. True when
-    installed (now or before: ``mark`` makes it idempotent); False when Snakemake has no such property."""
-    try:
-        from snakemake.jobs import Job
-    except ImportError:
-        return False
-    current = Job.__dict__.get(name)
-    if not isinstance(current, property) or current.fget is None:
-        return False
-    if getattr(current.fget, mark, False):
-        return True
-    snakemakes = current.fget
-
-    def patched(job: Any) -> Any:
-        value = snakemakes(job)
-        rule = getattr(job, "rule", None)
-        glue = getattr(getattr(rule, "workflow", None), "_xmen_glue", None)
-        if glue is None or getattr(rule, "name", None) != RULE:
-            return value
-        return answer(glue, job, value)
-
-    setattr(patched, mark, True)
-    setattr(Job, name, property(patched, current.fset))
-    return True
-
-
-def adopts_slurm_jobs(frame: Any, installed: bool) -> bool:
-    """Whether this Snakemake runs the workflow with the slurm executor and xmen.slurm is ``installed`` in it (it
-    follows the adopted jobs' status), or dry-runs it with that executor: then the planner adopts jobs still alive
-    in SLURM."""
-    if plugin.executor_in_use(frame, dry_run=True) != "slurm":
-        return False
-    return installed or plugin.executor_in_use(frame) == "dryrun"
-
-
-def install_slurm(frame: Any) -> bool:
-    """Install xmen.slurm into the slurm executor plugin when this Snakemake runs the workflow with it."""
-    if plugin.executor_in_use(frame) != "slurm":
-        return False
-    return plugin.install()

@@ -1,55 +1,74 @@
-"""Installs xmen's hooks on the SLURM executor plugin (xmen.host.slurm_status, xmen.host.slurm_submit,
-xmen.host.poll), and tells which executor this Snakemake runs with."""
+"""The SLURM executor plugin in a run of an xmen workflow: whether this Snakemake uses it, and xmen's patches on it
+(xmen.host.patches.SLURM_PATCHES: xmen.host.slurm_status, xmen.host.slurm_submit, xmen.host.poll), checked
+against the versions xmen supports (xmen.host.versions) before any is applied.
+
+Which executor runs is known only when Snakemake first evaluates the rules' input (:func:`prepare`, through
+xmen.host.snakemake_run): a run with the slurm executor is patched there, or refused when the plugin does not fit;
+so is a dry run for it (refused, or nothing patched: it submits nothing); any other run or command does not
+depend on the plugin's version. A patch Snakemake takes when it makes its executor, which in a run given explicit
+targets comes first ("keep empty SLURM log folders": the executor registers its ``clean_old_logs`` with
+``atexit``), is applied while Snakemake parses the Snakefile, when the plugin fits (:func:`install_if_fits`); it
+acts only when the slurm executor runs.
+"""
 from __future__ import annotations
 
-import os
+import sys
 from typing import Any
 
-from xmen.host import poll as slurm_poll
-from xmen.host.slurm_status import _checking, _normalising, _reporting
-from xmen.host.slurm_submit import _direct_jobs
-def install() -> bool:
-    """Patch the imported slurm plugin (see the module docstring); True when it is patched (now or before).
+from xmen.host import patches, slurm_submit
+from xmen.host.snakemake_run import executor_in_use
+from xmen.host.versions import HostRefusal
 
-    Idempotent: a second call (a second Snakefile in the same process) changes nothing.
+SLURM = "slurm"
+
+
+def install(workdir: str | None = None) -> bool:
+    """Check the SLURM plugin, then patch it (every patch of xmen.host.patches.SLURM_PATCHES); True.
+
+    :class:`~xmen.host.versions.HostRefusal` when a patch cannot apply (a plugin version xmen does not support, or
+    one that lacks what a patch replaces): nothing is patched then. Idempotent: a second call (a second Snakefile in
+    the same process) changes nothing. ``workdir``: the folder the submission hooks find experiments in.
     """
-    try:  # imported here for import weight: only a run with the slurm executor loads the plugin
-        import snakemake_executor_plugin_slurm as plugin
-    except ImportError:
-        return False
-    if hasattr(plugin, "query_job_status"):
-        plugin.query_job_status = _normalising(plugin.query_job_status)
-    executor = plugin.Executor
-    for name in ("report_job_success", "report_job_error"):
-        setattr(executor, name, _reporting(getattr(executor, name)))
-    executor.check_active_jobs = _checking(executor.check_active_jobs)
-    executor.format_job_exec = _direct_jobs(executor.format_job_exec)
-    slurm_poll.install()  # outermost: decides the next status check after the verdicts are recorded
+    patches.install(patches.SLURM_PATCHES)
+    if workdir is not None:
+        slurm_submit.HOOKS.workdir = workdir
     return True
 
 
-def executor_in_use(frame: Any, dry_run: bool = False) -> str | None:
-    """The executor this Snakemake runs the workflow with (``slurm``, ``local``, ``dryrun`` for ``-n``...), or None.
-    With ``dry_run``, a dry run (``-n``) names the executor it would run with (the planner's verdicts say what that
-    run would do).
+def install_if_fits(workdir: str) -> bool:
+    """While Snakemake parses the Snakefile: apply the early patches to the plugin Snakemake loaded (every installed
+    executor plugin is loaded by then) when it fits all of xmen's; True when they are applied. A plugin that does
+    not fit is left alone (this run may not use it: :func:`prepare` refuses it when it does), and one that is not
+    loaded is patched by :func:`prepare` if this run uses it."""
+    if patches.PLUGIN not in sys.modules:
+        return False
+    try:
+        patches.install(patches.SLURM_PATCHES, early=True)
+    except HostRefusal:
+        return False
+    slurm_submit.HOOKS.workdir = workdir
+    return True
 
-    The Snakefile is parsed before the workflow knows its executor plugin: from the command line inside
-    snakemake.cli's ``args_to_api`` (its ``args``), from the API possibly inside snakemake.api's
-    ``execute_workflow``; the frame of that call holds it.
+
+def check() -> None:
+    """Refuse (HostRefusal) a SLURM plugin xmen's patches do not fit, patching nothing (a dry run for SLURM)."""
+    patches.check(patches.SLURM_PATCHES)
+
+
+def prepare(workflow: Any, workdir: str) -> tuple[bool, bool]:
+    """What the SLURM plugin does in this run, once Snakemake chose its executor: ``(patched, adopts)``.
+
+    ``patched``: this Snakemake runs the workflow with the slurm executor, and xmen's patches are installed (they
+    follow the adopted jobs' status). ``adopts``: the planner adopts the jobs an earlier, killed run left in SLURM;
+    in such a run, and in a dry run for the slurm executor (it says what that run would do). HostRefusal when the
+    plugin is not one xmen's patches fit. Patching again what :func:`install_if_fits` patched changes nothing.
     """
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "args_to_api" and code.co_filename.endswith(os.path.join("snakemake", "cli.py")):
-            args = frame.f_locals.get("args")
-            if getattr(args, "dryrun", False) and not dry_run:
-                return "dryrun"
-            if getattr(args, "touch", False):
-                return "touch"
-            return str(getattr(args, "executor", None) or "local")
-        if code.co_name == "execute_workflow" and code.co_filename.endswith(os.path.join("snakemake", "api.py")):
-            local = frame.f_locals
-            if dry_run:
-                return str(local.get("executor") or "") or None
-            return str(local.get("actual_executor") or local.get("executor") or "") or None
-        frame = frame.f_back
-    return None
+    if executor_in_use(workflow, dry_run=True) != SLURM:
+        return False, False
+    executor = executor_in_use(workflow)
+    if executor == SLURM:
+        return install(workdir), True
+    if executor == "dryrun":
+        check()
+        return False, True
+    return False, False  # --touch: nothing is submitted, nothing adopted

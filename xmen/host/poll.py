@@ -5,16 +5,16 @@ snakemake-executor-plugin-slurm (2.8) polls every job of a run with one ``sacct 
 that saw none, up to 180 s, ignoring Snakemake's own ``--seconds-between-status-checks`` ("seconds to wait between
 two rounds of status checks"). A run whose last job ran alone for a few polls then idled up to that long after it
 ended (measured on the test cluster: 9-17 s with the interval starting at 2 s), and after a job that failed or was
-cancelled the plugin does not go back to its initial interval (it does only after a success). Installed by
-xmen.slurm (main Snakemake process, slurm executor), :func:`install` brings the interval back to the initial one
-whenever a job ended, and keeps it never longer than
-``--seconds-between-status-checks`` (Snakemake's default 10 s; the shipped ``slurm`` profile says 2 s: one sacct
-call every 2 s for the whole run, however many jobs it has). While no job of the run is in SLURM (after the last
-one ended) the loop sleeps only :data:`IDLE_INTERVAL`: Snakemake's exit waits for that sleep, and such a poll asks
-SLURM nothing.
+cancelled the plugin does not go back to its initial interval (it does only after a success). The patch "check job
+status at least every --seconds-between-status-checks" (xmen.host.patches; main Snakemake process, acting when the
+slurm executor runs), :func:`install`, brings the interval back to the initial one whenever a job ended, and keeps
+it never longer than ``--seconds-between-status-checks`` (Snakemake's default 10 s; the shipped ``slurm`` profile
+says 2 s: one sacct call every 2 s for the whole run, however many jobs it has). While no job of the run is in
+SLURM (after the last one ended) the loop sleeps only :data:`IDLE_INTERVAL`: Snakemake's exit waits for that sleep,
+and such a poll asks SLURM nothing.
 
-Light: the plugin is patched only when Snakemake has already imported it (it imports every installed executor
-plugin before it reads the Snakefile).
+Light: nothing here imports the plugin; :func:`install` patches the plugin module it is given, or the one Snakemake
+has already imported (it imports every installed executor plugin before it reads the Snakefile).
 """
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ def capping(check: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
     return check_active_jobs
 
 
-def install() -> bool:
-    """Cap the imported slurm plugin's poll interval; True when it is patched (now or before)."""
-    plugin = sys.modules.get(PLUGIN)
+def install(plugin: Any = None) -> bool:
+    """Cap the slurm plugin's poll interval (``plugin``, else the imported one); True when it is patched (now or
+    before), False when there is no such plugin or executor."""
+    plugin = plugin if plugin is not None else sys.modules.get(PLUGIN)
     executor = getattr(plugin, "Executor", None)
     if executor is None or not hasattr(executor, "check_active_jobs"):
         return False

@@ -15,7 +15,9 @@ recorded before Snakemake hears of a job's end.
   each one's state, exit code, node, partition, elapsed time and MaxRSS; xmen.slurm.sacct.apply_verdict records
   them in the experiment's ``_slurm`` list and turns SLURM's state into xmen's status.
 
-Nothing here imports the plugin: xmen.host.plugin installs these wrappers on the plugin it checked.
+Two patches of xmen.host.patches: "report cancelled and preempted jobs as ended, follow adopted jobs"
+(:func:`report_states`) and "record SLURM's verdict before Snakemake hears of a job's end" (:func:`record_verdicts`).
+Nothing here imports the plugin: xmen.host.plugin has them installed on the plugin it checked.
 """
 from __future__ import annotations
 
@@ -98,6 +100,22 @@ def _normalising(query: Any) -> Any:
     return query_job_status
 
 
+def report_states(plugin: Any) -> bool:
+    """Patch "report cancelled and preempted jobs as ended, follow adopted jobs": the plugin module's
+    ``query_job_status`` (the plugin calls it by its module-level name). Idempotent; True."""
+    plugin.query_job_status = _normalising(plugin.query_job_status)
+    return True
+
+
+def record_verdicts(executor_class: Any) -> bool:
+    """Patch "record SLURM's verdict before Snakemake hears of a job's end": the executor class's
+    ``report_job_success``, ``report_job_error`` and ``check_active_jobs``. Idempotent; True."""
+    for name in ("report_job_success", "report_job_error"):
+        setattr(executor_class, name, _reporting(getattr(executor_class, name)))
+    executor_class.check_active_jobs = _checking(executor_class.check_active_jobs)
+    return True
+
+
 def _record_safely(executor: Any, job_infos: list[Any]) -> None:
     try:
         record_job_ends(job_infos)
@@ -113,8 +131,8 @@ def _checking(check: Any) -> Any:
 
     The verdicts are written before this status check returns, so before Snakemake, told of the ends, can exit.
     The plugin's reports of those ends reach Snakemake only after that (:func:`_reporting` holds them back): a failed
-    job's retry decision (Snakemake asks ``restart_times`` as soon as it hears of the failure; xmen.retry) reads
-    SLURM's verdict. (When the next check comes is xmen.slurm_poll's decision.)
+    job's retry decision (Snakemake asks ``restart_times`` as soon as it hears of the failure; xmen.store.retry) reads
+    SLURM's verdict. (When the next check comes is xmen.host.poll's decision.)
     """
     if getattr(check, _MARK, False):
         return check

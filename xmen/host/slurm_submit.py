@@ -6,8 +6,13 @@ When the plugin submits an experiment's job, its experiments are marked queued (
 refused reports an error without calling sbatch, and ``run_job`` of an adopted experiment reports its existing job
 to the plugin instead of submitting it again (its status loop then follows that job).
 
-Nothing here imports Snakemake or the plugin at import time: :func:`install` patches the executor class it is
-given (xmen.host.plugin decides when, and checks the plugin's version first).
+A job of xmen's rule runs its experiment as a direct job step (xmen.run.rule_job) instead of Snakemake's own.
+
+Four patches of xmen.host.patches: "mark submitted experiments queued, record rejected submissions"
+(:func:`report_submissions`), "follow adopted jobs and refuse what the preflight refused instead of submitting them"
+(:func:`submit_or_follow`), "keep empty SLURM log folders" (:func:`keep_log_folders`) and "run xmen's experiments
+as a direct job step" (:func:`run_direct_job_steps`). Nothing here imports Snakemake or the plugin at import time:
+each patches the executor class it is given (xmen.host.plugin checks the plugin and decides when).
 """
 from __future__ import annotations
 
@@ -110,38 +115,80 @@ def on_rejected(job: Any, message: str) -> None:
             _warn(f"cannot record the rejected submission in {exp_dir}: {exc}")
 
 
+#: The submission methods the hooks wrap (the plugin 2.8's).
+SUBMITTED = "_report_job_submission_threadsafe"
+ERRORED = "_report_job_error_threadsafe"
+
+
 def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
-    """Wrap the SLURM executor's submission report, error report and ``run_job`` (once per class).
+    """Wrap the SLURM executor's submission report, error report and ``run_job`` (once per class): the patches
+    :func:`report_submissions`, :func:`submit_or_follow` and, with the plugin's ``module``, :func:`keep_log_folders`.
 
     The plugin (2.8) learns a job's id in ``run_job`` (a worker thread) and passes it to
     ``_report_job_submission_threadsafe(SubmittedJobInfo)``; a rejected ``sbatch`` goes to
-    ``_report_job_error_threadsafe(SubmittedJobInfo, msg)``. ``run_job`` of an experiment :func:`preflight` refused
-    reports an error without calling sbatch; ``run_job`` of an adopted experiment (:func:`adopt`) reports the
-    submission of its existing job without calling sbatch (and array submissions leave both out). False when the
-    class does not have these methods (another plugin version): nothing is patched then.
-
-    With the plugin's ``module``, its ``clean_old_logs`` (at the end of every run) keeps empty log folders: the
-    plugin deletes them, among them the folder of a job still pending from a run that was killed, whose job then
-    fails at its start, unable to open its log (measured: State FAILED, Elapsed 0).
+    ``_report_job_error_threadsafe(SubmittedJobInfo, msg)``. False when the class does not have these methods
+    (another plugin version): nothing is patched then (xmen.host.patches checks the plugin first, and refuses).
     """
     HOOKS.workdir = workdir
-    names = ("_report_job_submission_threadsafe", "_report_job_error_threadsafe", "run_job")
-    if getattr(executor_class, "_xmen_hooked", False):
-        return True
-    if not all(callable(getattr(executor_class, n, None)) for n in names):
+    if not all(callable(getattr(executor_class, n, None)) for n in (SUBMITTED, ERRORED, "run_job")):
         return False
-    submitted, errored, run_job = (getattr(executor_class, n) for n in names)
+    submit_or_follow(executor_class, module)
+    report_submissions(executor_class)
+    if module is not None:
+        keep_log_folders(executor_class, module)
+    return True
 
-    def report_submission(self: Any, job_info: Any) -> Any:
-        try:
-            on_submitted(job_info.job, getattr(job_info, "external_jobid", None), str(getattr(self, "run_uuid", "")))
-        except Exception as exc:  # noqa: BLE001
-            _warn(f"cannot record a submission: {exc}")
-        return submitted(self, job_info)
 
-    def report_error(self: Any, job_info: Any, msg: str) -> Any:
-        on_rejected(job_info.job, str(msg))
-        return errored(self, job_info, msg)
+def _hooked(method: Any) -> Any:
+    """``method`` marked as one of these hooks, so that installing it twice wraps nothing twice."""
+    setattr(method, _MARK, True)
+    return method
+
+
+def _unhooked(method: Any) -> Any:
+    """The plugin's own method under the hooks installed on it."""
+    while getattr(method, _MARK, False) and hasattr(method, "__wrapped__"):
+        method = method.__wrapped__
+    return method
+
+
+def report_submissions(executor_class: Any) -> bool:
+    """Patch "mark submitted experiments queued, record rejected submissions": the executor's submission report
+    marks the job's experiments queued (xmen.store.markers), its error report (a rejected ``sbatch``) records the
+    rejection in their params.yml. Idempotent; True."""
+    submitted, errored = getattr(executor_class, SUBMITTED), getattr(executor_class, ERRORED)
+    if not getattr(submitted, _MARK, False):
+
+        @functools.wraps(submitted)
+        def report_submission(self: Any, job_info: Any) -> Any:
+            try:
+                on_submitted(job_info.job, getattr(job_info, "external_jobid", None),
+                             str(getattr(self, "run_uuid", "")))
+            except Exception as exc:  # noqa: BLE001
+                _warn(f"cannot record a submission: {exc}")
+            return submitted(self, job_info)
+
+        setattr(executor_class, SUBMITTED, _hooked(report_submission))
+    if not getattr(errored, _MARK, False):
+
+        @functools.wraps(errored)
+        def report_error(self: Any, job_info: Any, msg: str) -> Any:
+            on_rejected(job_info.job, str(msg))
+            return errored(self, job_info, msg)
+
+        setattr(executor_class, ERRORED, _hooked(report_error))
+    return True
+
+
+def submit_or_follow(executor_class: Any, module: Any = None) -> bool:
+    """Patch "follow adopted jobs and refuse what the preflight refused instead of submitting them": ``run_job`` (and
+    ``run_array_jobs``, which leaves such jobs out) of an experiment :func:`refuse` refused reports an error without
+    calling sbatch; of an adopted experiment (:func:`adopt`) it reports the submission of its existing job without
+    calling sbatch. Both reports are the plugin's own (no queued marker, no rejection recorded again). With the
+    plugin's ``module``, an adopted job's log is where the plugin puts its own. Idempotent; True."""
+    run_job = executor_class.run_job
+    if getattr(run_job, _MARK, False):
+        return True
 
     def refuse_job(self: Any, job: Any) -> bool:
         """Report a job preflight refused as failed (never submitted); False for the others."""
@@ -150,7 +197,8 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
             return False
         from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-        errored(self, SubmittedJobInfo(job), f"not submitted: {REJECTED}: {refused[0]}")
+        _unhooked(getattr(executor_class, ERRORED))(self, SubmittedJobInfo(job),
+                                                    f"not submitted: {REJECTED}: {refused[0]}")
         return True
 
     def adopt_job(self: Any, job: Any) -> bool:
@@ -165,9 +213,11 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
         log = _old_log(self, job, job_id, module)
         self.logger.info(f"xmen: job {getattr(job, 'jobid', '?')} adopts SLURM job {job_id} of an earlier run "
                          f"(not submitted again; log: {log})")
-        submitted(self, SubmittedJobInfo(job, external_jobid=job_id, aux={"slurm_logfile": log}))
+        _unhooked(getattr(executor_class, SUBMITTED))(
+            self, SubmittedJobInfo(job, external_jobid=job_id, aux={"slurm_logfile": log}))
         return True
 
+    @functools.wraps(run_job)
     def refusing_run_job(self: Any, job: Any) -> Any:
         if not adopt_job(self, job) and not refuse_job(self, job):
             return run_job(self, job)
@@ -176,28 +226,37 @@ def install(executor_class: Any, workdir: str, module: Any = None) -> bool:
     run_array_jobs = getattr(executor_class, "run_array_jobs", None)
     if callable(run_array_jobs):
 
+        @functools.wraps(run_array_jobs)
         def refusing_run_array_jobs(self: Any, jobs: list[Any]) -> Any:
             kept = [job for job in jobs if not adopt_job(self, job) and not refuse_job(self, job)]
             return run_array_jobs(self, kept) if kept else None
 
-        executor_class.run_array_jobs = refusing_run_array_jobs
+        executor_class.run_array_jobs = _hooked(refusing_run_array_jobs)
+    executor_class.run_job = _hooked(refusing_run_job)
+    return True
 
+
+def keep_log_folders(executor_class: Any, module: Any) -> bool:
+    """Patch "keep empty SLURM log folders": the plugin's ``clean_old_logs`` (at the end of every run) keeps empty
+    log folders. The plugin deletes them, among them the folder of a job still pending from a run that was killed,
+    whose job then fails at its start, unable to open its log (measured: State FAILED, Elapsed 0). True when
+    patched (now or before); False when the plugin has no such methods."""
     cleaner = getattr(executor_class, "clean_old_logs", None)
-    if module is not None and callable(getattr(module, "delete_empty_dirs", None)) and callable(cleaner):
+    if not callable(getattr(module, "delete_empty_dirs", None)) or not callable(cleaner):
+        return False
+    if getattr(cleaner, _MARK, False):
+        return True
 
-        def clean_old_logs(self: Any) -> Any:
-            deleter = module.delete_empty_dirs
-            module.delete_empty_dirs = lambda path: None
-            try:
-                return cleaner(self)
-            finally:
-                module.delete_empty_dirs = deleter
+    @functools.wraps(cleaner)
+    def clean_old_logs(self: Any) -> Any:
+        deleter = module.delete_empty_dirs
+        module.delete_empty_dirs = lambda path: None
+        try:
+            return cleaner(self)
+        finally:
+            module.delete_empty_dirs = deleter
 
-        executor_class.clean_old_logs = clean_old_logs
-    executor_class._report_job_submission_threadsafe = report_submission
-    executor_class._report_job_error_threadsafe = report_error
-    executor_class.run_job = refusing_run_job
-    executor_class._xmen_hooked = True
+    executor_class.clean_old_logs = _hooked(clean_old_logs)
     return True
 
 
@@ -229,6 +288,13 @@ def refuse(grouped: Mapping[str, list[str]], workdir: str, dry_run: bool) -> Non
                 record_rejected(exp_dir, problem)
             except Exception as exc:  # noqa: BLE001
                 _warn(f"cannot record the rejection in {exp_dir}: {exc}")
+
+
+def run_direct_job_steps(executor_class: Any) -> bool:
+    """Patch "run xmen's experiments as a direct job step": the executor's ``format_job_exec`` (:func:`_direct_jobs`).
+    Idempotent; True."""
+    executor_class.format_job_exec = _direct_jobs(executor_class.format_job_exec)
+    return True
 
 
 def _direct_jobs(format_job_exec: Any) -> Any:

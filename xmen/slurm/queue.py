@@ -10,13 +10,20 @@ SLURM, one ``squeue`` call for all the markers they found (:class:`QueueView`):
   second submission, also after the submitting Snakemake was killed), ``xmen list`` shows the job id and SLURM's
   pending reason. A Snakemake running the workflow with the slurm executor adopts it instead (planner verdict
   "adopts SLURM job N"): the hooked ``run_job`` reports the existing job id to the plugin without calling sbatch,
-  and the plugin's status loop follows that job. So does it for a ``running`` experiment whose job
-  (``_run.slurm_job_id``) is still alive;
+  and the plugin's status loop follows that job (xmen.host.slurm_status asks sacct about it by id: its job name is
+  the old run's). So does it for a ``running`` experiment whose job (``_run.slurm_job_id``) is still alive;
 - the job is gone and the experiment never started: the marker is only history (``xmen list`` says so, with the
   job's end state per ``sacct``); the planner treats the experiment as what its status says. A job id squeue shows
   is only the marker's job when it is the same job (:func:`same_job`: the job name the marker recorded, the run
   uuid the plugin names jobs by, or else a submit time not after the marker's): a cluster that reused the id for
   another job never holds the experiment back.
+
+A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (``_status: error``, ``_error:
+submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
+partition, more memory or CPUs than any node of the partition has, a runtime above its time limit, a GRES no node
+has) is found before anything is submitted, from one ``sinfo`` call (xmen.slurm.partitions.preflight); such
+experiments are recorded the same way and not submitted, while the others run (also the others of a pack:
+xmen.host.jobs.install_refused_alone).
 
 Nothing here imports Snakemake or the plugin.
 """

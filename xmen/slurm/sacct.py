@@ -1,12 +1,15 @@
-"""SLURM's verdict on an experiment's job, from ``sacct``: xmen's one sacct reader.
+"""SLURM's verdict on an experiment's job, from sacct: its state, exit code, node, partition, elapsed time and MaxRSS.
 
-When a job ends, one ``sacct`` call (:func:`query`) gives its state, exit code, node, partition, elapsed time and
-MaxRSS (its largest step's: the experiment runs in a step of its own). :func:`apply_verdict` appends that record to
-the experiment's ``_slurm`` list and turns SLURM's state into xmen's status (:data:`VERDICTS`): SLURM knows a
-cancellation or a lack of memory, the runner inside the job only sees a signal. The runner and a python experiment
-keep that verdict (xmen.store.status.settle). The hooks that call this when the plugin reports a job's end are
-xmen.host.slurm_status; :func:`normalise_state` is the state word they report (``CANCELLED by 0`` is
-``CANCELLED``).
+- :func:`normalise_state`: sacct reports a cancelled job as ``CANCELLED by <uid>``; the first word is the state
+  (the SLURM plugin 2.8.0 compares with ``"CANCELLED"`` exactly: xmen.host.slurm_status wraps its status query
+  with :func:`normalise_statuses`).
+- :func:`query` asks sacct once about the jobs given; :func:`job_record` makes one job's record of it, and
+  :func:`apply_verdict` appends it to the experiment's ``_slurm`` list and turns SLURM's state into xmen's status
+  (:data:`VERDICTS`): SLURM knows a cancellation or a lack of memory, the runner inside the job only sees a signal.
+  The runner and a python experiment keep that verdict (xmen.store.status.settle).
+
+The hooks that record those verdicts when the SLURM plugin reports a job's end, in the main Snakemake process, are
+xmen.host.slurm_status's. Nothing here imports Snakemake or the plugin.
 """
 from __future__ import annotations
 
