@@ -167,7 +167,8 @@ def test_only_the_layout_module_defines_state_file_names():
         if module == LAYOUT:
             continue
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
             for target in targets:
                 if isinstance(target, ast.Name) and target.id.endswith(("_FILE", "_DIR", "_LOG")):
                     defined.append(f"{module}: {target.id}")
@@ -206,7 +207,8 @@ HEAVY = ("pandas", "snakemake", "click", "numpy", "matplotlib", "snakemake_execu
 @pytest.mark.parametrize("statement", sorted(NOT_LOADED))
 def test_entry_points_stay_light(statement):
     code = f"{statement}; import sys; print(' '.join(sorted(sys.modules)))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(proc.stdout.split())
     assert sorted(m for m in loaded if m.split(".")[0] in HEAVY) == []
     assert sorted(NOT_LOADED[statement] & loaded) == []
 

@@ -1,7 +1,8 @@
-"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs ``python -m xmen.job PARAMS SCRIPT``.
+"""The old path of :mod:`xmen.run.runner`, kept for the job runner: every generated run.sh runs
+``python -m xmen.job PARAMS SCRIPT``.
 
-A module of its own (not an alias of xmen.run.runner), so that ``python -m xmen.job`` works in every process, also
-one that imported it already."""
+A module of its own (not an alias of xmen.run.runner), so that ``python -m xmen.job`` works in every process,
+also one that imported it already."""
 import sys
 
 from xmen.run.runner import main

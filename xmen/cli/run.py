@@ -212,7 +212,8 @@ def _print_plan(pending) -> None:
 
 
 @click.command("demo", context_settings=CONTEXT)
-@click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where to build the demo (default: a temp folder).")
+@click.option("--dir", "folder", type=click.Path(file_okay=False),
+              help="Where to build the demo (default: a temp folder).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Experiments at once.")
 def demo_command(folder, jobs) -> None:
     """Run the tutorial end to end: define, register a sweep, run it with Snakemake, list the results."""

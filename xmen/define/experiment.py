@@ -63,7 +63,8 @@ from xmen.errors import ExperimentError, UsageError, XmenError
 from xmen.store.history import HistoryWriter
 from xmen.define.argv import class_parser, debug_folder, experiment_parser, parse_update
 from xmen.define.process import SIGNAL_STATUS, Interrupted, SignalTrap, tee_output
-from xmen.define.parameters import ClassTable, Param, class_table, coerce_value, merge_tables, to_yaml_safe, with_block, yaml_comment
+from xmen.define.parameters import (ClassTable, Param, class_table, coerce_value, merge_tables, to_yaml_safe, with_block,
+                                    yaml_comment)
 from xmen.store.provenance import get_git, get_meta, get_version, now_time
 from xmen.store.layout import DEFAULTS_FILE, OUT_FILE, PARAMS_FILE, SCRIPT_FILE
 

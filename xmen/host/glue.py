@@ -256,7 +256,8 @@ class XmenWorkflow:
 
     def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
         """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
-        hand them to the hooked plugin (xmen.slurm.queue.adopt), which follows those jobs instead of submitting."""
+        hand them to the hooked plugin (xmen.host.slurm_submit.adopt), which follows those jobs instead of
+        submitting."""
         adopted = {v.path: v.job_id for v in verdicts if v.job_id and v.action == planner.RUN}
         if not adopted:
             return
@@ -268,7 +269,8 @@ class XmenWorkflow:
 
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
-        and in a real run those experiments recorded as error and refused by the hooked plugin (xmen.slurm.queue)."""
+        and in a real run those experiments recorded as error and refused by the hooked plugin
+        (xmen.host.slurm_submit)."""
         plugin = getattr(self.workflow, "executor_plugin", None)
         if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
             return
@@ -280,7 +282,7 @@ class XmenWorkflow:
             slurm_submit.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
 
     def refused(self, wildcards: Any) -> bool:
-        """Whether the SLURM preflight of this run refused the experiment (xmen.slurm.queue.refuse)."""
+        """Whether the SLURM preflight of this run refused the experiment (xmen.host.slurm_submit.refuse)."""
         if not slurm_submit.HOOKS.refused:
             return False
         exp = getattr(wildcards, "exp", None)
