@@ -5,19 +5,19 @@ from pathlib import Path
 
 from xmen.sets.finding import LinkedNames, select_sets, sets_below, sets_selected
 
-from test_listing import make_set
+from cli_helpers import write_set
 
 
 def test_sets_below_and_sets_selected_differ_only_where_they_should(tmp_path: Path) -> None:
-    a = make_set(tmp_path, 2, name="set_a")
-    nested = make_set(a, 1, name="nested")  # a folder of set_a that is a set itself
-    b = make_set(tmp_path / "project" / "deep", 1, name="set_b")
+    a = write_set(tmp_path, 2, name="set_a")
+    nested = write_set(a, 1, name="nested")  # a folder of set_a that is a set itself
+    b = write_set(tmp_path / "project" / "deep", 1, name="set_b")
     venv = tmp_path / "env"
     (venv / "lib").mkdir(parents=True)
     (venv / "pyvenv.cfg").write_text("home = /usr\n")
-    in_venv = make_set(venv / "lib", 1, name="set_v")
-    make_set(a / "profiles", 1, name="set_p")  # a set's profiles folder
-    make_set(tmp_path / ".hidden", 1, name="set_h")
+    in_venv = write_set(venv / "lib", 1, name="set_v")
+    write_set(a / "profiles", 1, name="set_p")  # a set's profiles folder
+    write_set(tmp_path / ".hidden", 1, name="set_h")
 
     assert sorted(sets_below(tmp_path)) == sorted([a, nested, b, in_venv])  # acts on every set a user can cd into
     assert sets_selected(cwd=tmp_path) == sorted([a, a / "profiles" / "set_p", nested, b])  # what xmen list shows
@@ -27,7 +27,7 @@ def test_sets_below_and_sets_selected_differ_only_where_they_should(tmp_path: Pa
 
 
 def test_select_sets_opens_each_set_once_with_the_callers_opener(tmp_path: Path) -> None:
-    root = make_set(tmp_path, 3)
+    root = write_set(tmp_path, 3)
     opened: list[str] = []
 
     def opener(folder: str) -> LinkedNames:
@@ -42,8 +42,8 @@ def test_select_sets_opens_each_set_once_with_the_callers_opener(tmp_path: Path)
 
 
 def test_a_set_whose_experiment_yml_cannot_be_read_is_found_but_not_entered(tmp_path: Path) -> None:
-    root = make_set(tmp_path, 1)
-    inner = make_set(root, 1, name="inner")
+    root = write_set(tmp_path, 1)
+    inner = write_set(root, 1, name="inner")
     (root / "experiment.yml").write_text("")
     assert "expected a YAML mapping" in (LinkedNames(str(root)).problem or "")
     assert sets_selected(cwd=tmp_path) == [root]

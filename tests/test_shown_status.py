@@ -24,7 +24,8 @@ from xmen.store import files, markers
 from xmen.store import status as st
 from xmen.store.shown import shown_status
 
-from test_listing import make_set, settled  # noqa: F401 - fixture
+from cli_helpers import write_set
+from test_listing import settled  # noqa: F401 - fixture
 
 FAKE_SQUEUE = """#!{python}
 import json, os, sys
@@ -94,7 +95,7 @@ STATUSES = {0: "registered", 1: "error", 2: "registered", 3: "registered", 4: "c
 @pytest.fixture
 def queued_set(tmp_path, fake, settled) -> Path:
     """Eight experiments with a queued marker each (job 100+i, named ``job-i``); i=4's last run was that job."""
-    root = make_set(tmp_path, 8, status=STATUSES.__getitem__)
+    root = write_set(tmp_path, 8, status=STATUSES.__getitem__)
     for i in range(8):
         markers.mark(root / f"i={i}", str(100 + i), f"job-{i}")
     files.update_yaml(root / "i=4" / "params.yml", lambda d: d.update(_run={"slurm_job_id": "104"}))
