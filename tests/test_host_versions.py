@@ -4,6 +4,7 @@ names the found and the supported versions, before any patch is applied. A run t
 depend on its version."""
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
@@ -43,13 +44,19 @@ def _plugin_now() -> dict[str, object]:
     return found
 
 
+def _xmens(function: object) -> bool:
+    return bool(getattr(function, "_xmen_slurm", False) or getattr(function, "_xmen_capped_interval", False))
+
+
 @pytest.fixture
 def restored_plugin(monkeypatch):
-    """Whatever a test patches on the real plugin is undone after it."""
+    """The real plugin as it comes (without what an earlier test in this process patched), and whatever a test
+    patches on it undone after it."""
     for path in PATCHED:
         owner_path, _, name = path.rpartition(".")
         owner = slurm_plugin.Executor if owner_path else slurm_plugin
-        monkeypatch.setattr(owner, name, getattr(owner, name))
+        own = inspect.unwrap(getattr(owner, name), stop=lambda function: not _xmens(function))
+        monkeypatch.setattr(owner, name, own)
     return monkeypatch
 
 

@@ -3,9 +3,9 @@
 against the versions xmen supports (xmen.host.versions) before any is applied.
 
 Which executor runs is known only when Snakemake first evaluates the rules' input (:func:`prepare`, through
-xmen.host.snakemake_run): a run with the slurm executor is patched there, or refused when the plugin does not fit;
-so is a dry run for it (refused, or nothing patched: it submits nothing); any other run or command does not
-depend on the plugin's version. A patch Snakemake takes when it makes its executor, which in a run given explicit
+xmen.host.snakemake_run). A run with the slurm executor is patched there, or refused when the plugin does not fit;
+a dry run for it is only checked (refused, or left unpatched: it submits nothing); any other run or command does
+not depend on the plugin's version. A patch Snakemake takes when it makes its executor, which in a run given explicit
 targets comes first ("keep empty SLURM log folders": the executor registers its ``clean_old_logs`` with
 ``atexit``), is applied while Snakemake parses the Snakefile, when the plugin fits (:func:`install_if_fits`); it
 acts only when the slurm executor runs.
