@@ -14,7 +14,7 @@ from xmen.run import planner, rule_job
 from xmen.host import glue as snakemake_glue
 from xmen.errors import UsageError
 from xmen.sets.expset import ExperimentSet
-from xmen.store import attempts
+from xmen.store import attempts, setfile
 from xmen.store import logs
 
 from cli_helpers import make_set
@@ -122,7 +122,7 @@ def test_changed_params_and_code_are_flagged_not_rerun(new_set):
     train = new_set("train")
     train.register("{k: 1 | 2}")
     train.register({"k": 3}, name="eval", requires=["k=1"])
-    code = planner.code_record(planner.load_set(str(train.root)))
+    code = setfile.code_record(setfile.load_set(str(train.root)))
     for name, stamp in (("k=1", 100), ("k=2", 100), ("eval", 200)):
         finish(train, name, stamp, code={"files": code})
     os.utime(train.root / "script.sh", (50, 50))
@@ -223,7 +223,7 @@ def test_a_run_records_the_code_it_ran_now(new_set, tmp_path):
     run = params["_run"]
     assert run["code"]["commit"] == head and params["_version"]["git"]["commit"] == head
     assert run["code"]["dirty"] is True and len(run["code"]["diff_hash"]) == 16  # the uncommitted script
-    assert run["code"]["files"] == {"script.sh": planner.file_hash(str(train.root / "script.sh"))}
+    assert run["code"]["files"] == {"script.sh": setfile.file_hash(str(train.root / "script.sh"))}
     assert run["slurm_job_id"] == "42" and run["slurm_node"] == "node7" and run["status"] == "finished"
     assert run["params_hash"] == planner.params_hash(params) and run["params"] == {"k": 1}
     assert run["code"]["python"] == f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"

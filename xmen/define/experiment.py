@@ -34,11 +34,9 @@ Also runnable as ``python -m xmen.experiment SCRIPT.py:ClassName [flags]`` for c
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import copy
 import functools
-import importlib.util
 import inspect
 import os
 import shlex
@@ -46,12 +44,10 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Callable, Iterator, Mapping, TextIO
+from typing import Any, Callable, Iterator, Mapping
 
 from xmen.store import files
 from xmen.store.lifecycle import Lifecycle

@@ -44,13 +44,10 @@ from xmen.slurm import partitions
 from xmen.store.files import read_yaml_settled, update_yaml
 from xmen.store.layout import DONE_FILE, RUN_LOG
 from xmen.store import logs, retry
-from xmen.store import status as st
 from xmen.sets.run_options import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 from xmen.store.locks import done_token
 from xmen.store import layout
 
-DONE = DONE_FILE
-LOG = RUN_LOG
 #: ``--config xmen_slurm_step=snakemake``: every SLURM job runs the plugin's own job step (see xmen.rule_job).
 SLURM_STEP_CONFIG = "xmen_slurm_step"
 _SPECIAL_NAMES = frozenset(["", ".", ".."])
@@ -249,7 +246,7 @@ class XmenWorkflow:
                 if self.set_files:
                     return self.set_files[:1]
                 return [os.path.relpath(str(self.workflow.main_snakefile), self.cwd)]  # a workflow without sets
-            return [os.path.join(self.rel(p), DONE) for p in paths]
+            return [os.path.join(self.rel(p), DONE_FILE) for p in paths]
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
         return targets
@@ -303,7 +300,7 @@ class XmenWorkflow:
             self.dag_started()
             path = os.path.normpath(os.path.join(self.cwd, wildcards.exp))
             self.options(wildcards.exp)
-            return [os.path.join(self.rel(r), DONE) for _, r in self.planner.requirements(path) if r]
+            return [os.path.join(self.rel(r), DONE_FILE) for _, r in self.planner.requirements(path) if r]
 
         # Snakemake inspects an input function's signature for every job unless it carries its parameters in this
         # attribute (snakemake.common's overwrite_function_params): give it the real ones once.
@@ -425,7 +422,7 @@ class XmenWorkflow:
         try:
             shell(command.replace("{", "{{").replace("}", "}}"))
         except subprocess.CalledProcessError as error:
-            raise WorkflowError(rule_job.failure(exp, error.returncode) + self.failed_log(os.path.join(exp, LOG))
+            raise WorkflowError(rule_job.failure(exp, error.returncode) + self.failed_log(os.path.join(exp, RUN_LOG))
                                 ) from None
         rule_job.write_missing_status(exp)  # the rule's output, {exp}/xmen.done
 
@@ -440,7 +437,7 @@ class XmenWorkflow:
             decision = retry.decide(options, _read_params(os.path.join(exp, "params.yml")), attempt - 1)
             if not decision.retry:
                 refused = (f"{exp}: not run again, attempt {attempt - 1} ended by {decision.cause}: {decision.why} "
-                           f"(see its params.yml _error and {os.path.join(exp, LOG)})")
+                           f"(see its params.yml _error and {os.path.join(exp, RUN_LOG)})")
         return refused
 
     def slurm_job(self, job: Any, executor: Any) -> list[rule_job.JobSpec] | None:

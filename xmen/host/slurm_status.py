@@ -31,7 +31,6 @@ from xmen.host import slurm_submit
 from xmen.slurm.queue import job_states
 from xmen.slurm.sacct import apply_verdict, job_record, normalise_statuses, query
 from xmen.store import files
-from xmen.store.layout import PARAMS_FILE
 
 
 #: The rule and wildcard of the Snakefile that runs experiments (rules/xmen_rule.smk).

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from xmen.store import files, status
+from xmen.store import files
 from xmen.errors import StateFileError, XmenError
-from xmen.sets.expset import PARAMS_FILE, RUN_FILE, SET_FILE, ExperimentSet
+from xmen.sets.expset import RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.finding import sets_below

@@ -43,8 +43,7 @@ from xmen.store import status as st
 from xmen.store.locks import done_token
 from xmen.store.shown import shown_status
 from xmen.store.layout import PARAMS_FILE
-from xmen.store.setfile import (Requirements, SetInfo, code_record, file_hash, is_glob, load_set, mtime_ns,
-                                 params_hash, public_params, read_mapping, set_paths)
+from xmen.store.setfile import Requirements, code_record, mtime_ns, params_hash, public_params, read_mapping
 
 
 RUN = "run"  #: needs a run

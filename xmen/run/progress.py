@@ -26,7 +26,6 @@ from xmen.store import files
 from xmen.store import status as st
 from xmen.errors import StateFileError
 from xmen.sets.expset import PARAMS_FILE
-from xmen.store.layout import LAST_RUN_LOG, RUN_LOG
 from xmen.store.shown import shown_status
 
 #: Seconds between refreshes of the line on a terminal, and the least time between lines otherwise.

@@ -22,8 +22,8 @@ from xmen.store import files, ownership, statecheck, status
 from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
-from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE, SET_COMMENTS, SET_FILE,
-                               SET_RUN_LOCK, XMEN_DIR)
+from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILE_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE,
+                               SET_COMMENTS, SET_FILE, SET_RUN_LOCK)
 from xmen.store.shown import shown_status
 from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
@@ -183,8 +183,8 @@ class ExperimentSet:
                 if target.exists():
                     if entry == PROFILES_DIR and target.is_dir():
                         # Keep the user's other profiles; only ours is placed, never over one of theirs.
-                        ours = staging / ownership.PROFILE_FILE
-                        profile = root_path / ownership.PROFILE_FILE
+                        ours = staging / PROFILE_FILE
+                        profile = root_path / PROFILE_FILE
                         if profile.exists() or profile.is_symlink():
                             if profile.read_bytes() != ours.read_bytes():
                                 raise SetExistsError(f"{profile} exists; refusing to overwrite it")
@@ -192,7 +192,7 @@ class ExperimentSet:
                         profile.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(ours, profile)
                         moved.append(profile)
-                        created.append(ownership.PROFILE_FILE)
+                        created.append(PROFILE_FILE)
                         continue
                     raise SetExistsError(f"{target} exists; refusing to overwrite it")
                 os.replace(staging / entry, target)
@@ -532,12 +532,12 @@ class ExperimentSet:
             if name in owned_set:
                 continue
             if name == PROFILES_DIR:  # init places its profile even beside the user's own (checked before)
-                ours = (record is None or any(c in (PROFILES_DIR, ownership.PROFILE_FILE) for c in record["created"]))
+                ours = (record is None or any(c in (PROFILES_DIR, PROFILE_FILE) for c in record["created"]))
                 folder = self.root / PROFILES_DIR
-                profile = self.root / ownership.PROFILE_FILE
+                profile = self.root / PROFILE_FILE
                 ours = ours and not folder.is_symlink() and profile.is_file() and not profile.is_symlink()
                 if ours:
-                    plan.files.append(ownership.PROFILE_FILE)
+                    plan.files.append(PROFILE_FILE)
                 ignored = {profile, profile.parent} if ours else set()
                 if folder.is_symlink() or not folder.is_dir() or any(p not in ignored for p in folder.rglob("*")):
                     plan.kept.append(PROFILES_DIR)  # the user's other profiles
@@ -563,7 +563,7 @@ class ExperimentSet:
             last = [SET_FILE]
             for name in [f for f in plan.files if f not in last] + [f for f in last if f in plan.files]:
                 path = self.root / name
-                if name == ownership.PROFILE_FILE:
+                if name == PROFILE_FILE:
                     path.unlink(missing_ok=True)
                     for folder in (path.parent, path.parent.parent):
                         if folder.is_dir() and not any(folder.iterdir()):

@@ -13,11 +13,7 @@ xmen.host.slurm_status's. Nothing here imports Snakemake or the plugin.
 """
 from __future__ import annotations
 
-import functools
-import os
-import shlex
 import subprocess
-import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from xmen.store import status as st

@@ -19,7 +19,7 @@ import os
 from typing import Any, Iterable
 
 from xmen.store import files
-from xmen.store.layout import DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, PROFILE_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE
+from xmen.store.layout import DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE
 
 #: Keys of experiment.yml written by ``init``: what it created, and what was in the folder before it.
 INIT_CREATED = "init_created"
