@@ -1,0 +1,84 @@
+"""A table of bad input to every verb (register has its own, longer table in test_register_bad_input.py): each row
+gets one `Error:` line naming the problem, a non-zero exit, no traceback and no change to any file under the test's
+folder. Add a row for every bad input found.
+
+The world each row runs in: a set ``set`` of a shell experiment (``a=x`` finished, ``a=y`` registered) in the
+working directory's folder ``work``, beside a folder of the user's own (``mine``) that no command may touch.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from cli_helpers import make_set
+from xmen.cli import main
+from xmen.store import files
+
+
+class Row(NamedTuple):
+    args: tuple[str, ...]
+    message: str
+    cwd: str = "work/set"  # relative to the test's folder
+
+
+def row(message: str, *args: str, cwd: str = "work/set") -> Row:
+    return Row(tuple(args), message, cwd)
+
+
+ROWS: list[Row] = [
+    # ---------------------------------------------------------------------------------------- data lost (19)
+    row("no such folder", "rm", "-y", "nope*"),
+    # ---------------------------------------------------------------------------------- never say green (19)
+    # ------------------------------------------------------------------------------------------ guards (19)
+    # ------------------------------------------------------------------------------- original xmen users (19)
+    # ------------------------------------------------------------------------------------ packs on SLURM (19)
+]
+
+
+@pytest.fixture
+def world(xmen_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's own\n")
+    (work / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (work / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    monkeypatch.chdir(work)
+    root = make_set(work, "set", "{a: x | y}")
+    files.update_yaml(root / "a=x" / "params.yml", lambda p: {**p, "_status": "finished"})
+    (root / "a=x" / "xmen.done").write_text("")
+    return tmp_path
+
+
+def snapshot(top: Path) -> dict[str, bytes]:
+    """Every file (with its bytes), folder and link under ``top``; lock files are created on first use and carry
+    no state."""
+    found: dict[str, bytes] = {}
+    for folder, dirs, names in os.walk(top):
+        for name in names + dirs:
+            path = Path(folder, name)
+            key = os.path.relpath(path, top)
+            if path.is_symlink():
+                found[key + " ->"] = os.readlink(path).encode()
+            elif name in dirs:
+                found[key + "/"] = b""
+            elif not name.endswith(".lock"):
+                found[key] = path.read_bytes()
+    return found
+
+
+@pytest.mark.parametrize("case", ROWS, ids=[" ".join(r.args)[:60] or "(none)" for r in ROWS])
+def test_bad_input(world: Path, capsys, monkeypatch: pytest.MonkeyPatch, case: Row) -> None:
+    monkeypatch.chdir(world / case.cwd)
+    before = snapshot(world)
+    code = main(list(case.args))
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code != 0, out + err
+    assert "Traceback" not in out + err
+    assert lines and lines[-1].startswith("Error: "), err
+    assert case.message in lines[-1], lines[-1]
+    assert snapshot(world) == before
