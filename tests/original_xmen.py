@@ -161,3 +161,20 @@ def original_config(module: str, sets: list[str], prompt: bool = False, header: 
         "host: dhcp45.robots.ox.ac.uk\n"
         "port: 2030\n"
     )
+
+
+def mark_finished(root: Path, names: list[str]) -> None:
+    """Record ``names`` as finished, as the original's run did (``_status: finished``; it kept no status file)."""
+    for name in names:
+        params = root / name / "params.yml"
+        params.write_text(params.read_text().replace("_status: registered", "_status: finished", 1))
+
+
+def tree_bytes(top: Path) -> dict[str, bytes]:
+    """Every file under ``top`` with its bytes (folders with b""), to show that a command wrote nothing."""
+    found: dict[str, bytes] = {}
+    for folder, dirs, names in os.walk(top):
+        for name in names + dirs:
+            path = Path(folder, name)
+            found[os.path.relpath(path, top)] = b"" if path.is_dir() else path.read_bytes()
+    return found

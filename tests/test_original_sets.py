@@ -3,6 +3,7 @@ backup, on the first write (fixtures: tests/original_xmen.py, built from the ori
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from xmen.sets.expset import ExperimentSet
 from cli_helpers import xmen
 
 sys.path.insert(0, str(Path(__file__).parent))
-from original_xmen import EXPERIMENTS, make_original_set, original_config  # noqa: E402
+from original_xmen import (EXPERIMENTS, make_original_set, mark_finished, original_config,  # noqa: E402
+                           tree_bytes)
 
 NAMES = list(EXPERIMENTS)
 
@@ -85,6 +87,37 @@ def test_relink_reset_note_unlink_clean_on_an_original_set(original, capsys):
     assert xmen(capsys, "clean", "-y")[0] == 0
     assert not (original / "a=2.0__b=cat").exists()
     assert ExperimentSet(original).experiments == NAMES[:3]
+
+
+def test_finished_original_experiments_stay_finished(original, capsys):
+    """The original kept no status file: what it recorded as finished is done for xmen run -n, xmen run and plain
+    snakemake -n alike, and a dry run writes nothing (it still plans the set as it is)."""
+    finished, pending = NAMES[:2], NAMES[2:]
+    mark_finished(original, finished)
+    before = tree_bytes(original)
+    code, out, err = xmen(capsys, "run", "-n")
+    assert code == 0, err
+    assert tree_bytes(original) == before  # no Snakefile, profiles, backup or rewritten experiment.yml
+    assert "Would relink" in err
+    planned = [line.split()[0] for line in out.splitlines()[1:] if line.strip() and "would run" not in line]
+    assert planned == pending
+    code, out, err = xmen(capsys, "run", pending[0])  # the first command that writes migrates the set
+    assert code == 0, err
+    exp_set = ExperimentSet(original)
+    for name in finished:
+        assert exp_set.status_of(name) == "finished"
+        assert not (original / name / "ran.txt").exists()  # not run again
+        assert (original / name / "xmen.done").is_file()
+    assert (original / pending[0] / "ran.txt").exists()
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=original,
+                         capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"{pending[1]}/xmen.done" in dry.stdout + dry.stderr
+    assert not any(f"{name}/xmen.done" in dry.stdout + dry.stderr for name in finished + pending[:1])
+    code, out, err = xmen(capsys, "run", "-n")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[1:] if line.strip() and "would run" not in line] == [
+        pending[1]]
 
 
 @pytest.mark.parametrize("command", [["reset", "a=1*"], ["note", "n"], ["unlink", "a=1*"], ["clean", "-y"]])

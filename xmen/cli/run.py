@@ -113,7 +113,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
     xmen run "*" docker run --rm image bash     each in a container
     """
     exp_set = ExperimentSet(root or os.getcwd())
-    _relink_moved_sets(exp_set.root, recursive=False)
+    _relink_moved_sets(exp_set.root, recursive=False, dry_run=dry_run)
     extra = ctx.meta.get("xmen_snakemake_args", [])
     if launcher and (profile or jobs or extra):
         raise UsageError("a launcher command runs run.sh itself: --profile, -j and -- args are for Snakemake")
@@ -295,12 +295,18 @@ def workflow_command() -> None:
     click.echo(str(asset("workflow", SNAKEFILE)))
 
 
-def _relink_moved_sets(top: Path, recursive: bool = True) -> None:
-    """Relink sets that were moved or cloned (their run.sh files name absolute paths)."""
+def _relink_moved_sets(top: Path, recursive: bool = True, dry_run: bool = False) -> None:
+    """Relink sets that were moved or cloned (their run.sh files name absolute paths) and migrate those the original
+    xmen wrote; a dry run only says so (it writes nothing: the planner reads such sets as they are)."""
     roots = list(sets_below(top)) if recursive else [top]
     for root in roots:
         raw = files.read_yaml(root / SET_FILE)
         recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error
-        if is_original_set(raw) or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
+        original = is_original_set(raw)
+        if original or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
+            why = "a set of the original xmen" if original else f"moved from {recorded}"
+            if dry_run:
+                click.echo(f"Would relink {root} ({why}) before running", err=True)
+                continue
             ExperimentSet(root).relink()
-            click.echo(f"Relinked {root} (moved from {recorded})", err=True)
+            click.echo(f"Relinked {root} ({why})", err=True)

@@ -9,7 +9,8 @@ The rule, for a linked experiment E:
 - E is **blocked** while a requirement is unlinked, unreadable or blocked itself (the reason names it and its
   status); a blocked experiment is never a target.
 - E **runs** when its status file ``xmen.done`` is missing (reason: new, reset, failed (status), status file
-  missing), when a requirement runs (``requirement R pending``), when a requirement finished after E did
+  missing; in a set the original xmen wrote and nobody migrated yet, one it recorded as finished is done:
+  xmen.store.legacy.finished_by_original), when a requirement runs (``requirement R pending``), when a requirement finished after E did
   (``requirement R reran``), or when the set of its requirements changed since its run (a glob such as
   ``../eval/*`` gained or lost an experiment). This is transitive, across sets.
 - E whose SLURM job is still queued (xmen.slurm.queue: its marker, and squeue asked once per plan) is **skipped**
@@ -38,7 +39,7 @@ from typing import Any, Iterable
 
 from xmen.errors import StateFileError
 from xmen.slurm.queue import QueueView, describe_adopted
-from xmen.store import files, statecheck
+from xmen.store import files, legacy, statecheck
 from xmen.store import status as st
 from xmen.store.locks import done_token
 from xmen.store.shown import shown_status
@@ -204,13 +205,16 @@ class Planner(Requirements):
         queued = self._queued(path)
         if queued is not None:
             return queued
-        if not self.reasons:
+        original = self._in_original_set(path)
+        if not self.reasons and not original:
             return self._adopted_running(path) or Verdict(path, RUN, "pending", st.UNKNOWN)
         params_file = os.path.join(path, PARAMS_FILE)
         try:  # what every command checks (an empty or hand-damaged params.yml is named, never run as "new")
             params = dict(statecheck.check_params(params_file, files.read_yaml(params_file)))
         except StateFileError as exc:
             return Verdict(path, SKIP, f"unreadable params.yml: {exc}", st.CORRUPT)
+        if original and legacy.finished_by_original(params):
+            return Verdict(path, DONE, "", st.FINISHED)  # finished means finished (migration writes its status file)
         current = shown_status(params, path).value  # the queue was asked above
         if current == st.RUNNING:
             return self._adopted_running(path, params) or Verdict(path, SKIP, "running now", current)
@@ -225,6 +229,11 @@ class Planner(Requirements):
         if waits:
             reason += f", after {waits}"
         return Verdict(path, RUN, reason, current)
+
+    def _in_original_set(self, path: str) -> bool:
+        """Whether ``path`` is linked in a set whose experiment.yml the original xmen wrote (not migrated yet)."""
+        info = self.set_info(os.path.dirname(path))
+        return info is not None and info.original
 
     def _stale(self, path: str, done: int) -> str | None:
         """Why a finished experiment no longer matches its run (requirements, parameters, code), or None."""

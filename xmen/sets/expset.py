@@ -25,13 +25,15 @@ from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError
 from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILE_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE,
                                SET_COMMENTS, SET_FILE, SET_RUN_LOCK)
 from xmen.store.shown import shown_status
-from xmen.store.legacy import backup_if_original_set, convert_set, is_original_set
+from xmen.store.attempts import done_text
+from xmen.store.legacy import (backup_if_original_set, convert_set, finished_by_original, is_original_set,
+                               keep_backup, original_class_script)
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
 from xmen.store.locks import flock_held, lock_held, release, try_lock
 from xmen.store.provenance import now_time
 from xmen.sets import register as registering
 from xmen.sets.register import MAX_EXPERIMENTS, RegisterResult
-from xmen.sets.runscript import existing_header, render_run_script
+from xmen.sets.runscript import existing_header, render_class_script, render_run_script
 
 
 def is_set(root: str | os.PathLike[str]) -> bool:
@@ -79,14 +81,32 @@ class ExperimentSet:
         except StateFileError:
             on_disk = {}
         if is_original_set(on_disk):
-            # The original xmen made the folders its experiment.yml lists: they carry our marker from now on, so
-            # clean and rm know them once the migrated file no longer says which they were.
-            for exp_name in convert_set(on_disk)["experiments"]:
-                exp_dir = self.root / exp_name
-                if exp_dir.is_dir() and not exp_dir.is_symlink() and not ownership.is_marked_experiment(exp_dir):
-                    ownership.mark_experiment(exp_dir)
+            self._migrate_original(on_disk, data)
         backup_if_original_set(self.set_file)
         files.write_yaml(self.set_file, data, SET_COMMENTS)
+
+    def _migrate_original(self, on_disk: dict[str, Any], data: dict[str, Any]) -> None:
+        """What a set of the original xmen needs besides its experiment.yml (``on_disk``), before that file is first
+        rewritten as ``data`` (caller holds its lock). Each folder its experiment.yml lists carries our marker from
+        now on (clean and rm know them once the migrated file no longer says which they were); each experiment it
+        finished gets its status file (finished means finished: xmen.store.legacy.finished_by_original); a 2021
+        class set's script.sh, which exec'd the original's launcher, runs the class with xmen (backup kept)."""
+        for exp_name in convert_set(on_disk)["experiments"]:
+            exp_dir = self.root / exp_name
+            if not exp_dir.is_dir() or exp_dir.is_symlink():
+                continue
+            if not ownership.is_marked_experiment(exp_dir):
+                ownership.mark_experiment(exp_dir)
+            done = exp_dir / status.DONE_FILE
+            if not os.path.lexists(done) and finished_by_original(files.read_mapping(exp_dir / PARAMS_FILE)):
+                files.write_text_atomic(done, done_text({}))
+        script = self.root / str(data.get("script") or SCRIPT_FILE)
+        if script.is_file() and not script.is_symlink():
+            text = script.read_text(encoding="utf-8", errors="replace")
+            found = original_class_script(text, str(self.root), str(on_disk.get("root") or ""))
+            if found is not None:
+                keep_backup(script, text)
+                files.write_text_atomic(script, render_class_script(*found, sys.executable), mode=0o755)
 
     @property
     def experiments(self) -> list[str]:

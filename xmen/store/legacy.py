@@ -24,6 +24,7 @@ from typing import Any
 from xmen.errors import StateFileError
 from xmen.store import files
 from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, SCRIPT_FILE
+from xmen.store.status import FINISHED
 
 #: Suffix of the copy of an original-format file kept when we first rewrite it.
 BACKUP_SUFFIX = ".orig-xmen"
@@ -93,6 +94,14 @@ def convert_set(data: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+def finished_by_original(params: Any) -> bool:
+    """Whether an experiment's params.yml says the original xmen finished it: ``_status: finished`` and no run of
+    ours (``_run``, which our runner records). The one answer to "is an original experiment without a status file
+    done": migration writes its status file, the planner of a set not yet migrated trusts it (finished means
+    finished; the original kept no status file)."""
+    return isinstance(params, dict) and params.get("_status") == FINISHED and "_run" not in params
+
+
 def backup_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}{BACKUP_SUFFIX}")
 
@@ -130,6 +139,35 @@ def original_run_header(text: str) -> str:
     if lines and lines[-1].rstrip().endswith(PARAMS_FILE):
         lines.pop()
     return "\n".join(lines).strip("\n")
+
+
+# ---------------------------------------------------------------------------------------------- script.sh
+# The 2021 script.sh of a set of a Python class (``Experiment.to_root``): ``exec LAUNCHER --execute ${1}``, LAUNCHER
+# being the run script the original generated in the set's folder (``xmen.utils.get_run_script``).
+_EXEC_LAUNCHER = re.compile(r"^exec (/\S+) --execute \$\{?1\}?\s*$", re.M)
+_CLASS = re.compile(r'^X = getattr\(mod, "([A-Za-z_][A-Za-z0-9_]*)"\)\s*$', re.M)
+
+
+def original_class_script(text: str, set_dir: str, recorded_root: str) -> tuple[str, str] | None:
+    """``(module file, class name)`` that a 2021 class set's script.sh runs, or None for any other script.
+
+    The launcher it execs is read from the set's own folder (``set_dir``), never through the recorded absolute path,
+    which names the folder the set was copied from.
+    """
+    found = _EXEC_LAUNCHER.search(text)
+    root = recorded_root.rstrip("/")
+    if found is None or not root or os.path.dirname(found.group(1)) != root:
+        return None
+    launcher = os.path.join(set_dir, os.path.basename(found.group(1)))
+    try:
+        launcher_text = Path(launcher).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    name = _CLASS.search(launcher_text)
+    module = experiment_module(launcher)
+    if name is None or not module.endswith(".py"):
+        return None
+    return module, name.group(1)
 
 
 # ---------------------------------------------------------------------------------------------- config
