@@ -178,3 +178,50 @@ def tree_bytes(top: Path) -> dict[str, bytes]:
             path = Path(folder, name)
             found[os.path.relpath(path, top)] = b"" if path.is_dir() else path.read_bytes()
     return found
+
+
+# A 2021 module of a Python class: what `xmen python --add pkg.exps AnExperiment` registered and `xmen init -n` used.
+CLASS_MODULE = '''import os
+
+from xmen.experiment import Experiment
+
+
+class AnExperiment(Experiment):
+    def __init__(self):
+        """A basic python experiment."""
+        super(AnExperiment, self).__init__()
+        self.a = 'h'  # @p A parameter
+        self.b = 17  # @p Another parameter
+
+    def run(self):
+        with open(os.path.join(self.directory, 'ran.txt'), 'w') as out:
+            out.write(f'a: {self.a}')
+'''
+
+
+def launcher(code: str, module: str = "pkg.exps", name: str = "AnExperiment") -> str:
+    """The run script the original generated for a class (``xmen.utils.get_run_script``)."""
+    return "\n".join([
+        "#!/usr/bin/env python3", "# File generated on the 02:01PM March 03, 2021",
+        "import sys", "import importlib", "import xmen", f'sys.path.append("{code}")', "import logging",
+        "logger = logging.getLogger()", "logger.setLevel(logging.INFO)", "",
+        f'mod = importlib.import_module("{module}")', f'X = getattr(mod, "{name}")',
+        "if type(X) is not xmen.utils.TypedMeta:", "    from xmen.functional import functional_experiment",
+        "    X = functional_experiment(X)", "X().main()",
+    ])
+
+
+def make_original_class_set(root: Path, code: Path, names: list[str] | None = None) -> Path:
+    """A 2021 set of the Python class in ``code/pkg/exps.py``, as ``xmen init -n AnExperiment`` and ``xmen link``
+    made it: script.sh execs the launcher ``Experiment.to_root`` wrote into the set's folder, by its absolute path."""
+    (code / "pkg").mkdir(parents=True)
+    (code / "pkg" / "__init__.py").write_text("")
+    (code / "pkg" / "exps.py").write_text(CLASS_MODULE)
+    make_original_set(root, 2021, names)
+    launcher_path = root / "pkg.exps.AnExperiment"
+    launcher_path.write_text(launcher(str(code)))
+    os.chmod(launcher_path, 0o755)
+    (root / "script.sh").write_text(f"#!/bin/bash\nexec {launcher_path} --execute ${{1}}")
+    text = (root / "experiment.yml").read_text()
+    (root / "experiment.yml").write_text(text.replace("type:\n", "type: AnExperiment\n"))
+    return root

@@ -16,8 +16,8 @@ from xmen.sets.expset import ExperimentSet
 from cli_helpers import xmen
 
 sys.path.insert(0, str(Path(__file__).parent))
-from original_xmen import (EXPERIMENTS, make_original_set, mark_finished, original_config,  # noqa: E402
-                           tree_bytes)
+from original_xmen import (EXPERIMENTS, make_original_class_set, make_original_set, mark_finished,  # noqa: E402
+                           original_config, tree_bytes)
 
 NAMES = list(EXPERIMENTS)
 
@@ -118,6 +118,23 @@ def test_finished_original_experiments_stay_finished(original, capsys):
     assert code == 0, err
     assert [line.split()[0] for line in out.splitlines()[1:] if line.strip() and "would run" not in line] == [
         pending[1]]
+
+
+def test_a_2021_class_set_runs(xmen_home, tmp_path, monkeypatch, capsys):
+    """Its script.sh exec'd the original's launcher (which needs the original's xmen.utils.TypedMeta) by an absolute
+    path: migration rewrites it to run the same class with xmen, keeping a backup; the launcher is left as it was."""
+    root = make_original_class_set(tmp_path / "experiments" / "set_c", tmp_path / "code")
+    launcher_before = (root / "pkg.exps.AnExperiment").read_bytes()
+    monkeypatch.chdir(root)
+    code, _, err = xmen(capsys, "run")
+    assert code == 0, err
+    exp_set = ExperimentSet(root)
+    for name in NAMES:
+        assert exp_set.status_of(name) == "finished", (root / name / "xmen.log").read_text()
+        assert (root / name / "ran.txt").read_text() == f"a: {EXPERIMENTS[name][0]}"
+    assert (root / "pkg.exps.AnExperiment").read_bytes() == launcher_before
+    assert "exec " + str(root) in (root / "script.sh.orig-xmen").read_text()
+    assert "xmen.experiment" in (root / "script.sh").read_text()
 
 
 @pytest.mark.parametrize("command", [["reset", "a=1*"], ["note", "n"], ["unlink", "a=1*"], ["clean", "-y"]])
