@@ -225,3 +225,16 @@ def make_original_class_set(root: Path, code: Path, names: list[str] | None = No
     text = (root / "experiment.yml").read_text()
     (root / "experiment.yml").write_text(text.replace("type:\n", "type: AnExperiment\n"))
     return root
+
+
+def original_xmen_yml(launcher_path: str, linked: list[str], prompt: bool = False, header: str = "") -> str:
+    """$XMEN/xmen.yml as the original's 2021 ``Config.to_yml`` wrote it (ruamel's dump of its ``__dict__``)."""
+    return (
+        "server_host: xmen.rob-otics.co.uk\nserver_port: 8000\nuser: robweston\npassword: hunter2\n"
+        "local_host: dhcp45.robots.ox.ac.uk\nlocal_user: robweston\n"
+        f"prompt: {'true' if prompt else 'false'}\nsave_conda: true\nredirect_stdout: true\nrequeue: true\n"
+        f"header: '{header}'\n"
+        f"python_experiments:\n  AnExperiment: {launcher_path}\n"
+        "linked:\n" + "".join(f"- {path}\n" for path in linked) +
+        "_dir: /home/robweston/.xmen\n"
+    )

@@ -16,8 +16,8 @@ from xmen.sets.expset import ExperimentSet
 from cli_helpers import xmen
 
 sys.path.insert(0, str(Path(__file__).parent))
-from original_xmen import (EXPERIMENTS, make_original_class_set, make_original_set, mark_finished,  # noqa: E402
-                           original_config, tree_bytes)
+from original_xmen import (CLASS_MODULE, EXPERIMENTS, launcher, make_original_class_set,  # noqa: E402
+                           make_original_set, mark_finished, original_config, original_xmen_yml, tree_bytes)
 
 NAMES = list(EXPERIMENTS)
 
@@ -225,6 +225,34 @@ def test_a_2021_generated_run_script_resolves_to_its_module(tmp_path):
     )
     assert legacy.experiment_module(str(script)) == str(code / "pkg" / "exps.py")
     assert legacy.experiment_module("/some/module.py") == "/some/module.py"
+
+
+def test_the_2021_xmen_yml_is_read(xmen_home, tmp_path, capsys):
+    """$XMEN/xmen.yml (2021): its registered classes (run scripts it generated), prompt, header and linked
+    experiments' sets are ours; the first write makes our config.yml of it, without the server password, and leaves
+    xmen.yml as it was."""
+    config_dir = global_config.config_dir()
+    code = tmp_path / "code"
+    (code / "pkg").mkdir(parents=True)
+    (code / "pkg" / "exps.py").write_text(CLASS_MODULE)
+    (config_dir / "experiments").mkdir(parents=True)
+    generated = config_dir / "experiments" / "pkg.exps.AnExperiment"
+    generated.write_text(launcher(str(code)))
+    linked = ["/data/old/set_a/a=1", "/data/old/set_a/a=2", "/data/old/set_b/x"]
+    (config_dir / "xmen.yml").write_text(original_xmen_yml(str(generated), linked, header="# from 2021"))
+    before = (config_dir / "xmen.yml").read_bytes()
+    conf = global_config.load()
+    assert conf.prompt is False and conf.header == "# from 2021"
+    assert conf.experiments == {"AnExperiment": str(code / "pkg" / "exps.py")}
+    assert conf.sets == ["/data/old/set_a", "/data/old/set_b"]
+    result, _, err = xmen(capsys, "init", "-n", "AnExperiment", "-r", str(tmp_path / "new"))
+    assert result == 0, err
+    assert files.read_yaml(tmp_path / "new" / "defaults.yml")["a"] == "h"
+    written = files.read_yaml(config_dir / "config.yml")
+    assert written["prompt"] is False and written["header"] == "# from 2021"
+    assert "password" not in written and "_dir" not in written
+    assert str(tmp_path / "new") in written["sets"] and "/data/old/set_b" in written["sets"]
+    assert (config_dir / "xmen.yml").read_bytes() == before
 
 
 @pytest.mark.parametrize("prompt", [True, False])

@@ -1,5 +1,8 @@
 """The global configuration: ``$XMEN/config.yml``, else ``~/.xmen/config.yml``.
 
+While no config.yml of ours exists there (none, or the original xmen's of 2020), the original's 2021 ``xmen.yml``
+beside it is read instead; the first write makes our config.yml from it and leaves xmen.yml as it is.
+
 It remembers which experiment classes exist (name -> script), extra folders for their imports, the header put
 at the top of each generated run.sh, whether ``init`` prompts for a purpose, and the sets that were created (so
 that ``config --clean`` can forget the ones that are gone). The location is read at call time so tests and users
@@ -14,7 +17,7 @@ from typing import Any, Callable
 
 from xmen.store import files, legacy
 from xmen.errors import StateFileError, UsageError
-from xmen.store.layout import CONFIG_FILE
+from xmen.store.layout import CONFIG_FILE, ORIGINAL_CONFIG_FILE
 
 
 
@@ -72,12 +75,22 @@ _COMMENTS = {
 }
 
 
+def _source() -> tuple[Path, dict[str, Any]]:
+    """(the file the configuration is read from, its data): config.yml, unless it is missing or the original's of
+    2020 and the original's 2021 xmen.yml exists (the original read only that one since). ``{}`` when neither
+    exists."""
+    path = config_path()
+    data = files.read_yaml(path) if path.exists() else None
+    newer = config_dir() / ORIGINAL_CONFIG_FILE
+    if (data is None or legacy.is_original_config(data)) and newer.is_file():
+        return newer, files.read_yaml(newer)
+    return path, data or {}
+
+
 def load() -> GlobalConfig:
     """The current configuration; a missing file is the default configuration."""
-    path = config_path()
-    if not path.exists():
-        return GlobalConfig()
-    return _parse(path, files.read_yaml(path))
+    path, data = _source()
+    return _parse(path, data)
 
 
 def _parse(path: Path, data: dict[str, Any]) -> GlobalConfig:
@@ -106,12 +119,12 @@ def update(change: Callable[[GlobalConfig], None]) -> GlobalConfig:
     path.parent.mkdir(parents=True, exist_ok=True)
     with files.locked(path):
         try:
-            data = files.read_yaml(path) if path.exists() else {}
-            config = _parse(path, data)
+            source, data = _source()
+            config = _parse(source, data)
         except StateFileError as exc:
             raise StateFileError(f"global configuration is corrupt ({exc}); fix or delete {path}") from None
-        if legacy.is_original_config(data):
-            legacy.keep_backup(path, path.read_text(encoding="utf-8"))
+        if path.exists() and legacy.is_original_config(data if source == path else files.read_mapping(path)):
+            legacy.keep_backup(path, path.read_text(encoding="utf-8"))  # the original's config.yml, before ours
         change(config)
         files.write_yaml(path, config.to_dict(), _COMMENTS)
     return config

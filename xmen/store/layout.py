@@ -77,6 +77,8 @@ RESERVE_FILE = ".xmen-reserve"
 # ---------------------------------------------------------------------------------------------- the machine
 #: The global configuration, in ``$XMEN`` or ``~/.xmen``.
 CONFIG_FILE = "config.yml"
+#: The original xmen's global configuration of 2021 (its ``Config``), read while no config.yml of ours exists.
+ORIGINAL_CONFIG_FILE = "xmen.yml"
 
 # ------------------------------------------------------------------------------------------- key comments
 #: Comments of the keys of experiment.yml.

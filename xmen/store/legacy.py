@@ -195,23 +195,43 @@ def experiment_module(path: str) -> str:
     return candidate if os.path.isfile(candidate) else path
 
 
+#: Keys of the 2021 ``xmen.yml`` never copied into ours: its private ones (``_dir``) and the server password.
+_CONFIG_SECRET = ("password",)
+
+
 def is_original_config(data: Any) -> bool:
-    return isinstance(data, dict) and any(key in data for key in _CONFIG_RENAMES)
+    """Whether a parsed config.yml (2020) or xmen.yml (2021) was written by the original xmen."""
+    return isinstance(data, dict) and any(key in data for key in (*_CONFIG_RENAMES, "linked"))
+
+
+def linked_sets(experiments: Any) -> list[str]:
+    """The set folders of the 2021 ``linked`` list (experiment folders), each once, in order."""
+    roots: list[str] = []
+    for path in experiments if isinstance(experiments, list) else []:
+        root = os.path.dirname(str(path).rstrip("/"))
+        if root and root not in roots:
+            roots.append(root)
+    return roots
 
 
 def convert_config(data: dict[str, Any]) -> dict[str, Any]:
-    """The original's config.yml as the dict ``GlobalConfig.from_dict`` reads; other keys are kept as they are.
+    """The original's config.yml (2020) or xmen.yml (2021) as the dict ``GlobalConfig.from_dict`` reads; other keys
+    are kept as they are, except the 2021 file's private keys and server password.
 
-    Its ``experiments`` (set roots, as a list or a mapping root -> info) become our ``sets``; its registered
-    classes (name -> module or generated run script) our ``experiments``.
+    Its ``experiments`` (set roots, as a list or a mapping root -> info) or ``linked`` (2021: experiment folders)
+    become our ``sets``; its registered classes (name -> module or generated run script) our ``experiments``.
     """
     if not is_original_config(data):
         return data
     converted: dict[str, Any] = {}
     for key, value in data.items():
+        if str(key).startswith("_") or key in _CONFIG_SECRET:
+            continue
         if key == "experiments":
             roots = list(value) if isinstance(value, (list, dict)) else []
             converted["sets"] = [str(r) for r in roots]
+        elif key == "linked":  # 2021: experiment folders
+            converted["sets"] = linked_sets(value)
         elif key == "python_experiments" and isinstance(value, dict):
             converted["experiments"] = {str(k): experiment_module(str(v)) for k, v in value.items()}
         elif key in _CONFIG_RENAMES:
