@@ -34,6 +34,14 @@ ROWS: list[Row] = [
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)
     # ------------------------------------------------------------------------------- original xmen users (19)
+    row("use --status-is finished", "reset", "*", "-s", "finished"),  # the original's -s SET the status
+    row("use --status-is registered", "reset", "a=x", "--status", "registered"),
+    row("-M takes no REGEX", "list", "-M", "system_.*"),  # the original's (2021) meta groups
+    row("it is `xmen register` now", "link", "-u", "{a: z}"),
+    row("xmen config --add", "python", "--list"),
+    row("xmen config --add", "experiments", "-l"),
+    row("filter with -p PREDICATE", "list", "-f", "a=='x'"),
+    row("filter with -p PREDICATE", "list", "--filters", "a.*", "-s"),
     # ------------------------------------------------------------------------------------ packs on SLURM (19)
 ]
 

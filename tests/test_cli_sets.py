@@ -166,13 +166,13 @@ def test_reset_by_glob_and_status(env, capsys):
         files.update_yaml(root / name / "params.yml", lambda d, s=state: d.update(_status=s))
         if state == "finished":
             files.write_text_atomic(root / name / "xmen.done", "finished\n")
-    assert xmen(capsys, "reset", "*", "-s", "error")[0] == 0
+    assert xmen(capsys, "reset", "*", "--status-is", "error")[0] == 0
     exp_set = ExperimentSet(root)
     assert [exp_set.status_of(n) for n in ("a=x", "a=y", "a=z")] == ["finished", "registered", "finished"]
     assert xmen(capsys, "reset", "a=z")[0] == 0
     assert exp_set.status_of("a=z") == "registered" and not (root / "a=z" / "xmen.done").exists()
     assert (root / "a=x" / "xmen.done").exists()
-    code, _, err = xmen(capsys, "reset", "*", "-s", "nonsense")
+    code, _, err = xmen(capsys, "reset", "*", "--status-is", "nonsense")
     assert code != 0 and "unknown status" in err
 
 

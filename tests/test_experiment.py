@@ -183,6 +183,32 @@ def test_inheritance_and_separate_tables() -> None:
     assert "c (List" not in Parent.__doc__  # the parent's docs are untouched
 
 
+class TypedBase(Experiment):
+    """A base with a text parameter."""
+
+    a: str = "h"  # @p A parameter
+
+
+class RetypedInBody(TypedBase):
+    a: float = 0.5
+
+
+class RetypedInInit(TypedBase):
+    def __init__(self):
+        super().__init__()
+        self.a: float = 0.5
+
+
+@pytest.mark.parametrize("cls", [RetypedInBody, RetypedInInit])
+def test_help_shows_the_type_a_subclass_gives_a_parameter(cls) -> None:
+    """``a: float = 0.5`` in a subclass (no @p: the help stays the base's) is a float parameter in help()."""
+    text = pydoc.render_doc(cls, renderer=pydoc.plaintext)
+    assert "a (float): A parameter (default=0.5)" in text
+    assert "a (str)" not in text
+    assert params_table(cls)["a"].type == "float"
+    assert 'a (str): A parameter (default="h")' in pydoc.render_doc(TypedBase, renderer=pydoc.plaintext)
+
+
 def test_tricky_default(tmp_path: Path) -> None:
     exp = Unrelated()
     assert exp.s == 'a # b = c: "d"'

@@ -96,3 +96,34 @@ def test_note_pattern_message_notes_the_matching_experiments(swept, capsys):
     assert files.read_yaml(swept / "experiment.yml")["notes"] == ["on the set"]
     code, _, err = xmen(capsys, "note", "a*", "msg", "-e", "b*")
     assert code != 0 and err.startswith("Error: give the experiments either as PATTERN or with -e")
+
+
+SCRIPT_PY = '''from xmen.experiment import Experiment
+
+
+class AnExperiment(Experiment):
+    a: str = "h"  # @p A parameter
+
+    def run(self):
+        print(self.a)
+
+
+if __name__ == "__main__":
+    AnExperiment().main()
+'''
+
+
+@pytest.mark.parametrize("short, long", [("-u", "--update"), ("-x", "--execute"), ("-r", "--to_root"),
+                                         ("-d", "--debug"), ("-p", "--purpose")])
+def test_the_original_short_options_of_a_script_name_their_long_form(xmen_home, tmp_path, short, long):
+    """The 2021 script options -u/-x/-r/-d/-p are gone: one line naming the long form, exit 2, nothing written."""
+    import subprocess
+    import sys
+
+    (tmp_path / "exp.py").write_text(SCRIPT_PY)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.run([sys.executable, "exp.py", short, "{a: x}"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and long in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 
 from xmen._version import __version__
-from xmen.cli import edge
+from xmen.cli import compat, edge
 from xmen.cli._common import CONTEXT
 
 #: Each command's ``module:object``.
@@ -48,6 +48,7 @@ class LazyGroup(click.Group):
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        compat.refuse_gone_command(cmd_name)  # the original's `xmen python`, `link`...: one line naming the new form
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             module, _, name = COMMANDS[cmd_name].partition(":")
             self.add_command(getattr(importlib.import_module(module), name), cmd_name)

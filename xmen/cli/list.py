@@ -4,6 +4,8 @@ Data goes to stdout and warnings to stderr, so ``xmen list --csv > runs.csv`` st
 """
 from __future__ import annotations
 
+import glob
+import os
 import sys
 from typing import Sequence
 
@@ -26,6 +28,17 @@ def _no_experiments(patterns: Sequence[str], params: Sequence[str], type_: str |
     else:
         filters = f"parameter filter = {param_text} and type filter = {type_}"
     return f"No experiments found which match glob pattern {', '.join(patterns)}. With {filters}."
+
+
+def _refuse_meta_regex(globs: Sequence[str]) -> None:
+    """With ``-M``: a GLOB that names no path is the original's ``-M REGEX`` (2021: ``-M "system_.*"``), which
+    chose the groups of meta information to show; refused with our form instead of listing nothing."""
+    for pattern in globs:
+        if not glob.glob(os.path.expanduser(pattern)):
+            raise UsageError(
+                f"no folder matches {pattern!r}: -M takes no REGEX here (the original xmen's -M {pattern!r}); "
+                "xmen list -M shows mac, host, user and home, the meta xmen records (-v shows every column)"
+            )
 
 
 @click.command("list", context_settings=CONTEXT, cls=SeveralValuesCommand)
@@ -107,6 +120,8 @@ def list_command(
         if notebook and as_csv:
             raise UsageError("-l/--list and --csv cannot be combined")
         statuses = [s.lower() for s in status_is]
+        if meta:
+            _refuse_meta_regex(globs)
         result = listing.collect(list(globs) or None, params=params, type=type_, status=statuses)
         if sort:
             listing.sort_rows(result.rows, sort, descending=desc)

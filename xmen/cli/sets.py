@@ -213,10 +213,20 @@ def note_command(words, delete, experiments, root) -> None:
 # --------------------------------------------------------------------------- reset / unlink / relink
 @click.command("reset", context_settings=CONTEXT)
 @click.argument("glob", default="*")
-@click.option("-s", "--status", "statuses", multiple=True, help="Only experiments with this status (repeatable).")
+@click.option("--status-is", "statuses", multiple=True, metavar="STATUS",
+              help="Only experiments with this status (repeatable).")
+@click.option("-s", "--status", "original_status", hidden=True,
+              help="The original xmen's: set the status to STATUS (refused, see --status-is).")
 @click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
-def reset_command(glob, statuses, root) -> None:
+def reset_command(glob, statuses, original_status, root) -> None:
     """Reset experiments to registered so that they run again."""
+    if original_status is not None:
+        # The original's `reset GLOB -s STATUS` set the status to STATUS: neither meaning can be guessed safely.
+        raise UsageError(
+            f"reset -s/--status {original_status} set the status in the original xmen; here reset always makes "
+            f"experiments registered: to reset only those that are {original_status}, use --status-is "
+            f"{original_status}"
+        )
     names = open_set(root).reset(glob, statuses)
     click.echo(f"Reset {len(names)} experiment(s)", err=True)
 

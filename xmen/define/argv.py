@@ -25,11 +25,25 @@ def parse_update(text: str) -> dict[str, Any]:
     return data
 
 
+#: The original xmen's (2021) short options of an experiment's command line, gone: each -> its long form here.
+ORIGINAL_SHORT_OPTIONS = {"-u": "--update", "-x": "--execute", "-r": "--to_root", "-d": "--debug", "-p": "--purpose"}
+
+
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors (``error: ...``) instead of usage + message."""
+    """argparse with one-line errors (``error: ...``) instead of usage + message, and the original's short options
+    refused naming their long form (unless a user added that option to :data:`experiment_parser`)."""
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         self.exit(2, f"error: {message} (see --help)\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        for token in sys.argv[1:] if args is None else list(args):
+            if token == "--":
+                break
+            short = token[:2]
+            if short in ORIGINAL_SHORT_OPTIONS and not token.startswith("--") and short not in self._option_string_actions:
+                self.error(f"{short} was the original xmen's short option: use {ORIGINAL_SHORT_OPTIONS[short]}")
+        return super().parse_known_args(args, namespace)
 
 
 def class_parser(cls: type, prog: str | None) -> argparse.ArgumentParser:

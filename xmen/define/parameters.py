@@ -23,7 +23,7 @@ import io
 import os
 import re
 import tokenize
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from xmen.errors import UsageError
@@ -162,11 +162,13 @@ class ClassTable:
     """What one class's own source declares: its ``@p`` parameters and plain re-assignments of other names.
 
     ``reassigned`` (name -> default source text) lets a subclass that writes ``self.b = 20`` (no marker) in its
-    ``__init__`` show the inherited parameter ``b`` with its new default in the docs.
+    ``__init__`` show the inherited parameter ``b`` with its new default in the docs; ``retyped`` (name -> annotation
+    source text) the type it gives one it re-annotates there or in its body (``a: float = 0.5``).
     """
 
     params: dict[str, Param]
     reassigned: dict[str, str]
+    retyped: dict[str, str] = field(default_factory=dict)
 
 
 def parse_class_source(source: str, owner: str = "") -> ClassTable:
@@ -192,6 +194,7 @@ def parse_class_source(source: str, owner: str = "") -> ClassTable:
     comments = _comments_by_line(text)
     found: list[tuple[int, Param]] = []
     reassigned: dict[str, str] = {}
+    retyped: dict[str, str] = {}
 
     def consider(node: ast.stmt, names: list[str], unconditional: bool) -> None:
         help_text = _marker_for(node, comments)
@@ -213,6 +216,8 @@ def parse_class_source(source: str, owner: str = "") -> ClassTable:
                 )
             elif unconditional and value is not None:
                 reassigned[name] = _value_text(text, value) or ""
+                if annotation is not None:
+                    retyped[name] = _annotation_text(text, annotation) or ""
 
     for stmt in cls_node.body:
         names = _body_targets(stmt)
@@ -237,7 +242,8 @@ def parse_class_source(source: str, owner: str = "") -> ClassTable:
         params[param.name] = param  # a later declaration of the same name wins
     for name in params:
         reassigned.pop(name, None)
-    return ClassTable(params=params, reassigned=reassigned)
+        retyped.pop(name, None)
+    return ClassTable(params=params, reassigned=reassigned, retyped=retyped)
 
 
 def parse_function_source(source: str, owner: str = "") -> dict[str, Param]:
@@ -309,7 +315,7 @@ def merge_tables(tables: Iterable[ClassTable]) -> dict[str, Param]:
     for table in tables:
         for name, default in table.reassigned.items():
             if name in merged:
-                merged[name] = replace(merged[name], default=default)
+                merged[name] = replace(merged[name], default=default, type=table.retyped.get(name) or merged[name].type)
         for name, param in table.params.items():
             parent = merged.get(name)
             if parent is not None:
