@@ -120,6 +120,21 @@ def test_finished_original_experiments_stay_finished(original, capsys):
         pending[1]]
 
 
+def test_a_set_migrated_by_note_runs(original, capsys):
+    """Whichever command writes first migrates the whole set: after `xmen note`, `xmen run` runs (it failed with no
+    Snakefile and the original's run.sh files) and leaves the finished experiments alone."""
+    mark_finished(original, NAMES[:1])
+    assert xmen(capsys, "note", "first")[0] == 0
+    code, _, err = xmen(capsys, "run")
+    assert code == 0, err
+    exp_set = ExperimentSet(original)
+    assert [exp_set.status_of(n) for n in NAMES] == ["finished"] * 4
+    assert not (original / NAMES[0] / "ran.txt").exists()
+    for name in NAMES[1:]:
+        assert (original / name / "ran.txt").read_text().strip() == f"a: {EXPERIMENTS[name][0]}"
+        assert "export FROM_HEADER=1" in (original / name / "run.sh").read_text()
+
+
 def test_a_2021_class_set_runs(xmen_home, tmp_path, monkeypatch, capsys):
     """Its script.sh exec'd the original's launcher (which needs the original's xmen.utils.TypedMeta) by an absolute
     path: migration rewrites it to run the same class with xmen, keeping a backup; the launcher is left as it was."""

@@ -13,7 +13,7 @@ import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 #: Dotted names that are files, not Python (``xmen.log``, ``xmen.done``).
-NOT_PYTHON = {"xmen.log", "xmen.done"}
+NOT_PYTHON = {"xmen.log", "xmen.done", "xmen.yml"}  # file names (xmen.yml: the original's 2021 config)
 #: Written on users' disks or typed by users of the original xmen: module -> names it must give.
 PATHS = {
     "xmen": ["Experiment", "ExperimentSet", "Root", "XmenError", "__version__", "autodoc", "functional_experiment"],

@@ -90,23 +90,34 @@ class ExperimentSet:
         rewritten as ``data`` (caller holds its lock). Each folder its experiment.yml lists carries our marker from
         now on (clean and rm know them once the migrated file no longer says which they were); each experiment it
         finished gets its status file (finished means finished: xmen.store.legacy.finished_by_original); a 2021
-        class set's script.sh, which exec'd the original's launcher, runs the class with xmen (backup kept)."""
+        class set's script.sh, which exec'd the original's launcher, runs the class with xmen (backup kept). Whichever
+        command writes first, the set then runs: each run.sh goes through xmen's job runner (its header kept), each
+        params.yml names this folder, and the Snakefile is written."""
+        script_path = self.root / str(data.get("script") or SCRIPT_FILE)
+        header_cache: dict[str, str] = {}
+        root_text = str(self.root)
         for exp_name in convert_set(on_disk)["experiments"]:
             exp_dir = self.root / exp_name
             if not exp_dir.is_dir() or exp_dir.is_symlink():
                 continue
             if not ownership.is_marked_experiment(exp_dir):
                 ownership.mark_experiment(exp_dir)
+            if (exp_dir / PARAMS_FILE).is_file():
+                files.update_yaml(exp_dir / PARAMS_FILE, lambda p: p.__setitem__("_root", root_text))
+                header = existing_header(exp_dir / RUN_FILE, header_cache)
+                files.write_text_atomic(
+                    exp_dir / RUN_FILE, render_run_script(exp_dir, script_path, header, sys.executable), mode=0o755
+                )
             done = exp_dir / status.DONE_FILE
             if not os.path.lexists(done) and finished_by_original(files.read_mapping(exp_dir / PARAMS_FILE)):
                 files.write_text_atomic(done, done_text({}))
-        script = self.root / str(data.get("script") or SCRIPT_FILE)
-        if script.is_file() and not script.is_symlink():
-            text = script.read_text(encoding="utf-8", errors="replace")
-            found = original_class_script(text, str(self.root), str(on_disk.get("root") or ""))
+        if script_path.is_file() and not script_path.is_symlink():
+            text = script_path.read_text(encoding="utf-8", errors="replace")
+            found = original_class_script(text, root_text, str(on_disk.get("root") or ""))
             if found is not None:
-                keep_backup(script, text)
-                files.write_text_atomic(script, render_class_script(*found, sys.executable), mode=0o755)
+                keep_backup(script_path, text)
+                files.write_text_atomic(script_path, render_class_script(*found, sys.executable), mode=0o755)
+        snakefile.write_workflow(self.root)
 
     @property
     def experiments(self) -> list[str]:
