@@ -85,6 +85,22 @@ class ExperimentSet:
         backup_if_original_set(self.set_file)
         files.write_yaml(self.set_file, data, SET_COMMENTS)
 
+    def _point_here(self, names: Iterable[str], data: dict[str, Any]) -> None:
+        """Make experiments ``names`` name this folder: each params.yml's ``_root``, and each run.sh rewritten (its
+        header kept) to run the set's script through xmen's job runner. After a move, and on migration."""
+        script_path = self.root / str(data.get("script") or SCRIPT_FILE)
+        header_cache: dict[str, str] = {}
+        root_text = str(self.root)
+        for exp_name in names:
+            exp_dir = self.root / exp_name
+            if not (exp_dir / PARAMS_FILE).is_file():
+                continue
+            files.update_yaml(exp_dir / PARAMS_FILE, lambda p: p.__setitem__("_root", root_text))
+            header = existing_header(exp_dir / RUN_FILE, header_cache)
+            files.write_text_atomic(
+                exp_dir / RUN_FILE, render_run_script(exp_dir, script_path, header, sys.executable), mode=0o755
+            )
+
     def _migrate_original(self, on_disk: dict[str, Any], data: dict[str, Any]) -> None:
         """What a set of the original xmen needs besides its experiment.yml (``on_disk``), before that file is first
         rewritten as ``data`` (caller holds its lock). Each folder its experiment.yml lists carries our marker from
@@ -94,20 +110,14 @@ class ExperimentSet:
         command writes first, the set then runs: each run.sh goes through xmen's job runner (its header kept), each
         params.yml names this folder, and the Snakefile is written."""
         script_path = self.root / str(data.get("script") or SCRIPT_FILE)
-        header_cache: dict[str, str] = {}
         root_text = str(self.root)
-        for exp_name in convert_set(on_disk)["experiments"]:
+        names = [n for n in convert_set(on_disk)["experiments"]
+                 if (self.root / n).is_dir() and not (self.root / n).is_symlink()]
+        self._point_here(names, data)
+        for exp_name in names:
             exp_dir = self.root / exp_name
-            if not exp_dir.is_dir() or exp_dir.is_symlink():
-                continue
             if not ownership.is_marked_experiment(exp_dir):
                 ownership.mark_experiment(exp_dir)
-            if (exp_dir / PARAMS_FILE).is_file():
-                files.update_yaml(exp_dir / PARAMS_FILE, lambda p: p.__setitem__("_root", root_text))
-                header = existing_header(exp_dir / RUN_FILE, header_cache)
-                files.write_text_atomic(
-                    exp_dir / RUN_FILE, render_run_script(exp_dir, script_path, header, sys.executable), mode=0o755
-                )
             done = exp_dir / status.DONE_FILE
             if not os.path.lexists(done) and finished_by_original(files.read_mapping(exp_dir / PARAMS_FILE)):
                 files.write_text_atomic(done, done_text({}))
@@ -406,25 +416,12 @@ class ExperimentSet:
                     raise UsageError(
                         f"no unlinked experiment folder xmen made matches {pattern!r}" + (f" ({left})" if left else "")
                     )
-            moved = old_root != str(self.root) or self._is_original_format()
+            original = self._is_original_format()  # _save_set migrates it, pointing its experiments here
+            moved = old_root != str(self.root) or original
             if moved:
                 _origin.moved_to(data, self.root, _now())
             if moved or relinked:
-                script_path = self.root / str(data.get("script") or SCRIPT_FILE)
-                header_cache: dict[str, str] = {}
-                for exp_name in list(linked):
-                    exp_dir = self.root / exp_name
-                    if not (exp_dir / PARAMS_FILE).is_file():
-                        continue
-                    if moved or exp_name in relinked:
-                        root_text = str(self.root)
-                        files.update_yaml(exp_dir / PARAMS_FILE, lambda p: p.__setitem__("_root", root_text))
-                        header = existing_header(exp_dir / RUN_FILE, header_cache)
-                        files.write_text_atomic(
-                            exp_dir / RUN_FILE,
-                            render_run_script(exp_dir, script_path, header, sys.executable),
-                            mode=0o755,
-                        )
+                self._point_here([n for n in linked if (moved and not original) or n in relinked], data)
                 data["root"] = str(self.root)
                 data["experiments"] = linked
                 self._save_set(data)
