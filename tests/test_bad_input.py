@@ -33,6 +33,13 @@ ROWS: list[Row] = [
     row("no such folder", "rm", "-y", "nope*"),
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)
+    row("no linked experiment matches 'nope*'", "reset", "nope*"),
+    row("no linked experiment matches 'nope*'", "reset", "nope*", "-s", "finished"),
+    row("resource runtime=-1 must be more than 0", "register", "{a: z}", "--resources", "runtime=-1"),
+    row("resource runtime=nan is not a finite number", "register", "{a: z}", "--resources", "runtime=nan"),
+    row("resource runtime=inf is not a finite number", "register", "{a: z}", "--resources", "runtime=inf"),
+    row("resource mem_mb=-5 must be more than 0", "register", "{a: z}", "--resources", "mem_mb=-5"),
+    row("--threads: must be at most 65,536", "register", "{a: z}", "--threads", "999999999999"),
     # ------------------------------------------------------------------------------- original xmen users (19)
     # ------------------------------------------------------------------------------------ packs on SLURM (19)
 ]

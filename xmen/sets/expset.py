@@ -305,6 +305,9 @@ class ExperimentSet:
         if unknown:
             raise UsageError(f"unknown status {sorted(unknown)[0]!r} (one of {', '.join(status.ALL)})")
         names = self.match(pattern)
+        if not names:
+            shown = pattern if isinstance(pattern, str) else " ".join(pattern)
+            raise UsageError(f"no linked experiment matches {shown!r}")
         done: list[str] = []
         failed: list[tuple[str, str]] = []
 

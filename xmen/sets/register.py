@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from xmen.errors import StateFileError, UsageError
 from xmen.sets import snakefile
 from xmen.sets.fitting import check_seed_param, fit_sweep, parameter_table
-from xmen.sets.run_options import parse_run_options
+from xmen.sets.run_options import check_threads, parse_run_options
 from xmen.sets.runscript import resolve_header, run_script_renderer
 from xmen.store import files, naming, ownership, status, sweep
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, REGISTER_KEYS, RUN_FILE, SCRIPT_FILE, SET_FILE
@@ -116,8 +116,8 @@ def check_request(updates: str | dict[str, Any] | None, name: str | None, repeat
     """The parsed sweep, once the numbers are sane and the sweep is not larger than ``max_experiments``."""
     if repeats < 1:
         raise UsageError(f"-x/--repeats must be at least 1, got {repeats}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
+    if threads is not None:
+        check_threads(threads)
     if retries is not None and retries < 0:
         raise UsageError(f"--retries must be 0 or more, got {retries}")
     if max_experiments is not None and max_experiments < 1:

@@ -7,6 +7,7 @@ reading a damaged list of experiments as "no experiments" and acting on that.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Mapping
 
@@ -40,6 +41,41 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, _SCALARS) or type(value).__name__ in ("date", "datetime")
 
 
+#: The most threads an experiment may ask for: more than any one machine has (the largest nodes have a few
+#: thousand CPUs), small enough that a typo (``--threads 999999999999``) is refused, not queued for ever.
+MAX_THREADS = 65536
+
+#: The largest number a resource may hold: SLURM keeps memory, time and counts in 32 bits.
+MAX_RESOURCE = 2**32 - 1
+
+#: Resources that measure something (memory, disk, time, counts): zero of them is no run at all.
+_POSITIVE_RESOURCES = ("mem", "disk", "runtime", "time", "cpus", "tasks", "nodes")
+
+
+def count_problem(key: str, value: Any, least: int, most: int | None = None) -> str | None:
+    """Why ``value`` cannot be the whole number ``key`` (threads, retries...), or None if it can."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        return f"{key!r} must be a whole number of at least {least}, found {value!r}"
+    if most is not None and value > most:
+        return f"{key!r} must be at most {most:,}, found {value:,}"
+    return None
+
+
+def resource_problem(name: str, value: Any) -> str | None:
+    """Why the resource value ``value`` of ``name`` cannot be run, or None: a number must be finite, not negative,
+    at most :data:`MAX_RESOURCE`, and above zero for sizes and times (``mem_mb``, ``runtime``...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if math.isnan(value) or math.isinf(value):
+        return f"resource {name}={value!r} is not a finite number"
+    least_is_zero = not name.lower().startswith(_POSITIVE_RESOURCES)
+    if value < 0 or (value == 0 and not least_is_zero):
+        return f"resource {name}={value!r} must be {'0 or more' if least_is_zero else 'more than 0'}"
+    if value > MAX_RESOURCE:
+        return f"resource {name}={value!r} is larger than {MAX_RESOURCE:,}"
+    return None
+
+
 def check_run_options(path: str | os.PathLike[str], where: str, options: Any) -> None:
     """Run options (``options:`` of a set, or one experiment's entry): a mapping of known value shapes."""
     if options is None:
@@ -59,10 +95,15 @@ def check_run_options(path: str | os.PathLike[str], where: str, options: Any) ->
             values = value if isinstance(value, list) else [value]
             if not values or not all(v is not None and _is_scalar(v) for v in values):
                 _fail(path, f"{where}: resource {name!r} must be a value or a list of values, found {_kind(value)}")
-    for key, least in (("threads", 1), ("retries", 0)):
+            for one in values:
+                problem = resource_problem(str(name), one)
+                if problem is not None:
+                    _fail(path, f"{where}: {problem}")
+    for key, least, most in (("threads", 1, MAX_THREADS), ("retries", 0, None)):
         value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            _fail(path, f"{where}: {key!r} must be a whole number of at least {least}, found {value!r}")
+        problem = None if value is None else count_problem(key, value, least, most)
+        if problem is not None:
+            _fail(path, f"{where}: {problem}")
     policy = options.get("retry_on")
     if policy is not None:
         if not isinstance(policy, list) or not all(isinstance(word, str) for word in policy):
