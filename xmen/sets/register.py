@@ -29,7 +29,7 @@ from xmen.sets import snakefile
 from xmen.sets.fitting import check_seed_param, fit_sweep, parameter_table
 from xmen.sets.run_options import check_threads, parse_run_options
 from xmen.sets.runscript import resolve_header, run_script_renderer
-from xmen.store import files, naming, ownership, status, sweep
+from xmen.store import files, naming, ownership, statecheck, status, sweep
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, REGISTER_KEYS, RUN_FILE, SCRIPT_FILE, SET_FILE
 from xmen.store.layout import comments as comments_of
 from xmen.store.provenance import get_meta, now_time
@@ -81,7 +81,7 @@ def register(
     with files.locked(set_file):
         set_data = read_set()
         defaults_path = set_root / str(set_data.get("defaults") or DEFAULTS_FILE)
-        defaults = files.read_yaml(defaults_path)
+        defaults = statecheck.read_defaults(defaults_path)
         comments = files.read_comments(defaults_path)
         table = parameter_table(defaults, comments)
         linked: dict[str, Any] = dict(set_data.get("experiments") or {})

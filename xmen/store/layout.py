@@ -106,6 +106,8 @@ PARAMS_COMMENTS = {
     "_error": "Why the last run did not finish",
     "_repeat": "Which of the -x N repeats this is (1..N)",
 }
+#: The ``_`` keys a defaults.yml may hold (the Experiment class writes them); every other ``_`` key is xmen's.
+DEFAULTS_KEYS = ("_created", "_version", "_meta")
 #: The keys register writes (its comments, in PARAMS_COMMENTS).
 REGISTER_KEYS = ("_name", "_root", "_status", "_created", "_purpose", "_version", "_meta", "_messages", "_repeat")
 #: The keys the Experiment class writes first, in this order.

@@ -12,7 +12,8 @@ import os
 from typing import Any, Mapping
 
 from xmen.errors import StateFileError
-from xmen.store import retry
+from xmen.store import files, retry
+from xmen.store.layout import DEFAULTS_KEYS
 
 _SCALARS = (str, int, float, bool)
 
@@ -174,4 +175,19 @@ def check_params(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Mappi
     cancelled = data.get("_cancelled")
     if cancelled is not None and not isinstance(cancelled, dict):
         _fail(path, f"'_cancelled' must be a mapping, found {_kind(cancelled)}")
+    return data
+
+
+def read_defaults(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A set's defaults.yml, every key a parameter name given once; else StateFileError naming the first problem.
+
+    A key given twice would silently keep the second value, and a ``_`` key other than :data:`DEFAULTS_KEYS`
+    (``_status``, ``_name``...) is xmen's own: neither may pass as a parameter."""
+    data = files.read_yaml(path, unique_keys=True)
+    for key in data:
+        if not isinstance(key, str) or not key:
+            _fail(path, f"parameter names must be strings, got {key!r}")
+        if key.startswith("_") and key not in DEFAULTS_KEYS:
+            _fail(path, f"{key!r} is reserved: keys starting with '_' are xmen's (only {', '.join(DEFAULTS_KEYS)} "
+                        "may be given here)")
     return data
