@@ -183,7 +183,7 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
 
     everything = glob in (None, "*") and not never_everything
     code = engine.run_with_snakemake(exp_set, pending, everything=everything, runner=runner, **snakemake)
-    grouped = engine.summary(exp_set, names)
+    grouped = engine.summary(exp_set, names, not_run=outcomes[-1].not_run if outcomes else names)
     lines = progress.summary_lines(
         grouped,
         reasons=lambda name: engine.failure_reason(exp_set, name),

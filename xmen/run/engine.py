@@ -24,6 +24,7 @@ from xmen.store import files
 from xmen.errors import StateFileError, XmenError
 from xmen.sets.expset import RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
+from xmen.run.progress import NOT_RUN
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.finding import sets_below
 from xmen.store.layout import SET_RUN_LOCK, XMEN_DIR
@@ -210,11 +211,13 @@ def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequenc
     return 1 if failures else 0
 
 
-def summary(exp_set: ExperimentSet, names: Sequence[str]) -> dict[str, list[str]]:
-    """Names of ``names`` grouped by their status now."""
+def summary(exp_set: ExperimentSet, names: Sequence[str], not_run: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Names of ``names`` grouped by their status now; those in ``not_run`` (this run did not start them: their
+    status is from before, a ``finished`` one would say this run finished it) as ``not run``."""
     grouped: dict[str, list[str]] = {}
+    skipped = set(not_run)
     for name in names:
-        grouped.setdefault(exp_set.status_of(name), []).append(name)
+        grouped.setdefault(NOT_RUN if name in skipped else exp_set.status_of(name), []).append(name)
     return grouped
 
 
