@@ -41,6 +41,8 @@ class Pending:
     status: str
     #: What planning saw of it before deciding (planner.Verdict.seen), handed to its runner by ``launch``.
     seen: str = ""
+    #: The planner's verdict of a skipped experiment (planner.left_out tells the blocked and waiting ones).
+    verdict: planner.Verdict | None = None
 
 
 def plan(
@@ -70,12 +72,31 @@ def plan(
             if changed:
                 pending.append(Pending(name, f"changed: {verdict.reason}", verdict.status, verdict.seen))
             else:
-                skipped.append(Pending(name, f"changed: {verdict.reason} (xmen run --changed reruns it)", verdict.status))
+                skipped.append(Pending(name, f"changed: {verdict.reason} (xmen run --changed reruns it)", verdict.status,
+                                       verdict=verdict))
         elif verdict.action == planner.BLOCKED:
-            skipped.append(Pending(name, f"blocked: {verdict.reason}", verdict.status))
+            skipped.append(Pending(name, f"blocked: {verdict.reason}", verdict.status, verdict=verdict))
         elif verdict.action == planner.SKIP:
-            skipped.append(Pending(name, verdict.reason, verdict.status))
+            skipped.append(Pending(name, verdict.reason, verdict.status, verdict=verdict))
     return pending, skipped
+
+
+def left_out_lines(skipped: Sequence[Pending]) -> list[str]:
+    """The lines naming the skipped experiments that no run starts by itself (blocked, waiting), with why."""
+    return planner.left_out_lines((item.name, item.verdict) for item in skipped if item.verdict is not None)
+
+
+def left_out_below(top: Path) -> list[tuple[str, planner.Verdict]]:
+    """(name relative to ``top``, verdict) of every linked experiment of the sets below ``top`` that a run leaves
+    out and that will not run by itself (planner.left_out): what ``xmen ci`` fails on when one is blocked."""
+    decide = planner.Planner(reasons=True)
+    found = []
+    for root in find_set_roots(top):
+        for name in ExperimentSet(root).experiments:
+            verdict = decide.verdict(os.path.join(root, name))
+            if planner.left_out(verdict):
+                found.append((os.path.relpath(verdict.path, top), verdict))
+    return found
 
 
 def runs_on_slurm(profile: str | None, extra: Sequence[str], cwd: Path) -> bool:

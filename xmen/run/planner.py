@@ -55,6 +55,11 @@ UNLINKED = "unlinked"  #: not a linked experiment (only ever a requirement)
 
 #: The end of a queued experiment's reason (what its dependents quote without it).
 _NOT_AGAIN = ", not submitted again"
+#: How the reason of an experiment whose requirement is queued in SLURM begins.
+_WAITS_FOR = "waits for "
+#: The two kinds of experiment a run leaves out and that no run will start until something changes: BLOCKED (for
+#: ever, until the user fixes its requirements) and WAITING (until a requirement's queued SLURM job finished).
+WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class Planner(Requirements):
             return Verdict(path, BLOCKED, blocked, status)
         if queued:
             status = st.FINISHED if done is not None else self._status(path)
-            return Verdict(path, SKIP, f"waits for {queued}; run again once it finished", status)
+            return Verdict(path, SKIP, f"{_WAITS_FOR}{queued}; run again once it finished", status)
         if done is None:
             return self._pending(path, waits)
         if waits or reran:
@@ -306,6 +311,33 @@ class Planner(Requirements):
                 listed.add(item.path)
                 ordered.append(item)
         return ordered
+
+
+def left_out(verdict: Verdict) -> str | None:
+    """:data:`BLOCKED` or :data:`WAITING` for an experiment a run leaves out and that will not run without another
+    run (or the user's fix), else None. Every run names these at its end: "nothing to be done" is not green."""
+    if verdict.action == BLOCKED:
+        return BLOCKED
+    if verdict.action == SKIP and verdict.reason.startswith(_WAITS_FOR):
+        return WAITING
+    return None
+
+
+def left_out_lines(named: Iterable[tuple[str, Verdict]]) -> list[str]:
+    """One line per left-out experiment (``not run (blocked): NAME: reason``) of (name, verdict) pairs, then one
+    line counting them; none when nothing was left out."""
+    lines = []
+    counts: dict[str, int] = {}
+    for name, verdict in named:
+        kind = left_out(verdict)
+        if kind is None:
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        lines.append(f"not run ({kind}): {name}: {verdict.reason}")
+    if lines:
+        lines.append(f"{', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))}: these experiments did not "
+                     "run and will not until their requirements can")
+    return lines
 
 
 def release_for_rerun(paths: Iterable[str]) -> None:
