@@ -60,6 +60,8 @@ _WAITS_FOR = "waits for "
 #: The two kinds of experiment a run leaves out and that no run will start until something changes: BLOCKED (for
 #: ever, until the user fixes its requirements) and WAITING (until a requirement's queued SLURM job finished).
 WAITING = "waiting"
+#: How the reason of an experiment whose status file contradicts its params.yml begins (it is BLOCKED).
+INCONSISTENT = "inconsistent"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ class Planner(Requirements):
         if self.options(path) is None:
             return Verdict(path, UNLINKED, "not a linked experiment", UNLINKED)
         done = mtime_ns(os.path.join(path, st.DONE_FILE))
+        if done is not None or os.path.lexists(os.path.join(path, st.DONE_FILE)):
+            inconsistent = self._inconsistent(path)
+            if inconsistent is not None:
+                return inconsistent
         blocked = waits = reran = changed = queued = None
         for spec, required in self.requirements(path):
             shown = self._show(required, path) if required else spec
@@ -156,6 +162,20 @@ class Planner(Requirements):
         if changed:
             return Verdict(path, CHANGED, changed, st.FINISHED)
         return Verdict(path, DONE, "", st.FINISHED)
+
+    def _inconsistent(self, path: str) -> Verdict | None:
+        """BLOCKED for an experiment whose status file says finished when it is not (statecheck): planted by hand,
+        a symlink, or beside a params.yml that says otherwise (checked when planning reads reasons). Snakemake
+        would take it as done for ever; xmen never deletes a file it did not write, so the user removes it."""
+        recorded = None
+        if self.reasons:
+            params = read_mapping(os.path.join(path, PARAMS_FILE))
+            recorded = shown_status(params).value if params is not None else None
+        problem = statecheck.status_file_problem(path, recorded)
+        if problem is None:
+            return None
+        return Verdict(path, BLOCKED, f"{INCONSISTENT}: {problem}; remove it to run the experiment",
+                       recorded or st.UNKNOWN)
 
     def queue(self) -> Any:
         """What SLURM says of the experiments with a queued marker (one squeue call per :meth:`plan`)."""
@@ -335,8 +355,8 @@ def left_out_lines(named: Iterable[tuple[str, Verdict]]) -> list[str]:
         counts[kind] = counts.get(kind, 0) + 1
         lines.append(f"not run ({kind}): {name}: {verdict.reason}")
     if lines:
-        lines.append(f"{', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))}: these experiments did not "
-                     "run and will not until their requirements can")
+        lines.append(f"{', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))}: not run, and no run "
+                     "starts them until what stops them changes")
     return lines
 
 

@@ -56,6 +56,8 @@ PARAMS_FILE = "params.yml"
 RUN_FILE = "run.sh"
 #: Snakemake's target for an experiment: written last, by whoever ran it, when it finished.
 DONE_FILE = "xmen.done"
+#: The first line of every status file xmen writes (xmen.store.attempts.done_text): a regular file saying it.
+DONE_FIRST_LINE = "finished"
 #: Output of the latest attempt; the earlier ones are kept in LOGS_DIR as ``attempt-N.log``.
 RUN_LOG = "xmen.log"
 LOGS_DIR = "logs"

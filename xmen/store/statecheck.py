@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from typing import Any, Mapping
 
 from xmen.errors import StateFileError
 from xmen.store import files, retry
-from xmen.store.layout import DEFAULTS_KEYS
+from xmen.store import status as st
+from xmen.store.layout import DEFAULTS_KEYS, DONE_FILE, DONE_FIRST_LINE
 
 _SCALARS = (str, int, float, bool)
 
@@ -191,3 +193,34 @@ def read_defaults(path: str | os.PathLike[str]) -> dict[str, Any]:
             _fail(path, f"{key!r} is reserved: keys starting with '_' are xmen's (only {', '.join(DEFAULTS_KEYS)} "
                         "may be given here)")
     return data
+
+
+def status_file_problem(exp_dir: str | os.PathLike[str], recorded: str | None = None) -> str | None:
+    """Why the status file ``xmen.done`` of ``exp_dir`` is not one a finished run of xmen wrote, or None (also when
+    there is none). Snakemake takes any file of that name as "finished": a symlink, a folder, a file without xmen's
+    first line, or (``recorded``: the ``_status`` of params.yml, when the caller read it) a status file beside a
+    params.yml that says the experiment is not finished, would keep it from ever running, silently."""
+    path = os.path.join(os.fspath(exp_dir), DONE_FILE)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"its status file {DONE_FILE} cannot be read: {exc.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        return f"its status file {DONE_FILE} is a symlink (xmen never writes one)"
+    if not stat.S_ISREG(info.st_mode):
+        return f"its status file {DONE_FILE} is not a file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        try:
+            first = os.read(fd, len(DONE_FIRST_LINE) + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"its status file {DONE_FILE} cannot be read: {exc.strerror}"
+    if first != (DONE_FIRST_LINE + "\n").encode():
+        return f"its status file {DONE_FILE} was not written by xmen (it does not say {DONE_FIRST_LINE!r})"
+    if recorded is not None and recorded not in (st.FINISHED, st.RUNNING):
+        return f"its status file {DONE_FILE} says finished, but params.yml says {recorded}"
+    return None
