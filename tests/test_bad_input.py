@@ -33,6 +33,19 @@ ROWS: list[Row] = [
     row("no such folder", "rm", "-y", "nope*"),
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)
+    row("no linked experiment matches 'nope*'", "reset", "nope*"),
+    row("no linked experiment matches 'nope*'", "reset", "nope*", "-s", "finished"),
+    row("resource runtime=-1 must be more than 0", "register", "{a: z}", "--resources", "runtime=-1"),
+    row("resource runtime=nan is not a finite number", "register", "{a: z}", "--resources", "runtime=nan"),
+    row("resource runtime=inf is not a finite number", "register", "{a: z}", "--resources", "runtime=inf"),
+    row("resource mem_mb=-5 must be more than 0", "register", "{a: z}", "--resources", "mem_mb=-5"),
+    row("--threads: must be at most 65,536", "register", "{a: z}", "--threads", "999999999999"),
+    row("contains the control or formatting character \\u202e", "register", "{a: z}", "-n", "b\u202exe.txt"),
+    row("contains the control or formatting character \\u2066", "register", "{a: 'z\u2066'}"),
+    row("contains the control or formatting character \\x9b", "register", "{a: z}", "-n", "z\x9b31m"),
+    row("contains the control or formatting character \\u200b", "register", "{a: z}", "-n", "z\u200b"),
+    row("set name 'new\\u202egnp.exe' contains the control or formatting character \\u202e",
+        "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "new\u202egnp.exe", cwd="work"),
     # ------------------------------------------------------------------------------- original xmen users (19)
     row("use --status-is finished", "reset", "*", "-s", "finished"),  # the original's -s SET the status
     row("use --status-is registered", "reset", "a=x", "--status", "registered"),

@@ -212,6 +212,8 @@ def test_register_outside_a_set(env, capsys, monkeypatch):
         (["-s", "script.sh", "-d", "bad.yml"], "invalid YAML"),
         (["-s", "script.sh", "-d", "list.yml"], "expected a YAML mapping"),
         ([], "give either -n NAME"),
+        (["-s", "script.sh", "-d", "twice.yml"], "duplicate key 'a'"),
+        (["-s", "script.sh", "-d", "reserved.yml"], "'_status' is reserved"),
     ],
 )
 def test_bad_init_input(env, capsys, monkeypatch, args, message):
@@ -219,11 +221,27 @@ def test_bad_init_input(env, capsys, monkeypatch, args, message):
     (env / "defaults.yml").write_text(DEFAULTS)
     (env / "bad.yml").write_text("a: [1\n")
     (env / "list.yml").write_text("- 1\n")
+    (env / "twice.yml").write_text("a: 1  # (int) A\nb: 2\na: 3\n")
+    (env / "reserved.yml").write_text("a: 1\n_status: finished\n")
     monkeypatch.chdir(env)
     code, _, err = xmen(capsys, "init", *args, "-r", str(env / "new_set"))
     assert code != 0
     assert err.count("\n") == 1 and message in err, err
     assert not (env / "new_set").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: h  # (str) A\nb: 17\na: x\n", "duplicate key 'a'"),
+    ("a: h  # (str) A\n_name: mine\n", "'_name' is reserved"),
+])
+def test_register_refuses_a_defaults_file_with_a_key_twice_or_an_xmen_key(shell_set, capsys, text, message):
+    """defaults.yml edited after init: a second ``a:`` would silently win, ``_name`` is xmen's own key."""
+    (shell_set / "defaults.yml").write_text(text)
+    before = snapshot(shell_set)
+    code, _, err = xmen(capsys, "register", "{b: 1}")
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("Error: ") and message in err, err
+    assert snapshot(shell_set) == before
 
 
 def test_requires_and_cycles(shell_set, capsys):

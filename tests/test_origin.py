@@ -199,6 +199,41 @@ def test_sync_refuses_a_source_that_is_not_host_and_path(xmen_home, tmp_path, ca
     assert code != 0 and err.startswith("Error: --max-size")
 
 
+@pytest.mark.parametrize("via", ["rsync", "tar"])
+def test_sync_of_a_set_named_like_an_option_copies_it_and_touches_nothing_beside_it(via, xmen_home, tmp_path,
+                                                                                    capsys, sshd):
+    """A set called ``-delete`` reached the remote ``find`` as its action: nothing was copied, exit 0, and the
+    files beside the set were deleted."""
+    remote = make_set(tmp_path, "cluster/-delete", SWEEP)
+    beside = tmp_path / "cluster" / "keep.txt"
+    beside.write_text("the user's own\n")
+    laptop = tmp_path / "laptop"
+    code, _, err = xmen(capsys, "sync", f"127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--no-list", "--via", via)
+    assert code == 0, err
+    assert (laptop / "-delete" / "experiment.yml").is_file() and (laptop / "-delete" / "a=2" / "params.yml").is_file()
+    assert beside.read_text() == "the user's own\n"
+    assert ExperimentSet(remote).experiments == ["a=1", "a=2"]
+
+
+@pytest.mark.parametrize("via", ["rsync", "tar"])
+def test_a_failed_sync_says_so_and_leaves_no_empty_destination(via, xmen_home, tmp_path, capsys, sshd):
+    laptop = tmp_path / "laptop" / "cluster"
+    code, out, err = xmen(capsys, "sync", f"127.0.0.1:{tmp_path / 'no_such_set'}", str(laptop), "--rsh", sshd,
+                          "--no-list", "--via", via)
+    assert code != 0 and err.startswith("Error: ") and err.count("\n") == 1, out + err
+    assert not (tmp_path / "laptop").exists()
+
+
+@pytest.mark.parametrize("via", ["rsync", "tar"])
+@pytest.mark.parametrize("host", ["-oProxyCommand=touch${IFS}pwned", "me@-oProxyCommand=touch${IFS}pwned"])
+def test_sync_refuses_a_host_that_ssh_would_read_as_an_option(via, host, xmen_home, tmp_path, capsys, monkeypatch):
+    """``-oProxyCommand=...`` as the host ran the command here (ssh read it as an option)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = xmen(capsys, "sync", "--via", via, "--", f"{host}:/x/set_a", str(tmp_path / "laptop"))
+    assert code != 0 and err.startswith("Error: host ") and "starts with '-'" in err, err
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "laptop").exists()
+
+
 def test_origin_bookkeeping_units():
     from xmen.store import origin
 

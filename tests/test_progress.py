@@ -135,3 +135,35 @@ def test_a_second_interrupt_forces_a_command_that_ignores_the_first(tmp_path):
     assert "Interrupted (SIGINT): stopping the running experiments (Ctrl-C again to force)" in proc.stderr
     assert "Interrupted (SIGINT): forcing" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "snakemake.log").read_text() == "started\n"
+
+
+def test_ctrl_c_before_anything_ran_says_nothing_ran_not_finished(xmen_home, tmp_path):
+    """An experiment finished before but missing its status file runs again; a Ctrl-C while Snakemake starts
+    (before the experiment ran) said "Summary: 1 finished", the status from before, as if this run had finished it."""
+    import signal
+
+    from cli_helpers import make_set, wait_until
+
+    (tmp_path / "script.sh").write_text("#!/bin/bash\nsleep 60\n")
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    root = make_set(tmp_path, "set", "{a: x}")
+    files.update_yaml(root / "a=x" / "params.yml", lambda p: {**p, "_status": "finished"})
+    before = (root / "a=x" / "params.yml").read_bytes()
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run"], cwd=root, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        # The log is opened just before Snakemake starts; Snakemake takes seconds to import before it runs a job.
+        wait_until(lambda: "Snakemake's output" in err_path.read_text() and (root / ".xmen" / "last-run.log").exists(),
+                   60, "xmen run to start Snakemake", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = err_path.read_text()
+    assert (root / "a=x" / "params.yml").read_bytes() == before, said  # it did not run
+    summary = [line for line in said.splitlines() if line.startswith("Summary:")]
+    assert summary == ["Summary: 1 not run"], said
+    assert "Error: interrupted" in said

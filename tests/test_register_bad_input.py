@@ -68,6 +68,16 @@ BAD = [
     _expect("unsafe character '{'", "{a: x}", "-n", "a{x}"),
     _expect("unsafe character '{'", "{a: x}", "-n", "{exp}"),
     _expect("unsafe character '}'", "{a: '}x'}"),
+    # Resources no machine has (issue 19).
+    _expect("resource runtime=-1 must be more than 0", "{a: x}", "--resources", "runtime=-1"),
+    _expect("resource runtime=nan is not a finite number", "{a: x}", "--resources", "runtime=nan"),
+    _expect("resource runtime=inf is not a finite number", "{a: x}", "--resources", "runtime=inf"),
+    _expect("resource mem_mb=-5 must be more than 0", "{a: x}", "--resources", "mem_mb=-5"),
+    _expect("resource mem_mb=-5 must be more than 0", "{a: x}", "--resources", "mem_mb=1000,-5"),
+    _expect("resource gpu=-1 must be 0 or more", "{a: x}", "--resources", "gpu=-1"),
+    _expect("is larger than 4,294,967,295", "{a: x}", "--resources", "mem_mb=99999999999"),
+    _expect("--threads: must be at most 65,536", "{a: x}", "--threads", "999999999999"),
+    _expect("--threads: must be a whole number of at least 1", "{a: x}", "--threads", "0"),
     # Repeats with their own seed.
     _expect("--seed-param: unknown parameter 'nope'", "{a: x}", "-x", "2", "--seed-param", "nope"),
     _expect("--seed-param: parameter 'a' is declared str, not an int", "{b: 1}", "-x", "2", "--seed-param", "a"),

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from xmen.store.terminal import plain
 from xmen.look import listing
 from xmen.store import status as st
 from xmen.errors import UsageError
@@ -56,7 +57,7 @@ def compare_command(
     """
     result = listing.collect(list(globs) or None, params=params, type=type_, status=[s.lower() for s in status_is])
     for path, reason in result.problems:
-        click.echo(f"Warning: skipped {path}: {reason}", err=True)
+        click.echo(plain(f"Warning: skipped {path}: {reason}"), err=True)
     if not result.rows:
         click.echo(f"No experiments found which match glob pattern {', '.join(result.patterns)}.", err=as_csv)
         return

@@ -8,6 +8,7 @@ import sys
 import click
 
 from xmen.errors import XmenError
+from xmen.store.terminal import plain
 
 
 def run(command: click.Command, argv: list[str] | None = None) -> int:
@@ -15,7 +16,7 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="xmen", standalone_mode=False)
     except XmenError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {plain(str(exc))}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -23,7 +24,7 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         click.echo("Error: aborted", err=True)
         return 1
     except click.ClickException as exc:
-        message = " ".join(exc.format_message().split())
+        message = " ".join(plain(exc.format_message()).split())
         context = getattr(exc, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         click.echo(f"Error: {message}{hint}", err=True)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import click
 
+from xmen.store.terminal import plain
 from xmen.look import listing
 from xmen.store import status as st
 from xmen.cli.compat import SeveralValuesCommand
@@ -140,7 +141,7 @@ def list_command(
             relative_roots=True,
         )
         for path, reason in result.problems:
-            click.echo(f"Warning: skipped {path}: {reason}", err=True)
+            click.echo(plain(f"Warning: skipped {path}: {reason}"), err=True)
 
         if notebook:
             text = listing.render_notebook(result)

@@ -5,6 +5,7 @@ import os
 
 import click
 
+from xmen.store.terminal import plain
 from xmen.errors import UsageError
 from xmen.look import plot, report
 from xmen.look.listing import to_dataframe
@@ -69,7 +70,7 @@ def report_command(sets, output, by, metrics, x_axis, title) -> None:
         output, list(sets) or None, by=_names(by) or None, metrics=list(metrics) or None, x=x_axis, title=title
     )
     for path, reason in data.problems:
-        click.echo(f"Warning: skipped {path}: {reason}", err=True)
+        click.echo(plain(f"Warning: skipped {path}: {reason}"), err=True)
     if data.plot_note:
         click.echo(data.plot_note, err=True)
     click.echo(

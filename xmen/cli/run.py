@@ -13,7 +13,7 @@ from xmen.cli import edge
 from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
-from xmen.run.planner import release_for_rerun
+from xmen.run.planner import BLOCKED, release_for_rerun
 from xmen.sets.expset import ExperimentSet, SET_FILE
 from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
@@ -139,10 +139,12 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
             click.echo(f"Nothing to run: {finished}.")
         else:
             _print_plan(pending)
+        _say_left_out(skipped)
         _fail_on_damaged(skipped)
         return
     if not pending:
         click.echo(f"Nothing to run: {finished}.", err=True)
+        _say_left_out(skipped)
         _fail_on_damaged(skipped)
         return
     if changed:
@@ -154,9 +156,16 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
             exp_set, pending, glob, verbose, cores=jobs, profile=profile, extra=extra,
             never_everything=any(s.status == "corrupt" for s in skipped),  # never hand those to Snakemake
         )
+    _say_left_out(skipped)
     if code != 0:
         raise XmenError("some experiments did not finish (see above and each experiment's xmen.log)", exit_code=code)
     _fail_on_damaged(skipped)
+
+
+def _say_left_out(skipped) -> None:
+    """At the end of the run: each experiment it left out that no run starts by itself (blocked, waiting)."""
+    for line in engine.left_out_lines(skipped):
+        click.echo(line, err=True)
 
 
 def _fail_on_damaged(skipped) -> None:
@@ -183,7 +192,7 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
 
     everything = glob in (None, "*") and not never_everything
     code = engine.run_with_snakemake(exp_set, pending, everything=everything, runner=runner, **snakemake)
-    grouped = engine.summary(exp_set, names)
+    grouped = engine.summary(exp_set, names, not_run=outcomes[-1].not_run if outcomes else names)
     lines = progress.summary_lines(
         grouped,
         reasons=lambda name: engine.failure_reason(exp_set, name),
@@ -287,6 +296,11 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
     code = subprocess.call(command)
     if code != 0:
         raise XmenError(f"the CI run failed (snakemake exit code {code})", exit_code=code)
+    # Snakemake's "Nothing to be done" is not green while an experiment can never run (the glue named them above).
+    blocked = [name for name, verdict in engine.left_out_below(Path(folder)) if verdict.action == BLOCKED]
+    if blocked:
+        shown = ", ".join(blocked[:5]) + (f" and {len(blocked) - 5} more" if len(blocked) > 5 else "")
+        raise XmenError(f"{len(blocked)} experiment(s) blocked, never run: {shown} (xmen list shows why)")
 
 
 @click.command("workflow", context_settings=CONTEXT)

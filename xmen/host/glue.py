@@ -24,6 +24,7 @@ never by ``import xmen``.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import inspect
 import os
@@ -133,6 +134,9 @@ class XmenWorkflow:
         #: executor): no hang on scancel, SLURM's verdict, prompt status checks, queued markers, adopted jobs.
         self.slurm = False
         self._started = False  # Snakemake evaluated the rules' input (dag_started)
+        #: The experiments the default target left out that no run starts by itself (planner.left_out), named on
+        #: stderr when this Snakemake ends (:meth:`say_left_out`), whatever it ran or said ("Nothing to be done").
+        self.left_out: dict[str, planner.Verdict] = {}
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # the Job patches and the direct job step find the glue here
             with refusing():
@@ -234,6 +238,7 @@ class XmenWorkflow:
             self.dag_started()
             everything = asks_for_everything(getattr(self.workflow, "dag_settings", None), workflow=self.workflow)
             verdicts = self.target_verdicts(everything)
+            self.note_left_out()
             paths = [v.path for v in verdicts]
             for verdict in verdicts:  # what each looked like before it was decided (see Verdict.seen)
                 self.planned.setdefault(os.path.normpath(self.rel(verdict.path)), verdict.seen)
@@ -250,6 +255,25 @@ class XmenWorkflow:
 
         targets._overwrite_params = inspect.signature(targets).parameters  # type: ignore[attr-defined]
         return targets
+
+    def note_left_out(self) -> None:
+        """Remember the chosen experiments the planner left out (blocked, or waiting for a queued requirement); the
+        first time, arrange for :meth:`say_left_out` to name them when this Snakemake process ends."""
+        if not self.workflow.is_main_process:
+            return
+        first = not self.left_out
+        for path in self.chosen:
+            verdict = self.planner.verdict(path)  # decided already for the target: no second look at the disk
+            if planner.left_out(verdict):
+                self.left_out[path] = verdict
+        if first and self.left_out:
+            atexit.register(self.say_left_out)
+
+    def say_left_out(self) -> None:
+        """Name each left-out experiment with its reason, on stderr, at the end of the run."""
+        named = sorted(((self.rel(path), verdict) for path, verdict in self.left_out.items()), key=lambda n: n[0])
+        for line in planner.left_out_lines(named):
+            print(f"xmen: {line}", file=sys.stderr, flush=True)
 
     def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
         """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from xmen.look.frames import _frame
 from xmen.look.rows import _MISSING, ListResult, _is_number, split_label
+from xmen.store.terminal import cell, cut, plain
 
 
 def _plain_table(labels: Sequence[str], columns: Sequence[Sequence[Any]]) -> str | None:
@@ -56,7 +57,11 @@ def render_table(
     max_rows: int | None = None,
 ) -> str:
     """The table as pandas ``DataFrame.to_string`` prints it; ``max_width`` caps each column's width (longer values
-    end in ``...``) and ``max_rows`` shows only the first and last rows. Plain-text tables skip pandas (same text)."""
+    end in ``...``) and ``max_rows`` shows only the first and last rows. Plain-text tables skip pandas (same text).
+
+    Every label and cell is shown without terminal escapes and cut to xmen.store.terminal.CELL_LIMIT."""
+    labels = [plain(str(label)) for label in labels]
+    columns = [[cell(v) for v in column] for column in columns]
     n = len(columns[0]) if columns else 0
     # pandas truncates " " + value, so a value exactly max_width long is already cut.
     fits = (max_rows is None or n <= max_rows) and (
@@ -129,13 +134,16 @@ def render_notebook(result: ListResult, show_empty: bool | None = None) -> str:
         show_empty = not result.filtered
     blocks = []
     shown = [s for s in result.sets if s.names or show_empty]
+    def shown_text(value: Any) -> str:  # one line of the user's text, without terminal escapes, capped
+        return cut(" ".join(plain("" if value is None else str(value)).splitlines()))
+
     for i, info in enumerate(shown):
-        lines = [f"{i:>2} {info.root}"]
-        lines.extend(f"     |- {name}" for name in info.names)
-        lines.append(f"     Purpose: {'' if info.purpose is None else info.purpose}")
-        lines.append(f"     Created: {'' if info.created is None else info.created}")
-        lines.append(f"     Type: {'' if info.type is None else info.type}")
+        lines = [f"{i:>2} {shown_text(info.root)}"]
+        lines.extend(f"     |- {shown_text(name)}" for name in info.names)
+        lines.append(f"     Purpose: {shown_text(info.purpose)}")
+        lines.append(f"     Created: {shown_text(info.created)}")
+        lines.append(f"     Type: {shown_text(info.type)}")
         lines.append("     Notes: ")
-        lines.extend(f"       {note}" for note in info.notes)
+        lines.extend(f"       {shown_text(note)}" for note in info.notes)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

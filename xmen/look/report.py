@@ -26,6 +26,7 @@ from xmen.look.listing import readable
 from xmen.store import files
 from xmen.store.files import write_text_atomic
 from xmen.store.provenance import parse_time
+from xmen.store.terminal import cut, plain
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -205,7 +206,8 @@ def _is_integer(value: Any) -> bool:
 
 
 def _e(value: Any, none: str = "", exact: bool = False) -> str:
-    return html.escape(format_value(value, none, exact), quote=True)
+    """A cell's HTML: the value's text without terminal escapes, cut to CELL_LIMIT, escaped."""
+    return html.escape(cut(plain(format_value(value, none, exact))), quote=True)
 
 
 def _status_class(status: Any) -> str:
@@ -314,7 +316,7 @@ def _experiments_html(data: ReportData) -> str:
         row = [_e(os.path.basename(str(root)))] if several else []
         row += [_e(name), f"<span class='badge {_status_class(status)}'>{_e(status)}</span>", _e(detail.get("error"))]
         if has_notes:
-            row.append("<br>".join(html.escape(n) for n in detail.get("notes") or []))
+            row.append("<br>".join(_e(n) for n in detail.get("notes") or []))
         row += [_e(column[i], "None", exact=True) for column in params]
         row += [_e(column[i]) for column in metrics]
         row += [_e(_short(k, detail.get(k))) for k in shown_provenance]

@@ -334,15 +334,19 @@ def _add_plan_reasons(rows: list[dict[str, Any]], root: str) -> None:
     finished experiment that is stale (``! changed: params changed (lr: 0.1 -> 0.5)``), needs a run anyway, or is
     blocked by a requirement."""
     planner = Planner(reasons=False)
+    checker: Planner | None = None  # reads params.yml: for the rare status file beside an unfinished status
     for row in rows:
         if row["root"] != root or "plan" in row:
             continue
         path = os.path.join(root, row["name"])
         reason = ""
-        if row["status"] != st.FINISHED and not (planner.options(path) or {}).get("requires"):
+        contradicted = row["status"] != st.FINISHED and os.path.lexists(os.path.join(path, st.DONE_FILE))
+        if row["status"] != st.FINISHED and not contradicted and not (planner.options(path) or {}).get("requires"):
             row["plan"] = reason  # nothing to say: its status says it all, and nothing can block it
             continue
-        verdict = planner.verdict(path)
+        if contradicted:
+            checker = checker or Planner(reasons=True)
+        verdict = (checker if contradicted else planner).verdict(path)  # type: ignore[union-attr]
         if verdict.action == CHANGED:
             reason = f"! changed: {verdict.reason}"
         elif verdict.action == BLOCKED:

@@ -24,6 +24,7 @@ from xmen.store import files
 from xmen.errors import StateFileError, XmenError
 from xmen.sets.expset import RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
+from xmen.run.progress import NOT_RUN
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.finding import sets_below
 from xmen.store.layout import SET_RUN_LOCK, XMEN_DIR
@@ -40,6 +41,8 @@ class Pending:
     status: str
     #: What planning saw of it before deciding (planner.Verdict.seen), handed to its runner by ``launch``.
     seen: str = ""
+    #: The planner's verdict of a skipped experiment (planner.left_out tells the blocked and waiting ones).
+    verdict: planner.Verdict | None = None
 
 
 def plan(
@@ -69,12 +72,31 @@ def plan(
             if changed:
                 pending.append(Pending(name, f"changed: {verdict.reason}", verdict.status, verdict.seen))
             else:
-                skipped.append(Pending(name, f"changed: {verdict.reason} (xmen run --changed reruns it)", verdict.status))
+                skipped.append(Pending(name, f"changed: {verdict.reason} (xmen run --changed reruns it)", verdict.status,
+                                       verdict=verdict))
         elif verdict.action == planner.BLOCKED:
-            skipped.append(Pending(name, f"blocked: {verdict.reason}", verdict.status))
+            skipped.append(Pending(name, f"blocked: {verdict.reason}", verdict.status, verdict=verdict))
         elif verdict.action == planner.SKIP:
-            skipped.append(Pending(name, verdict.reason, verdict.status))
+            skipped.append(Pending(name, verdict.reason, verdict.status, verdict=verdict))
     return pending, skipped
+
+
+def left_out_lines(skipped: Sequence[Pending]) -> list[str]:
+    """The lines naming the skipped experiments that no run starts by itself (blocked, waiting), with why."""
+    return planner.left_out_lines((item.name, item.verdict) for item in skipped if item.verdict is not None)
+
+
+def left_out_below(top: Path) -> list[tuple[str, planner.Verdict]]:
+    """(name relative to ``top``, verdict) of every linked experiment of the sets below ``top`` that a run leaves
+    out and that will not run by itself (planner.left_out): what ``xmen ci`` fails on when one is blocked."""
+    decide = planner.Planner(reasons=True)
+    found = []
+    for root in find_set_roots(top):
+        for name in ExperimentSet(root).experiments:
+            verdict = decide.verdict(os.path.join(root, name))
+            if planner.left_out(verdict):
+                found.append((os.path.relpath(verdict.path, top), verdict))
+    return found
 
 
 def runs_on_slurm(profile: str | None, extra: Sequence[str], cwd: Path) -> bool:
@@ -210,11 +232,13 @@ def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequenc
     return 1 if failures else 0
 
 
-def summary(exp_set: ExperimentSet, names: Sequence[str]) -> dict[str, list[str]]:
-    """Names of ``names`` grouped by their status now."""
+def summary(exp_set: ExperimentSet, names: Sequence[str], not_run: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Names of ``names`` grouped by their status now; those in ``not_run`` (this run did not start them: their
+    status is from before, a ``finished`` one would say this run finished it) as ``not run``."""
     grouped: dict[str, list[str]] = {}
+    skipped = set(not_run)
     for name in names:
-        grouped.setdefault(exp_set.status_of(name), []).append(name)
+        grouped.setdefault(NOT_RUN if name in skipped else exp_set.status_of(name), []).append(name)
     return grouped
 
 

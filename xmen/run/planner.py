@@ -56,6 +56,13 @@ UNLINKED = "unlinked"  #: not a linked experiment (only ever a requirement)
 
 #: The end of a queued experiment's reason (what its dependents quote without it).
 _NOT_AGAIN = ", not submitted again"
+#: How the reason of an experiment whose requirement is queued in SLURM begins.
+_WAITS_FOR = "waits for "
+#: The two kinds of experiment a run leaves out and that no run will start until something changes: BLOCKED (for
+#: ever, until the user fixes its requirements) and WAITING (until a requirement's queued SLURM job finished).
+WAITING = "waiting"
+#: How the reason of an experiment whose status file contradicts its params.yml begins (it is BLOCKED).
+INCONSISTENT = "inconsistent"
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,10 @@ class Planner(Requirements):
         if self.options(path) is None:
             return Verdict(path, UNLINKED, "not a linked experiment", UNLINKED)
         done = mtime_ns(os.path.join(path, st.DONE_FILE))
+        if done is not None or os.path.lexists(os.path.join(path, st.DONE_FILE)):
+            inconsistent = self._inconsistent(path)
+            if inconsistent is not None:
+                return inconsistent
         blocked = waits = reran = changed = queued = None
         for spec, required in self.requirements(path):
             shown = self._show(required, path) if required else spec
@@ -141,7 +152,7 @@ class Planner(Requirements):
             return Verdict(path, BLOCKED, blocked, status)
         if queued:
             status = st.FINISHED if done is not None else self._status(path)
-            return Verdict(path, SKIP, f"waits for {queued}; run again once it finished", status)
+            return Verdict(path, SKIP, f"{_WAITS_FOR}{queued}; run again once it finished", status)
         if done is None:
             return self._pending(path, waits)
         if waits or reran:
@@ -152,6 +163,20 @@ class Planner(Requirements):
         if changed:
             return Verdict(path, CHANGED, changed, st.FINISHED)
         return Verdict(path, DONE, "", st.FINISHED)
+
+    def _inconsistent(self, path: str) -> Verdict | None:
+        """BLOCKED for an experiment whose status file says finished when it is not (statecheck): planted by hand,
+        a symlink, or beside a params.yml that says otherwise (checked when planning reads reasons). Snakemake
+        would take it as done for ever; xmen never deletes a file it did not write, so the user removes it."""
+        recorded = None
+        if self.reasons:
+            params = read_mapping(os.path.join(path, PARAMS_FILE))
+            recorded = shown_status(params).value if params is not None else None
+        problem = statecheck.status_file_problem(path, recorded)
+        if problem is None:
+            return None
+        return Verdict(path, BLOCKED, f"{INCONSISTENT}: {problem}; remove it to run the experiment",
+                       recorded or st.UNKNOWN)
 
     def queue(self) -> Any:
         """What SLURM says of the experiments with a queued marker (one squeue call per :meth:`plan`)."""
@@ -315,6 +340,33 @@ class Planner(Requirements):
                 listed.add(item.path)
                 ordered.append(item)
         return ordered
+
+
+def left_out(verdict: Verdict) -> str | None:
+    """:data:`BLOCKED` or :data:`WAITING` for an experiment a run leaves out and that will not run without another
+    run (or the user's fix), else None. Every run names these at its end: "nothing to be done" is not green."""
+    if verdict.action == BLOCKED:
+        return BLOCKED
+    if verdict.action == SKIP and verdict.reason.startswith(_WAITS_FOR):
+        return WAITING
+    return None
+
+
+def left_out_lines(named: Iterable[tuple[str, Verdict]]) -> list[str]:
+    """One line per left-out experiment (``not run (blocked): NAME: reason``) of (name, verdict) pairs, then one
+    line counting them; none when nothing was left out."""
+    lines = []
+    counts: dict[str, int] = {}
+    for name, verdict in named:
+        kind = left_out(verdict)
+        if kind is None:
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        lines.append(f"not run ({kind}): {name}: {verdict.reason}")
+    if lines:
+        lines.append(f"{', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))}: not run, and no run "
+                     "starts them until what stops them changes")
+    return lines
 
 
 def release_for_rerun(paths: Iterable[str]) -> None:

@@ -63,6 +63,7 @@ class RunWatcher:
     """Counts the states of a run's experiments from their files, relative to what they were at the start."""
 
     def __init__(self, root: str | os.PathLike[str], names: Sequence[str]) -> None:
+        self.names = list(names)
         self.folders = [Path(root) / name for name in names]
         self._done_before = [_signature(f / st.DONE_FILE) for f in self.folders]
         self._params_before = [_signature(f / PARAMS_FILE) for f in self.folders]
@@ -78,6 +79,16 @@ class RunWatcher:
             value = "unreadable"  # a torn read never happens (atomic writes); a broken file counts as pending
         self._status_cache[params] = (signature, value)
         return value
+
+    def untouched(self) -> list[str]:
+        """The experiments whose files nothing has written since the start: they did not run (yet)."""
+        return [
+            name
+            for name, folder, done_before, params_before in zip(
+                self.names, self.folders, self._done_before, self._params_before
+            )
+            if _signature(folder / st.DONE_FILE) == done_before and _signature(folder / PARAMS_FILE) == params_before
+        ]
 
     def counts(self) -> Counts:
         done = running = failed = pending = 0
@@ -259,11 +270,13 @@ class _Forwarder:
 
 @dataclass
 class RunOutcome:
-    """What :func:`run_quietly` saw: Snakemake's exit code and the signals xmen received during the run."""
+    """What :func:`run_quietly` saw: Snakemake's exit code, the signals xmen received during the run, and the
+    experiments it did not start (their files unchanged)."""
 
     returncode: int
     signals: list[int]
     counts: Counts
+    not_run: list[str]
 
     @property
     def interrupted(self) -> bool:
@@ -322,7 +335,7 @@ def run_quietly(
             log.close()
     counts = watcher.counts()
     line.finish(format_line(counts, time.monotonic() - started))
-    return RunOutcome(returncode, list(forwarder.received), counts)
+    return RunOutcome(returncode, list(forwarder.received), counts, watcher.untouched())
 
 
 def tail(path: str | os.PathLike[str], lines: int = 15) -> list[str]:
@@ -338,6 +351,8 @@ def tail(path: str | os.PathLike[str], lines: int = 15) -> list[str]:
 
 #: Failures listed one by one in the summary; beyond this, a count and how to list them all.
 MAX_LISTED = 50
+#: The summary's word for the experiments this run did not start, whatever their status says from before.
+NOT_RUN = "not run"
 
 
 def summary_lines(
@@ -345,15 +360,15 @@ def summary_lines(
 ) -> list[str]:
     """The run's summary: one line of counts per state, then each failed experiment with its reason and log.
 
-    Experiments that did not run (``registered`` after an interrupt) are counted, not listed: there may be
-    thousands.
+    Experiments that did not run (:data:`NOT_RUN`, or ``registered``, after an interrupt) are counted, not listed:
+    there may be thousands.
     """
     counts = ", ".join(f"{len(names)} {state}" for state, names in sorted(grouped.items()))
     lines = [f"Summary: {counts}" if counts else "Summary: nothing ran"]
     listed = [
         (state, name)
         for state, names in sorted(grouped.items())
-        if state not in (st.FINISHED, st.REGISTERED, st.DEFAULT)
+        if state not in (st.FINISHED, st.REGISTERED, st.DEFAULT, NOT_RUN)
         for name in names
     ]
     for state, name in listed[:MAX_LISTED]:

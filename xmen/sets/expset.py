@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from xmen.store import config as global_config
-from xmen.store import files, ownership, statecheck, status
+from xmen.store import files, naming, ownership, statecheck, status
 from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
@@ -204,6 +204,7 @@ class ExperimentSet:
             raise UsageError("-s SCRIPT needs -d DEFAULTS (a defaults.yml for the script)")
         if root_path.exists() and not root_path.is_dir():
             raise UsageError(f"not a folder: {root_path}")
+        naming.check_visible("set name", root_path.name)
         global_config.load()  # a damaged global configuration stops init before it writes anything
         created_root = not root_path.exists()
         root_path.mkdir(parents=True, exist_ok=True)
@@ -346,6 +347,9 @@ class ExperimentSet:
         if unknown:
             raise UsageError(f"unknown status {sorted(unknown)[0]!r} (one of {', '.join(status.ALL)})")
         names = self.match(pattern)
+        if not names:
+            shown = pattern if isinstance(pattern, str) else " ".join(pattern)
+            raise UsageError(f"no linked experiment matches {shown!r}")
         done: list[str] = []
         failed: list[tuple[str, str]] = []
 
@@ -742,10 +746,7 @@ def _init_script(staging: Path, script: Path, defaults: Path) -> str:
         raise UsageError(f"no such script: {script}")
     if not defaults.is_file():
         raise UsageError(f"no such defaults file: {defaults}")
-    data = files.read_yaml(defaults)
-    for key in data:
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"{defaults}: parameter names must be strings, got {key!r}")
+    statecheck.read_defaults(defaults)
     text = defaults.read_text(encoding="utf-8")
     files.write_text_atomic(staging / DEFAULTS_FILE, text)
     files.write_text_atomic(staging / SCRIPT_FILE, script.read_text(encoding="utf-8"), mode=0o755)

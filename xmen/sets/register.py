@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterable
 from xmen.errors import StateFileError, UsageError
 from xmen.sets import snakefile
 from xmen.sets.fitting import check_seed_param, fit_sweep, parameter_table
-from xmen.sets.run_options import parse_run_options
+from xmen.sets.run_options import check_threads, parse_run_options
 from xmen.sets.runscript import resolve_header, run_script_renderer
-from xmen.store import files, naming, ownership, status, sweep
+from xmen.store import files, naming, ownership, statecheck, status, sweep
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, REGISTER_KEYS, RUN_FILE, SCRIPT_FILE, SET_FILE
 from xmen.store.layout import comments as comments_of
 from xmen.store.provenance import get_meta, now_time
@@ -81,7 +81,7 @@ def register(
     with files.locked(set_file):
         set_data = read_set()
         defaults_path = set_root / str(set_data.get("defaults") or DEFAULTS_FILE)
-        defaults = files.read_yaml(defaults_path)
+        defaults = statecheck.read_defaults(defaults_path)
         comments = files.read_comments(defaults_path)
         table = parameter_table(defaults, comments)
         linked: dict[str, Any] = dict(set_data.get("experiments") or {})
@@ -116,8 +116,8 @@ def check_request(updates: str | dict[str, Any] | None, name: str | None, repeat
     """The parsed sweep, once the numbers are sane and the sweep is not larger than ``max_experiments``."""
     if repeats < 1:
         raise UsageError(f"-x/--repeats must be at least 1, got {repeats}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
+    if threads is not None:
+        check_threads(threads)
     if retries is not None and retries < 0:
         raise UsageError(f"--retries must be 0 or more, got {retries}")
     if max_experiments is not None and max_experiments < 1:

@@ -7,7 +7,7 @@ import shlex
 from typing import Any
 
 from xmen.errors import UsageError
-from xmen.store import retry
+from xmen.store import retry, statecheck
 
 
 _RESOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -36,6 +36,7 @@ def parse_run_options(resources: str | dict[str, Any] | None, threads: int | Non
     if parsed:
         options["resources"] = parsed
     if threads is not None:
+        check_threads(threads)
         options["threads"] = threads
     if retry_on is not None and not retries:
         raise UsageError("--retry-on needs --retries N (how many attempts after a failure)")
@@ -45,6 +46,13 @@ def parse_run_options(resources: str | dict[str, Any] | None, threads: int | Non
         if retries:
             options[retry.POLICY_KEY] = policy
     return options
+
+
+def check_threads(threads: int) -> None:
+    """UsageError unless ``threads`` is a number of CPUs one experiment can get (1 to statecheck.MAX_THREADS)."""
+    problem = statecheck.count_problem("threads", threads, 1, statecheck.MAX_THREADS)
+    if problem is not None:
+        raise UsageError(f"--threads: {problem.replace(repr('threads') + ' ', '', 1)}")
 
 
 def parse_resources(spec: str | dict[str, Any]) -> dict[str, Any]:
@@ -176,9 +184,13 @@ def _resource_value(key: str, value: list[_Char]) -> int | float | str:
     if not any(quoted for _, quoted in value):
         for kind in (int, float):
             try:
-                return kind(text)
+                number = kind(text)
             except ValueError:
-                pass
+                continue
+            problem = statecheck.resource_problem(key, number)
+            if problem is not None:
+                raise UsageError(f"--resources: {problem}")
+            return number
     return text
 
 

@@ -47,11 +47,16 @@ class Remote:
 
 
 def parse_remote(text: str) -> Remote:
+    """``[USER@]HOST:PATH`` split into a Remote; UsageError for anything else, and for a host (or user) starting
+    with ``-``, which ssh and rsync would read as an option (``-oProxyCommand=...`` runs a command here)."""
     match = _REMOTE.match(text)
     if match is None:
         raise UsageError(f"expected [USER@]HOST:/path/to/set, got {text!r}")
+    host = match.group("host")
+    if host.startswith("-") or host.rpartition("@")[2].startswith("-"):
+        raise UsageError(f"host {host!r} starts with '-': ssh would read it as an option")
     path = match.group("path").rstrip("/") or "/"
-    return Remote(match.group("host"), path)
+    return Remote(host, path)
 
 
 def rsync_command(remote: Remote, dest: Path, rsh: str, max_size: str) -> list[str]:
@@ -78,18 +83,34 @@ def tar_remote_command(remote: Remote, max_size: str) -> str:
     parent, name = os.path.split(remote.path.rstrip("/"))
     q = shlex.quote
     names = " -o ".join(f"-name {q(pattern)}" for pattern in RECORDS)
+    # The set's name as ./NAME, so that a set called -delete is a path to find, not its action. A missing set, or a
+    # find that fails (pipefail, where the remote shell has it), fails the command instead of sending an empty tar.
+    folder = q("./" + name)
     return (
-        f"cd {q(parent or '/')} && find {q(name)} \\( -name .xmen -o -name .snakemake \\) -prune -o -type f "
+        f"(set -o pipefail) 2>/dev/null && set -o pipefail; cd -- {_remote_folder(parent)} && "
+        f"{{ test -d {folder} || {{ echo {q('no such set folder: ' + remote.path)} >&2; exit 2; }}; }} && "
+        f"find {folder} \\( -name .xmen -o -name .snakemake \\) -prune -o -type f "
         f"\\( {names} \\) ! -name '.xmen-*' -size -{size_in_bytes(max_size) + 1}c -print0 "
         "| tar --null -T - -cf -"
     )
+
+
+def _remote_folder(parent: str) -> str:
+    """The remote shell's word for the folder ``parent``: quoted, with a leading ``~`` left to the shell (the home
+    folder) and an empty one meaning the folder ssh starts in (the home folder)."""
+    if not parent:
+        return "."
+    if parent == "~" or parent.startswith("~/"):
+        rest = parent[2:]
+        return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
+    return shlex.quote(parent)
 
 
 def _sync_tar(remote: Remote, dest: Path, rsh: str, max_size: str, source: str) -> None:
     """ssh + tar: the remote streams a tar of the records, extracted here with tarfile's safe ``data`` filter."""
     import tarfile
 
-    command = shlex.split(rsh) + [remote.host, tar_remote_command(remote, max_size)]
+    command = shlex.split(rsh) + ["--", remote.host, tar_remote_command(remote, max_size)]
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
@@ -128,19 +149,37 @@ def sync(
     if via == "rsync" and shutil.which("rsync") is None:
         raise XmenError("rsync is not installed here: install it, or use --via tar")
     dest_path = Path(os.path.abspath(os.path.expanduser(dest)))
+    created = _first_missing(dest_path)
     dest_path.mkdir(parents=True, exist_ok=True)
-    if via == "tar":
-        _sync_tar(remote, dest_path, rsh, max_size, source)
-    else:
-        proc = subprocess.run(
-            rsync_command(remote, dest_path, rsh, max_size), stdin=subprocess.DEVNULL, capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-            raise XmenError(f"rsync from {source} failed: {lines[0] if lines else f'exit code {proc.returncode}'}")
+    try:
+        if via == "tar":
+            _sync_tar(remote, dest_path, rsh, max_size, source)
+        else:
+            proc = subprocess.run(
+                rsync_command(remote, dest_path, rsh, max_size), stdin=subprocess.DEVNULL, capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+                raise XmenError(f"rsync from {source} failed: {lines[0] if lines else f'exit code {proc.returncode}'}")
+    except BaseException:
+        if created is not None:  # the folders this sync made, and what it put in them: nothing else was there
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     local = dest_path / os.path.basename(remote.path.rstrip("/"))
     _record_origin(local, remote)
     return local
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what ``mkdir -p`` would create first), or None."""
+    missing = None
+    while not path.exists() and not path.is_symlink():
+        missing = path
+        if path.parent == path:
+            break
+        path = path.parent
+    return missing
 
 
 def _record_origin(local: Path, remote: Remote) -> None:

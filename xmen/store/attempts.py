@@ -8,6 +8,7 @@ import platform
 from typing import Any
 
 from xmen._version import __version__
+from xmen.store.layout import DONE_FIRST_LINE
 from xmen.store.logs import ATTEMPTS_KEPT
 from xmen.store.provenance import _git
 from xmen.store.setfile import Requirements, code_record, load_set, params_hash, public_params
@@ -99,4 +100,4 @@ def done_text(run: dict[str, Any]) -> str:
     Snakemake compares its inputs by checksum: a requirement that reran must change its status file's content,
     not only its mtime, or Snakemake would not rerun what depends on it while xmen.run.planner would.
     """
-    return f"finished\nrun: {run.get('host')} {run.get('pid')} {run.get('started')}\n"
+    return f"{DONE_FIRST_LINE}\nrun: {run.get('host')} {run.get('pid')} {run.get('started')}\n"

@@ -30,6 +30,29 @@ except AttributeError:  # pragma: no cover - depends on the platform build of Py
 
 PathLike = "str | os.PathLike[str]"
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a mapping that gives one key twice (``{b: 1, b: 2}`` silently kept ``b: 2``)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
     """The sidecar lock file guarding ``path`` (kept, never deleted: deleting lock files races)."""
@@ -201,10 +224,11 @@ def parse_yaml(text: str, loader: Any = None) -> Any:
         instance.dispose()
 
 
-def load_yaml_text(text: str, source: str = "<string>") -> Any:
-    """Parse YAML with the safe loader, turning parser errors into a one-line StateFileError."""
+def load_yaml_text(text: str, source: str = "<string>", unique_keys: bool = False) -> Any:
+    """Parse YAML with the safe loader (``unique_keys``: refusing a key given twice), turning parser errors into a
+    one-line StateFileError."""
     try:
-        return parse_yaml(text)
+        return parse_yaml(text, UniqueKeyLoader if unique_keys else None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -212,8 +236,9 @@ def load_yaml_text(text: str, source: str = "<string>") -> Any:
         raise StateFileError(f"{source}: invalid YAML{where}: {problem}") from None
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping. Missing, unreadable, empty or non-mapping files are StateFileErrors."""
+def read_yaml(path: str | os.PathLike[str], unique_keys: bool = False) -> dict[str, Any]:
+    """Read a YAML mapping. Missing, unreadable, empty or non-mapping files are StateFileErrors; with
+    ``unique_keys``, so is a mapping that gives one key twice (a file a user writes, where the second would win)."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -221,7 +246,7 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise StateFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{path}: cannot read: {exc}") from None
-    data = load_yaml_text(text, str(path))
+    data = load_yaml_text(text, str(path), unique_keys)
     if not isinstance(data, dict):
         raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
     return data

@@ -56,6 +56,8 @@ PARAMS_FILE = "params.yml"
 RUN_FILE = "run.sh"
 #: Snakemake's target for an experiment: written last, by whoever ran it, when it finished.
 DONE_FILE = "xmen.done"
+#: The first line of every status file xmen writes (xmen.store.attempts.done_text): a regular file saying it.
+DONE_FIRST_LINE = "finished"
 #: Output of the latest attempt; the earlier ones are kept in LOGS_DIR as ``attempt-N.log``.
 RUN_LOG = "xmen.log"
 LOGS_DIR = "logs"
@@ -108,6 +110,8 @@ PARAMS_COMMENTS = {
     "_error": "Why the last run did not finish",
     "_repeat": "Which of the -x N repeats this is (1..N)",
 }
+#: The ``_`` keys a defaults.yml may hold (the Experiment class writes them); every other ``_`` key is xmen's.
+DEFAULTS_KEYS = ("_created", "_version", "_meta")
 #: The keys register writes (its comments, in PARAMS_COMMENTS).
 REGISTER_KEYS = ("_name", "_root", "_status", "_created", "_purpose", "_version", "_meta", "_messages", "_repeat")
 #: The keys the Experiment class writes first, in this order.

@@ -5,6 +5,7 @@ Changing this naming orphans users' folders, so tests pin known examples.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from xmen.errors import UsageError
 
@@ -16,6 +17,29 @@ MAX_NAME_BYTES = 255
 #: Names Snakemake reads as something else in the set's folder: ``default`` is the set's workflow profile, and
 #: Snakemake takes a folder of that name beside the Snakefile for it (every run of the set then stops).
 RESERVED = frozenset(["default"])
+
+
+#: Unicode categories no name may hold: control characters (C0 and C1), format characters (the bidirectional
+#: overrides and isolates, zero-width characters) and line or paragraph separators. A terminal shows them as
+#: nothing, or turns the text around them (``a=\u202ecod.exe``), so a name is not what it looks like.
+_HIDDEN_CATEGORIES = frozenset(["Cc", "Cf", "Zl", "Zp"])
+
+
+def hidden_char(text: str) -> str | None:
+    """The first character of ``text`` that a terminal would hide or that reorders the text around it, shown as
+    ``\\xNN``/``\\uNNNN``; None if there is none."""
+    for char in text:
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    return None
+
+
+def check_visible(what: str, text: str) -> str:
+    """Return ``text`` unless it holds a control, format (bidi) or separator character: UsageError naming it."""
+    hidden = hidden_char(text)
+    if hidden is not None:
+        raise UsageError(f"{what} {text!r} contains the control or formatting character {hidden}")
+    return text
 
 
 def check_name(name: str) -> str:
@@ -33,6 +57,7 @@ def check_name(name: str) -> str:
         char = bad.group(0)
         shown = repr(char) if char.isprintable() else f"\\x{ord(char):02x}"
         raise UsageError(f"experiment name {name!r} contains the unsafe character {shown}; use -n NAME")
+    check_visible("experiment name", name)
     if name != name.strip():
         raise UsageError(f"experiment name {name!r} has leading or trailing spaces")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:

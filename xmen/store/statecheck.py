@@ -7,11 +7,15 @@ reading a damaged list of experiments as "no experiments" and acting on that.
 """
 from __future__ import annotations
 
+import math
 import os
+import stat
 from typing import Any, Mapping
 
 from xmen.errors import StateFileError
-from xmen.store import retry
+from xmen.store import files, retry
+from xmen.store import status as st
+from xmen.store.layout import DEFAULTS_KEYS, DONE_FILE, DONE_FIRST_LINE
 
 _SCALARS = (str, int, float, bool)
 
@@ -40,6 +44,41 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, _SCALARS) or type(value).__name__ in ("date", "datetime")
 
 
+#: The most threads an experiment may ask for: more than any one machine has (the largest nodes have a few
+#: thousand CPUs), small enough that a typo (``--threads 999999999999``) is refused, not queued for ever.
+MAX_THREADS = 65536
+
+#: The largest number a resource may hold: SLURM keeps memory, time and counts in 32 bits.
+MAX_RESOURCE = 2**32 - 1
+
+#: Resources that measure something (memory, disk, time, counts): zero of them is no run at all.
+_POSITIVE_RESOURCES = ("mem", "disk", "runtime", "time", "cpus", "tasks", "nodes")
+
+
+def count_problem(key: str, value: Any, least: int, most: int | None = None) -> str | None:
+    """Why ``value`` cannot be the whole number ``key`` (threads, retries...), or None if it can."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        return f"{key!r} must be a whole number of at least {least}, found {value!r}"
+    if most is not None and value > most:
+        return f"{key!r} must be at most {most:,}, found {value:,}"
+    return None
+
+
+def resource_problem(name: str, value: Any) -> str | None:
+    """Why the resource value ``value`` of ``name`` cannot be run, or None: a number must be finite, not negative,
+    at most :data:`MAX_RESOURCE`, and above zero for sizes and times (``mem_mb``, ``runtime``...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if math.isnan(value) or math.isinf(value):
+        return f"resource {name}={value!r} is not a finite number"
+    least_is_zero = not name.lower().startswith(_POSITIVE_RESOURCES)
+    if value < 0 or (value == 0 and not least_is_zero):
+        return f"resource {name}={value!r} must be {'0 or more' if least_is_zero else 'more than 0'}"
+    if value > MAX_RESOURCE:
+        return f"resource {name}={value!r} is larger than {MAX_RESOURCE:,}"
+    return None
+
+
 def check_run_options(path: str | os.PathLike[str], where: str, options: Any) -> None:
     """Run options (``options:`` of a set, or one experiment's entry): a mapping of known value shapes."""
     if options is None:
@@ -59,10 +98,15 @@ def check_run_options(path: str | os.PathLike[str], where: str, options: Any) ->
             values = value if isinstance(value, list) else [value]
             if not values or not all(v is not None and _is_scalar(v) for v in values):
                 _fail(path, f"{where}: resource {name!r} must be a value or a list of values, found {_kind(value)}")
-    for key, least in (("threads", 1), ("retries", 0)):
+            for one in values:
+                problem = resource_problem(str(name), one)
+                if problem is not None:
+                    _fail(path, f"{where}: {problem}")
+    for key, least, most in (("threads", 1, MAX_THREADS), ("retries", 0, None)):
         value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            _fail(path, f"{where}: {key!r} must be a whole number of at least {least}, found {value!r}")
+        problem = None if value is None else count_problem(key, value, least, most)
+        if problem is not None:
+            _fail(path, f"{where}: {problem}")
     policy = options.get("retry_on")
     if policy is not None:
         if not isinstance(policy, list) or not all(isinstance(word, str) for word in policy):
@@ -134,3 +178,49 @@ def check_params(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Mappi
     if cancelled is not None and not isinstance(cancelled, dict):
         _fail(path, f"'_cancelled' must be a mapping, found {_kind(cancelled)}")
     return data
+
+
+def read_defaults(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A set's defaults.yml, every key a parameter name given once; else StateFileError naming the first problem.
+
+    A key given twice would silently keep the second value, and a ``_`` key other than :data:`DEFAULTS_KEYS`
+    (``_status``, ``_name``...) is xmen's own: neither may pass as a parameter."""
+    data = files.read_yaml(path, unique_keys=True)
+    for key in data:
+        if not isinstance(key, str) or not key:
+            _fail(path, f"parameter names must be strings, got {key!r}")
+        if key.startswith("_") and key not in DEFAULTS_KEYS:
+            _fail(path, f"{key!r} is reserved: keys starting with '_' are xmen's (only {', '.join(DEFAULTS_KEYS)} "
+                        "may be given here)")
+    return data
+
+
+def status_file_problem(exp_dir: str | os.PathLike[str], recorded: str | None = None) -> str | None:
+    """Why the status file ``xmen.done`` of ``exp_dir`` is not one a finished run of xmen wrote, or None (also when
+    there is none). Snakemake takes any file of that name as "finished": a symlink, a folder, a file without xmen's
+    first line, or (``recorded``: the ``_status`` of params.yml, when the caller read it) a status file beside a
+    params.yml that says the experiment is not finished, would keep it from ever running, silently."""
+    path = os.path.join(os.fspath(exp_dir), DONE_FILE)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"its status file {DONE_FILE} cannot be read: {exc.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        return f"its status file {DONE_FILE} is a symlink (xmen never writes one)"
+    if not stat.S_ISREG(info.st_mode):
+        return f"its status file {DONE_FILE} is not a file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        try:
+            first = os.read(fd, len(DONE_FIRST_LINE) + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"its status file {DONE_FILE} cannot be read: {exc.strerror}"
+    if first != (DONE_FIRST_LINE + "\n").encode():
+        return f"its status file {DONE_FILE} was not written by xmen (it does not say {DONE_FIRST_LINE!r})"
+    if recorded is not None and recorded not in (st.FINISHED, st.RUNNING):
+        return f"its status file {DONE_FILE} says finished, but params.yml says {recorded}"
+    return None

@@ -20,34 +20,8 @@ import yaml
 from xmen.store import files
 from xmen.errors import UsageError
 
-try:
-    _Base = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Base = yaml.SafeLoader  # type: ignore[misc]
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 NONE_TEXT = "None"
-
-
-class _Loader(_Base):  # type: ignore[misc,valid-type]
-    """The safe loader, refusing a mapping that gives one key twice (``{b: 1, b: 2}`` silently kept ``b: 2``)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: the constructor reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+_Loader = files.UniqueKeyLoader
 
 
 @dataclass(frozen=True)

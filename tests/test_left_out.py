@@ -1,0 +1,101 @@
+"""Never say green when it is not: an experiment blocked for ever (its required set was removed) is named with its
+reason at the end of every run (``xmen run``, ``xmen run -n``, plain ``snakemake`` through the glue, ``xmen ci``),
+and ``xmen ci`` fails on it instead of exiting 0 with Snakemake's "Nothing to be done". Local runs only."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import make_set, run_xmen, xmen
+
+BLOCKED_LINE = "not run (blocked): a=y: requirement ../b/* matches no linked experiment"
+
+
+@pytest.fixture
+def orphan(xmen_home: Path, tmp_path: Path) -> Path:
+    """Sets ``a`` (``a=y`` requires ``../b/*``, ``a=z`` requires nothing, both finished) and ``b`` removed
+    afterwards with ``xmen rm --force``: ``a=z`` is done, ``a=y`` is blocked for ever. The folder holding both."""
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (top / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    make_set(top, "b", "{a: x}")
+    root = make_set(top, "a", "{a: y}", "--requires", "../b/*")
+    assert xmen(None, "register", "{a: z}", "-r", str(root))[0] == 0
+    run_xmen("run", cwd=root)  # b's a=x, then a=y and a=z: all finished
+    code, _, err = xmen(None, "rm", "-y", "--force", str(top / "b"))
+    assert code == 0, err
+    return top
+
+
+def _tail(text: str, lines: int = 2) -> list[str]:
+    return text.strip().splitlines()[-lines:]
+
+
+def test_xmen_run_names_the_blocked_experiment_at_its_end(orphan: Path) -> None:
+    proc = run_xmen("run", cwd=orphan / "a")
+    assert _tail(proc.stderr) == [
+        BLOCKED_LINE, "1 blocked: not run, and no run starts them until what stops them changes"
+    ], proc.stderr
+    proc = run_xmen("run", "-n", cwd=orphan / "a")
+    assert BLOCKED_LINE in _tail(proc.stderr), proc.stdout + proc.stderr
+
+
+def test_plain_snakemake_names_the_blocked_experiment_after_nothing_to_be_done(orphan: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-c1"], cwd=orphan / "a", capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=300)
+    said = proc.stdout + proc.stderr
+    assert "Nothing to be done" in said
+    assert _tail(proc.stderr)[0] == f"xmen: {BLOCKED_LINE}", said
+
+
+def test_xmen_ci_fails_on_a_blocked_experiment_and_names_it(orphan: Path) -> None:
+    proc = run_xmen("ci", ".", cwd=orphan, check=False)
+    assert proc.returncode != 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == "Error: 1 experiment(s) blocked, never run: a/a=y (xmen list shows why)", proc.stderr
+    assert "xmen: not run (blocked): a/a=y: requirement ../b/* matches no linked experiment" in lines
+    assert "Traceback" not in proc.stderr
+
+
+def test_xmen_ci_is_green_when_nothing_is_left_out(orphan: Path) -> None:
+    code, _, err = xmen(None, "unlink", "a=y", "-r", str(orphan / "a"))
+    assert code == 0, err
+    proc = run_xmen("ci", ".", cwd=orphan)
+    assert "not run (" not in proc.stderr
+
+
+PLANTED = {
+    "an empty file": lambda folder: (folder / "xmen.done").write_text(""),
+    "a symlink": lambda folder: (folder / "xmen.done").symlink_to("params.yml"),
+    "a copy of a real one": lambda folder: (folder / "xmen.done").write_text("finished\nrun: node01 42 2020-03-09\n"),
+}
+WHY = {
+    "an empty file": "its status file xmen.done was not written by xmen (it does not say 'finished')",
+    "a symlink": "its status file xmen.done is a symlink (xmen never writes one)",
+    "a copy of a real one": "its status file xmen.done says finished, but params.yml says registered",
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_a_planted_status_file_is_named_at_the_end_of_the_run_and_in_the_list(planted: str, xmen_home: Path,
+                                                                              tmp_path: Path) -> None:
+    """A file or symlink named xmen.done in a registered experiment made it silently never run: Snakemake takes any
+    file of that name as done. It is named as inconsistent (xmen deletes nothing it did not write)."""
+    (tmp_path / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    root = make_set(tmp_path, "set", "{a: x | y}")
+    PLANTED[planted](root / "a=x")
+    line = f"not run (blocked): a=x: inconsistent: {WHY[planted]}; remove it to run the experiment"
+    proc = run_xmen("run", cwd=root)
+    assert "Summary: 1 finished" in proc.stderr and line in _tail(proc.stderr), proc.stderr
+    assert (root / "a=x" / "xmen.done").is_symlink() == (planted == "a symlink")  # left as it was
+    code, out, err = xmen(None, "list", str(root))
+    assert code == 0, err
+    assert f"! blocked: inconsistent: {WHY[planted]}" in out, out
+    proc = run_xmen("ci", ".", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and _tail(proc.stderr, 1) == [
+        "Error: 1 experiment(s) blocked, never run: set/a=x (xmen list shows why)"], proc.stderr
