@@ -34,7 +34,7 @@ ROWS: list[Row] = [
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)
     row("no linked experiment matches 'nope*'", "reset", "nope*"),
-    row("no linked experiment matches 'nope*'", "reset", "nope*", "-s", "finished"),
+    row("no linked experiment matches 'nope*'", "reset", "nope*", "--status-is", "finished"),
     row("resource runtime=-1 must be more than 0", "register", "{a: z}", "--resources", "runtime=-1"),
     row("resource runtime=nan is not a finite number", "register", "{a: z}", "--resources", "runtime=nan"),
     row("resource runtime=inf is not a finite number", "register", "{a: z}", "--resources", "runtime=inf"),
