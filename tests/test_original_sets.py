@@ -120,6 +120,30 @@ def test_finished_original_experiments_stay_finished(original, capsys):
         pending[1]]
 
 
+def test_a_set_an_older_xmen_migrated_keeps_its_finished_experiments(original, capsys):
+    """An older xmen migrated original sets without writing the status files of finished experiments: xmen run -n
+    plans them as done, and xmen run writes their status files (so plain snakemake agrees) without running them."""
+    finished, pending = NAMES[:2], NAMES[2:]
+    mark_finished(original, finished)
+    assert xmen(capsys, "note", "migrate")[0] == 0  # the first write migrates the set, as older versions did...
+    for name in finished:
+        (original / name / "xmen.done").unlink()  # ...but without the status files
+    code, out, err = xmen(capsys, "run", "-n")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[1:] if line.strip() and "would run" not in line] == pending
+    assert not any((original / name / "xmen.done").exists() for name in finished)  # a dry run writes nothing
+    code, _, err = xmen(capsys, "run", pending[0])
+    assert code == 0, err
+    assert "Recorded 2 experiment(s) the original xmen finished" in err
+    for name in finished:
+        assert (original / name / "xmen.done").is_file()
+        assert not (original / name / "ran.txt").exists()
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=original,
+                         capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert not any(f"{name}/xmen.done" in dry.stdout + dry.stderr for name in finished)
+
+
 def test_a_set_migrated_by_note_runs(original, capsys):
     """Whichever command writes first migrates the whole set: after `xmen note`, `xmen run` runs (it failed with no
     Snakefile and the original's run.sh files) and leaves the finished experiments alone."""

@@ -324,3 +324,8 @@ def _relink_moved_sets(top: Path, recursive: bool = True, dry_run: bool = False)
                 continue
             ExperimentSet(root).relink()
             click.echo(f"Relinked {root} ({why})", err=True)
+        elif not dry_run:
+            written = ExperimentSet(root).finish_migration()
+            if written:
+                click.echo(f"Recorded {len(written)} experiment(s) the original xmen finished in {root} as finished",
+                           err=True)

@@ -9,7 +9,7 @@ The rule, for a linked experiment E:
 - E is **blocked** while a requirement is unlinked, unreadable or blocked itself (the reason names it and its
   status); a blocked experiment is never a target.
 - E **runs** when its status file ``xmen.done`` is missing (reason: new, reset, failed (status), status file
-  missing; in a set the original xmen wrote and nobody migrated yet, one it recorded as finished is done:
+  missing; in a set the original xmen wrote (migrated or not), one it recorded as finished is done:
   xmen.store.legacy.finished_by_original), when a requirement runs (``requirement R pending``), when a requirement finished after E did
   (``requirement R reran``), or when the set of its requirements changed since its run (a glob such as
   ``../eval/*`` gained or lost an experiment). This is transitive, across sets.
@@ -256,7 +256,7 @@ class Planner(Requirements):
         return Verdict(path, RUN, reason, current)
 
     def _in_original_set(self, path: str) -> bool:
-        """Whether ``path`` is linked in a set whose experiment.yml the original xmen wrote (not migrated yet)."""
+        """Whether ``path`` is linked in a set the original xmen wrote (its experiment.yml, or the backup migration kept)."""
         info = self.set_info(os.path.dirname(path))
         return info is not None and info.original
 

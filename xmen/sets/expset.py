@@ -27,7 +27,7 @@ from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILE_FILE, PROFILE
 from xmen.store.shown import shown_status
 from xmen.store.attempts import done_text
 from xmen.store.legacy import (backup_if_original_set, convert_set, finished_by_original, is_original_set,
-                               keep_backup, original_class_script)
+                               keep_backup, migrated_from_original, original_class_script)
 from xmen.store.notes import EXPERIMENT_NOTES, SET_NOTES, edit_notes
 from xmen.store.locks import flock_held, lock_held, release, try_lock
 from xmen.store.provenance import now_time
@@ -118,9 +118,7 @@ class ExperimentSet:
             exp_dir = self.root / exp_name
             if not ownership.is_marked_experiment(exp_dir):
                 ownership.mark_experiment(exp_dir)
-            done = exp_dir / status.DONE_FILE
-            if not os.path.lexists(done) and finished_by_original(files.read_mapping(exp_dir / PARAMS_FILE)):
-                files.write_text_atomic(done, done_text({}))
+        self._write_original_status_files(names)
         if script_path.is_file() and not script_path.is_symlink():
             text = script_path.read_text(encoding="utf-8", errors="replace")
             found = original_class_script(text, root_text, str(on_disk.get("root") or ""))
@@ -128,6 +126,28 @@ class ExperimentSet:
                 keep_backup(script_path, text)
                 files.write_text_atomic(script_path, render_class_script(*found, sys.executable), mode=0o755)
         snakefile.write_workflow(self.root)
+
+    def _write_original_status_files(self, names: Iterable[str]) -> list[str]:
+        """Write the status file of each of ``names`` the original xmen finished (finished means finished:
+        xmen.store.legacy.finished_by_original); the names written."""
+        written = []
+        for exp_name in names:
+            exp_dir = self.root / exp_name
+            done = exp_dir / status.DONE_FILE
+            if exp_dir.is_symlink() or os.path.lexists(done):
+                continue
+            if finished_by_original(files.read_mapping(exp_dir / PARAMS_FILE)):
+                files.write_text_atomic(done, done_text({}))
+                written.append(exp_name)
+        return written
+
+    def finish_migration(self) -> list[str]:
+        """A set an older xmen migrated from the original before finished meant finished: write the status files of
+        the experiments the original finished (those migration writes today); the names written."""
+        if not migrated_from_original(self.root):
+            return []
+        with files.locked(self.set_file):
+            return self._write_original_status_files(self.experiments)
 
     @property
     def experiments(self) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from xmen.errors import StateFileError
 from xmen.store import files
-from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, SCRIPT_FILE
+from xmen.store.layout import DEFAULTS_FILE, PARAMS_FILE, SCRIPT_FILE, SET_FILE
 from xmen.store.status import FINISHED
 
 #: Suffix of the copy of an original-format file kept when we first rewrite it.
@@ -100,6 +100,11 @@ def finished_by_original(params: Any) -> bool:
     done": migration writes its status file, the planner of a set not yet migrated trusts it (finished means
     finished; the original kept no status file)."""
     return isinstance(params, dict) and params.get("_status") == FINISHED and "_run" not in params
+
+
+def migrated_from_original(root: str | os.PathLike[str]) -> bool:
+    """Whether the set at ``root`` was migrated from the original xmen (its experiment.yml backup is there)."""
+    return backup_path(os.path.join(os.fspath(root), SET_FILE)).is_file()
 
 
 def backup_path(path: str | os.PathLike[str]) -> Path:

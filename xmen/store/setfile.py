@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from xmen.store.files import read_mapping
-from xmen.store.legacy import convert_set, is_original_set
+from xmen.store.legacy import convert_set, is_original_set, migrated_from_original
 from xmen.store.layout import DEFAULTS_FILE, SCRIPT_FILE, SET_FILE
 
 _GLOB_CHARS = frozenset("*?[")
@@ -67,7 +67,8 @@ class SetInfo:
     root: str
     linked: dict[str, dict[str, Any]]  # name -> run options, requires as given (defaults merged)
     data: dict[str, Any]
-    #: experiment.yml is still the original xmen's (not migrated yet: its finished experiments have no status file)
+    #: experiment.yml is still the original xmen's, or was migrated from it (its finished experiments may have no
+    #: status file: an older xmen migrated without writing them)
     original: bool = False
     _code: tuple[list[str], int | None] | None = None
     _hashes: dict[str, str | None] | None = None
@@ -95,7 +96,7 @@ def load_set(root: str) -> SetInfo | None:
     data = read_mapping(os.path.join(root, SET_FILE))
     if data is None:
         return None
-    original = is_original_set(data)
+    original = is_original_set(data) or migrated_from_original(root)
     data = convert_set(data)  # the original xmen's experiment.yml, read as ours (xmen.store.legacy)
     defaults = data.get("options") if isinstance(data.get("options"), dict) else {}
     experiments = data.get("experiments") if isinstance(data.get("experiments"), dict) else {}
