@@ -30,6 +30,34 @@ def row(message: str, *args: str, cwd: str = "work/set") -> Row:
 
 ROWS: list[Row] = [
     # ---------------------------------------------------------------------------------------- data lost (19)
+    # An empty ROOT or GLOB ("$UNSET_VAR") is an error, never the current folder or every experiment.
+    row("empty folder", "rm", "-y", ""),
+    row("empty folder", "rm", "-y", "", cwd="work"),
+    row("empty GLOB", "reset", ""),
+    row("empty GLOB", "unlink", ""),
+    row("empty GLOB", "cancel", ""),
+    row("empty GLOB", "run", ""),
+    row("empty GLOB", "run", "", "sh"),
+    row("empty GLOB", "list", ""),
+    row("empty GLOB", "list", "", cwd="work"),
+    row("empty GLOB", "compare", ""),
+    row("empty GLOB", "report", ""),
+    row("empty GLOB", "note", "", "a note"),
+    row("empty GLOB", "note", "-e", "", "a note"),
+    row("empty GLOB", "relink", "-e", ""),
+    row("empty folder", "clean", "-y", "-r", ""),
+    row("empty folder", "reset", "-r", ""),
+    row("empty folder", "unlink", "a=x", "-r", ""),
+    row("empty folder", "cancel", "a=x", "-r", ""),
+    row("empty folder", "run", "-r", ""),
+    row("empty folder", "note", "a note", "-r", ""),
+    row("empty folder", "register", "{a: z}", "-r", ""),
+    row("empty folder", "init", "-r", "", cwd="work"),
+    row("empty folder", "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "", cwd="work"),
+    row("empty folder", "relink", "-r", ""),
+    row("empty folder", "demo", "--dir", ""),
+    row("empty folder", "ci", ""),
+    row("empty folder", "sync", "host:/a/set", ""),
     row("no such folder", "rm", "-y", "nope*"),
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from xmen.cli import edge
+from xmen.cli._common import FOLDER, GLOB, Folder
 from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
@@ -85,12 +86,12 @@ class _LauncherCommand(click.Command):
 
 
 @click.command("run", cls=_LauncherCommand, context_settings=CONTEXT)
-@click.argument("glob", required=False)
+@click.argument("glob", required=False, type=GLOB)
 @click.argument("launcher", nargs=-1)
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Show what would run and why; run nothing.")
 @click.option("--profile", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output instead of one progress line.")
 @click.option("--changed", is_flag=True, help="Also rerun finished experiments whose params or code changed.")
 @click.pass_context
@@ -212,7 +213,7 @@ def _print_plan(pending) -> None:
 
 
 @click.command("demo", context_settings=CONTEXT)
-@click.option("--dir", "folder", type=click.Path(file_okay=False),
+@click.option("--dir", "folder", type=FOLDER,
               help="Where to build the demo (default: a temp folder).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Experiments at once.")
 def demo_command(folder, jobs) -> None:
@@ -258,7 +259,7 @@ def _quote(text: str) -> str:
 
 
 @click.command("ci", cls=_SplitDashDash, context_settings=CONTEXT)
-@click.argument("folder", default=".", type=click.Path(file_okay=False, exists=True))
+@click.argument("folder", default=".", type=Folder(exists=True))
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (default: all cores).")
 @click.option("--profile", help="Snakemake profile (default: xmen's shipped ci profile).")
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Only show what would run.")

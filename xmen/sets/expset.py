@@ -38,6 +38,12 @@ def is_set(root: str | os.PathLike[str]) -> bool:
     return (Path(root) / SET_FILE).is_file()
 
 
+def refuse_empty_folder(root: str | os.PathLike[str]) -> None:
+    """An empty folder name (an unset variable) is an error, never the current folder (``.`` names that)."""
+    if not os.fspath(root).strip():
+        raise UsageError("empty folder (an unset variable?); use . for the current folder")
+
+
 def _now() -> str:
     return now_time()
 
@@ -46,6 +52,7 @@ class ExperimentSet:
     """The experiment set at ``root`` (raises NotASetError if there is none)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        refuse_empty_folder(root)
         self.root = Path(os.path.abspath(os.path.expanduser(root)))
         if not self.root.is_dir():
             raise NotASetError(f"no such folder: {self.root}")
@@ -154,6 +161,7 @@ class ExperimentSet:
         Refuses, changing nothing, if ``root`` already holds a set. The files are staged in a hidden folder and
         moved in with experiment.yml last, so an interrupted init never leaves a half set behind.
         """
+        refuse_empty_folder(root)
         root_path = Path(os.path.abspath(root))
         if is_set(root_path):
             raise SetExistsError(f"already an experiment set: {root_path}")
