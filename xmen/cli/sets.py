@@ -281,7 +281,7 @@ def clean_command(root, yes) -> None:
     exp_set = open_set(root)
     doomed, foreign = exp_set.clean_plan()
     if foreign:
-        _echo_names(f"Keeping {len(foreign)} folder(s) holding a params.yml that xmen did not make:", foreign)
+        _echo_names(f"Keeping {len(foreign)} folder(s) that are not experiments xmen made for this set:", foreign)
     if not doomed:
         click.echo("Nothing to clean.", err=True)
         return

@@ -368,7 +368,7 @@ class ExperimentSet:
             linked: dict[str, Any] = dict(data.get("experiments") or {})
             self.relink_left = []
             if pattern is not None:
-                roots = [str(self.root), old_root]
+                roots = ownership.set_roots(self.root, data)
                 for exp_name in self._experiment_folders():
                     if exp_name in linked or not fnmatch.fnmatchcase(exp_name, pattern):
                         continue
@@ -420,20 +420,29 @@ class ExperimentSet:
 
     # ------------------------------------------------------------------ deleting
     def _owned_folders(self, data: dict[str, Any], skip: set[str] = frozenset()) -> tuple[list[str], list[str]]:
-        """(folders xmen made as experiments of this set, other folders holding a params.yml), top level only,
-        leaving out the names in ``skip``."""
+        """(folders xmen made as experiments of this set, other folders holding a params.yml or xmen's marker, each
+        as ``name (why it stays)``), top level only, leaving out the names in ``skip``.
+
+        A folder is this set's only if its marker (or params.yml) names that folder and this set
+        (xmen.store.ownership), and never when it holds a set: a copy ``a=x.bak`` stays, and so does a set made
+        inside an experiment folder."""
         record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
-        roots = [str(self.root), str(data.get("root") or "")]
+        roots = ownership.set_roots(self.root, data)
         owned: list[str] = []
         foreign: list[str] = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
             if entry.name.startswith(".") or entry.name in skip or not entry.is_dir(follow_symlinks=False):
                 continue
-            if entry.name not in before and ownership.is_xmen_experiment(entry.path, roots):
-                owned.append(entry.name)
-            elif os.path.isfile(os.path.join(entry.path, PARAMS_FILE)):
-                foreign.append(entry.name)
+            why = "there before xmen init" if entry.name in before else ownership.why_not_xmen_experiment(entry.path, roots)
+            if why is None:
+                inner = ownership.set_inside(entry.path)
+                if inner is None:
+                    owned.append(entry.name)
+                    continue
+                why = f"it holds the experiment set {inner}"
+            if os.path.isfile(os.path.join(entry.path, PARAMS_FILE)) or ownership.is_marked_experiment(entry.path):
+                foreign.append(f"{entry.name} ({why})")
         return owned, foreign
 
     def _checked_for_deleting(self, unlinked_only: bool = False) -> tuple[dict[str, Any], list[str], list[str]]:
