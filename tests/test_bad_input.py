@@ -58,6 +58,17 @@ ROWS: list[Row] = [
     row("empty folder", "demo", "--dir", ""),
     row("empty folder", "ci", ""),
     row("empty folder", "sync", "host:/a/set", ""),
+    # A set inside a set or an experiment folder (the outer clean or rm would delete it); a demo using a set's .xmen/.
+    row("refusing a set inside the experiment set", "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "set/sub",
+        cwd="work"),
+    row("refusing a set inside the experiment folder", "init", "-s", "script.sh", "-d", "defaults.yml", "-r",
+        "set/a=x/inner", cwd="work"),
+    row("refusing a set inside the experiment set", "init", "-s", "../script.sh", "-d", "../defaults.yml", "-r",
+        "sub"),
+    # Without -s/-n, so that an xmen without the guard stops at "give either -n or -s" rather than writing into /.
+    row("the root of the file system", "init", "-r", "/"),
+    row("is an experiment set", "demo", "--dir", "set", cwd="work"),
+    row("refusing a set inside the experiment set", "demo", "--dir", "a=x"),
     row("no such folder", "rm", "-y", "nope*"),
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)

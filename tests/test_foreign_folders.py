@@ -105,3 +105,16 @@ def test_clean_and_rm_never_delete_a_folder_holding_a_set(env, capsys):
     code, _, err = xmen(capsys, "rm", "-y", str(root))
     assert code == 0, err
     assert (inner / "notes.txt").read_text() == NOTES
+
+
+def test_register_refuses_a_set_inside_another_set(env, capsys):
+    """A set moved into another one's experiment folder (init refuses to make one there) takes no experiments."""
+    other = make_set(env, "other", "{a: z}")
+    root = make_set(env, "set", "{a: x | y}")
+    inner = root / "a=x" / "inner"
+    shutil.move(other, inner)
+    before = sorted(p.name for p in inner.iterdir())
+    code, _, err = xmen(capsys, "register", "{a: q}", "-r", str(inner))
+    assert code != 0 and err.count("\n") == 1, err
+    assert err.startswith(f"Error: refusing a set inside the experiment folder {root / 'a=x'}"), err
+    assert sorted(p.name for p in inner.iterdir()) == before

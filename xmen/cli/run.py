@@ -15,7 +15,7 @@ from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
 from xmen.run.planner import release_for_rerun
-from xmen.sets.expset import ExperimentSet, SET_FILE
+from xmen.sets.expset import ExperimentSet, SET_FILE, is_set, refuse_nested_set
 from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
@@ -220,6 +220,9 @@ def demo_command(folder, jobs) -> None:
     """Run the tutorial end to end: define, register a sweep, run it with Snakemake, list the results."""
     root_command = click.get_current_context().find_root().command
     base = Path(folder).absolute() if folder else Path(tempfile.mkdtemp(prefix="xmen-demo-"))
+    if is_set(base):  # its .xmen/ is the set's own folder, not a place for the demo's configuration
+        raise UsageError(f"{base} is an experiment set; pick another --dir for the demo")
+    refuse_nested_set(base)
     base.mkdir(parents=True, exist_ok=True)
     set_root = base / "experiments" / "set_a"
     if set_root.exists():

@@ -44,6 +44,17 @@ def refuse_empty_folder(root: str | os.PathLike[str]) -> None:
         raise UsageError("empty folder (an unset variable?); use . for the current folder")
 
 
+def refuse_nested_set(root: Path) -> None:
+    """Refuse a set in the file system's root, or inside another set or an experiment folder (the outer set's
+    ``clean`` or ``rm`` would take it for part of its own), naming the enclosing set."""
+    if root.parent == root:
+        raise UsageError(f"refusing to make a set in {root}, the root of the file system; pick a folder of its own")
+    enclosing = ownership.enclosing_set(root)
+    if enclosing is not None:
+        where, what = enclosing
+        raise UsageError(f"refusing a set inside {what} {where}: {root} (pick a folder outside it)")
+
+
 def _now() -> str:
     return now_time()
 
@@ -165,6 +176,7 @@ class ExperimentSet:
         root_path = Path(os.path.abspath(root))
         if is_set(root_path):
             raise SetExistsError(f"already an experiment set: {root_path}")
+        refuse_nested_set(root_path)
         if (name is None) == (script is None):
             raise UsageError("give either -n NAME (a configured experiment) or -s SCRIPT with -d DEFAULTS")
         if script is not None and defaults is None:
@@ -255,6 +267,7 @@ class ExperimentSet:
         built); if writing fails, what was written is removed. experiment.yml and the Snakefile are written once,
         whatever the size of the sweep. Running the same registration again after it was killed finishes it.
         """
+        refuse_nested_set(self.root)
         return registering.register(
             self.root, self._save_set, self.data, updates, name=name, repeats=repeats, purpose=purpose, header=header,
             strict=strict, resources=resources, threads=threads, retries=retries, retry_on=retry_on,
