@@ -146,6 +146,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
         click.echo(f"Nothing to run: {finished}.", err=True)
         _fail_on_damaged(skipped)
         return
+    engine.refuse_links(exp_set.root, pending)
     if changed:
         release_for_rerun(str(exp_set.root / p.name) for p in pending if p.reason.startswith("changed:"))
     if launcher:

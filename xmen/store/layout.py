@@ -79,6 +79,12 @@ MARKER_FILE = ".xmen-queued"
 #: Space the runner keeps aside while the experiment runs, freed to record the outcome when the disk filled up.
 RESERVE_FILE = ".xmen-reserve"
 
+#: An experiment's files and folders a run writes, and a set's that ``xmen run`` writes: a symbolic link at any of
+#: them is refused before the run starts (xmen never writes its own files through a link).
+EXPERIMENT_RUN_WRITES = (PARAMS_FILE, f".{PARAMS_FILE}.lock", LOCK_FILE, HEARTBEAT_FILE, RESERVE_FILE, RUN_LOG,
+                         LOGS_DIR, HISTORY_FILE, DONE_FILE, MARKER_FILE, OUT_FILE)
+SET_RUN_WRITES = (LAST_RUN_LOG, SET_RUN_LOCK, XMEN_PATH_FILE, SNAKEFILE, PROFILE_FILE)
+
 # ---------------------------------------------------------------------------------------------- the machine
 #: The global configuration, in ``$XMEN`` or ``~/.xmen``.
 CONFIG_FILE = "config.yml"
