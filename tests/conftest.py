@@ -8,10 +8,10 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test's own ``$XDG_CACHE_HOME`` (xmen's listing index lives there), so no test reads or fills the real
-    user's cache; returns it."""
-    cache = tmp_path / "cache"
+def user_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's own ``$XDG_CACHE_HOME`` (xmen's listing index lives there), beside its ``tmp_path`` rather than
+    in it (tests compare what is in ``tmp_path``), so no test reads or fills the real user's cache; returns it."""
+    cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return cache
 
