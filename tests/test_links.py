@@ -131,3 +131,16 @@ def test_a_python_experiment_never_appends_its_history_through_a_link(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "exp")], capture_output=True, text=True)
     assert proc.returncode != 0 and "is a symbolic link" in proc.stderr
     assert target.read_bytes() == PRECIOUS
+
+
+@pytest.mark.parametrize("where", ["a=x/xmen.log", "a=x/logs"])
+def test_a_plain_snakemake_never_writes_the_log_through_a_link(world, where):
+    """``snakemake`` run in the set by hand (no xmen run to refuse first): the experiment's job fails, naming the
+    link, and the shell never redirects its output into the file the link points to."""
+    path = link(world, where)
+    (world / "a=x" / "xmen.log").exists() or (world / "a=x" / "xmen.log").write_text("the last attempt's log\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-c1"], cwd=world, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert f"{where} is a symbolic link" in proc.stdout + proc.stderr  # Snakemake names it relative to the set
+    untouched(world, path)
