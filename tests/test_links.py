@@ -144,3 +144,14 @@ def test_a_plain_snakemake_never_writes_the_log_through_a_link(world, where):
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert f"{where} is a symbolic link" in proc.stdout + proc.stderr  # Snakemake names it relative to the set
     untouched(world, path)
+
+
+def test_init_never_replaces_a_link_in_the_folder(shell_experiment, tmp_path, capsys):
+    """A link of the user's where init puts one of its files (even one pointing nowhere yet) stays a link."""
+    shell_experiment({"script.sh": SCRIPT, "defaults.yml": DEFAULTS})
+    root = tmp_path / "set"
+    root.mkdir()
+    (root / "Snakefile").symlink_to(tmp_path / "not-written-yet")
+    code, _, err = xmen(capsys, "init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root))
+    assert code != 0 and err.count("\n") == 1 and "Snakefile exists; refusing to overwrite it" in err, err
+    assert (root / "Snakefile").is_symlink() and sorted(os.listdir(root)) == ["Snakefile"]

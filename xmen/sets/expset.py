@@ -200,7 +200,7 @@ class ExperimentSet:
                 target = root_path / entry
                 if entry in (DEFAULTS_FILE, SCRIPT_FILE) and _same_file_text(target, staging / entry):
                     continue  # the folder's own script.sh/defaults.yml (a bare init): used where they are
-                if target.exists():
+                if target.exists() or target.is_symlink():  # a link there is never replaced
                     if entry == PROFILES_DIR and target.is_dir():
                         # Keep the user's other profiles; only ours is placed, never over one of theirs.
                         ours = staging / PROFILE_FILE
