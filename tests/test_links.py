@@ -57,6 +57,8 @@ CASES = [
     ("a=x/.xmen-reserve", ["run"]),
     (".xmen/last-run.log", ["run"]),
     (".xmen", ["run"]),
+    (".xmen/run.lock", ["run"]),
+    (".xmen/xmen-path", ["run"]),
     ("a=x/.xmen-job.lock", ["run"]),
     ("a=x/.xmen-heartbeat", ["run"]),
     ("a=x/xmen.log", ["run"]),
