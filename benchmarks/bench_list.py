@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from xmen.look import listing  # noqa: E402
+from xmen.look.index import cache_folder  # noqa: E402
 from xmen.store.layout import REGISTER_KEYS, comments as key_comments  # noqa: E402
 from xmen.store.files import dump_params, dump_yaml  # noqa: E402
-from xmen.store import layout  # noqa: E402
 
 # The comments xmen writes into every params.yml, so the synthetic files look like registered ones.
 _COMMENTS = {
@@ -150,8 +150,8 @@ def main() -> None:
             if not (root / "experiment.yml").exists():
                 build_set(root, n)
             time.sleep(listing.RACY_NS / 1e9 + 0.5)  # let every file settle, or the index would not trust them
-            index = root / layout.XMEN_DIR / listing.INDEX_FILE
-            delta = root / layout.XMEN_DIR / listing.DELTA_FILE
+            index = Path(cache_folder(root)) / listing.INDEX_FILE
+            delta = Path(cache_folder(root)) / listing.DELTA_FILE
             base = best(lambda: baseline(root))
 
             def line(figure: str, seconds: float) -> None:

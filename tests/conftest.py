@@ -7,6 +7,15 @@ from typing import Callable
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's own ``$XDG_CACHE_HOME`` (xmen's listing index lives there), beside its ``tmp_path`` rather than
+    in it (tests compare what is in ``tmp_path``), so no test reads or fills the real user's cache; returns it."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
 @pytest.fixture
 def xmen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point ``HOME``, the global xmen config (``$XMEN``) and the Snakemake profiles (``$XDG_CONFIG_HOME``) into

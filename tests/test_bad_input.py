@@ -30,6 +30,45 @@ def row(message: str, *args: str, cwd: str = "work/set") -> Row:
 
 ROWS: list[Row] = [
     # ---------------------------------------------------------------------------------------- data lost (19)
+    # An empty ROOT or GLOB ("$UNSET_VAR") is an error, never the current folder or every experiment.
+    row("empty folder", "rm", "-y", ""),
+    row("empty folder", "rm", "-y", "", cwd="work"),
+    row("empty GLOB", "reset", ""),
+    row("empty GLOB", "unlink", ""),
+    row("empty GLOB", "cancel", ""),
+    row("empty GLOB", "run", ""),
+    row("empty GLOB", "run", "", "sh"),
+    row("empty GLOB", "list", ""),
+    row("empty GLOB", "list", "", cwd="work"),
+    row("empty GLOB", "compare", ""),
+    row("empty GLOB", "report", ""),
+    row("empty GLOB", "note", "", "a note"),
+    row("empty GLOB", "note", "-e", "", "a note"),
+    row("empty GLOB", "relink", "-e", ""),
+    row("empty folder", "clean", "-y", "-r", ""),
+    row("empty folder", "reset", "-r", ""),
+    row("empty folder", "unlink", "a=x", "-r", ""),
+    row("empty folder", "cancel", "a=x", "-r", ""),
+    row("empty folder", "run", "-r", ""),
+    row("empty folder", "note", "a note", "-r", ""),
+    row("empty folder", "register", "{a: z}", "-r", ""),
+    row("empty folder", "init", "-r", "", cwd="work"),
+    row("empty folder", "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "", cwd="work"),
+    row("empty folder", "relink", "-r", ""),
+    row("empty folder", "demo", "--dir", ""),
+    row("empty folder", "ci", ""),
+    row("empty folder", "sync", "host:/a/set", ""),
+    # A set inside a set or an experiment folder (the outer clean or rm would delete it); a demo using a set's .xmen/.
+    row("refusing a set inside the experiment set", "init", "-s", "script.sh", "-d", "defaults.yml", "-r", "set/sub",
+        cwd="work"),
+    row("refusing a set inside the experiment folder", "init", "-s", "script.sh", "-d", "defaults.yml", "-r",
+        "set/a=x/inner", cwd="work"),
+    row("refusing a set inside the experiment set", "init", "-s", "../script.sh", "-d", "../defaults.yml", "-r",
+        "sub"),
+    # Without -s/-n, so that an xmen without the guard stops at "give either -n or -s" rather than writing into /.
+    row("the root of the file system", "init", "-r", "/"),
+    row("is an experiment set", "demo", "--dir", "set", cwd="work"),
+    row("refusing a set inside the experiment set", "demo", "--dir", "a=x"),
     row("no such folder", "rm", "-y", "nope*"),
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)

@@ -55,7 +55,7 @@ def statuses(result: listing.ListResult) -> dict[str, str]:
 
 
 def index_of(root: Path) -> Path:
-    return root / ".xmen" / "index.json"
+    return Path(index.cache_folder(root)) / "index.json"
 
 
 # ------------------------------------------------------------------------------------------ finding sets
@@ -365,7 +365,7 @@ def test_deleted_index_and_stale_index_from_a_concurrent_lister(tmp_path, settle
 
 
 def delta_of(root: Path) -> Path:
-    return root / ".xmen" / "index-delta.json"
+    return Path(index.cache_folder(root)) / "index-delta.json"
 
 
 def test_changes_go_to_a_small_delta_until_it_is_folded_into_the_index(tmp_path, settled, reads, monkeypatch):
@@ -425,7 +425,7 @@ def test_concurrent_listings_while_statuses_change(tmp_path):
     expected = {f"i={i}": "finished" if i % 7 == 0 else "registered" for i in range(300)}
     assert statuses(listing.collect(cwd=tmp_path)) == expected
     json.loads(index_of(root).read_text())  # whole, whoever wrote last
-    assert not list((root / ".xmen").glob("*.tmp"))
+    assert not list(index_of(root).parent.glob("*.tmp"))
 
 
 def test_unlinked_experiment_disappears_and_leaves_the_index(tmp_path, settled):

@@ -53,7 +53,7 @@ def test_clean_keeps_folders_xmen_did_not_make_and_names_what_it_deletes(env, ca
     assert not (root / "a=y").exists() and (root / "a=x").is_dir() and (root / "a=z").is_dir()
     assert {k: v for k, v in tree(root).items() if k.startswith(("configs", "old_run"))} == kept
     assert "  a=y\n" in err and "Removed 1 unlinked experiment folder(s): a=y" in err  # names, not only a count
-    assert "  configs\n" in err and "  old_run\n" in err  # what it leaves is said too
+    assert "  configs (xmen did not make it)\n" in err and "  old_run (xmen did not make it)\n" in err  # and why
     assert not any(p.name.startswith(".xmen-trash-") for p in root.iterdir())
 
 

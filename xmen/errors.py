@@ -35,5 +35,14 @@ class StateFileError(XmenError, OSError):
     """A YAML state file is missing, unreadable or corrupt."""
 
 
+class LinkError(XmenError, OSError):
+    """A symbolic link stands where xmen writes one of its own files: xmen never writes through one."""
+
+    @classmethod
+    def at(cls, path: object) -> "LinkError":
+        """The one-line refusal naming the link at ``path``."""
+        return cls(f"{path} is a symbolic link; xmen never writes its own files through one (move the link away)")
+
+
 class ExperimentError(XmenError):
     """An experiment definition is invalid (parameter table, type mismatch, ...)."""

@@ -12,6 +12,34 @@ from xmen.errors import XmenError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
+class Folder(click.Path):
+    """A folder argument or ``-r/--root`` value: an empty one (``"$UNSET"``) is an error, never the current folder
+    (``.`` is the explicit way to name it)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(file_okay=False, **kwargs)  # type: ignore[arg-type]
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, str) and not value.strip():
+            self.fail("empty folder (an unset variable?); use . for the current folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Glob(click.ParamType):
+    """A GLOB of experiments or sets: an empty one (``"$UNSET"``) is an error, never "everything here"."""
+
+    name = "glob"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, str) and not value.strip():
+            self.fail("empty GLOB (an unset variable?); quote '*' to mean every one", param, ctx)
+        return value
+
+
+FOLDER = Folder()
+GLOB = Glob()
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     raise XmenError(message, exit_code=code)
 

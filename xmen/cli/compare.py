@@ -12,6 +12,7 @@ from xmen.store.terminal import plain
 from xmen.look import listing
 from xmen.store import status as st
 from xmen.errors import UsageError
+from xmen.cli._common import GLOB
 from xmen.look.compare import compare_rows
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -23,7 +24,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command("compare", context_settings=CONTEXT)
-@click.argument("globs", nargs=-1, metavar="[GLOB]...")
+@click.argument("globs", nargs=-1, metavar="[GLOB]...", type=GLOB)
 @click.option("-b", "--by", "by", multiple=True, metavar="PARAM",
               help="Group by these parameters (repeatable or comma-separated); the rest, such as seeds, is averaged "
               "over. Without --by, all experiments form one group.")

@@ -15,6 +15,7 @@ from xmen.store.terminal import plain
 from xmen.look import listing
 from xmen.store import status as st
 from xmen.cli.compat import SeveralValuesCommand
+from xmen.cli._common import GLOB
 from xmen.errors import UsageError, XmenError
 from xmen.look.watch import watch as redraw
 
@@ -43,7 +44,7 @@ def _refuse_meta_regex(globs: Sequence[str]) -> None:
 
 
 @click.command("list", context_settings=CONTEXT, cls=SeveralValuesCommand)
-@click.argument("globs", nargs=-1, metavar="[GLOB]...")
+@click.argument("globs", nargs=-1, metavar="[GLOB]...", type=GLOB)
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show every column: dates, type, purpose, meta, git, parameters, messages."
 )

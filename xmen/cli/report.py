@@ -7,6 +7,7 @@ import click
 
 from xmen.store.terminal import plain
 from xmen.errors import UsageError
+from xmen.cli._common import GLOB
 from xmen.look import plot, report
 from xmen.look.listing import to_dataframe
 
@@ -37,6 +38,8 @@ def plot_command(args, by, x_axis, params, output) -> None:
     xmen plot loss -x time -o loss.svg      against time, as SVG
     """
     *globs, metric = args
+    for glob in globs:
+        GLOB.convert(glob, None, None)
     output = output or f"{metric}.png"
     plot.output_format(output)
     plot.pyplot()  # a missing matplotlib is an error before anything is read
@@ -48,7 +51,7 @@ def plot_command(args, by, x_axis, params, output) -> None:
 
 
 @click.command("report", context_settings=CONTEXT)
-@click.argument("sets", nargs=-1, metavar="[SET]...")
+@click.argument("sets", nargs=-1, metavar="[SET]...", type=GLOB)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html", show_default=True,
               help="The HTML file to write.")
 @click.option("--by", multiple=True, metavar="PARAM[,PARAM]",

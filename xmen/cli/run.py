@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 
 from xmen.cli import edge
+from xmen.cli._common import FOLDER, GLOB, Folder
 from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
 from xmen.run.planner import BLOCKED, release_for_rerun
-from xmen.sets.expset import ExperimentSet, SET_FILE
+from xmen.sets.expset import ExperimentSet, SET_FILE, is_set, refuse_nested_set
 from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
@@ -85,12 +86,12 @@ class _LauncherCommand(click.Command):
 
 
 @click.command("run", cls=_LauncherCommand, context_settings=CONTEXT)
-@click.argument("glob", required=False)
+@click.argument("glob", required=False, type=GLOB)
 @click.argument("launcher", nargs=-1)
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Show what would run and why; run nothing.")
 @click.option("--profile", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output instead of one progress line.")
 @click.option("--changed", is_flag=True, help="Also rerun finished experiments whose params or code changed.")
 @click.pass_context
@@ -147,6 +148,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
         _say_left_out(skipped)
         _fail_on_damaged(skipped)
         return
+    engine.refuse_links(exp_set.root, pending)
     if changed:
         release_for_rerun(str(exp_set.root / p.name) for p in pending if p.reason.startswith("changed:"))
     if launcher:
@@ -221,13 +223,16 @@ def _print_plan(pending) -> None:
 
 
 @click.command("demo", context_settings=CONTEXT)
-@click.option("--dir", "folder", type=click.Path(file_okay=False),
+@click.option("--dir", "folder", type=FOLDER,
               help="Where to build the demo (default: a temp folder).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Experiments at once.")
 def demo_command(folder, jobs) -> None:
     """Run the tutorial end to end: define, register a sweep, run it with Snakemake, list the results."""
     root_command = click.get_current_context().find_root().command
     base = Path(folder).absolute() if folder else Path(tempfile.mkdtemp(prefix="xmen-demo-"))
+    if is_set(base):  # its .xmen/ is the set's own folder, not a place for the demo's configuration
+        raise UsageError(f"{base} is an experiment set; pick another --dir for the demo")
+    refuse_nested_set(base)
     base.mkdir(parents=True, exist_ok=True)
     set_root = base / "experiments" / "set_a"
     if set_root.exists():
@@ -267,7 +272,7 @@ def _quote(text: str) -> str:
 
 
 @click.command("ci", cls=_SplitDashDash, context_settings=CONTEXT)
-@click.argument("folder", default=".", type=click.Path(file_okay=False, exists=True))
+@click.argument("folder", default=".", type=Folder(exists=True))
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (default: all cores).")
 @click.option("--profile", help="Snakemake profile (default: xmen's shipped ci profile).")
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Only show what would run.")

@@ -9,7 +9,7 @@ import click
 
 from xmen.store import config as global_config
 from xmen.cli import _common
-from xmen.cli._common import CONTEXT, confirm, fail
+from xmen.cli._common import CONTEXT, FOLDER, GLOB, confirm, fail
 from xmen.errors import UsageError
 from xmen._assets import asset
 from xmen.define.loading import find_experiment_classes
@@ -115,7 +115,7 @@ def install_snakemake_profiles(force: bool = False) -> list[str]:
 @click.option("-n", "--name", help="A configured Python experiment class (see xmen config --add).")
 @click.option("-s", "--script", type=click.Path(dir_okay=False), help="A shell script taking a params.yml path.")
 @click.option("-d", "--defaults", type=click.Path(dir_okay=False), help="defaults.yml for --script.")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="Folder of the set (default: current).")
+@click.option("-r", "--root", type=FOLDER, help="Folder of the set (default: current).")
 @click.option("--purpose", default=None, help="What the set is for.")
 def init_command(name, script, defaults, root, purpose) -> None:
     """Initialise an experiment set."""
@@ -141,7 +141,7 @@ def init_command(name, script, defaults, root, purpose) -> None:
               help="Register N repeats of each (rep=1..N; params.yml _repeat holds the index).")
 @click.option("-p", "--purpose", default="", help="Purpose of these experiments.")
 @click.option("-H", "--header", metavar="FILE_OR_TEXT", help="run.sh header (default: the configured one).")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 @click.option("--strict", is_flag=True, help="A value that does not fit its parameter's type is an error.")
 @click.option("--resources", metavar="'NAME=VALUE ...'", help="Snakemake resources, e.g. 'mem_mb=4000 runtime=60'; "
               "NAME=V1,V2,... gives one value per attempt.")
@@ -190,8 +190,8 @@ def register_command(sweep, updates, name, repeats, purpose, header, root, stric
 @click.command("note", context_settings=CONTEXT)
 @click.argument("words", nargs=-1, required=True, metavar="[PATTERN] MESSAGE")
 @click.option("-d", "--delete", is_flag=True, help="Delete the note instead.")
-@click.option("-e", "--experiments", metavar="GLOB", help="Note the matching experiments instead of the set.")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-e", "--experiments", metavar="GLOB", type=GLOB, help="Note the matching experiments instead of the set.")
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 def note_command(words, delete, experiments, root) -> None:
     """Add a note to the set, or to the experiments matching PATTERN (or -e GLOB).
 
@@ -205,19 +205,19 @@ def note_command(words, delete, experiments, root) -> None:
     if len(words) == 2:
         if experiments is not None:
             raise UsageError("give the experiments either as PATTERN or with -e, not both")
-        experiments = words[0]
+        experiments = GLOB.convert(words[0], None, None)
     open_set(root).note(message, delete=delete, experiments=experiments)
 
 
 
 # --------------------------------------------------------------------------- reset / unlink / relink
 @click.command("reset", context_settings=CONTEXT)
-@click.argument("glob", default="*")
+@click.argument("glob", default="*", type=GLOB)
 @click.option("--status-is", "statuses", multiple=True, metavar="STATUS",
               help="Only experiments with this status (repeatable).")
 @click.option("-s", "--status", "original_status", hidden=True,
               help="The original xmen's: set the status to STATUS (refused, see --status-is).")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 def reset_command(glob, statuses, original_status, root) -> None:
     """Reset experiments to registered so that they run again."""
     if original_status is not None:
@@ -232,8 +232,8 @@ def reset_command(glob, statuses, original_status, root) -> None:
 
 
 @click.command("cancel", context_settings=CONTEXT)
-@click.argument("glob")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.argument("glob", type=GLOB)
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 def cancel_command(glob, root) -> None:
     """Cancel the matching experiments' SLURM jobs and local runs; they become cancelled."""
     result = cancel(open_set(root), glob)
@@ -247,8 +247,8 @@ def cancel_command(glob, root) -> None:
 
 
 @click.command("unlink", context_settings=CONTEXT)
-@click.argument("glob")
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.argument("glob", type=GLOB)
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 def unlink_command(glob, root) -> None:
     """Unlink experiments from the set (folders stay until xmen clean)."""
     names = open_set(root).unlink(glob)
@@ -258,9 +258,9 @@ def unlink_command(glob, root) -> None:
 
 
 @click.command("relink", context_settings=CONTEXT)
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set, or with --recursive a folder.")
+@click.option("-r", "--root", type=FOLDER, help="The set, or with --recursive a folder.")
 @click.option("--recursive", is_flag=True, help="Relink every set below ROOT.")
-@click.option("-e", "--experiments", metavar="GLOB", help="Also re-link unlinked experiment folders matching GLOB.")
+@click.option("-e", "--experiments", metavar="GLOB", type=GLOB, help="Also re-link unlinked experiment folders matching GLOB.")
 def relink_command(root, recursive, experiments) -> None:
     """Relink a moved set (paths follow the move), or re-link unlinked experiments."""
     top = root or os.getcwd()
@@ -284,14 +284,14 @@ def _echo_names(title: str, names: list[str]) -> None:
 
 
 @click.command("clean", context_settings=CONTEXT)
-@click.option("-r", "--root", type=click.Path(file_okay=False), help="The set (default: current folder).")
+@click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def clean_command(root, yes) -> None:
     """(DESTRUCTIVE) Delete the unlinked experiment folders xmen made (never a folder it did not make)."""
     exp_set = open_set(root)
     doomed, foreign = exp_set.clean_plan()
     if foreign:
-        _echo_names(f"Keeping {len(foreign)} folder(s) holding a params.yml that xmen did not make:", foreign)
+        _echo_names(f"Keeping {len(foreign)} folder(s) that are not experiments xmen made for this set:", foreign)
     if not doomed:
         click.echo("Nothing to clean.", err=True)
         return
@@ -310,7 +310,7 @@ def _short(names: list[str], limit: int = 10) -> str:
 
 
 @click.command("rm", context_settings=CONTEXT)
-@click.argument("root", type=click.Path(file_okay=False))
+@click.argument("root", type=FOLDER)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Remove it even if another set requires its experiments.")
 def rm_command(root, yes, force) -> None:

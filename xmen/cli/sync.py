@@ -5,6 +5,7 @@ import click
 
 from xmen.sets.sync import DEFAULT_MAX_SIZE
 from xmen.cli.list import list_command
+from xmen.cli._common import FOLDER
 from xmen.sets.sync import sync
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -12,7 +13,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 @click.command("sync", context_settings=CONTEXT)
 @click.argument("source", metavar="[USER@]HOST:/PATH/TO/SET")
-@click.argument("dest", metavar="LOCAL_DIR", type=click.Path(file_okay=False))
+@click.argument("dest", metavar="LOCAL_DIR", type=FOLDER)
 @click.option("-e", "--rsh", default="ssh", show_default=True, metavar="COMMAND",
               help="The ssh command rsync uses, e.g. 'ssh -p 2222 -i ~/.ssh/cluster'.")
 @click.option("--max-size", default=DEFAULT_MAX_SIZE, show_default=True, metavar="SIZE",

@@ -3,6 +3,7 @@ signals that stop it turned into a status."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Iterator, TextIO
 
+from xmen.store import files
 from xmen.store import status as st
 
 
@@ -67,8 +69,9 @@ class Tee:
 def tee_output(log_path: Path) -> Iterator[None]:
     """Copy ``sys.stdout``/``sys.stderr`` into ``log_path`` (appended) for the duration of the block."""
     try:
-        log = open(log_path, "a", encoding="utf-8", errors="replace", buffering=1)
-    except OSError as exc:  # no log is better than no run
+        log = os.fdopen(files.open_own(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8",
+                        errors="replace", buffering=1)
+    except OSError as exc:  # a symbolic link there (LinkError) too: never written through  # no log is better than no run
         print(f"xmen: cannot write {log_path}: {exc}", file=sys.stderr)
         yield
         return

@@ -439,7 +439,10 @@ class XmenWorkflow:
         refused = self.attempt_refusal(exp, int(resources.get("xmen_attempt") or 1))
         if refused is not None:
             raise WorkflowError(refused)
-        logs.keep_previous_log(exp)
+        try:
+            logs.keep_previous_log(exp)
+        except OSError as exc:  # a symbolic link at xmen.log or logs/ (LinkError): the shell would write through it
+            raise WorkflowError(f"{exp}: {exc}") from None
         if not self.workflow.is_main_process and not self.workflow.local_exec:
             threads = self.remote_threads(wildcards) or threads  # what SLURM was asked for, not this --cores
         command = experiment_command(exp, threads, resources, expect=self.planned.get(os.path.normpath(exp)))

@@ -1,7 +1,9 @@
-"""The ``xmen list`` index cache: each set's ``<root>/.xmen/index.json`` and the reading of params.yml it saves.
+"""The ``xmen list`` index cache: each set's ``index.json`` and the reading of params.yml it saves.
 
-Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set keeps
-an index in ``<root>/.xmen/``: ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
+Sets hold 10k-100k experiments and parsing that many ``params.yml`` files takes tens of seconds, so each set has
+an index in the user's cache folder (:func:`cache_folder`: ``$XDG_CACHE_HOME/xmen/list-index/<hash of the set's
+real path>/``), never in the set: a listing reads sets of other users, read-only sets and synced copies, and
+changes none of them; a cache that cannot be written costs time, never the listing. ``index.json`` holds, per linked experiment, the ``(inode, mtime_ns, ctime_ns,
 size)`` of its ``params.yml`` and the row read from it (``[ino, mtime, ctime, size, context, status, params,
 messages, liveness, extra]``, with the creation/type/purpose/meta/commit ``context`` shared between rows and
 ``extra`` the failure reason and notes of experiments that have any), plus the parsed ``experiment.yml`` under
@@ -25,6 +27,7 @@ equivalently goes to the whole-file parser (tests/test_listing.py compares the t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -33,7 +36,8 @@ from typing import Any, Iterable, Iterator
 from xmen.errors import StateFileError
 from xmen.store import status as st
 from xmen.store.files import load_yaml_text, write_text_atomic
-from xmen.store.layout import DELTA_FILE, INDEX_FILE, PARAMS_FILE, SET_FILE, XMEN_DIR
+from xmen.store.config import cache_dir
+from xmen.store.layout import DELTA_FILE, INDEX_CACHE_DIR, INDEX_FILE, PARAMS_FILE, SET_FILE
 from xmen.store.legacy import convert_set
 from xmen.store.statecheck import check_set_data
 
@@ -209,6 +213,13 @@ def _reason(exc: Exception, path: str) -> str:
     return text[len(path) + 2 :] if text.startswith(path + ": ") else text
 
 
+def cache_folder(root: str | os.PathLike[str]) -> str:
+    """The user's cache folder of the set at ``root`` (keyed by its real path; a moved set starts a new one)."""
+    real = os.path.realpath(os.fspath(root))
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    return os.path.join(cache_dir(), INDEX_CACHE_DIR, key)
+
+
 class _SetState:
     """One set during a listing: its index as loaded, what experiment.yml says, and the entries to write back.
 
@@ -221,8 +232,9 @@ class _SetState:
     def __init__(self, root: str, now_ns: int) -> None:
         self.root = root
         self.now_ns = now_ns
-        self.index_path = os.path.join(root, XMEN_DIR, INDEX_FILE)
-        self.delta_path = os.path.join(root, XMEN_DIR, DELTA_FILE)
+        folder = cache_folder(root)
+        self.index_path = os.path.join(folder, INDEX_FILE)
+        self.delta_path = os.path.join(folder, DELTA_FILE)
         self.problem: str | None = None
         self.info: dict[str, Any] = {}
         self.names: list[str] = []
@@ -419,7 +431,7 @@ class _SetState:
         }
         try:
             text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             write_text_atomic(path, text)
         except (OSError, ValueError, TypeError, RecursionError):
             pass  # the folders are the truth; the next listing simply reads them again

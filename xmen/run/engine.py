@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from xmen.store import files
 from xmen.errors import StateFileError, XmenError
@@ -27,7 +27,7 @@ from xmen.run import planner
 from xmen.run.progress import NOT_RUN
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.finding import sets_below
-from xmen.store.layout import SET_RUN_LOCK, XMEN_DIR
+from xmen.store.layout import EXPERIMENT_RUN_WRITES, SET_RUN_LOCK, SET_RUN_WRITES, XMEN_DIR
 
 
 
@@ -123,6 +123,15 @@ def runs_on_slurm(profile: str | None, extra: Sequence[str], cwd: Path) -> bool:
     return False
 
 
+def refuse_links(root: Path, pending: Iterable[Any]) -> None:
+    """Before anything runs: refuse (LinkError, one line naming it) a symbolic link where the run would write one
+    of xmen's files, in the set or in a ``pending`` experiment's folder, so that no file a link points to is
+    overwritten or appended to."""
+    files.refuse_links(root, SET_RUN_WRITES)
+    for item in pending:
+        files.refuse_links(root / item.name, EXPERIMENT_RUN_WRITES)
+
+
 @contextlib.contextmanager
 def run_lock(root: Path) -> Iterator[None]:
     """One ``xmen run`` per set at a time.
@@ -135,8 +144,8 @@ def run_lock(root: Path) -> Iterator[None]:
     is still pending (see :mod:`xmen.run.runner`).
     """
     lock_file = root / SET_RUN_LOCK
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    files.own_folder(lock_file.parent)
+    fd = files.open_own(lock_file, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -302,7 +302,8 @@ def run_quietly(
     line = ProgressLine(stream, tty=tty if log_path is not None else False, interval=interval)
     started = time.monotonic()
 
-    log = open(log_path, "wb") if log_path is not None else None  # noqa: SIM115 - closed below
+    log = (os.fdopen(files.open_own(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb")  # noqa: SIM115 - closed below
+           if log_path is not None else None)
     try:
         with _Forwarder() as forwarder:
             child = subprocess.Popen(

@@ -50,9 +50,10 @@ import time
 from types import FrameType
 from typing import Any
 
+from xmen.store import files
 from xmen.store import status as st
-from xmen.errors import XmenError
-from xmen.store.layout import RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
+from xmen.errors import LinkError, XmenError
+from xmen.store.layout import EXPERIMENT_RUN_WRITES, RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
 from xmen.store.lifecycle import Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
 # The lock protocol's names, also importable from here (their old home; tests and tools use them).
 from xmen.store.locks import (DONE_MISSING, ENV_ATTEMPT, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS,  # noqa: F401
@@ -284,6 +285,7 @@ def run_job(params_path: str, script_path: str) -> int:
         raise XmenError(f"{params}: no such file", exit_code=2)
     if not os.path.isfile(script):
         raise XmenError(f"{script}: no such file", exit_code=2)
+    files.refuse_links(exp_dir, EXPERIMENT_RUN_WRITES)  # before the lock: nothing written through a link
     life = Lifecycle(params, owner=True, on_full_disk=lambda: _release_space(exp_dir), prefix="xmen.job")
     if not life.acquire(wait=True):  # the holder ran it meanwhile: report that run, never start a second one
         status = life.ran_meanwhile[0] if life.ran_meanwhile else None
@@ -321,17 +323,23 @@ def _reserve_space(exp_dir: str) -> None:
     """Write :data:`RESERVE_FILE` (real blocks, not a sparse file); no reserve if there is no room for it."""
     path = os.path.join(exp_dir, RESERVE_FILE)
     try:
-        with open(path, "wb") as handle:
+        with os.fdopen(files.open_own(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as handle:
             handle.write(b"\0" * RESERVE_BYTES)
             handle.flush()
             os.fsync(handle.fileno())
+    except LinkError:
+        return  # not ours: neither written nor removed (the runner refuses to start over it, see run_job)
     except OSError:
         _release_space(exp_dir)
 
 
 def _release_space(exp_dir: str) -> None:
+    """Free the reserve: delete RESERVE_FILE, unless a symbolic link stands there (xmen did not make that)."""
+    path = os.path.join(exp_dir, RESERVE_FILE)
+    if os.path.islink(path):
+        return
     try:
-        os.unlink(os.path.join(exp_dir, RESERVE_FILE))
+        os.unlink(path)
     except OSError:
         pass
 

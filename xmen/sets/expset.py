@@ -40,6 +40,23 @@ def is_set(root: str | os.PathLike[str]) -> bool:
     return (Path(root) / SET_FILE).is_file()
 
 
+def refuse_empty_folder(root: str | os.PathLike[str]) -> None:
+    """An empty folder name (an unset variable) is an error, never the current folder (``.`` names that)."""
+    if not os.fspath(root).strip():
+        raise UsageError("empty folder (an unset variable?); use . for the current folder")
+
+
+def refuse_nested_set(root: Path) -> None:
+    """Refuse a set in the file system's root, or inside another set or an experiment folder (the outer set's
+    ``clean`` or ``rm`` would take it for part of its own), naming the enclosing set."""
+    if root.parent == root:
+        raise UsageError(f"refusing to make a set in {root}, the root of the file system; pick a folder of its own")
+    enclosing = ownership.enclosing_set(root)
+    if enclosing is not None:
+        where, what = enclosing
+        raise UsageError(f"refusing a set inside {what} {where}: {root} (pick a folder outside it)")
+
+
 def _now() -> str:
     return now_time()
 
@@ -48,6 +65,7 @@ class ExperimentSet:
     """The experiment set at ``root`` (raises NotASetError if there is none)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        refuse_empty_folder(root)
         self.root = Path(os.path.abspath(os.path.expanduser(root)))
         if not self.root.is_dir():
             raise NotASetError(f"no such folder: {self.root}")
@@ -215,9 +233,11 @@ class ExperimentSet:
         Refuses, changing nothing, if ``root`` already holds a set. The files are staged in a hidden folder and
         moved in with experiment.yml last, so an interrupted init never leaves a half set behind.
         """
+        refuse_empty_folder(root)
         root_path = Path(os.path.abspath(root))
         if is_set(root_path):
             raise SetExistsError(f"already an experiment set: {root_path}")
+        refuse_nested_set(root_path)
         if (name is None) == (script is None):
             raise UsageError("give either -n NAME (a configured experiment) or -s SCRIPT with -d DEFAULTS")
         if script is not None and defaults is None:
@@ -242,7 +262,7 @@ class ExperimentSet:
                 target = root_path / entry
                 if entry in (DEFAULTS_FILE, SCRIPT_FILE) and _same_file_text(target, staging / entry):
                     continue  # the folder's own script.sh/defaults.yml (a bare init): used where they are
-                if target.exists():
+                if target.exists() or target.is_symlink():  # a link there is never replaced
                     if entry == PROFILES_DIR and target.is_dir():
                         # Keep the user's other profiles; only ours is placed, never over one of theirs.
                         ours = staging / PROFILE_FILE
@@ -309,6 +329,7 @@ class ExperimentSet:
         built); if writing fails, what was written is removed. experiment.yml and the Snakefile are written once,
         whatever the size of the sweep. Running the same registration again after it was killed finishes it.
         """
+        refuse_nested_set(self.root)
         return registering.register(
             self.root, self._save_set, self.data, updates, name=name, repeats=repeats, purpose=purpose, header=header,
             strict=strict, resources=resources, threads=threads, retries=retries, retry_on=retry_on,
@@ -425,7 +446,7 @@ class ExperimentSet:
             linked: dict[str, Any] = dict(data.get("experiments") or {})
             self.relink_left = []
             if pattern is not None:
-                roots = [str(self.root), old_root]
+                roots = ownership.set_roots(self.root, data)
                 for exp_name in self._experiment_folders():
                     if exp_name in linked or not fnmatch.fnmatchcase(exp_name, pattern):
                         continue
@@ -464,20 +485,29 @@ class ExperimentSet:
 
     # ------------------------------------------------------------------ deleting
     def _owned_folders(self, data: dict[str, Any], skip: set[str] = frozenset()) -> tuple[list[str], list[str]]:
-        """(folders xmen made as experiments of this set, other folders holding a params.yml), top level only,
-        leaving out the names in ``skip``."""
+        """(folders xmen made as experiments of this set, other folders holding a params.yml or xmen's marker, each
+        as ``name (why it stays)``), top level only, leaving out the names in ``skip``.
+
+        A folder is this set's only if its marker (or params.yml) names that folder and this set
+        (xmen.store.ownership), and never when it holds a set: a copy ``a=x.bak`` stays, and so does a set made
+        inside an experiment folder."""
         record = ownership.set_record(data)
         before = set(record["before_init"]) if record else set()
-        roots = [str(self.root), str(data.get("root") or "")]
+        roots = ownership.set_roots(self.root, data)
         owned: list[str] = []
         foreign: list[str] = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
             if entry.name.startswith(".") or entry.name in skip or not entry.is_dir(follow_symlinks=False):
                 continue
-            if entry.name not in before and ownership.is_xmen_experiment(entry.path, roots):
-                owned.append(entry.name)
-            elif os.path.isfile(os.path.join(entry.path, PARAMS_FILE)):
-                foreign.append(entry.name)
+            why = "there before xmen init" if entry.name in before else ownership.why_not_xmen_experiment(entry.path, roots)
+            if why is None:
+                inner = ownership.set_inside(entry.path)
+                if inner is None:
+                    owned.append(entry.name)
+                    continue
+                why = f"it holds the experiment set {inner}"
+            if os.path.isfile(os.path.join(entry.path, PARAMS_FILE)) or ownership.is_marked_experiment(entry.path):
+                foreign.append(f"{entry.name} ({why})")
         return owned, foreign
 
     def _checked_for_deleting(self, unlinked_only: bool = False) -> tuple[dict[str, Any], list[str], list[str]]:

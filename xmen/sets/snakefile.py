@@ -55,10 +55,9 @@ def write_workflow(root: str | os.PathLike[str]) -> None:
     """(Re)write the Snakefile and the default profile of the set at ``root`` when their text changed."""
     root = Path(root)
     _write_if_changed(root / SNAKEFILE, render_set_snakefile())
-    (root / XMEN_PATH_FILE).parent.mkdir(parents=True, exist_ok=True)
+    files.own_folder((root / XMEN_PATH_FILE).parent)
     _write_if_changed(root / XMEN_PATH_FILE, xmen_import_path() + "\n")
-    profile = root / PROFILE_DIR
-    profile.mkdir(parents=True, exist_ok=True)
+    profile = files.own_folder(root / PROFILE_DIR)
     _write_if_changed(profile / "config.yaml", default_profile())
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from xmen.store import files, legacy
 from xmen.errors import StateFileError, UsageError
-from xmen.store.layout import CONFIG_FILE, ORIGINAL_CONFIG_FILE
+from xmen.store.layout import CACHE_DIR, CONFIG_FILE, ORIGINAL_CONFIG_FILE
 
 
 
@@ -25,6 +25,14 @@ def config_dir() -> Path:
     """Folder of the global configuration (``$XMEN`` wins over ``~/.xmen``)."""
     env = os.environ.get("XMEN")
     return Path(env).expanduser() if env else Path.home() / ".xmen"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder of xmen (``$XDG_CACHE_HOME/xmen``, else ``~/.cache/xmen``): caches xmen keeps about
+    sets live here, where the user owns them, never in the sets (which may be other users' or synced copies)."""
+    env = os.environ.get("XDG_CACHE_HOME")
+    base = Path(env).expanduser() if env and os.path.isabs(os.path.expanduser(env)) else Path.home() / ".cache"
+    return base / CACHE_DIR
 
 
 def config_path() -> Path:

@@ -8,6 +8,7 @@ Every state write goes to a temporary file in the same folder, is fsync'ed and r
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import os
@@ -15,11 +16,11 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import yaml
 
-from xmen.errors import StateFileError
+from xmen.errors import LinkError, StateFileError
 
 try:  # The C loader/dumper are 5-10x faster; fall back to pure Python where libyaml is missing.
     _Loader = yaml.CSafeLoader
@@ -54,6 +55,43 @@ class UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
+def refuse_link(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`LinkError` when a symbolic link stands at ``path`` (a file xmen is about to write)."""
+    if os.path.islink(path):
+        raise LinkError.at(path)
+
+
+def refuse_links(folder: str | os.PathLike[str], names: Iterable[str | os.PathLike[str]]) -> None:
+    """:func:`refuse_link` for each of xmen's files ``names`` in ``folder`` (and each folder on their way there)."""
+    for name in names:
+        path = Path(folder, name)
+        for part in [*reversed(path.relative_to(folder).parents[:-1]), path.relative_to(folder)]:
+            refuse_link(Path(folder, part))
+
+
+def open_own(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
+    """``os.open`` of one of xmen's own files for writing, appending or truncating, never through a symbolic link
+    at ``path`` (``O_NOFOLLOW``; with ``O_CREAT | O_EXCL`` a link is never followed either): a link there is refused
+    with a :class:`LinkError` naming it, so the file it points to keeps its bytes. Every such open in xmen goes
+    through here."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EEXIST, errno.EMLINK) and os.path.islink(path):
+            raise LinkError.at(path) from None
+        raise
+
+
+def own_folder(path: str | os.PathLike[str]) -> Path:
+    """Make xmen's folder ``path`` (and its parents) if missing; refuse (LinkError) when it is a symbolic link, so
+    that nothing xmen writes into it lands in a folder the link points to."""
+    folder = Path(path)
+    refuse_link(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    refuse_link(folder)
+    return folder
+
+
 def lock_path(path: str | os.PathLike[str]) -> Path:
     """The sidecar lock file guarding ``path`` (kept, never deleted: deleting lock files races)."""
     p = Path(path)
@@ -64,7 +102,7 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
 def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[int]:
     """Hold an flock on the sidecar lock of ``path`` for the duration of the block (its fd is the block's value)."""
     lp = lock_path(path)
-    fd = os.open(lp, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_own(lp, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield fd
@@ -86,8 +124,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file + fsync + rename + fsync of the folder)."""
+    """Replace ``path`` with ``text`` atomically (temp file + fsync + rename + fsync of the folder); a symbolic link
+    at ``path`` is refused (LinkError), neither followed nor replaced."""
     target = Path(path)
+    refuse_link(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -111,7 +151,7 @@ def write_new_file(path: str | os.PathLike[str], text: str, mode: int = 0o644) -
     state file names is on disk. The mode is set exactly (no umask), as ``write_text_atomic`` does.
     """
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -465,6 +505,7 @@ def update_yaml(
     may therefore run more than once; it must only set the keys it changes.
     """
     target = Path(path)
+    refuse_link(target)
     with locked(path) as lock_fd:
         base, data = _read_quiet(target, _last_written(lock_fd))
         ours: str | None = None  # our own text, when a round put it in place over a save that landed meanwhile

@@ -18,6 +18,7 @@ import time
 from types import TracebackType
 from typing import Any, Mapping
 
+from xmen.store import files
 from xmen.store import status as st
 from xmen.store.locks import lock_held
 from xmen.store.provenance import hostname, parse_time
@@ -40,11 +41,15 @@ class Heartbeat:
     def beat(self) -> None:
         """Touch the heartbeat file once."""
         try:
-            with open(self.path, "a", encoding="utf-8"):
-                pass
-            os.utime(self.path, None)
+            fd = files.open_own(self.path, os.O_WRONLY | os.O_CREAT)
+        except OSError:  # a link there (LinkError) is never touched: the runner refused to start over one
+            return
+        try:
+            os.utime(fd, None)
         except OSError:
             pass
+        finally:
+            os.close(fd)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -33,6 +33,7 @@ import sys
 import threading
 import time as _time
 import weakref
+from xmen.store import files
 from xmen.store.layout import HISTORY_FILE
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -75,7 +76,7 @@ def encode(values: Mapping[str, Any], step: int | None = None, time: float | Non
 def _append_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
     """Append ``data`` to ``path`` in one locked ``O_APPEND`` write, after a newline if the file ends in a torn
     line (a writer killed mid-write), so that a torn line never swallows the next record."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = files.open_own(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size

@@ -6,7 +6,8 @@ The one home of these names: other modules import them from here and never spell
     <set>/defaults.yml       DEFAULTS_FILE: the parameters every experiment starts from
     <set>/script.sh          SCRIPT_FILE: what runs one experiment
     <set>/Snakefile          SNAKEFILE, and profiles/default/config.yaml (PROFILE_DIR): the generated workflow
-    <set>/.xmen/             XMEN_DIR: the listing index, the last run's log, where xmen is installed
+    <set>/.xmen/             XMEN_DIR: the last run's log, where xmen is installed (the listing index of a set is
+                             in the user's cache folder: CACHE_DIR, INDEX_CACHE_DIR)
     <set>/<experiment>/      one folder per experiment:
         params.yml           PARAMS_FILE: its parameters and state (the keys starting with ``_``)
         run.sh               RUN_FILE: generated; ``python -m xmen.job`` runs the experiment
@@ -41,9 +42,13 @@ PROFILE_FILE = os.path.join(PROFILES_DIR, "default", "config.yaml")
 XMEN_DIR = ".xmen"
 #: Where the xmen that wrote the Snakefile is installed (read by a snakemake from another environment).
 XMEN_PATH_FILE = Path(XMEN_DIR) / "xmen-path"
-#: The listing's index of a set (and the changes since it was written), in XMEN_DIR.
+#: The listing's index of a set (and the changes since it was written), in the set's folder of INDEX_CACHE_DIR.
 INDEX_FILE = "index.json"
 DELTA_FILE = "index-delta.json"
+#: The user's cache folder of xmen, in ``$XDG_CACHE_HOME`` (else ``~/.cache``), and its folder of listing indexes
+#: (one folder per set, named by a hash of the set's real path): a listing writes nothing into the sets it reads.
+CACHE_DIR = "xmen"
+INDEX_CACHE_DIR = "list-index"
 #: Snakemake's log of the last ``xmen run`` of the set.
 LAST_RUN_LOG = Path(XMEN_DIR) / "last-run.log"
 #: Lock a set-wide ``xmen run`` holds.
@@ -75,6 +80,12 @@ HEARTBEAT_FILE = ".xmen-heartbeat"
 MARKER_FILE = ".xmen-queued"
 #: Space the runner keeps aside while the experiment runs, freed to record the outcome when the disk filled up.
 RESERVE_FILE = ".xmen-reserve"
+
+#: An experiment's files and folders a run writes, and a set's that ``xmen run`` writes: a symbolic link at any of
+#: them is refused before the run starts (xmen never writes its own files through a link).
+EXPERIMENT_RUN_WRITES = (PARAMS_FILE, f".{PARAMS_FILE}.lock", LOCK_FILE, HEARTBEAT_FILE, RESERVE_FILE, RUN_LOG,
+                         LOGS_DIR, HISTORY_FILE, DONE_FILE, MARKER_FILE, OUT_FILE)
+SET_RUN_WRITES = (LAST_RUN_LOG, SET_RUN_LOCK, XMEN_PATH_FILE, SNAKEFILE, PROFILE_FILE)
 
 # ---------------------------------------------------------------------------------------------- the machine
 #: The global configuration, in ``$XMEN`` or ``~/.xmen``.

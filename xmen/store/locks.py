@@ -36,7 +36,7 @@ def try_lock(exp_dir: str | os.PathLike[str], wait: bool = False) -> int | None:
     With ``wait=True`` block until the lock is free instead of returning ``None``. The fd is close-on-exec; the
     runner hands it to the experiment process explicitly (``pass_fds``) so that the lock lives as long as it does.
     """
-    fd = os.open(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = files.open_own(os.path.join(os.fspath(exp_dir), LOCK_FILE), os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:

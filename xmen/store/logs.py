@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from xmen.errors import LinkError
 from xmen.store.layout import LOGS_DIR, RUN_LOG
 
 
@@ -14,9 +15,12 @@ def keep_previous_log(exp_dir: str | os.PathLike[str]) -> str | None:
     """Move the previous attempt's ``xmen.log`` to ``logs/attempt-N.log`` before a new attempt overwrites it;
     keeps the newest ``ATTEMPTS_KEPT``. The new path, or None when there was no log."""
     log = os.path.join(os.fspath(exp_dir), RUN_LOG)
+    folder = os.path.join(os.fspath(exp_dir), LOGS_DIR)
+    for own in (log, folder):  # the attempt's output goes to xmen.log: never into what a link there points to
+        if os.path.islink(own):
+            raise LinkError.at(own)
     if not os.path.exists(log):
         return None
-    folder = os.path.join(os.fspath(exp_dir), LOGS_DIR)
     os.makedirs(folder, exist_ok=True)
     numbers = sorted(
         int(name[8:-4]) for name in os.listdir(folder)

@@ -8,6 +8,12 @@ what these say is xmen's; everything else stays, and the command says what it le
 existed is read as if nothing had been there before init: init always refused to overwrite its own file names
 (``defaults.yml``, ``script.sh``, ``Snakefile``), so those are xmen's, and every other name is kept.
 
+The marker names the folder and the set it was made for (``name``, ``root``), and a folder is an experiment of a
+set only if its marker names that folder and that set (where the set is, or any folder it lived in before a move or
+copy: :func:`set_roots`). A ``cp -r a=x a=x.bak``, or any folder holding a copied marker, is not: it names
+``a=x``. A marker written before it named anything (``created by xmen``) counts only with a ``params.yml`` that
+names the folder and the set.
+
 Folders made before the marker existed are recognised by what only xmen writes into them, all three together:
 a ``params.yml`` whose ``_name`` is the folder's own name and whose ``_root`` is the set's folder (where it is, or
 where experiment.yml says it was before a move), and a ``run.sh`` that xmen generated (it carries xmen's
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import os
 from typing import Any, Iterable
+
+import yaml
 
 from xmen.store import files
 from xmen.store.layout import DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE
@@ -31,13 +39,61 @@ _RUN_SCRIPT_RUNNER = "-m xmen.job "
 
 
 def mark_experiment(folder: str | os.PathLike[str]) -> None:
-    """Mark ``folder`` (just created by xmen) as an experiment folder xmen owns."""
-    files.write_new_file(os.path.join(os.fspath(folder), EXPERIMENT_MARKER), "created by xmen\n")
+    """Mark ``folder`` (just created by xmen, in its set's folder) as an experiment folder xmen owns: the marker
+    names the folder and the set."""
+    path = os.path.abspath(os.fspath(folder))
+    record = {"created_by": "xmen", "name": os.path.basename(path), "root": os.path.dirname(path)}
+    files.write_new_file(os.path.join(path, EXPERIMENT_MARKER), files.dump_yaml(record))
 
 
 def is_marked_experiment(folder: str | os.PathLike[str]) -> bool:
-    """True when ``folder`` carries xmen's experiment marker."""
+    """True when ``folder`` carries xmen's experiment marker (made for this folder or copied: see
+    :func:`why_not_xmen_experiment` for whose it is)."""
     return os.path.isfile(os.path.join(os.fspath(folder), EXPERIMENT_MARKER))
+
+
+def set_roots(root: str | os.PathLike[str], set_data: dict[str, Any]) -> list[str]:
+    """Every folder the set at ``root`` is or was in: where it is, experiment.yml's ``root``, ``origin`` and each
+    of its ``origins`` (a moved or copied set's experiments name the folder they were made in)."""
+    found = [os.fspath(root), str(set_data.get("root") or "")]
+    for entry in [set_data.get("origin"), *(set_data.get("origins") or [])]:
+        if isinstance(entry, dict) and entry.get("path"):
+            found.append(str(entry["path"]))
+    return [r for r in found if r]
+
+
+def _named(value: Any, roots: Iterable[str]) -> bool:
+    return isinstance(value, str) and bool(value) and os.path.normpath(value) in {os.path.normpath(r) for r in roots if r}
+
+
+def why_not_xmen_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -> str | None:
+    """None when xmen made ``folder`` as an experiment of the set whose folder is (or was) one of ``roots``;
+    otherwise why not, for the user (a copy of another experiment, another set's, not xmen's at all)."""
+    roots = list(roots)
+    folder = os.fspath(folder)
+    name = os.path.basename(folder.rstrip(os.sep))
+    marker = os.path.join(folder, EXPERIMENT_MARKER)
+    if os.path.islink(marker) or not os.path.isfile(marker):
+        if is_legacy_experiment(folder, roots):
+            return None
+        return "xmen did not make it"
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            record = files.parse_yaml(handle.read(4096))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        record = None
+    if isinstance(record, dict) and "name" in record:  # the marker names the folder and set it was made for
+        made_as, made_in = record.get("name"), record.get("root")
+    else:  # a marker from before it named them: the params.yml register wrote beside it must
+        params = files.read_mapping(os.path.join(folder, PARAMS_FILE)) or {}
+        made_as, made_in = params.get("_name"), params.get("_root")
+        if made_as is None:
+            return f"its marker names no experiment and it has no readable {PARAMS_FILE}"
+    if made_as != name:
+        return f"a copy of {made_as}: its {EXPERIMENT_MARKER} or {PARAMS_FILE} names {made_as}"
+    if not _named(made_in, roots):
+        return f"made for another set ({made_in})"
+    return None
 
 
 def is_legacy_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -> bool:
@@ -50,17 +106,14 @@ def is_legacy_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -
             run_text = handle.read(64 * 1024)
     except (OSError, UnicodeDecodeError, files.StateFileError):
         return False
-    recorded_root = params.get("_root")
-    if params.get("_name") != name or not isinstance(recorded_root, str):
-        return False
-    if os.path.normpath(recorded_root) not in {os.path.normpath(r) for r in roots if r}:
+    if params.get("_name") != name or not _named(params.get("_root"), roots):
         return False
     return _RUN_SCRIPT_SIGNATURE in run_text and _RUN_SCRIPT_RUNNER in run_text
 
 
 def is_xmen_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -> bool:
     """True when xmen made ``folder`` as an experiment of the set whose folder is (or was) one of ``roots``."""
-    return is_marked_experiment(folder) or is_legacy_experiment(folder, roots)
+    return why_not_xmen_experiment(folder, roots) is None
 
 
 def init_record(created: list[str], before: list[str]) -> dict[str, list[str]]:
@@ -85,3 +138,30 @@ def is_xmen_set_entry(name: str) -> bool:
         if name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp")):
             return True
     return name.startswith(".xmen-init-")  # staging folder an interrupted init left
+
+
+def set_inside(folder: str | os.PathLike[str]) -> str | None:
+    """A set at or below ``folder`` (the first found), or None: a folder holding a set is never deleted as an
+    experiment folder. Links are not followed."""
+    for dirpath, dirnames, filenames in os.walk(os.fspath(folder)):
+        if SET_FILE in filenames:
+            return dirpath
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+    return None
+
+
+def enclosing_set(folder: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(the set, what ``folder`` is inside) when ``folder`` is inside a set or an experiment folder: a set made
+    there would be deleted by the outer set's ``clean`` or ``rm``. None when it is not. ``folder`` itself is not
+    looked at (init refuses an existing set by itself)."""
+    path = os.path.abspath(os.fspath(folder))
+    parent = os.path.dirname(path)
+    while True:
+        if os.path.isfile(os.path.join(parent, SET_FILE)):
+            return parent, "the experiment set"
+        if os.path.isfile(os.path.join(parent, EXPERIMENT_MARKER)):
+            return parent, "the experiment folder"
+        up = os.path.dirname(parent)
+        if up == parent:
+            return None
+        parent = up
