@@ -148,3 +148,6 @@ def test_a_refused_experiment_is_in_no_pack(tmp_path, monkeypatch) -> None:
 
     assert [Job.group.fget(job(exp)) for exp in ("set/good", "set/bad", "set/../set/bad")] == ["pack", None, None]
     assert Job.group.fget(job("set/bad", rule="other")) == "pack"  # another rule keeps Snakemake's answer
+    # An experiment this run adopted (its old pack's job, after a killed run) is in no new pack either.
+    monkeypatch.setattr(slurm_submit.HOOKS, "adopted_dirs", {str(tmp_path / "set" / "old")})
+    assert [Job.group.fget(job(exp)) for exp in ("set/good", "set/old")] == ["pack", None]

@@ -285,6 +285,16 @@ class XmenWorkflow:
         exp = getattr(wildcards, "exp", None)
         return bool(exp) and os.path.normpath(os.path.join(self.cwd, str(exp))) in slurm_submit.HOOKS.refused
 
+    def alone(self, wildcards: Any) -> bool:
+        """Whether the experiment is kept out of every pack (xmen.host.jobs): the SLURM preflight refused it, or this
+        run adopted its job from an earlier run (Snakemake would form other packs than that run did, and no pack
+        of new members can follow one old job: each adopted experiment follows its own pack's job alone)."""
+        exp = getattr(wildcards, "exp", None)
+        if not exp:
+            return False
+        path = os.path.normpath(os.path.join(self.cwd, str(exp)))
+        return path in slurm_submit.HOOKS.refused or path in slurm_submit.HOOKS.adopted_dirs
+
     # ------------------------------------------------------------------ the rule's callables
     def requires_input(self) -> Any:
         """The rule's input: the status files of an experiment's requirements (globs resolved now).

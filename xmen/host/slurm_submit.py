@@ -40,6 +40,9 @@ class _Hooks:
         #: experiment dir (absolute) -> the SLURM job still alive from an earlier run that this run adopts (the
         #: planner's verdict, see :func:`adopt`)
         self.adopted: dict[str, str] = {}
+        #: every experiment dir (absolute) this run adopted, also once followed: each is a Snakemake job of its own
+        #: (in no pack, xmen.host.jobs), following the job of its pack of the earlier run
+        self.adopted_dirs: set[str] = set()
         #: ids of the adopted jobs reported to the plugin and not ended yet: xmen.slurm asks sacct about them
         self.following: set[str] = set()
 
@@ -73,7 +76,9 @@ def _warn(text: str) -> None:
 def adopt(jobs: Mapping[str, str]) -> None:
     """``{experiment dir (absolute): SLURM job id}``: the planner's adopted experiments (in a real run with the slurm
     executor); the hooked ``run_job`` follows each one's job instead of submitting it."""
-    HOOKS.adopted.update({os.path.normpath(path): str(job_id) for path, job_id in jobs.items() if job_id})
+    found = {os.path.normpath(path): str(job_id) for path, job_id in jobs.items() if job_id}
+    HOOKS.adopted.update(found)
+    HOOKS.adopted_dirs.update(found)
 
 
 def adopted_job(job: Any) -> str | None:

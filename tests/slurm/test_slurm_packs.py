@@ -1,0 +1,43 @@
+"""Packs (several experiments in one SLURM job, README "packs") on a real cluster: ``xmen cancel`` of one member,
+a rerun after ``kill -9`` of Snakemake, and what ``xmen list --slurm`` and the logs say about a pack's members."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+from test_slurm import env, pack_args, params, runs, sh, slurm, statuses  # noqa: F401 - fixtures
+
+from cli_helpers import wait_until
+
+SLOW = ("{a: p1 | p2 | p3 | p4, sleep: 6}", "--resources", "runtime=2 mem_mb=100")
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
+
+
+def started(root, name: str) -> bool:
+    return bool(runs(root, name))
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_a_rerun_after_kill_9_adopts_the_packs_and_submits_nothing(slurm, env, slurm_report):
+    """Four experiments packed two to a job; Snakemake is killed (-9) once a pack runs. The rerun adopts both
+    packs' jobs (one running, one running or queued) and submits no job: every experiment runs once."""
+    root = env.make_set("set_k", SLOW)
+    names = sorted(statuses(root))
+    proc, log = env.start_snakemake(root, *pack_args(2))
+    wait_until(lambda: len(SUBMITTED.findall(log.read_text())) == 2 and any(started(root, n) for n in names), 120,
+               "both packs submitted and one running", interval=0.2, proc=proc, details=lambda: log.read_text()[-3000:])
+    first_jobs = set(SUBMITTED.findall(log.read_text()))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    env.job_ids.extend(first_jobs)
+    rerun = env.snakemake(root, *pack_args(2), timeout=200)
+    again = SUBMITTED.findall(rerun.text)
+    slurm_report.append(f"kill -9 and rerun with packs: {len(again)} job(s) submitted again")
+    assert rerun.returncode == 0, rerun.tail()
+    assert again == [], rerun.tail()
+    assert statuses(root) == {name: "finished" for name in names}, rerun.tail()
+    assert {name: len(runs(root, name)) for name in names} == {name: 1 for name in names}
+    assert {params(root, name)["_run"]["slurm_job_id"] for name in names} == first_jobs
