@@ -41,3 +41,38 @@ def test_a_rerun_after_kill_9_adopts_the_packs_and_submits_nothing(slurm, env, s
     assert statuses(root) == {name: "finished" for name in names}, rerun.tail()
     assert {name: len(runs(root, name)) for name in names} == {name: 1 for name in names}
     assert {params(root, name)["_run"]["slurm_job_id"] for name in names} == first_jobs
+
+
+def running_member(root, names: list[str]) -> str | None:
+    """The pack member whose runner reports it running."""
+    return next((n for n in names if params(root, n).get("_status") == "running"), None)
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_xmen_cancel_of_one_pack_member_cancels_only_that_member(slurm, env, slurm_report):
+    """Three experiments in one pack. ``xmen cancel`` of a member the pack has not started marks it: the pack
+    skips it. ``xmen cancel`` of the running member stops its own job step. The third runs and finishes; the job
+    is not cancelled as a whole."""
+    root = env.make_set("set_c", ("{a: q1 | q2 | q3, sleep: 15}", "--resources", "runtime=3 mem_mb=100"))
+    names = sorted(statuses(root))
+    proc, log = env.start_snakemake(root, *pack_args(3))
+    first = wait_until(lambda: running_member(root, names), 120, "a pack member running", interval=0.2, proc=proc,
+                       details=lambda: log.read_text()[-3000:])
+    job_id = params(root, first)["_run"]["slurm_job_id"]
+    waiting = [n for n in names if n != first]
+    out = env.xmen("cancel", waiting[0], cwd=root).stderr
+    assert f"Cancelled {waiting[0]} (not started in SLURM job {job_id}" in out, out
+    assert params(root, first)["_status"] == "running", "the running member goes on"
+    out = env.xmen("cancel", first, cwd=root).stderr
+    assert f"Cancelled {first} (SLURM job {job_id} step" in out, out
+    proc.wait(timeout=150)
+    final = statuses(root)
+    cancelled = sorted(n for n, s in final.items() if s == "cancelled")
+    slurm_report.append(f"xmen cancel of 2 pack members one at a time: {len(cancelled)} cancelled, "
+                        f"{sum(s == 'finished' for s in final.values())} finished")
+    assert final == {first: "cancelled", waiting[0]: "cancelled", waiting[1]: "finished"}, (final, log.read_text()[-3000:])
+    assert runs(root, waiting[0]) == [], "the pack skipped the member cancelled before it started"
+    assert len(runs(root, first)) == 1 and len(runs(root, waiting[1])) == 1
+    assert params(root, waiting[1])["_run"]["slurm_job_id"] == job_id, "the same job ran the third member"
+    assert params(root, first)["_cancelled"]["job_id"] == job_id

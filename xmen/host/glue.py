@@ -45,7 +45,7 @@ from xmen.store.files import read_yaml_settled, update_yaml
 from xmen.store.layout import DONE_FILE, RUN_LOG
 from xmen.store import logs, retry
 from xmen.sets.run_options import SBATCH_WORDS, sbatch_words, unsafe_resource_char
-from xmen.store.locks import done_token
+from xmen.store.locks import ENV_PACK, done_token
 from xmen.store import layout
 
 #: ``--config xmen_slurm_step=snakemake``: every SLURM job runs the plugin's own job step (see xmen.rule_job).
@@ -471,9 +471,9 @@ class XmenWorkflow:
             return None
         step = job_step_launcher(job)  # a pack's experiments share its allocation
         cpus = int(job.resources.get(CPUS_PER_TASK) or job.threads or 1) if job.is_group() else None
-        return [self._job_spec(member, step, cpus) for member in members]
+        return [self._job_spec(member, step, cpus, len(members)) for member in members]
 
-    def _job_spec(self, job: Any, step: list[str], cpus: int | None) -> rule_job.JobSpec:
+    def _job_spec(self, job: Any, step: list[str], cpus: int | None, pack: int = 1) -> rule_job.JobSpec:
         exp = str(job.wildcards.exp)
         threads = self.remote_threads(job.wildcards) or job.threads
         if cpus is not None:
@@ -486,6 +486,8 @@ class XmenWorkflow:
         # submission saw, so that a retried pack does not run again what its first attempt finished.
         expect = self.planned.setdefault(os.path.normpath(exp), done_token(os.path.join(self.cwd, exp)))
         env = rule_job.environment(threads, resources, expect)
+        if pack > 1:  # the runner records it: `xmen cancel` of one member then cancels that member alone
+            env[ENV_PACK] = str(pack)
         return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
                                 refused=self.attempt_refusal(exp, int(job.attempt)) or "", env=env, step=step,
                                 inputs=[str(path) for path in job.input])

@@ -97,9 +97,10 @@ def on_submitted(job: Any, job_id: str | None, name: str = "") -> None:
     """The plugin submitted ``job`` as SLURM job ``job_id`` (named ``name``): mark its experiments queued."""
     if not job_id:
         return
-    for exp_dir in experiment_dirs(job, HOOKS.workdir):
+    dirs = experiment_dirs(job, HOOKS.workdir)
+    for exp_dir in dirs:
         try:
-            mark(exp_dir, str(job_id), name)
+            mark(exp_dir, str(job_id), name, pack=len(dirs))
         except OSError as exc:  # never fail the submission for the marker
             _warn(f"cannot mark {exp_dir} as queued: {exc}")
 

@@ -53,7 +53,7 @@ from typing import Any
 from xmen.store import status as st
 from xmen.errors import XmenError
 from xmen.store.layout import RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
-from xmen.store.lifecycle import Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
+from xmen.store.lifecycle import CancelledBeforeStart, Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
 # The lock protocol's names, also importable from here (their old home; tests and tools use them).
 from xmen.store.locks import (DONE_MISSING, ENV_ATTEMPT, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS,  # noqa: F401
                               LOCK_FILE, RUN_BY_EXPERIMENT, count_run, done_token, finished_since, flock_held,
@@ -297,6 +297,9 @@ def run_job(params_path: str, script_path: str) -> int:
         with _Forwarder() as forwarder:
             try:
                 life.start()
+            except CancelledBeforeStart as exc:  # a pack member cancelled while its pack ran others: skipped
+                print(f"xmen.job: {exc}", file=sys.stderr, flush=True)
+                return 1
             except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
                 print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
                 return 1

@@ -33,6 +33,8 @@ class Marker:
     submitted: str = ""
     #: The job's name (the plugin's run uuid), to tell it from another job that got the same id later.
     name: str = ""
+    #: How many experiments the job runs (more than one: a pack, which ``xmen cancel`` cancels member by member).
+    pack: int = 1
 
 
 def is_job_id(text: str) -> bool:
@@ -40,12 +42,14 @@ def is_job_id(text: str) -> bool:
     return bool(_JOB_ID.fullmatch(text))
 
 
-def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "") -> None:
-    """Record that ``exp_dir``'s job ``job_id`` (job name ``name``, when known) was submitted (atomically: a reader
-    sees the old or the new)."""
-    record = {"job_id": str(job_id), "submitted": now_time()}
+def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "", pack: int = 1) -> None:
+    """Record that ``exp_dir``'s job ``job_id`` (job name ``name``, when known; running ``pack`` experiments) was
+    submitted (atomically: a reader sees the old or the new)."""
+    record: dict[str, Any] = {"job_id": str(job_id), "submitted": now_time()}
     if name:
         record["name"] = str(name)
+    if pack > 1:
+        record["pack"] = int(pack)
     text = yaml.safe_dump(record, sort_keys=False)
     files.write_text_atomic(os.path.join(os.fspath(exp_dir), MARKER_FILE), text)
 
@@ -56,7 +60,9 @@ def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
     job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
     if not is_job_id(job_id):  # a hand-edited or damaged marker names no job
         return None
-    return Marker(job_id, str(data.get("submitted") or ""), str(data.get("name") or ""))
+    pack = data.get("pack")
+    return Marker(job_id, str(data.get("submitted") or ""), str(data.get("name") or ""),
+                  pack if isinstance(pack, int) and not isinstance(pack, bool) and pack > 1 else 1)
 
 
 def unmark(exp_dir: str | os.PathLike[str]) -> None:
