@@ -76,3 +76,15 @@ def test_xmen_cancel_of_one_pack_member_cancels_only_that_member(slurm, env, slu
     assert len(runs(root, first)) == 1 and len(runs(root, waiting[1])) == 1
     assert params(root, waiting[1])["_run"]["slurm_job_id"] == job_id, "the same job ran the third member"
     assert params(root, first)["_cancelled"]["job_id"] == job_id
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_the_preflight_speaks_in_a_dry_run_and_records_nothing(slurm, env):
+    """``snakemake --profile slurm -n`` says what the preflight found, as the real run would, and changes nothing."""
+    root = env.make_set("set_n", ("{a: nopart}", "--resources", "slurm_partition=nope"))
+    run = env.snakemake(root, "-n", timeout=100)
+    assert run.returncode == 0, run.tail()
+    assert re.search(r"SLURM would reject 1 experiment\(s\) \(unknown partition 'nope'.*would be recorded as error "
+                     r"and not submitted: a=nopart", run.text), run.tail()
+    assert params(root, "a=nopart")["_status"] == "registered"

@@ -37,7 +37,7 @@ from xmen.errors import XmenError
 from xmen.host import patches, plugin, slurm_submit
 from xmen.host.jobs import RULE
 from xmen.host.jobs import install_per_experiment_retries, install_refused_alone  # noqa: F401 - their old place
-from xmen.host.snakemake_run import builds_dag_for_a_run
+from xmen.host.snakemake_run import builds_dag_for_a_run, executor_in_use
 from xmen.host.versions import HostRefusal, refuse
 from xmen.run import planner, rule_job
 from xmen.slurm import partitions
@@ -267,16 +267,16 @@ class XmenWorkflow:
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
         and in a real run those experiments recorded as error and refused by the hooked plugin
-        (xmen.host.slurm_submit)."""
-        plugin = getattr(self.workflow, "executor_plugin", None)
-        if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
+        (xmen.host.slurm_submit); a dry run for the SLURM executor prints the same lines and records nothing."""
+        slurm = executor_in_use(self.workflow, dry_run=True) == plugin.SLURM
+        if self._checked or not self.workflow.is_main_process or not slurm:
             return
         self._checked = True
         wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
         limit = getattr(getattr(self.workflow, "resource_settings", None), "max_threads", None)
         grouped = partitions.preflight(wanted, max_threads=limit)
         if grouped:
-            slurm_submit.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
+            slurm_submit.refuse(grouped, self.cwd, dry_run=executor_in_use(self.workflow) != plugin.SLURM)
 
     def refused(self, wildcards: Any) -> bool:
         """Whether the SLURM preflight of this run refused the experiment (xmen.host.slurm_submit.refuse)."""

@@ -25,7 +25,7 @@ from xmen._version import import_path
 from xmen.run import rule_job
 from xmen.slurm.partitions import preflight_lines
 from xmen.slurm.queue import sbatch_message
-from xmen.store.markers import REJECTED, mark, record_rejected
+from xmen.store.markers import REFUSED, mark, record_rejected
 
 _MARK = "_xmen_slurm"  # on a wrapper installed already
 
@@ -108,7 +108,7 @@ def on_submitted(job: Any, job_id: str | None, name: str = "") -> None:
 def on_rejected(job: Any, message: str) -> None:
     """The plugin reports that ``job`` could not be submitted (it reports nothing else this way): sbatch rejected
     it, or the plugin's own checks did (an account sacctmgr does not know). Recorded in params.yml."""
-    if message.startswith("not submitted: "):
+    if message.startswith(REFUSED):
         return  # refused by preflight: recorded already
     reason = sbatch_message(message)
     for prefix in ("Job submission failed with exception: ", "Array job submission failed with exception: "):
@@ -204,7 +204,7 @@ def submit_or_follow(executor_class: Any, module: Any = None) -> bool:
         from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
         _unhooked(getattr(executor_class, ERRORED))(self, SubmittedJobInfo(job),
-                                                    f"not submitted: {REJECTED}: {refused[0]}")
+                                                    f"{REFUSED}: {refused[0]}")
         return True
 
     def adopt_job(self: Any, job: Any) -> bool:
@@ -291,7 +291,7 @@ def refuse(grouped: Mapping[str, list[str]], workdir: str, dry_run: bool) -> Non
             exp_dir = os.path.normpath(os.path.join(workdir, name))
             HOOKS.refused.setdefault(exp_dir, problem)
             try:
-                record_rejected(exp_dir, problem)
+                record_rejected(exp_dir, problem, refused=True)
             except Exception as exc:  # noqa: BLE001
                 _warn(f"cannot record the rejection in {exp_dir}: {exc}")
 

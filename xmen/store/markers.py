@@ -18,8 +18,10 @@ from xmen.store import status as st
 from xmen.store.layout import MARKER_FILE, PARAMS_FILE, RUN_KEYS, comments
 from xmen.store.provenance import now_time
 
-#: Prefix of the ``_error`` of an experiment whose submission SLURM rejected (or would reject).
+#: Prefix of the ``_error`` of an experiment whose submission SLURM rejected.
 REJECTED = "submission rejected by SLURM"
+#: Prefix of the ``_error`` of an experiment xmen's SLURM preflight kept from ``sbatch`` (SLURM never saw it).
+REFUSED = "not submitted, SLURM would reject it"
 #: A SLURM job id: ``123``, or an array task ``123_4``.
 _JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
 
@@ -73,11 +75,12 @@ def unmark(exp_dir: str | os.PathLike[str]) -> None:
         pass
 
 
-def record_rejected(exp_dir: str | os.PathLike[str], reason: str) -> None:
-    """Record in the experiment's params.yml that its submission was (or would be) rejected: ``error`` with
-    ``_error: submission rejected by SLURM: <reason>``; no run started, so ``_run`` is left alone."""
+def record_rejected(exp_dir: str | os.PathLike[str], reason: str, refused: bool = False) -> None:
+    """Record in the experiment's params.yml that SLURM rejected its submission (``_error: submission rejected by
+    SLURM: <reason>``), or with ``refused`` that the preflight kept it from sbatch because SLURM would (``_error:
+    not submitted, SLURM would reject it: <reason>``); ``error`` either way. No run started: ``_run`` is left alone."""
     def change(data: dict[str, Any]) -> None:
         data["_status"] = st.ERROR
-        data["_error"] = f"{REJECTED}: {reason}"
+        data["_error"] = f"{REFUSED if refused else REJECTED}: {reason}"
 
     files.update_yaml(os.path.join(os.fspath(exp_dir), PARAMS_FILE), change, comments(RUN_KEYS))
