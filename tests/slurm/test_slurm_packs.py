@@ -88,3 +88,34 @@ def test_the_preflight_speaks_in_a_dry_run_and_records_nothing(slurm, env):
     assert re.search(r"SLURM would reject 1 experiment\(s\) \(unknown partition 'nope'.*would be recorded as error "
                      r"and not submitted: a=nopart", run.text), run.tail()
     assert params(root, "a=nopart")["_status"] == "registered"
+
+
+def listed_line(env, root, name: str) -> str:
+    table = env.xmen("list", "--slurm", cwd=root).stdout
+    return next((line for line in table.splitlines() if name in line), table)
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_scancel_of_a_pack_leaves_what_finished_finished_in_every_message(slurm, env):
+    """A pack of two: the first finishes, the second runs when the pack's job is scancelled. ``xmen list --slurm``
+    shows the first COMPLETED (its own step), not the pack's CANCELLED; the second is cancelled, and its
+    ``xmen.log`` does not end saying ``timeout``."""
+    root = env.make_set("set_s", ("{a: s1, sleep: 1}", "--resources", "runtime=2 mem_mb=100"),
+                        ("{a: s2, sleep: 90}", "--resources", "runtime=2 mem_mb=100"))
+    names = sorted(statuses(root))
+    proc, log = env.start_snakemake(root, *pack_args(2))
+    running = wait_until(lambda: next((n for n in names if params(root, n).get("_status") == "running"
+                                       and any(params(root, o).get("_status") == "finished" for o in names)), None),
+                         120, "one member finished and the other running", interval=0.2, proc=proc,
+                         details=lambda: log.read_text()[-3000:])
+    done = next(n for n in names if n != running)
+    job_id = params(root, running)["_run"]["slurm_job_id"]
+    assert sh("scancel", job_id).returncode == 0
+    proc.wait(timeout=90)
+    assert statuses(root) == {done: "finished", running: "cancelled"}, log.read_text()[-3000:]
+    finished_line, cancelled_line = listed_line(env, root, done), listed_line(env, root, running)
+    assert "COMPLETED" in finished_line and "CANCELLED" not in finished_line, finished_line
+    assert "CANCELLED" in cancelled_line and job_id in cancelled_line, cancelled_line
+    last = (root / running / "xmen.log").read_text().strip().splitlines()[-1]
+    assert "timeout" not in last, last

@@ -363,9 +363,19 @@ def _record_outcome(life: Lifecycle, rc: int, received: list[int], limit: float 
     if final == st.FINISHED and not life.done_written:
         return 1
     if final != st.FINISHED:
-        detail = f": {error}" if error else ""
-        print(f"xmen.job: {life.exp_dir} {final}{detail}", file=sys.stderr, flush=True)
+        print(_last_line(life.exp_dir, final, error, received, limit), file=sys.stderr, flush=True)
     return _exit_code(rc, final)
+
+
+def _last_line(exp_dir: str, final: str, error: str | None, received: list[int], limit: float | None) -> str:
+    """The runner's last line in the experiment's log: the status it recorded, except where SLURM's verdict is to
+    come. A SIGTERM from SLURM is its time limit or a cancellation (``scancel``), which only SLURM knows and the main
+    Snakemake process records when the job ends: the line then says what happened, not a status it may not keep."""
+    if final == st.TIMEOUT and received[:1] == [signal.SIGTERM] and limit is None and os.environ.get("SLURM_JOB_ID"):
+        return (f"xmen.job: {exp_dir} stopped by SIGTERM from SLURM (its time limit, or a cancellation): SLURM's "
+                f"verdict is recorded in params.yml when the job ends")
+    detail = f": {error}" if error else ""
+    return f"xmen.job: {exp_dir} {final}{detail}"
 
 
 def main(argv: list[str] | None = None) -> int:
