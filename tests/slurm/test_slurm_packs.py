@@ -119,3 +119,50 @@ def test_scancel_of_a_pack_leaves_what_finished_finished_in_every_message(slurm,
     assert "CANCELLED" in cancelled_line and job_id in cancelled_line, cancelled_line
     last = (root / running / "xmen.log").read_text().strip().splitlines()[-1]
     assert "timeout" not in last, last
+
+
+# Fails its first attempt at once; the second sleeps, then finishes.
+RETRIED = r"""#!/bin/bash
+echo "attempt=${XMEN_ATTEMPT:-?} job=${SLURM_JOB_ID:-none}" >> "$(dirname "$1")/runs.txt"
+[ "${XMEN_ATTEMPT:-1}" = "1" ] && exit 5
+sleep 8
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_during_a_retry_the_slurm_columns_show_the_retry_job(slurm, env):
+    """While the second attempt runs, ``xmen list --slurm`` shows its job RUNNING, not the failed first job."""
+    (env.path / "script.sh").write_text(RETRIED)
+    root = env.make_set("set_r", ("{a: r}", "--retries", "1", "--retry-on", "error",
+                                  "--resources", "runtime=2 mem_mb=100"))
+    proc, log = env.start_snakemake(root)
+    second = wait_until(lambda: len(runs(root, "a=r")) == 2 and params(root, "a=r").get("_status") == "running"
+                        and params(root, "a=r")["_run"]["slurm_job_id"], 120, "the second attempt running",
+                        interval=0.2, proc=proc, details=lambda: log.read_text()[-3000:])
+    first = runs(root, "a=r")[0].split("job=")[1]
+    assert first != second
+    line = listed_line(env, root, "a=r")
+    assert second in line and "RUNNING" in line and first not in line, line
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(120)
+def test_a_queued_retry_shows_its_own_job(slurm, env):
+    """An experiment whose first job failed and whose retry's job is pending: ``xmen list --slurm`` shows the
+    pending job, not the failed one. (The retry's job is a held job, its marker written as the hook writes it.)"""
+    from xmen.store import files, markers
+
+    root = env.make_set("set_q", ("{a: q}",))
+    failed = {"job_id": "1", "attempt": 1, "state": "FAILED", "exit_code": "5:0", "node": "localhost",
+              "partition": "main", "elapsed": "00:00:01", "max_rss": None}
+    files.update_yaml(root / "a=q" / "params.yml", lambda d: d.update(_status="error", _slurm=[failed]))
+    held = sh("sbatch", "--parsable", "--hold", "-t", "1", "--mem", "50", "-A", "root", "-o", "/dev/null",
+              "--wrap", "true")
+    assert held.returncode == 0, held.stderr
+    job_id = held.stdout.strip().split(";")[0]
+    env.job_ids.append(job_id)
+    markers.mark(root / "a=q", job_id)
+    line = listed_line(env, root, "a=q")
+    assert "queued" in line and job_id in line and "PENDING" in line and "FAILED" not in line, line
