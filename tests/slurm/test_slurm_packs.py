@@ -1,5 +1,6 @@
 """Packs (several experiments in one SLURM job, README "packs") on a real cluster: ``xmen cancel`` of one member,
-a rerun after ``kill -9`` of Snakemake, and what ``xmen list --slurm`` and the logs say about a pack's members."""
+a rerun after ``kill -9`` of Snakemake, and what ``xmen list --slurm`` and the logs say about a pack's members;
+and messages that must agree with the status: the SLURM columns during a retry, the preflight in a dry run."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,12 @@ import re
 import signal
 
 import pytest
-from test_slurm import env, pack_args, params, runs, sh, slurm, statuses  # noqa: F401 - fixtures
+import test_slurm
+from test_slurm import pack_args, params, runs, sh, statuses
 
 from cli_helpers import wait_until
+
+slurm, env = test_slurm.slurm, test_slurm.env  # the cluster and the world fixtures
 
 SLOW = ("{a: p1 | p2 | p3 | p4, sleep: 6}", "--resources", "runtime=2 mem_mb=100")
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
