@@ -193,12 +193,12 @@ class Lifecycle:
 
         The owner first counts the run and removes the status file, then records ``_status: running``, a new
         ``_run`` and no ``_error``, removes the queued marker and starts the heartbeat. Under a runner: ``running``,
-        no ``_error``, and ``extra`` added to the runner's ``_run``.
+        no ``_error``, and ``extra`` added to the runner's ``_run``. The owner raises :class:`CancelledBeforeStart`,
+        touching nothing, for an experiment ``xmen cancel`` cancelled in this SLURM job before the job reached it.
         """
         if self.owner:
-            if st.cancelled_before_start(files.read_mapping(self.params), os.environ.get("SLURM_JOB_ID")):
-                raise CancelledBeforeStart(f"{self.exp_dir} was cancelled with xmen cancel before its SLURM job "
-                                           f"started it; not run")
+            if os.environ.get("SLURM_JOB_ID"):  # before anything is touched (checked again under the write's lock)
+                self._refuse_cancelled(files.read_mapping(self.params))
             if self._fd is not None:
                 count_run(self._fd, "started")
             done = os.path.join(self.exp_dir, DONE_FILE)
@@ -214,9 +214,8 @@ class Lifecycle:
             run.update(attempts.run_context(self.exp_dir))
 
         def record(data: dict[str, Any]) -> dict[str, Any] | None:
-            if self.owner and st.cancelled_before_start(data, os.environ.get("SLURM_JOB_ID")):
-                raise CancelledBeforeStart(f"{self.exp_dir} was cancelled with xmen cancel before its SLURM job "
-                                           f"started it; not run")
+            if self.owner:
+                self._refuse_cancelled(data)
             self.repeat = data.get("_repeat")
             data["_status"] = st.RUNNING
             if self.owner:
@@ -236,6 +235,13 @@ class Lifecycle:
             unmark(self.exp_dir)  # no longer queued: it runs (and _run.slurm_job_id says which job runs it)
             self._heartbeat = Heartbeat(self.exp_dir).start()
         return self.run
+
+    def _refuse_cancelled(self, data: dict[str, Any] | None) -> None:
+        """CancelledBeforeStart when ``data`` (params.yml) says ``xmen cancel`` cancelled the experiment in this SLURM
+        job before the job started it (a pack member)."""
+        if st.cancelled_before_start(data, os.environ.get("SLURM_JOB_ID")):
+            raise CancelledBeforeStart(f"{self.exp_dir} was cancelled with xmen cancel before its SLURM job started "
+                                       f"it; not run")
 
     # -- 4, 5. the end ----------------------------------------------------------------------------------------
     def end(self, returncode: int, final: str | None = None, reason: str | None = None,
