@@ -148,3 +148,21 @@ def test_a_refused_experiment_is_in_no_pack(tmp_path, monkeypatch) -> None:
 
     assert [Job.group.fget(job(exp)) for exp in ("set/good", "set/bad", "set/../set/bad")] == ["pack", None, None]
     assert Job.group.fget(job("set/bad", rule="other")) == "pack"  # another rule keeps Snakemake's answer
+    # An experiment this run adopted (its old pack's job, after a killed run) is in no new pack either.
+    monkeypatch.setattr(slurm_submit.HOOKS, "adopted_dirs", {str(tmp_path / "set" / "old")})
+    assert [Job.group.fget(job(exp)) for exp in ("set/good", "set/old")] == ["pack", None]
+
+
+def test_a_refused_experiment_is_recorded_as_never_submitted(tmp_path) -> None:
+    """The preflight kept it from sbatch: its ``_error`` says so (SLURM never saw it, it rejected nothing), and the
+    retry policy reads it as a rejection, which is never retried."""
+    from xmen.store import files, retry
+
+    exp = tmp_path / "a=x"
+    exp.mkdir()
+    (exp / "params.yml").write_text("a: x\n_status: registered\n")
+    slurm_submit.refuse({"unknown partition 'gpu'": ["a=x"]}, str(tmp_path), dry_run=False)
+    data = files.read_yaml(exp / "params.yml")
+    assert (data["_status"], data["_error"]) == ("error", "not submitted, SLURM would reject it: unknown partition 'gpu'")
+    assert retry.cause_of(data) == retry.REJECTED
+    slurm_submit.HOOKS.refused.clear()

@@ -115,7 +115,7 @@ def test_rejected_submissions_are_recorded_and_the_others_run(slurm, env):
     assert found["a=ok"] == ("finished", "None"), found
     assert found["a=nopart"][0] == "error" and "unknown partition 'nope'" in found["a=nopart"][1], found
     assert found["a=gpu"][0] == "error" and "GRES 'gpu'" in found["a=gpu"][1], found
-    assert found["a=greedy"] == ("error", "submission rejected by SLURM: mem_mb_per_cpu=100000 x 1 CPU(s) is more "
+    assert found["a=greedy"] == ("error", "not submitted, SLURM would reject it: mem_mb_per_cpu=100000 x 1 CPU(s) is more "
                                  "than any node of partition 'main' has (8000 MB)"), found
     assert found["a=feature"][0] == "error", found
     assert found["a=feature"][1].startswith("submission rejected by SLURM: sbatch: error:"), found

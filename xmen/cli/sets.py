@@ -238,8 +238,7 @@ def cancel_command(glob, root) -> None:
     """Cancel the matching experiments' SLURM jobs and local runs; they become cancelled."""
     result = cancel(open_set(root), glob)
     for target in result.cancelled:
-        what = f"SLURM job {target.job_id}" if target.job_id else f"pid {target.pid}"
-        click.echo(f"Cancelled {target.name} ({what})", err=True)
+        click.echo(f"Cancelled {target.name} ({target.describe()})", err=True)
     for name, why in result.skipped:
         click.echo(f"Not cancelled {name}: {why}", err=True)
     if not result.cancelled:

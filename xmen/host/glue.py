@@ -38,7 +38,7 @@ from xmen.errors import XmenError
 from xmen.host import patches, plugin, slurm_submit
 from xmen.host.jobs import RULE
 from xmen.host.jobs import install_per_experiment_retries, install_refused_alone  # noqa: F401 - their old place
-from xmen.host.snakemake_run import builds_dag_for_a_run
+from xmen.host.snakemake_run import builds_dag_for_a_run, executor_in_use
 from xmen.host.versions import HostRefusal, refuse
 from xmen.run import planner, rule_job
 from xmen.slurm import partitions
@@ -46,7 +46,7 @@ from xmen.store.files import read_yaml_settled, update_yaml
 from xmen.store.layout import DONE_FILE, RUN_LOG
 from xmen.store import logs, retry
 from xmen.sets.run_options import SBATCH_WORDS, sbatch_words, unsafe_resource_char
-from xmen.store.locks import done_token
+from xmen.store.locks import ENV_PACK, done_token
 from xmen.store import layout
 
 #: ``--config xmen_slurm_step=snakemake``: every SLURM job runs the plugin's own job step (see xmen.rule_job).
@@ -291,16 +291,16 @@ class XmenWorkflow:
     def check_slurm(self, paths: list[str]) -> None:
         """Before the SLURM executor submits anything: one ``sinfo`` call, one line per problem SLURM would reject,
         and in a real run those experiments recorded as error and refused by the hooked plugin
-        (xmen.host.slurm_submit)."""
-        plugin = getattr(self.workflow, "executor_plugin", None)
-        if self._checked or not self.workflow.is_main_process or getattr(plugin, "name", None) != "slurm":
+        (xmen.host.slurm_submit); a dry run for the SLURM executor prints the same lines and records nothing."""
+        slurm = executor_in_use(self.workflow, dry_run=True) == plugin.SLURM
+        if self._checked or not self.workflow.is_main_process or not slurm:
             return
         self._checked = True
         wanted = {self.rel(p): self.options(self.rel(p)) for p in paths}
         limit = getattr(getattr(self.workflow, "resource_settings", None), "max_threads", None)
         grouped = partitions.preflight(wanted, max_threads=limit)
         if grouped:
-            slurm_submit.refuse(grouped, self.cwd, dry_run=bool(getattr(self.workflow, "dryrun", False)))
+            slurm_submit.refuse(grouped, self.cwd, dry_run=executor_in_use(self.workflow) != plugin.SLURM)
 
     def refused(self, wildcards: Any) -> bool:
         """Whether the SLURM preflight of this run refused the experiment (xmen.host.slurm_submit.refuse)."""
@@ -308,6 +308,16 @@ class XmenWorkflow:
             return False
         exp = getattr(wildcards, "exp", None)
         return bool(exp) and os.path.normpath(os.path.join(self.cwd, str(exp))) in slurm_submit.HOOKS.refused
+
+    def alone(self, wildcards: Any) -> bool:
+        """Whether the experiment is kept out of every pack (xmen.host.jobs): the SLURM preflight refused it, or this
+        run adopted its job from an earlier run (Snakemake would form other packs than that run did, and no pack
+        of new members can follow one old job: each adopted experiment follows its own pack's job alone)."""
+        exp = getattr(wildcards, "exp", None)
+        if not exp:
+            return False
+        path = os.path.normpath(os.path.join(self.cwd, str(exp)))
+        return path in slurm_submit.HOOKS.refused or path in slurm_submit.HOOKS.adopted_dirs
 
     # ------------------------------------------------------------------ the rule's callables
     def requires_input(self) -> Any:
@@ -488,9 +498,9 @@ class XmenWorkflow:
             return None
         step = job_step_launcher(job)  # a pack's experiments share its allocation
         cpus = int(job.resources.get(CPUS_PER_TASK) or job.threads or 1) if job.is_group() else None
-        return [self._job_spec(member, step, cpus) for member in members]
+        return [self._job_spec(member, step, cpus, len(members)) for member in members]
 
-    def _job_spec(self, job: Any, step: list[str], cpus: int | None) -> rule_job.JobSpec:
+    def _job_spec(self, job: Any, step: list[str], cpus: int | None, pack: int = 1) -> rule_job.JobSpec:
         exp = str(job.wildcards.exp)
         threads = self.remote_threads(job.wildcards) or job.threads
         if cpus is not None:
@@ -503,6 +513,8 @@ class XmenWorkflow:
         # submission saw, so that a retried pack does not run again what its first attempt finished.
         expect = self.planned.setdefault(os.path.normpath(exp), done_token(os.path.join(self.cwd, exp)))
         env = rule_job.environment(threads, resources, expect)
+        if pack > 1:  # the runner records it: `xmen cancel` of one member then cancels that member alone
+            env[ENV_PACK] = str(pack)
         return rule_job.JobSpec(workdir=self.cwd, exp=exp, attempt=int(job.attempt),
                                 refused=self.attempt_refusal(exp, int(job.attempt)) or "", env=env, step=step,
                                 inputs=[str(path) for path in job.input])

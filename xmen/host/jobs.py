@@ -2,7 +2,8 @@
 a job of xmen's rule what xmen decided (xmen.host.patches names them; installed by the Snakefile glue).
 
 - ``Job.restart_times``: each experiment its own retries (:func:`install_per_experiment_retries`).
-- ``Job.group``: an experiment the SLURM preflight refused is in no pack (:func:`install_refused_alone`).
+- ``Job.group``: an experiment the SLURM preflight refused, or whose job this run adopted, is in no pack
+  (:func:`install_refused_alone`).
 
 Every other rule and workflow keeps Snakemake's answer. Nothing here imports Snakemake at import time.
 """
@@ -31,16 +32,20 @@ def install_per_experiment_retries() -> bool:
 
 
 def install_refused_alone() -> bool:
-    """Keep an experiment the SLURM preflight refused out of every pack; True when installed (now or before).
+    """Keep an experiment the SLURM preflight refused, or whose job this run adopted, out of every pack; True when
+    installed (now or before).
 
     A pack is one Snakemake group job, and Snakemake submits, fails or finishes a group job as a whole: the hooked
     plugin could only refuse the whole pack of a refused member (its other experiments never ran). Snakemake forms
     the packs after it built the DAG, so after the preflight (the default target's input); a job of xmen's rule
     whose experiment was refused then answers ``group`` with None: it stays a job of its own, refused alone, and
-    the others are packed without it. Every other job keeps Snakemake's answer.
+    the others are packed without it. An adopted experiment (a rerun after Snakemake was killed) is a job of its
+    own too: Snakemake would pack the rerun's experiments otherwise than the killed run did, and a new pack could
+    follow no old job (it was submitted again); alone, each follows its old pack's job. Every other job keeps
+    Snakemake's answer.
     """
     return _patch_job_property("group", _ALONE_MARK, lambda glue, job, found: (
-        None if found is not None and glue.refused(job.wildcards) else found))
+        None if found is not None and glue.alone(job.wildcards) else found))
 
 
 def _patch_job_property(name: str, mark: str, answer: Callable[[Any, Any, Any], Any]) -> bool:

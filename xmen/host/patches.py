@@ -6,7 +6,7 @@ relies on, and the module of xmen.host that holds the replacement.
 On Snakemake (:data:`SNAKEMAKE_PATCHES`):
 
 - "give each experiment its own retries": ``Job.restart_times`` (xmen.host.jobs);
-- "keep experiments the SLURM preflight refused out of packs": ``Job.group`` (xmen.host.jobs).
+- "keep refused and adopted experiments out of packs": ``Job.group`` (xmen.host.jobs).
 
 On snakemake-executor-plugin-slurm (:data:`SLURM_PATCHES`):
 
@@ -82,7 +82,7 @@ def _plugin() -> Any:
 SNAKEMAKE_PATCHES: tuple[Patch, ...] = (
     Patch("give each experiment its own retries", {"snakemake.jobs:Job.restart_times": PROPERTY}, "xmen.host.jobs",
           jobs.install_per_experiment_retries),
-    Patch("keep experiments the SLURM preflight refused out of packs", {"snakemake.jobs:Job.group": PROPERTY},
+    Patch("keep refused and adopted experiments out of packs", {"snakemake.jobs:Job.group": PROPERTY},
           "xmen.host.jobs", jobs.install_refused_alone),
 )
 

@@ -29,8 +29,9 @@ from typing import Any, Callable
 
 from xmen.host import slurm_submit
 from xmen.slurm.queue import job_states
-from xmen.slurm.sacct import apply_verdict, job_record, normalise_statuses, query
+from xmen.slurm.sacct import apply_verdict, job_record, member_row, normalise_statuses, query
 from xmen.store import files
+from xmen.store import status as st
 
 
 #: The rule and wildcard of the Snakefile that runs experiments (rules/xmen_rule.smk).
@@ -232,21 +233,37 @@ def experiment_of(job: Any) -> str | None:
 
 def record_job_ends(job_infos: list[Any]) -> int:
     """Ask sacct once about jobs the plugin saw end and record SLURM's verdict in their experiments; how many
-    experiments got one. A group job records in each of its experiments."""
-    targets: list[tuple[str, str, Any]] = []  # (job id, experiment folder, attempt)
+    experiments got one. A group job (a pack) records in each of its experiments, from the experiment's own job
+    step where that is its outcome (xmen.slurm.sacct.member_row: a member that finished stays COMPLETED)."""
+    targets: list[tuple[str, str, Any, tuple[str, bool] | None]] = []  # (job id, folder, attempt, (step, finished))
     for info in job_infos:
         job_id, job = getattr(info, "external_jobid", None), getattr(info, "job", None)
         if not job_id or job is None:
             continue
-        jobs = list(job.jobs) if getattr(job, "is_group", lambda: False)() else [job]
-        targets += [(str(job_id), exp, getattr(j, "attempt", None)) for j in jobs if (exp := experiment_of(j))]
-    rows = query(list(dict.fromkeys(job_id for job_id, _, _ in targets)))
+        group = getattr(job, "is_group", lambda: False)()
+        jobs = list(job.jobs) if group else [job]
+        targets += [(str(job_id), exp, getattr(j, "attempt", None), _step_in(exp, str(job_id)) if group else None)
+                    for j in jobs if (exp := experiment_of(j))]
+    ids = [job_id for job_id, _, _, _ in targets] + [f"{job_id}.{s[0]}" for job_id, _, _, s in targets if s]
+    rows = query(list(dict.fromkeys(ids)))
     recorded = 0
-    for job_id, exp, attempt in targets:
+    for job_id, exp, attempt, step in targets:
         params = os.path.join(exp, "params.yml")
         if job_id not in rows or not os.path.isfile(params):
             continue
-        record = job_record(job_id, attempt, rows[job_id])
+        row = rows[job_id] if step is None else member_row(rows[job_id], rows.get(f"{job_id}.{step[0]}"), step[1])
+        record = job_record(job_id, attempt, row)
         files.update_yaml(params, lambda data, record=record: apply_verdict(data, record))
         recorded += 1
     return recorded
+
+
+def _step_in(exp: str, job_id: str) -> tuple[str, bool] | None:
+    """``(step id, finished)`` of the experiment's run in SLURM job ``job_id`` (a pack member's own job step, which
+    its runner recorded), or None when it did not run in that job."""
+    data = files.read_mapping(os.path.join(exp, "params.yml")) or {}
+    run = data.get("_run") if isinstance(data.get("_run"), dict) else {}
+    step = str(run.get("slurm_step_id") or "")
+    if str(run.get("slurm_job_id") or "") != job_id or not step.isdigit():
+        return None
+    return step, data.get("_status") == st.FINISHED

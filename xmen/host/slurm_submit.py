@@ -25,7 +25,7 @@ from xmen._version import import_path
 from xmen.run import rule_job
 from xmen.slurm.partitions import preflight_lines
 from xmen.slurm.queue import sbatch_message
-from xmen.store.markers import REJECTED, mark, record_rejected
+from xmen.store.markers import REFUSED, mark, record_rejected
 
 _MARK = "_xmen_slurm"  # on a wrapper installed already
 
@@ -40,6 +40,9 @@ class _Hooks:
         #: experiment dir (absolute) -> the SLURM job still alive from an earlier run that this run adopts (the
         #: planner's verdict, see :func:`adopt`)
         self.adopted: dict[str, str] = {}
+        #: every experiment dir (absolute) this run adopted, also once followed: each is a Snakemake job of its own
+        #: (in no pack, xmen.host.jobs), following the job of its pack of the earlier run
+        self.adopted_dirs: set[str] = set()
         #: ids of the adopted jobs reported to the plugin and not ended yet: xmen.slurm asks sacct about them
         self.following: set[str] = set()
 
@@ -73,7 +76,9 @@ def _warn(text: str) -> None:
 def adopt(jobs: Mapping[str, str]) -> None:
     """``{experiment dir (absolute): SLURM job id}``: the planner's adopted experiments (in a real run with the slurm
     executor); the hooked ``run_job`` follows each one's job instead of submitting it."""
-    HOOKS.adopted.update({os.path.normpath(path): str(job_id) for path, job_id in jobs.items() if job_id})
+    found = {os.path.normpath(path): str(job_id) for path, job_id in jobs.items() if job_id}
+    HOOKS.adopted.update(found)
+    HOOKS.adopted_dirs.update(found)
 
 
 def adopted_job(job: Any) -> str | None:
@@ -92,9 +97,10 @@ def on_submitted(job: Any, job_id: str | None, name: str = "") -> None:
     """The plugin submitted ``job`` as SLURM job ``job_id`` (named ``name``): mark its experiments queued."""
     if not job_id:
         return
-    for exp_dir in experiment_dirs(job, HOOKS.workdir):
+    dirs = experiment_dirs(job, HOOKS.workdir)
+    for exp_dir in dirs:
         try:
-            mark(exp_dir, str(job_id), name)
+            mark(exp_dir, str(job_id), name, pack=len(dirs))
         except OSError as exc:  # never fail the submission for the marker
             _warn(f"cannot mark {exp_dir} as queued: {exc}")
 
@@ -102,7 +108,7 @@ def on_submitted(job: Any, job_id: str | None, name: str = "") -> None:
 def on_rejected(job: Any, message: str) -> None:
     """The plugin reports that ``job`` could not be submitted (it reports nothing else this way): sbatch rejected
     it, or the plugin's own checks did (an account sacctmgr does not know). Recorded in params.yml."""
-    if message.startswith("not submitted: "):
+    if message.startswith(REFUSED):
         return  # refused by preflight: recorded already
     reason = sbatch_message(message)
     for prefix in ("Job submission failed with exception: ", "Array job submission failed with exception: "):
@@ -198,7 +204,7 @@ def submit_or_follow(executor_class: Any, module: Any = None) -> bool:
         from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
         _unhooked(getattr(executor_class, ERRORED))(self, SubmittedJobInfo(job),
-                                                    f"not submitted: {REJECTED}: {refused[0]}")
+                                                    f"{REFUSED}: {refused[0]}")
         return True
 
     def adopt_job(self: Any, job: Any) -> bool:
@@ -285,7 +291,7 @@ def refuse(grouped: Mapping[str, list[str]], workdir: str, dry_run: bool) -> Non
             exp_dir = os.path.normpath(os.path.join(workdir, name))
             HOOKS.refused.setdefault(exp_dir, problem)
             try:
-                record_rejected(exp_dir, problem)
+                record_rejected(exp_dir, problem, refused=True)
             except Exception as exc:  # noqa: BLE001
                 _warn(f"cannot record the rejection in {exp_dir}: {exc}")
 

@@ -208,7 +208,7 @@ def _collect(
                     "messages": messages,
                     "error": extra["error"] if extra is not None else None,
                     "notes": extra["notes"] if extra is not None else None,
-                    **dict(zip(SLURM_COLUMNS, (extra is not None and extra.get("slurm")) or _NO_SLURM)),
+                    **_slurm_columns(extra, liveness, shown),
                 }
             )
             if queued is not None:
@@ -229,13 +229,29 @@ def _collect(
     return ListResult(rows, problems, sets, [p.text for p in patterns], filtered)
 
 
+def _slurm_columns(extra: dict[str, Any] | None, liveness: dict[str, Any] | None, shown: str) -> dict[str, Any]:
+    """The SLURM columns: the last job whose verdict was recorded (``_slurm``), or the job that runs the experiment
+    now when that is a later one (a retry): its id, ``RUNNING`` and its node (its verdict comes when it ends)."""
+    values = (extra is not None and extra.get("slurm")) or _NO_SLURM
+    run = (liveness or {}).get("_run") if shown == st.RUNNING else None
+    job = str(run.get("slurm_job_id") or "") if isinstance(run, dict) else ""
+    if job and job != str(values[0]):
+        values = (job, "RUNNING", run.get("slurm_node"), None, None)  # type: ignore[union-attr]
+    return dict(zip(SLURM_COLUMNS, values))
+
+
 def _show_queued(marked: list[dict[str, Any]], queue: QueueView) -> None:
     """Rows whose experiment has a queued marker: ``queued`` while its job is alive in SLURM, with the job id and
     SLURM's pending reason (ONE ``squeue`` call for all); otherwise their status stays, and the plan column says
     what became of the job (see QueueView.about: ONE ``sacct`` call for the jobs that left the queue)."""
     for row in marked:
-        shown = shown_status({"_status": row["status"]}, f"{row['root']}/{row['name']}", queue)
+        path = f"{row['root']}/{row['name']}"
+        shown = shown_status({"_status": row["status"]}, path, queue)
         row["status"] = shown.value
+        found = queue.marker(path)
+        if shown.value == st.QUEUED and found is not None and str(row.get("slurm_job")) != found.job_id:
+            state = queue.state(found.job_id)  # a retry's job: its own id and state, not the last attempt's
+            row.update(zip(SLURM_COLUMNS, (found.job_id, state.state if state else "PENDING", None, None, None)))
         if shown.why:
             row["plan"] = shown.why
 

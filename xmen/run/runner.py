@@ -54,7 +54,7 @@ from xmen.store import files
 from xmen.store import status as st
 from xmen.errors import LinkError, XmenError
 from xmen.store.layout import EXPERIMENT_RUN_WRITES, RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
-from xmen.store.lifecycle import Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
+from xmen.store.lifecycle import CancelledBeforeStart, Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
 # The lock protocol's names, also importable from here (their old home; tests and tools use them).
 from xmen.store.locks import (DONE_MISSING, ENV_ATTEMPT, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS,  # noqa: F401
                               LOCK_FILE, RUN_BY_EXPERIMENT, count_run, done_token, finished_since, flock_held,
@@ -299,6 +299,9 @@ def run_job(params_path: str, script_path: str) -> int:
         with _Forwarder() as forwarder:
             try:
                 life.start()
+            except CancelledBeforeStart as exc:  # a pack member cancelled while its pack ran others: skipped
+                print(f"xmen.job: {exc}", file=sys.stderr, flush=True)
+                return 1
             except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
                 print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
                 return 1
@@ -368,9 +371,19 @@ def _record_outcome(life: Lifecycle, rc: int, received: list[int], limit: float 
     if final == st.FINISHED and not life.done_written:
         return 1
     if final != st.FINISHED:
-        detail = f": {error}" if error else ""
-        print(f"xmen.job: {life.exp_dir} {final}{detail}", file=sys.stderr, flush=True)
+        print(_last_line(life.exp_dir, final, error, received, limit), file=sys.stderr, flush=True)
     return _exit_code(rc, final)
+
+
+def _last_line(exp_dir: str, final: str, error: str | None, received: list[int], limit: float | None) -> str:
+    """The runner's last line in the experiment's log: the status it recorded, except where SLURM's verdict is to
+    come. A SIGTERM from SLURM is its time limit or a cancellation (``scancel``), which only SLURM knows and the main
+    Snakemake process records when the job ends: the line then says what happened, not a status it may not keep."""
+    if final == st.TIMEOUT and received[:1] == [signal.SIGTERM] and limit is None and os.environ.get("SLURM_JOB_ID"):
+        return (f"xmen.job: {exp_dir} stopped by SIGTERM from SLURM (its time limit, or a cancellation): SLURM's "
+                f"verdict is recorded in params.yml when the job ends")
+    detail = f": {error}" if error else ""
+    return f"xmen.job: {exp_dir} {final}{detail}"
 
 
 def main(argv: list[str] | None = None) -> int:

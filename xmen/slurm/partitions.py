@@ -1,7 +1,8 @@
 """Before submitting: what SLURM would reject for certain, from one ``sinfo`` call.
 
 An unknown partition, more memory or CPUs than any node of the partition has, a runtime above its time limit, a
-GRES no node has: such experiments are recorded as rejected and not submitted, while the others run.
+GRES no node has: such experiments are recorded as ``error`` (``not submitted, SLURM would reject it: ...``) and not
+submitted, while the others run.
 """
 from __future__ import annotations
 

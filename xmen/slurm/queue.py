@@ -22,7 +22,8 @@ A submission ``sbatch`` rejects is recorded in the experiment's ``params.yml`` (
 submission rejected by SLURM: <sbatch's message>``). What the cluster would reject for certain (an unknown
 partition, more memory or CPUs than any node of the partition has, a runtime above its time limit, a GRES no node
 has) is found before anything is submitted, from one ``sinfo`` call (xmen.slurm.partitions.preflight); such
-experiments are recorded the same way and not submitted, while the others run (also the others of a pack:
+experiments are recorded as ``error`` too (``_error: not submitted, SLURM would reject it: <why>``: SLURM never
+saw them) and not submitted, while the others run (also the others of a pack:
 xmen.host.jobs.install_refused_alone).
 
 Nothing here imports Snakemake or the plugin.

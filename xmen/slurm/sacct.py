@@ -120,6 +120,20 @@ def job_record(job_id: str, attempt: int | None, row: Mapping[str, str]) -> dict
     }
 
 
+#: What a pack member's record takes from its own job step's row (the rest is the job's: partition...).
+_STEP_FIELDS = ("State", "ExitCode", "NodeList", "Elapsed", "MaxRSS")
+
+
+def member_row(job: Mapping[str, str], step: Mapping[str, str] | None, finished: bool) -> Mapping[str, str]:
+    """The sacct row a pack member's record is made of (a pack: one job running several experiments, each in a job
+    step of its own). Its own step's state, exit code, elapsed time and MaxRSS when it finished in the job, or when
+    the job ended of itself (COMPLETED, FAILED: each member's outcome is its step's); the job's when SLURM ended the
+    job as a whole (CANCELLED, TIMEOUT...: its verdict is the member's that was running), or without a step row."""
+    if step is None or not (finished or normalise_state(job.get("State", "")) in ("COMPLETED", "FAILED")):
+        return job
+    return {**job, **{key: step[key] for key in _STEP_FIELDS if step.get(key)}}
+
+
 def apply_verdict(data: dict[str, Any], record: Mapping[str, Any]) -> None:
     """Append ``record`` to ``data['_slurm']`` and let SLURM's state decide ``_status`` / ``_error``.
 

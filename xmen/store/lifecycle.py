@@ -59,7 +59,7 @@ from xmen.store import attempts, files
 from xmen.store import status as st
 from xmen.store.heartbeat import Heartbeat
 from xmen.store.layout import DONE_FILE, RUN_COMMENTS
-from xmen.store.locks import (ENV_ATTEMPT, count_run, finished_since, managed_by_runner, release as release_lock,
+from xmen.store.locks import (ENV_ATTEMPT, ENV_PACK, count_run, finished_since, managed_by_runner, release as release_lock,
                               try_lock)
 from xmen.store.markers import unmark
 from xmen.store.provenance import hostname, now_time
@@ -89,6 +89,24 @@ def disk_full(exp_dir: str | os.PathLike[str]) -> bool:
         return os.statvfs(exp_dir).f_bavail == 0
     except OSError:
         return False
+
+
+class CancelledBeforeStart(XmenError):
+    """``xmen cancel`` cancelled the experiment in the SLURM job that now reaches it (a pack member not started
+    then): the run does not start, and nothing is recorded."""
+
+
+def _pack_step() -> dict[str, Any]:
+    """``slurm_step_id`` (the job step the run is in) and ``slurm_pack`` (how many experiments its job runs, when
+    more than one): what ``xmen cancel`` needs to cancel one member of a pack alone."""
+    found: dict[str, Any] = {}
+    step = os.environ.get("SLURM_STEP_ID", "")
+    if step.isdigit() and int(step) < 0xFFFFFFF0:  # a real step (the batch and extern steps have other numbers)
+        found["slurm_step_id"] = step
+    pack = os.environ.get(ENV_PACK, "")
+    if pack.isdigit() and int(pack) > 1:
+        found["slurm_pack"] = int(pack)
+    return found
 
 
 class Lifecycle:
@@ -175,9 +193,12 @@ class Lifecycle:
 
         The owner first counts the run and removes the status file, then records ``_status: running``, a new
         ``_run`` and no ``_error``, removes the queued marker and starts the heartbeat. Under a runner: ``running``,
-        no ``_error``, and ``extra`` added to the runner's ``_run``.
+        no ``_error``, and ``extra`` added to the runner's ``_run``. The owner raises :class:`CancelledBeforeStart`,
+        touching nothing, for an experiment ``xmen cancel`` cancelled in this SLURM job before the job reached it.
         """
         if self.owner:
+            if os.environ.get("SLURM_JOB_ID"):  # before anything is touched (checked again under the write's lock)
+                self._refuse_cancelled(files.read_mapping(self.params))
             if self._fd is not None:
                 count_run(self._fd, "started")
             done = os.path.join(self.exp_dir, DONE_FILE)
@@ -189,9 +210,12 @@ class Lifecycle:
                 run["attempt"] = attempt
             if os.environ.get("SLURM_JOB_ID"):
                 run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+                run.update(_pack_step())
             run.update(attempts.run_context(self.exp_dir))
 
         def record(data: dict[str, Any]) -> dict[str, Any] | None:
+            if self.owner:
+                self._refuse_cancelled(data)
             self.repeat = data.get("_repeat")
             data["_status"] = st.RUNNING
             if self.owner:
@@ -211,6 +235,13 @@ class Lifecycle:
             unmark(self.exp_dir)  # no longer queued: it runs (and _run.slurm_job_id says which job runs it)
             self._heartbeat = Heartbeat(self.exp_dir).start()
         return self.run
+
+    def _refuse_cancelled(self, data: dict[str, Any] | None) -> None:
+        """CancelledBeforeStart when ``data`` (params.yml) says ``xmen cancel`` cancelled the experiment in this SLURM
+        job before the job started it (a pack member)."""
+        if st.cancelled_before_start(data, os.environ.get("SLURM_JOB_ID")):
+            raise CancelledBeforeStart(f"{self.exp_dir} was cancelled with xmen cancel before its SLURM job started "
+                                       f"it; not run")
 
     # -- 4, 5. the end ----------------------------------------------------------------------------------------
     def end(self, returncode: int, final: str | None = None, reason: str | None = None,

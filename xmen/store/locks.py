@@ -24,6 +24,8 @@ ENV_JOB_PARAMS = "XMEN_JOB_PARAMS"
 ENV_EXPECT_DONE = "XMEN_EXPECT_DONE"
 #: The run's attempt number (Snakemake does not export it: the rule passes ``XMEN_ATTEMPT={resources.attempt}``).
 ENV_ATTEMPT = "XMEN_ATTEMPT"
+#: How many experiments the SLURM job running this one runs (a pack, README "packs"); set only when more than one.
+ENV_PACK = "XMEN_PACK"
 #: ``_run`` key a python experiment sets when it starts: it records its own outcome when ``run()`` returns.
 RUN_BY_EXPERIMENT = "experiment"
 #: Token of a missing status file.

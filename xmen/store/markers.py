@@ -18,8 +18,10 @@ from xmen.store import status as st
 from xmen.store.layout import MARKER_FILE, PARAMS_FILE, RUN_KEYS, comments
 from xmen.store.provenance import now_time
 
-#: Prefix of the ``_error`` of an experiment whose submission SLURM rejected (or would reject).
+#: Prefix of the ``_error`` of an experiment whose submission SLURM rejected.
 REJECTED = "submission rejected by SLURM"
+#: Prefix of the ``_error`` of an experiment xmen's SLURM preflight kept from ``sbatch`` (SLURM never saw it).
+REFUSED = "not submitted, SLURM would reject it"
 #: A SLURM job id: ``123``, or an array task ``123_4``.
 _JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
 
@@ -33,6 +35,8 @@ class Marker:
     submitted: str = ""
     #: The job's name (the plugin's run uuid), to tell it from another job that got the same id later.
     name: str = ""
+    #: How many experiments the job runs (more than one: a pack, which ``xmen cancel`` cancels member by member).
+    pack: int = 1
 
 
 def is_job_id(text: str) -> bool:
@@ -40,12 +44,14 @@ def is_job_id(text: str) -> bool:
     return bool(_JOB_ID.fullmatch(text))
 
 
-def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "") -> None:
-    """Record that ``exp_dir``'s job ``job_id`` (job name ``name``, when known) was submitted (atomically: a reader
-    sees the old or the new)."""
-    record = {"job_id": str(job_id), "submitted": now_time()}
+def mark(exp_dir: str | os.PathLike[str], job_id: str, name: str = "", pack: int = 1) -> None:
+    """Record that ``exp_dir``'s job ``job_id`` (job name ``name``, when known; running ``pack`` experiments) was
+    submitted (atomically: a reader sees the old or the new)."""
+    record: dict[str, Any] = {"job_id": str(job_id), "submitted": now_time()}
     if name:
         record["name"] = str(name)
+    if pack > 1:
+        record["pack"] = int(pack)
     text = yaml.safe_dump(record, sort_keys=False)
     files.write_text_atomic(os.path.join(os.fspath(exp_dir), MARKER_FILE), text)
 
@@ -56,7 +62,9 @@ def marker(exp_dir: str | os.PathLike[str]) -> Marker | None:
     job_id = str(data.get("job_id") or "").strip() if isinstance(data, dict) else ""
     if not is_job_id(job_id):  # a hand-edited or damaged marker names no job
         return None
-    return Marker(job_id, str(data.get("submitted") or ""), str(data.get("name") or ""))
+    pack = data.get("pack")
+    return Marker(job_id, str(data.get("submitted") or ""), str(data.get("name") or ""),
+                  pack if isinstance(pack, int) and not isinstance(pack, bool) and pack > 1 else 1)
 
 
 def unmark(exp_dir: str | os.PathLike[str]) -> None:
@@ -67,11 +75,12 @@ def unmark(exp_dir: str | os.PathLike[str]) -> None:
         pass
 
 
-def record_rejected(exp_dir: str | os.PathLike[str], reason: str) -> None:
-    """Record in the experiment's params.yml that its submission was (or would be) rejected: ``error`` with
-    ``_error: submission rejected by SLURM: <reason>``; no run started, so ``_run`` is left alone."""
+def record_rejected(exp_dir: str | os.PathLike[str], reason: str, refused: bool = False) -> None:
+    """Record in the experiment's params.yml that SLURM rejected its submission (``_error: submission rejected by
+    SLURM: <reason>``), or with ``refused`` that the preflight kept it from sbatch because SLURM would (``_error:
+    not submitted, SLURM would reject it: <reason>``); ``error`` either way. No run started: ``_run`` is left alone."""
     def change(data: dict[str, Any]) -> None:
         data["_status"] = st.ERROR
-        data["_error"] = f"{REJECTED}: {reason}"
+        data["_error"] = f"{REFUSED if refused else REJECTED}: {reason}"
 
     files.update_yaml(os.path.join(os.fspath(exp_dir), PARAMS_FILE), change, comments(RUN_KEYS))

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from xmen.store import status as st
 from xmen.errors import UsageError
-from xmen.store.markers import REJECTED as REJECTED_ERROR
+from xmen.store.markers import REFUSED as REFUSED_ERROR, REJECTED as REJECTED_ERROR
 
 #: Run option (experiment.yml) holding an experiment's policy: a list of :data:`WORDS`.
 POLICY_KEY = "retry_on"
@@ -121,7 +121,7 @@ def cause_of(data: Mapping[str, Any], attempt: int | None = None) -> str | None:
     error = str(data.get("_error") or "")
     if status == st.CANCELLED or data.get(st.CANCEL_KEY) or status == st.STOPPED:
         return CANCELLED
-    if status == st.ERROR and error.startswith(REJECTED_ERROR):
+    if status == st.ERROR and error.startswith((REJECTED_ERROR, REFUSED_ERROR)):
         return REJECTED
     records = data.get(st.SLURM_KEY)
     record = records[-1] if isinstance(records, list) and records and isinstance(records[-1], Mapping) else None

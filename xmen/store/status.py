@@ -107,6 +107,16 @@ def outside_verdict(data: Mapping[str, Any], run: Mapping[str, Any] | None) -> b
     return False
 
 
+def cancelled_before_start(data: Mapping[str, Any] | None, job_id: str | None) -> bool:
+    """Whether ``xmen cancel`` cancelled the experiment in SLURM job ``job_id`` before that job started it (a pack
+    member): the job must skip it."""
+    if not job_id or not isinstance(data, Mapping) or data.get("_status") != CANCELLED:
+        return False
+    cancel = data.get(CANCEL_KEY)
+    return isinstance(cancel, Mapping) and str(cancel.get("job_id") or "") == str(job_id) and bool(
+        cancel.get("before_start"))
+
+
 def settle(data: dict[str, Any], run: Mapping[str, Any] | None, final: str, reason: str | None) -> str:
     """Record a run's own outcome (``final``, ``reason``) in ``data`` unless an outside verdict holds (see
     :func:`outside_verdict`); then the verdict stays and the run's reason is added to its ``_error``. The status kept.
