@@ -68,3 +68,26 @@ def test_a_damaged_slurm_record_is_named(tmp_path, settled, bad):
 
     with pytest.raises(StateFileError, match="'_slurm' must be a list of job records"):
         statecheck.check_params(root / name / "params.yml", files.read_yaml(root / name / "params.yml"))
+
+
+def test_a_run_that_stopped_itself_says_so_beside_slurms_failed(tmp_path, settled, monkeypatch):
+    """A Monitor's stop_before ends the run as timeout (a rerun resumes) with exit code 138, which SLURM records
+    as FAILED: the SLURM column keeps SLURM's word and says why, so the two columns do not contradict."""
+    from test_monitor import Training
+
+    exp = Training()
+    exp.register(tmp_path, "train")
+    monkeypatch.setenv("XMEN_RUNTIME", "0.4")  # the Monitor's stop_before (30 s) is already due at its first step
+    assert exp() == "timeout"
+    error = files.read_yaml(tmp_path / "train" / "params.yml")["_error"]
+    root = write_set(tmp_path / "set", 2)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    failed = [{**JOBS[0], "job_id": "43", "state": "FAILED", "exit_code": "138:0"}]
+    files.update_yaml(root / names[0] / "params.yml", lambda d: d.update(_status="timeout", _error=error, _slurm=failed))
+    files.update_yaml(root / names[1] / "params.yml", lambda d: d.update(_status="error", _error="exit code 1",
+                                                                         _slurm=failed))
+    csv = CliRunner().invoke(list_command, [str(root), "--slurm", "--csv", "--sort", "name"])
+    assert csv.exit_code == 0, csv.output
+    rows = csv.output.splitlines()[1:]
+    assert ",43,FAILED (stopped itself for its time limit)," in rows[0], rows
+    assert ",43,FAILED,n1," in rows[1], rows  # a run that failed stays FAILED

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,9 @@ def test_an_experiment_times_out_then_resumes(tmp_path: Path, monkeypatch) -> No
     assert exp() == st.TIMEOUT
     params = files.read_yaml(tmp_path / "train" / "params.yml")
     assert params["_status"] == st.TIMEOUT
+    # The cause says what happened (it said "received SIGUSR1", as if the scheduler had sent it)
+    assert re.match(rf"{st.STOPPED_ITSELF} \d+s before the time limit \(stop_before=30s\): checkpointed at step 1",
+                    params["_error"]), params
     assert [p.name for _, p in checkpoint_files(tmp_path / "train" / "checkpoints" / "model")] == ["1.pkl"]
     monkeypatch.delenv("XMEN_RUNTIME")
     assert exp() == st.FINISHED

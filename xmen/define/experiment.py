@@ -774,7 +774,7 @@ class Experiment:
             call()
         except Interrupted as exc:
             name = signal.Signals(exc.signum).name
-            return SIGNAL_STATUS[exc.signum], f"received {name}", 128 + exc.signum
+            return SIGNAL_STATUS[exc.signum], exc.reason or f"received {name}", 128 + exc.signum
         except KeyboardInterrupt:
             return st.STOPPED, "received SIGINT", EXIT_STOPPED
         except SystemExit as exc:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from xmen.define.process import SignalTrap
+from xmen.store.status import STOPPED_ITSELF
 
 TRIGGERS = ("step", "epoch", "era", "eon", "supereon")
 BRIEF = {"step": "s", "epoch": "e", "era": "er", "eon": "eo", "supereon": "se"}
@@ -441,11 +442,12 @@ class Monitor:
                 hook(hook.matches(self.caller_variables), self)
         self.stop(f"{left:.0f}s left before the time limit: checkpointed at step {self.step}, stopping")
         handler = signal.getsignal(signal.SIGUSR1)
-        if isinstance(getattr(handler, "__self__", None), SignalTrap) and \
-                threading.current_thread() is threading.main_thread():
+        trap = getattr(handler, "__self__", None)
+        if isinstance(trap, SignalTrap) and threading.current_thread() is threading.main_thread():
             # Under xmen (--execute or exp()), SIGUSR1 is the scheduler's "time is up": status timeout, a rerun
             # resumes. The handler raises here, before the line below.
-            os.kill(os.getpid(), signal.SIGUSR1)
+            trap.stop_self(signal.SIGUSR1, f"{STOPPED_ITSELF} {left:.0f}s before the time limit (stop_before="
+                                           f"{self.stop_before:g}s): checkpointed at step {self.step}")
         raise TimeLimit(f"{left:.0f}s left before the time limit (step {self.step})")
 
     # -- manual use ---------------------------------------------------------------------------------------------

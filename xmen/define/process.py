@@ -101,9 +101,12 @@ class Interrupted(BaseException):
     A ``BaseException``, so that a user's ``except Exception`` does not swallow the scheduler's request.
     """
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, reason: str | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        #: Why, when the experiment itself asked (a Monitor stopping before the time limit); None for a signal from
+        #: outside.
+        self.reason = reason
 
 
 SIGNAL_STATUS = {
@@ -124,6 +127,8 @@ class SignalTrap:
         self.first: int | None = None
         self._first_at = 0.0
         self._previous: dict[int, Any] = {}
+        #: Set by the experiment's own code just before it signals itself (:meth:`stop_self`).
+        self.reason: str | None = None
 
     def install(self) -> "SignalTrap":
         if threading.current_thread() is threading.main_thread():
@@ -146,4 +151,9 @@ class SignalTrap:
             return
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise Interrupted(signum)
+        raise Interrupted(signum, self.reason)
+
+    def stop_self(self, signum: int, reason: str) -> None:
+        """The experiment stops itself as if ``signum`` came from outside, recording ``reason`` as the cause."""
+        self.reason = reason
+        os.kill(os.getpid(), signum)

@@ -237,6 +237,9 @@ def _slurm_columns(extra: dict[str, Any] | None, liveness: dict[str, Any] | None
     job = str(run.get("slurm_job_id") or "") if isinstance(run, dict) else ""
     if job and job != str(values[0]):
         values = (job, "RUNNING", run.get("slurm_node"), None, None)  # type: ignore[union-attr]
+    elif shown == st.TIMEOUT and values[1] == "FAILED" and str(extra.get("error") or "").startswith(st.STOPPED_ITSELF):
+        # SLURM saw the exit code of a run that stopped itself before its time limit (Monitor stop_before)
+        values = (values[0], "FAILED (stopped itself for its time limit)", *values[2:])
     return dict(zip(SLURM_COLUMNS, values))
 
 

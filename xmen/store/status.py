@@ -20,6 +20,9 @@ FINISHED = "finished"
 ERROR = "error"
 STOPPED = "stopped"
 TIMEOUT = "timeout"
+#: How an experiment's ``_error`` begins when it stopped itself before its time limit (a Monitor's ``stop_before``):
+#: status ``timeout``, though the scheduler saw a job that failed (exit code 128 + SIGUSR1).
+STOPPED_ITSELF = "stopped itself"
 #: Cancelled from outside: ``scancel`` of its SLURM job (SLURM's verdict) or ``xmen cancel``.
 CANCELLED = "cancelled"
 LOST = "lost"
