@@ -7,6 +7,8 @@ experiment.yml (xmen's --resources does not take values with ``=`` yet).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -187,6 +189,13 @@ def test_a_dependent_of_a_queued_experiment_waits_instead_of_resubmitting_it(slu
     job = killed_after_submitting(env, root, "first")
     dry = env.xmen("run", "-n", cwd=root)
     assert f"Skipping then: waits for requirement first queued as SLURM job {job}" in dry.stderr, dry
+    # Plain local Snakemake has nothing to do here ("Nothing to be done"), and says who waits for what at its end.
+    local = subprocess.run([sys.executable, "-m", "snakemake", "-c1"], cwd=root, capture_output=True, text=True,
+                           timeout=120)
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert re.search(rf"not run \(waiting\): then: .*first queued as SLURM job {job}", local.stdout + local.stderr), \
+        local.stdout + local.stderr
+    assert runs(root, "then") == []
     again = env.snakemake(root, timeout=SHARED)
     assert again.returncode == 0 and submitted_tasks(again.text) == 1, again.tail()
     assert f"first: adopts SLURM job {job}" in again.text, again.tail()
