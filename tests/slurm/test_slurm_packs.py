@@ -83,6 +83,23 @@ def test_xmen_cancel_of_one_pack_member_cancels_only_that_member(slurm, env, slu
 
 
 @pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_a_pack_in_the_plugins_job_step_is_never_cancelled_for_one_member(slurm, env):
+    """With ``--config xmen_slurm_step=snakemake`` a pack's members share the plugin's one job step: xmen cancel of
+    one running member refuses, naming the pack (it cancelled the whole job), and both members finish."""
+    root = env.make_set("set_p", ("{a: p1 | p2, sleep: 8}", "--resources", "runtime=3 mem_mb=100"))
+    names = sorted(statuses(root))
+    proc, log = env.start_snakemake(root, *pack_args(2), "--config", "xmen_slurm_step=snakemake")
+    first = wait_until(lambda: running_member(root, names), 120, "a pack member running", interval=0.2, proc=proc,
+                       details=lambda: log.read_text()[-3000:])
+    job_id = params(root, first)["_run"]["slurm_job_id"]
+    out = env.xmen("cancel", first, cwd=root).stderr
+    assert f"runs in SLURM job {job_id} with 1 other experiment(s) of its pack and in no job step of its own" in out, out
+    proc.wait(timeout=200)
+    assert statuses(root) == {name: "finished" for name in names}, log.read_text()[-3000:]
+
+
+@pytest.mark.slurm
 @pytest.mark.timeout(120)
 def test_the_preflight_speaks_in_a_dry_run_and_records_nothing(slurm, env):
     """``snakemake --profile slurm -n`` says what the preflight found, as the real run would, and changes nothing."""

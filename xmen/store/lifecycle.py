@@ -61,7 +61,7 @@ from xmen.store.heartbeat import Heartbeat
 from xmen.store.layout import DONE_FILE, RUN_COMMENTS
 from xmen.store.locks import (ENV_ATTEMPT, ENV_PACK, count_run, finished_since, managed_by_runner, release as release_lock,
                               try_lock)
-from xmen.store.markers import unmark
+from xmen.store.markers import marker, unmark
 from xmen.store.provenance import hostname, now_time
 
 #: ``decide(data, run) -> (status, reason)``: the run's outcome from what params.yml says when it ended.
@@ -211,6 +211,13 @@ class Lifecycle:
             if os.environ.get("SLURM_JOB_ID"):
                 run["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
                 run.update(_pack_step())
+                queued = marker(self.exp_dir)
+                if "slurm_pack" not in run and queued is not None and queued.pack > 1 and \
+                        queued.job_id.split("_")[0] == run["slurm_job_id"]:
+                    # A pack in the plugin's own job step (xmen_slurm_step=snakemake): its members share one step,
+                    # so none has a step of its own that xmen cancel could stop alone.
+                    run["slurm_pack"] = queued.pack
+                    run.pop("slurm_step_id", None)
             run.update(attempts.run_context(self.exp_dir))
 
         def record(data: dict[str, Any]) -> dict[str, Any] | None:
