@@ -285,8 +285,7 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
     """
     import subprocess
 
-
-    _relink_moved_sets(Path(folder))
+    _relink_moved_sets(Path(folder), dry_run=dry_run)  # a dry run writes nothing: it plans the sets as they are
     workflow = Path(str(asset("workflow", SNAKEFILE)))
     profile_path = profile or str(asset("config", "ci"))
     command = [
