@@ -249,6 +249,7 @@ class ExperimentSet:
         created_root = not root_path.exists()
         root_path.mkdir(parents=True, exist_ok=True)
         before = sorted(os.listdir(root_path))  # what rm must never delete
+        files.refuse_links(root_path, [PROFILE_FILE])  # a linked profiles/ (or default/) is never written into
         staging = Path(tempfile.mkdtemp(prefix=".xmen-init-", dir=root_path))
         moved: list[Path] = []
         created: list[str] = []
