@@ -71,6 +71,9 @@ CASES = [
     ("a=x/.params.yml.lock", ["note", "-e", "a=x", "a note"]),
     ("a=x/.params.yml.lock", ["reset", "*"]),
     (".experiment.yml.lock", ["note", "a note"]),
+    ("profiles", ["run"]),
+    ("profiles", ["relink"]),
+    ("Snakefile", ["relink"]),
 ]
 
 

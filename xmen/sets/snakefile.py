@@ -13,7 +13,7 @@ from pathlib import Path
 from xmen.store import files
 from xmen._assets import read_text
 from xmen._version import import_path
-from xmen.store.layout import PROFILE_DIR, SNAKEFILE, XMEN_PATH_FILE
+from xmen.store.layout import PROFILE_DIR, PROFILE_FILE, SNAKEFILE, XMEN_PATH_FILE
 
 
 _HEADER = """\
@@ -54,6 +54,7 @@ def default_profile() -> str:
 def write_workflow(root: str | os.PathLike[str]) -> None:
     """(Re)write the Snakefile and the default profile of the set at ``root`` when their text changed."""
     root = Path(root)
+    files.refuse_links(root, [SNAKEFILE, XMEN_PATH_FILE, PROFILE_FILE])  # every link refused before the first write
     _write_if_changed(root / SNAKEFILE, render_set_snakefile())
     files.own_folder((root / XMEN_PATH_FILE).parent)
     _write_if_changed(root / XMEN_PATH_FILE, xmen_import_path() + "\n")
