@@ -210,3 +210,36 @@ def test_init_never_writes_its_profile_into_a_linked_folder(shell_experiment, tm
         f"Error: {root / where} is a symbolic link; xmen never writes its own files through one (move the link away)"]
     assert os.listdir(tmp_path / "own") == []
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+
+
+def _tree(top: Path) -> dict[str, bytes]:
+    """Every entry below ``top`` (not through links) with its bytes; a link as its target's name."""
+    found: dict[str, bytes] = {}
+    for folder, dirs, names in os.walk(top):
+        for name in dirs + names:
+            path = Path(folder, name)
+            found[os.path.relpath(path, top)] = (os.readlink(path).encode() if path.is_symlink() else
+                                                 b"" if path.is_dir() else path.read_bytes())
+    return found
+
+
+VERBS = [["reset", "*"], ["unlink", "a=x"], ["relink"], ["register", "{a: y}"], ["run", "moved"]]
+
+
+@pytest.mark.parametrize("where", ["Snakefile", "profiles", ".xmen/xmen-path"])
+@pytest.mark.parametrize("command", VERBS, ids=[" ".join(v) for v in VERBS])
+def test_a_verb_refuses_a_link_before_its_first_write(world, capsys, where, command):
+    """Every verb that changes a set ends by rewriting its Snakefile and profile: a link there is refused before
+    the verb writes anything (reset updated params.yml first and only then refused; register wrote the folders and
+    experiment.yml; a moved set's run relinked it)."""
+    if command == ["run", "moved"]:
+        world = world.rename(world.with_name("moved"))
+        command = ["run"]
+    path = link(world, where)
+    before = _tree(world)
+    code, out, err = xmen(capsys, *command, "-r", str(world))
+    assert code != 0, out + err
+    assert err.strip().splitlines()[-1] == (f"Error: {path} is a symbolic link; xmen never writes its own files "
+                                            "through one (move the link away)"), err
+    assert _tree(world) == before
+    untouched(world, path)

@@ -16,6 +16,7 @@ from xmen._assets import asset
 from xmen.run import engine, progress
 from xmen.run.planner import BLOCKED, release_for_rerun
 from xmen.sets.expset import ExperimentSet, SET_FILE, is_set, refuse_nested_set
+from xmen.sets import snakefile
 from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
@@ -315,14 +316,22 @@ def workflow_command() -> None:
 
 def _relink_moved_sets(top: Path, recursive: bool = True, dry_run: bool = False) -> None:
     """Relink sets that were moved or cloned (their run.sh files name absolute paths) and migrate those the original
-    xmen wrote; a dry run only says so (it writes nothing: the planner reads such sets as they are)."""
+    xmen wrote; a dry run only says so (it writes nothing: the planner reads such sets as they are). A link where a
+    relink writes the set's workflow files is refused before any set is changed."""
     roots = list(sets_below(top)) if recursive else [top]
+    relink: list[tuple[Path, str]] = []
     for root in roots:
         raw = files.read_yaml(root / SET_FILE)
         recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error
         original = is_original_set(raw)
         if original or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
-            why = "a set of the original xmen" if original else f"moved from {recorded}"
+            relink.append((root, "a set of the original xmen" if original else f"moved from {recorded}"))
+    if not dry_run:
+        for root, _ in relink:
+            snakefile.refuse_links(root)
+    for root in roots:
+        why = dict(relink).get(root)
+        if why is not None:
             if dry_run:
                 click.echo(f"Would relink {root} ({why}) before running", err=True)
                 continue

@@ -99,6 +99,7 @@ class ExperimentSet:
         except StateFileError:
             on_disk = {}
         if is_original_set(on_disk):
+            snakefile.refuse_links(self.root)  # migration ends with the Snakefile: refused before it starts
             self._migrate_original(on_disk, data)
         backup_if_original_set(self.set_file)
         files.write_yaml(self.set_file, data, SET_COMMENTS)
@@ -392,6 +393,7 @@ class ExperimentSet:
         if not names:
             shown = pattern if isinstance(pattern, str) else " ".join(pattern)
             raise UsageError(f"no linked experiment matches {shown!r}")
+        snakefile.refuse_links(self.root)  # before the first params.yml changes
         done: list[str] = []
         failed: list[tuple[str, str]] = []
 
@@ -425,6 +427,7 @@ class ExperimentSet:
         """Remove matching experiments from the set; their folders stay until ``clean``."""
         names = self.match(pattern)
         if names:
+            snakefile.refuse_links(self.root)  # before experiment.yml changes
             drop = set(names)
 
             def remove(data: dict[str, Any]) -> None:
@@ -441,6 +444,7 @@ class ExperimentSet:
         still names the old place; relinking rewrites them and the global configuration.
         """
         relinked: list[str] = []
+        snakefile.refuse_links(self.root)  # before any params.yml, run.sh or experiment.yml changes
         with files.locked(self.set_file):
             data = self.data()
             old_root = str(data.get("root") or "")

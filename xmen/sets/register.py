@@ -79,6 +79,7 @@ def register(
     parsed = check_request(updates, name, repeats, threads, retries, max_experiments)
     options = parse_run_options(resources, threads, retries, retry_on)
     set_file = set_root / SET_FILE
+    snakefile.refuse_links(set_root)  # it ends with the Snakefile: a link there stops it before any folder is made
     with files.locked(set_file):
         set_data = read_set()
         defaults_path = set_root / str(set_data.get("defaults") or DEFAULTS_FILE)
