@@ -188,9 +188,9 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
         click.echo(f"Snakemake's output: {log_path}", err=True)
     outcomes = []
 
-    def runner(command, cwd) -> int:
+    def runner(command, cwd, env) -> int:
         watcher = progress.RunWatcher(exp_set.root, names)
-        outcomes.append(progress.run_quietly(command, cwd, watcher, log_path=log_path))
+        outcomes.append(progress.run_quietly(command, cwd, watcher, log_path=log_path, env=env))
         return outcomes[-1].returncode
 
     everything = glob in (None, "*") and not never_everything

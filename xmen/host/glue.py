@@ -137,6 +137,8 @@ class XmenWorkflow:
         #: The experiments the default target left out that no run starts by itself (planner.left_out), named on
         #: stderr when this Snakemake ends (:meth:`say_left_out`), whatever it ran or said ("Nothing to be done").
         self.left_out: dict[str, planner.Verdict] = {}
+        #: Started by xmen run, which names them itself (taken out of the environment: its jobs never see it).
+        self.left_out_said = os.environ.pop(planner.LEFT_OUT_SAID_ENV, None) == "1"
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # the Job patches and the direct job step find the glue here
             with refusing():
@@ -259,8 +261,8 @@ class XmenWorkflow:
     def note_left_out(self) -> None:
         """Remember the chosen experiments the planner left out (blocked, or waiting for a queued requirement); the
         first time, arrange for :meth:`say_left_out` to name them when this Snakemake process ends."""
-        if not self.workflow.is_main_process:
-            return
+        if not self.workflow.is_main_process or self.left_out_said:
+            return  # xmen run names them itself, at the end of its summary
         first = not self.left_out
         for path in self.chosen:
             verdict = self.planner.verdict(path)  # decided already for the target: no second look at the disk
