@@ -45,6 +45,7 @@ from xmen.slurm import partitions
 from xmen.store.files import read_yaml_settled, update_yaml
 from xmen.store.layout import DONE_FILE, RUN_LOG
 from xmen.store import logs, retry
+from xmen.store.terminal import plain
 from xmen.sets.run_options import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 from xmen.store.locks import ENV_PACK, done_token
 from xmen.store import layout
@@ -275,7 +276,7 @@ class XmenWorkflow:
         """Name each left-out experiment with its reason, on stderr, at the end of the run."""
         named = sorted(((self.rel(path), verdict) for path, verdict in self.left_out.items()), key=lambda n: n[0])
         for line in planner.left_out_lines(named):
-            print(f"xmen: {line}", file=sys.stderr, flush=True)
+            print(plain(f"xmen: {line}"), file=sys.stderr, flush=True)
 
     def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
         """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
@@ -286,7 +287,7 @@ class XmenWorkflow:
             return
         for verdict in verdicts:
             if verdict.path in adopted:
-                print(f"xmen: {self.rel(verdict.path)}: {verdict.reason}", file=sys.stderr, flush=True)
+                print(plain(f"xmen: {self.rel(verdict.path)}: {verdict.reason}"), file=sys.stderr, flush=True)
         if self.slurm:  # a real run (xmen.slurm follows the adopted jobs' status), not a dry run
             slurm_submit.adopt(adopted)
 

@@ -27,6 +27,7 @@ from xmen.store import status as st
 from xmen.errors import StateFileError
 from xmen.sets.expset import PARAMS_FILE
 from xmen.store.shown import shown_status
+from xmen.store.terminal import plain
 
 #: Seconds between refreshes of the line on a terminal, and the least time between lines otherwise.
 TTY_INTERVAL = 0.5
@@ -155,7 +156,7 @@ class ProgressLine:
     def note(self, text: str) -> None:
         """A message of its own, on its own line (the progress line comes back at the next refresh)."""
         self.end()
-        self.stream.write(text + "\n")
+        self.stream.write(plain(text) + "\n")
         self.stream.flush()
 
     def end(self) -> None:
