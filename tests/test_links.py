@@ -243,3 +243,19 @@ def test_a_verb_refuses_a_link_before_its_first_write(world, capsys, where, comm
                                             "through one (move the link away)"), err
     assert _tree(world) == before
     untouched(world, path)
+
+
+@pytest.mark.parametrize("where", ["a=y/params.yml", "a=y/.params.yml.lock"])
+@pytest.mark.parametrize("command", [["note", "-e", "*", "a note"], ["reset", "*"]], ids=" ".join)
+def test_a_link_at_one_experiment_stops_a_verb_over_many_before_it_writes(world, capsys, where, command):
+    """note -e and reset over several experiments: a link at one's params.yml is refused before the first
+    params.yml changes (a=x was noted or reset, then a=y refused)."""
+    assert xmen(capsys, "register", "{a: y}", "-r", str(world))[0] == 0
+    path = link(world, where)
+    before = _tree(world)
+    code, out, err = xmen(capsys, *command, "-r", str(world))
+    assert code != 0, out + err
+    assert err.strip().splitlines()[-1] == (f"Error: {path} is a symbolic link; xmen never writes its own files "
+                                            "through one (move the link away)"), err
+    assert _tree(world) == before
+    untouched(world, path)

@@ -353,6 +353,7 @@ class ExperimentSet:
         names = self.match(experiments)
         if not names:
             raise UsageError(f"no linked experiment matches {experiments!r}")
+        self._refuse_params_links(names)
         done: list[str] = []
         failed: list[tuple[str, str]] = []
         edit = edit_notes(EXPERIMENT_NOTES, message, delete)
@@ -366,6 +367,12 @@ class ExperimentSet:
         if failed:
             raise SomeFailed("removed the note from" if delete else "noted", done, failed)
         return done
+
+    def _refuse_params_links(self, names: Iterable[str]) -> None:
+        """Refuse (LinkError naming it) a symbolic link at the params.yml (or its lock) of any of ``names``, before a
+        command over them writes the first one: a link is no broken experiment to skip, and none is half done."""
+        for exp_name in names:
+            files.refuse_links(self.root / exp_name, (PARAMS_FILE, files.lock_path(PARAMS_FILE)))
 
     def _update_set(self, change) -> dict[str, Any]:
         """Locked read-modify-write of experiment.yml through ``data`` (checked, original format converted) and
@@ -394,6 +401,7 @@ class ExperimentSet:
             shown = pattern if isinstance(pattern, str) else " ".join(pattern)
             raise UsageError(f"no linked experiment matches {shown!r}")
         snakefile.refuse_links(self.root)  # before the first params.yml changes
+        self._refuse_params_links(names)
         done: list[str] = []
         failed: list[tuple[str, str]] = []
 
