@@ -223,6 +223,18 @@ def _tree(top: Path) -> dict[str, bytes]:
     return found
 
 
+def refused_before_any_write(world: Path, capsys, where: str, command: list[str]) -> None:
+    """A link at ``world/where``: ``xmen COMMAND -r world`` ends with the one line naming it and changed nothing."""
+    path = link(world, where)
+    before = _tree(world)
+    code, out, err = xmen(capsys, *command, "-r", str(world))
+    assert code != 0, out + err
+    assert err.strip().splitlines()[-1] == (f"Error: {path} is a symbolic link; xmen never writes its own files "
+                                            "through one (move the link away)"), err
+    assert _tree(world) == before
+    untouched(world, path)
+
+
 VERBS = [["reset", "*"], ["unlink", "a=x"], ["relink"], ["register", "{a: y}"], ["run", "moved"]]
 
 
@@ -235,14 +247,7 @@ def test_a_verb_refuses_a_link_before_its_first_write(world, capsys, where, comm
     if command == ["run", "moved"]:
         world = world.rename(world.with_name("moved"))
         command = ["run"]
-    path = link(world, where)
-    before = _tree(world)
-    code, out, err = xmen(capsys, *command, "-r", str(world))
-    assert code != 0, out + err
-    assert err.strip().splitlines()[-1] == (f"Error: {path} is a symbolic link; xmen never writes its own files "
-                                            "through one (move the link away)"), err
-    assert _tree(world) == before
-    untouched(world, path)
+    refused_before_any_write(world, capsys, where, command)
 
 
 @pytest.mark.parametrize("where", ["a=y/params.yml", "a=y/.params.yml.lock"])
@@ -251,11 +256,4 @@ def test_a_link_at_one_experiment_stops_a_verb_over_many_before_it_writes(world,
     """note -e and reset over several experiments: a link at one's params.yml is refused before the first
     params.yml changes (a=x was noted or reset, then a=y refused)."""
     assert xmen(capsys, "register", "{a: y}", "-r", str(world))[0] == 0
-    path = link(world, where)
-    before = _tree(world)
-    code, out, err = xmen(capsys, *command, "-r", str(world))
-    assert code != 0, out + err
-    assert err.strip().splitlines()[-1] == (f"Error: {path} is a symbolic link; xmen never writes its own files "
-                                            "through one (move the link away)"), err
-    assert _tree(world) == before
-    untouched(world, path)
+    refused_before_any_write(world, capsys, where, command)
