@@ -70,6 +70,16 @@ ROWS: list[Row] = [
     row("is an experiment set", "demo", "--dir", "set", cwd="work"),
     row("refusing a set inside the experiment set", "demo", "--dir", "a=x"),
     row("no such folder", "rm", "-y", "nope*"),
+    # Bytes of argv that are not UTF-8 (bash: xmen note $'\x9b') reach Python as lone surrogates: refused up front.
+    row("argument b'\\x9b' is not UTF-8 text", "note", os.fsdecode(b"\x9b")),
+    row("argument b'\\x9b' is not UTF-8 text", "note", "-e", "a=x", os.fsdecode(b"\x9b")),
+    row("argument b'z\\xff' is not UTF-8 text", "register", "{a: z}", "-n", os.fsdecode(b"z\xff")),
+    row("argument b'{a: \\x9b}' is not UTF-8 text", "register", os.fsdecode(b"{a: \x9b}")),
+    row("argument b'\\xc3' is not UTF-8 text", "register", "{a: z}", "--purpose", os.fsdecode(b"\xc3")),
+    row("argument b'new\\x9b' is not UTF-8 text", "init", "-s", "script.sh", "-d", "defaults.yml", "-r",
+        os.fsdecode(b"new\x9b"), cwd="work"),
+    row("argument b'\\x9b' is not UTF-8 text", "config", "-H", os.fsdecode(b"\x9b")),
+    row("argument '\\ud800' is not UTF-8 text", "note", "\ud800"),  # not from bytes: shown escaped
     # ---------------------------------------------------------------------------------- never say green (19)
     # ------------------------------------------------------------------------------------------ guards (19)
     row("no linked experiment matches 'nope*'", "reset", "nope*"),
@@ -141,4 +151,42 @@ def test_bad_input(world: Path, capsys, monkeypatch: pytest.MonkeyPatch, case: R
     assert "Traceback" not in out + err
     assert lines and lines[-1].startswith("Error: "), err
     assert case.message in lines[-1], lines[-1]
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize("args", [
+    [b"note", b"\x9b"],
+    [b"note", b"-e", b"a=x", b"caf\xe9"],
+    [b"register", b"{a: z}", b"-n", b"\x9b"],
+    [b"register", b"{a: \x9b}"],
+], ids=lambda args: repr(b" ".join(args)))
+def test_argv_bytes_that_are_not_utf8(world: Path, args: list[bytes]) -> None:
+    """The real command line, bytes and all (bash: xmen note $'\\x9b'): one Error line naming the bytes, exit 2, no
+    traceback and nothing written (it was a UnicodeEncodeError traceback from the YAML writer)."""
+    import subprocess
+    import sys
+
+    before = snapshot(world)
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"xmen.cli", *args], cwd=world / "work" / "set",
+                          capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    shown = repr(args[-1]).encode()
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [b"Error: argument " + shown + b" is not UTF-8 text (xmen keeps names, "
+                                        b"notes and paths as UTF-8)"], proc.stderr
+    assert snapshot(world) == before
+
+
+def test_an_experiments_own_command_line_refuses_bytes_that_are_not_utf8(world: Path) -> None:
+    """An Experiment class's command line (--register ROOT NAME --purpose TEXT) refuses them the same way."""
+    import subprocess
+    import sys
+
+    before = snapshot(world)
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"xmen.examples.experiment", b"--register",
+                           str(world / "work" / "new").encode(), b"n1", b"--purpose", b"\x9b"],
+                          capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1] == b"error: argument b'\\x9b' is not UTF-8 text (xmen keeps names, notes and " \
+                                           b"paths as UTF-8) (see --help)", proc.stderr
+    assert b"Traceback" not in proc.stderr
     assert snapshot(world) == before

@@ -109,3 +109,29 @@ def test_scancel_missing_is_one_line_and_changes_nothing(env, capsys, monkeypatc
     code, _, err = xmen(capsys, "cancel", "*", "-r", str(root))
     assert code != 0 and err.count("\n") == 1 and err.startswith("Error: scancel not found"), err
     assert (root / "a=x" / "params.yml").read_text() == before
+
+
+def test_a_link_at_one_experiment_stops_cancel_before_any_signal(env, capsys, tmp_path):
+    """A link at one matching experiment's params.yml lock: cancel refuses naming it before it signals any (it
+    signalled a=x, then could not record a=y's cancel)."""
+    root = make_set(env, "set_l", "{a: x | y}")
+    run = subprocess.Popen([sys.executable, "-m", "xmen.cli", "run", "*", "-j", "2", "-r", str(root)], cwd=root,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        for name in ("a=x", "a=y"):
+            wait_until((root / name / "started").exists, 60, f"{name} started", proc=run)
+        mine = tmp_path / "mine.txt"
+        mine.write_text("the user's own\n")
+        lock = root / "a=y" / ".params.yml.lock"
+        lock.unlink()
+        lock.symlink_to(mine)
+        code, _, err = xmen(capsys, "cancel", "a=*", "-r", str(root))
+        assert code != 0 and err.strip().splitlines() == [
+            f"Error: {lock} is a symbolic link; xmen never writes its own files through one (move the link away)"]
+        assert not (root / "a=x" / "signals.txt").exists() and not (root / "a=y" / "signals.txt").exists()
+        assert [files.read_yaml(root / n / "params.yml")["_status"] for n in ("a=x", "a=y")] == [st.RUNNING] * 2
+        assert mine.read_text() == "the user's own\n" and lock.is_symlink()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, 9)
+            run.wait()

@@ -99,3 +99,15 @@ def test_a_planted_status_file_is_named_at_the_end_of_the_run_and_in_the_list(pl
     proc = run_xmen("ci", ".", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and _tail(proc.stderr, 1) == [
         "Error: 1 experiment(s) blocked, never run: set/a=x (xmen list shows why)"], proc.stderr
+
+
+def test_xmen_run_verbose_names_a_blocked_experiment_once(orphan: Path) -> None:
+    """xmen run -v shows Snakemake's own output: the glue's left-out lines (for a plain snakemake) are not said a
+    second time beside xmen's own at the end."""
+    assert xmen(None, "register", "{a: w}", "-r", str(orphan / "a"))[0] == 0  # something to run
+    proc = run_xmen("run", "-v", cwd=orphan / "a")
+    said = (proc.stdout + proc.stderr).splitlines()
+    assert [line for line in said if "not run (blocked): a=y" in line] == [BLOCKED_LINE], proc.stdout + proc.stderr
+    assert _tail(proc.stderr) == [
+        BLOCKED_LINE, "1 blocked: not run, and no run starts them until what stops them changes"
+    ], proc.stderr

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from xmen.errors import LinkError
-from xmen.store import files
+from xmen.define.monitor import Monitor
+from xmen.store import files, history
 
-from cli_helpers import make_set, xmen
+from cli_helpers import make_set, write_tutorial_set, xmen
 
 DEFAULTS = "a: h  # (str) A parameter (default='h')\n"
 SCRIPT = "#!/bin/bash\necho ran\n"
@@ -70,6 +71,9 @@ CASES = [
     ("a=x/.params.yml.lock", ["note", "-e", "a=x", "a note"]),
     ("a=x/.params.yml.lock", ["reset", "*"]),
     (".experiment.yml.lock", ["note", "a note"]),
+    ("profiles", ["run"]),
+    ("profiles", ["relink"]),
+    ("Snakefile", ["relink"]),
 ]
 
 
@@ -101,6 +105,7 @@ def test_the_runner_refuses_to_start_over_a_link(world, where):
 
 WRITERS = [
     ("write_text_atomic", lambda p: files.write_text_atomic(p, "x")),
+    ("write_atomic", lambda p: files.write_atomic(p, lambda handle: handle.write(b"x"))),
     ("write_yaml", lambda p: files.write_yaml(p, {"a": 1})),
     ("update_yaml", lambda p: files.update_yaml(p, lambda d: d.__setitem__("a", 2))),
     ("write_new_file", lambda p: files.write_new_file(p, "x")),
@@ -157,3 +162,98 @@ def test_init_never_replaces_a_link_in_the_folder(shell_experiment, tmp_path, ca
     code, _, err = xmen(capsys, "init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root))
     assert code != 0 and err.count("\n") == 1 and "Snakefile exists; refusing to overwrite it" in err, err
     assert (root / "Snakefile").is_symlink() and sorted(os.listdir(root)) == ["Snakefile"]
+
+
+@pytest.mark.parametrize("where", ["checkpoints/model/0.pkl", "checkpoints/model", "checkpoints"])
+def test_a_checkpoint_is_never_written_over_a_link(tmp_path, where):
+    """Monitor.checkpoint where a checkpoint file, or a folder on its way, is a link: refused naming the link; the
+    link stays and what it points to keeps its bytes (the checkpoint is neither written through nor over it)."""
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "precious.bin").write_bytes(PRECIOUS)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    path = link(exp, where)
+    with pytest.raises(LinkError, match=f"^{path} is a symbolic link"):
+        Monitor(directory=exp).checkpoint(model={"w": 1})
+    untouched(exp, path)
+    assert sorted(os.listdir(tmp_path / "own")) in (["precious.bin"], ["moved-away", "precious.bin"])
+
+
+def test_plot_never_replaces_a_link_at_its_output(xmen_home, tmp_path, monkeypatch, capsys):
+    """xmen plot -o LINK: one line naming the link; the link stays and the file it points to keeps its bytes."""
+    root = write_tutorial_set(tmp_path)
+    for step in range(3):
+        history.append(root / "a=1.0__b=None", {"loss": step}, step=step)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.png").write_bytes(PRECIOUS)
+    (tmp_path / "loss.png").symlink_to(tmp_path / "mine.png")
+    code, out, err = xmen(capsys, "plot", "loss", "-o", "loss.png")
+    assert code != 0 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"Error: {tmp_path / 'loss.png'} is a symbolic link; xmen never writes its own "
+                                        "files through one (move the link away)"], err
+    assert (tmp_path / "loss.png").is_symlink() and (tmp_path / "mine.png").read_bytes() == PRECIOUS
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("where", ["profiles", "profiles/default"])
+def test_init_never_writes_its_profile_into_a_linked_folder(shell_experiment, tmp_path, capsys, where):
+    """A profiles/ (or profiles/default/) of the user's linked to a folder elsewhere: init refuses naming the link
+    and writes nothing, neither there nor in the set."""
+    shell_experiment({"script.sh": SCRIPT, "defaults.yml": DEFAULTS})
+    root = tmp_path / "set"
+    (tmp_path / "own").mkdir()
+    (root / where).parent.mkdir(parents=True, exist_ok=True)
+    (root / where).symlink_to(tmp_path / "own", target_is_directory=True)
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    code, _, err = xmen(capsys, "init", "-s", "script.sh", "-d", "defaults.yml", "-r", str(root))
+    assert code != 0 and err.strip().splitlines() == [
+        f"Error: {root / where} is a symbolic link; xmen never writes its own files through one (move the link away)"]
+    assert os.listdir(tmp_path / "own") == []
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+
+
+def _tree(top: Path) -> dict[str, bytes]:
+    """Every entry below ``top`` (not through links) with its bytes; a link as its target's name."""
+    found: dict[str, bytes] = {}
+    for folder, dirs, names in os.walk(top):
+        for name in dirs + names:
+            path = Path(folder, name)
+            found[os.path.relpath(path, top)] = (os.readlink(path).encode() if path.is_symlink() else
+                                                 b"" if path.is_dir() else path.read_bytes())
+    return found
+
+
+def refused_before_any_write(world: Path, capsys, where: str, command: list[str]) -> None:
+    """A link at ``world/where``: ``xmen COMMAND -r world`` ends with the one line naming it and changed nothing."""
+    path = link(world, where)
+    before = _tree(world)
+    code, out, err = xmen(capsys, *command, "-r", str(world))
+    assert code != 0, out + err
+    assert err.strip().splitlines()[-1] == (f"Error: {path} is a symbolic link; xmen never writes its own files "
+                                            "through one (move the link away)"), err
+    assert _tree(world) == before
+    untouched(world, path)
+
+
+VERBS = [["reset", "*"], ["unlink", "a=x"], ["relink"], ["register", "{a: y}"], ["run", "moved"]]
+
+
+@pytest.mark.parametrize("where", ["Snakefile", "profiles", ".xmen/xmen-path"])
+@pytest.mark.parametrize("command", VERBS, ids=[" ".join(v) for v in VERBS])
+def test_a_verb_refuses_a_link_before_its_first_write(world, capsys, where, command):
+    """Every verb that changes a set ends by rewriting its Snakefile and profile: a link there is refused before
+    the verb writes anything (reset updated params.yml first and only then refused; register wrote the folders and
+    experiment.yml; a moved set's run relinked it)."""
+    if command == ["run", "moved"]:
+        world = world.rename(world.with_name("moved"))
+        command = ["run"]
+    refused_before_any_write(world, capsys, where, command)
+
+
+@pytest.mark.parametrize("where", ["a=y/params.yml", "a=y/.params.yml.lock"])
+@pytest.mark.parametrize("command", [["note", "-e", "*", "a note"], ["reset", "*"]], ids=" ".join)
+def test_a_link_at_one_experiment_stops_a_verb_over_many_before_it_writes(world, capsys, where, command):
+    """note -e and reset over several experiments: a link at one's params.yml is refused before the first
+    params.yml changes (a=x was noted or reset, then a=y refused)."""
+    assert xmen(capsys, "register", "{a: y}", "-r", str(world))[0] == 0
+    refused_before_any_write(world, capsys, where, command)

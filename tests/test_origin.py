@@ -264,3 +264,35 @@ def test_a_set_moved_here_without_relink_lists_where_it_was(xmen_home, tmp_path,
     out = xmen(capsys, "list", "--csv")[1]
     assert out.splitlines()[0].split(",")[3] == "origin"
     assert f"{socket.gethostname()}:{source}" in out
+
+
+@pytest.mark.parametrize("via", ["rsync", "tar"])
+@pytest.mark.parametrize("where", ["", "a=1", "a=2/out.txt", "a=2/params.yml"])
+def test_sync_never_writes_through_a_link_in_the_destination(via, where, xmen_home, tmp_path, capsys, sshd):
+    """A link in the local copy (the set folder, an experiment folder, a record's file) to the user's own files:
+    the sync refuses in one line naming it, before it writes anything; the link and what it points to stay."""
+    remote = make_set(tmp_path, "cluster/set_a", SWEEP)
+    (remote / "a=2" / "out.txt").write_text("remote\n")
+    laptop = tmp_path / "laptop"
+    assert xmen(capsys, "sync", f"127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--no-list", "--via", via)[0] == 0
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "out.txt").write_text("mine\n")
+    (own / "params.yml").write_text("mine: 1\n")
+    path = laptop / "set_a" / where if where else laptop / "set_a"
+    if path.is_dir():
+        shutil.rmtree(path)
+        path.symlink_to(own, target_is_directory=True)
+    else:
+        path.unlink()
+        path.symlink_to(own / path.name)
+    (remote / "a=2" / "out.txt").write_text("changed\n")
+    (remote / "a=1" / "out.txt").write_text("new\n")
+    before = {str(p): p.read_bytes() for p in sorted(laptop.rglob("*")) if p.is_file() and not p.is_symlink()}
+    code, out, err = xmen(capsys, "sync", f"127.0.0.1:{remote}", str(laptop), "--rsh", sshd, "--no-list", "--via", via)
+    assert code != 0 and err.strip().splitlines() == [
+        f"Error: {path} is a symbolic link; xmen never writes its own files through one (move the link away)"], err
+    assert path.is_symlink()
+    assert sorted(os.listdir(own)) == ["out.txt", "params.yml"]
+    assert (own / "out.txt").read_text() == "mine\n" and (own / "params.yml").read_text() == "mine: 1\n"
+    assert {str(p): p.read_bytes() for p in sorted(laptop.rglob("*")) if p.is_file() and not p.is_symlink()} == before

@@ -326,3 +326,21 @@ def test_prompt_for_message_of_the_original_config_is_honoured(prompt, xmen_home
     assert proc.returncode == 0, output
     assert (b"Purpose" in output) is prompt
     assert files.read_yaml(tmp_path / "s" / "experiment.yml")["purpose"] == ("asked" if prompt else "")
+
+
+def test_ci_dry_run_writes_nothing_in_an_original_set(original, capsys):
+    """xmen ci -n plans the original sets below the folder as they are: no Snakefile, profiles, backup or rewritten
+    experiment.yml (as xmen run -n); the run that follows migrates them. (Snakemake's own dry run makes its
+    .snakemake/ folder in the folder it runs in, as plain snakemake -n does; nothing else changes.)"""
+    mark_finished(original, NAMES[:2])
+    top = original.parent
+    before = tree_bytes(top)
+    code, out, err = xmen(capsys, "ci", str(top), "-n")
+    assert code == 0, err
+    assert f"Would relink {original}" in err
+    after = {path: data for path, data in tree_bytes(top).items() if path.split(os.sep)[0] != ".snakemake"}
+    assert after == before
+    code, out, err = xmen(capsys, "ci", str(top))
+    assert code == 0, err
+    assert f"Relinked {original}" in err
+    assert [(original / name / "ran.txt").exists() for name in NAMES] == [False, False, True, True]

@@ -120,6 +120,12 @@ def _half_written(root: Path, name: str, params: str | None, run: str | None, ma
     return folder
 
 
+def _marker(folder: Path, name: str, root: str) -> None:
+    """The marker xmen writes, as a copy brings it: naming ``name`` in the set at ``root``."""
+    record = {"created_by": "xmen", "name": name, "root": root}
+    (folder / ownership.EXPERIMENT_MARKER).write_text(files.dump_yaml(record))
+
+
 def _registered_text(tmp_path: Path, sweep: str) -> tuple[str, str]:
     """params.yml and run.sh that register writes for ``sweep`` (in a scratch set), with the scratch root."""
     scratch = make_set(tmp_path, "scratch", None)
@@ -184,6 +190,9 @@ def test_unlinked_folder_that_ran_is_skipped_with_its_results(shell_set: Path, c
     (lambda f: (ownership.mark_experiment(f), (f / "ckpt").write_text("x")), "no readable params.yml but holds ckpt"),
     (lambda f: (ownership.mark_experiment(f), (f / "params.yml").write_text("_name: a=x\na: x\nb: 3\n")),
      "holds other values (b: 3 there, 17 here)"),
+    # A marker is trusted only when it names this folder and this set (the ownership rule): a copy is not a leftover.
+    (lambda f: _marker(f, "a=z", str(f.parent)), "is not this set's (a copy of a=z"),  # cp -r a=z a=x
+    (lambda f: _marker(f, "a=x", "/elsewhere/set"), "is not this set's (made for another set (/elsewhere/set))"),
 ])
 def test_folder_in_the_way_is_never_touched(shell_set: Path, capsys, setup, why) -> None:
     folder = shell_set / "a=x"
@@ -214,3 +223,15 @@ def test_unmarked_experiment_of_an_older_xmen_is_skipped_as_before(shell_set: Pa
     assert code == 0 and "Skipped a=x: folder exists but is not linked (see xmen relink -e)" in err
     assert (shell_set / "a=x" / "params.yml").read_text() == before
     assert not (shell_set / "a=x" / ownership.EXPERIMENT_MARKER).exists()
+
+
+def test_an_empty_marker_is_a_killed_register_and_is_repaired(shell_set: Path, capsys) -> None:
+    """A kill between creating the marker and writing it leaves it empty: the folder holds nothing of anyone's, so
+    the next register finishes it (a marker naming another folder or set is never trusted: see above)."""
+    folder = shell_set / "a=x"
+    folder.mkdir()
+    (folder / ownership.EXPERIMENT_MARKER).write_text("")
+    code, _, err = xmen(capsys, "register", "{a: x}")
+    assert code == 0, err
+    assert ExperimentSet(shell_set).experiments == ["a=x"]
+    assert ownership.marker_record(folder) == {"created_by": "xmen", "name": "a=x", "root": str(shell_set)}

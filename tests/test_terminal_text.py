@@ -10,7 +10,7 @@ import pytest
 
 from xmen.store import files
 
-from cli_helpers import write_set, xmen
+from cli_helpers import make_set, run_xmen, write_set, xmen
 
 #: One of each family of terminal escape, each around visible text that must stay.
 ESCAPES = {
@@ -92,3 +92,59 @@ def test_report_caps_a_huge_cell(huge_set: Path, tmp_path: Path, capsys) -> None
     text = page.read_text()
     assert "y" * HUGE not in text and "n" * HUGE not in text
     assert "[cut: " in text
+
+
+@pytest.fixture
+def escaped_set(xmen_home: Path, tmp_path: Path) -> Path:
+    """A set below a folder whose name holds an OSC title escape: ``a=x`` fails, ``a=y`` is blocked (a status file
+    xmen did not write), ``a=z`` runs. (What an experiment prints itself is its own: a launcher shows it as is.)"""
+    top = tmp_path / "top\x1b]0;pwned\x07"
+    top.mkdir()
+    (top / "script.sh").write_text("#!/bin/bash\nif grep -q '^a: x' \"$1\"; then echo boom >&2; exit 3; fi\n")
+    (top / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    root = make_set(top, "set", "{a: x | y | z}")
+    (root / "a=y" / "xmen.done").write_text("planted\n")
+    return root
+
+
+@pytest.mark.parametrize("args", [["run"], ["run", "*", "bash"]], ids=" ".join)
+def test_xmen_run_shows_no_escape(escaped_set: Path, args: list[str]) -> None:
+    """The progress line, the skipped and left-out experiments, the summary, the plan and a launcher's lines name
+    paths and reasons a user wrote: none reaches the terminal with its escapes."""
+    proc = run_xmen(*args, cwd=escaped_set, check=False)
+    said = proc.stdout + proc.stderr
+    assert "top]0;pwned" in said or "/top" in said, said  # the paths are shown, without the escape
+    assert "Traceback" not in said
+    assert not ACTIVE.search(said), repr(said)
+    assert "a=y" in said
+
+
+def test_list_csv_on_a_terminal_shows_no_escape(xmen_home: Path, tmp_path: Path) -> None:
+    """xmen list --csv keeps every value as recorded in a file or pipe, and drops the escapes on a terminal."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    root = write_set(tmp_path, 1, params=lambda i: {"a": "left\x1b]0;pwned\x07right"})
+    piped = run_xmen("list", "--csv", "-p", "a", str(root), cwd=tmp_path)
+    assert "left\x1b]0;pwned\x07right" in piped.stdout
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "xmen.cli", "list", "--csv", "-p", "a", str(root)],
+                                cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        os.close(leader)
+    text = shown.decode()
+    assert "leftright" in text and not ACTIVE.search(text.replace("\r\n", "\n")), repr(text)

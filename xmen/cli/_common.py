@@ -8,8 +8,15 @@ from typing import NoReturn
 import click
 
 from xmen.errors import XmenError
+from xmen.store.terminal import plain
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def say(message: str, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` of a line that holds what a user or an experiment wrote (names, reasons, paths, log lines):
+    without terminal escapes (xmen.store.terminal.plain)."""
+    click.echo(plain(message), err=err, nl=nl)
 
 
 class Folder(click.Path):

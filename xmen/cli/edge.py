@@ -8,13 +8,19 @@ import sys
 import click
 
 from xmen.errors import XmenError
+from xmen.store.naming import not_utf8
 from xmen.store.terminal import plain
 
 
 def run(command: click.Command, argv: list[str] | None = None) -> int:
     """Run ``command`` (the xmen group), turning every expected failure into one line on stderr; the exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    bad = not_utf8(args)  # before anything runs: no verb writes half of what it was asked
+    if bad is not None:
+        click.echo(f"Error: {bad}", err=True)
+        return 2
     try:
-        command.main(args=argv, prog_name="xmen", standalone_mode=False)
+        command.main(args=args, prog_name="xmen", standalone_mode=False)
     except XmenError as exc:
         click.echo(f"Error: {plain(str(exc))}", err=True)
         return exc.exit_code

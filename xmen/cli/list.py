@@ -151,7 +151,9 @@ def list_command(
                 return
         elif result.rows:
             if as_csv:
-                click.echo(listing.render_csv(labels, columns), nl=False)
+                text = listing.render_csv(labels, columns)
+                # Every value as recorded into a file or pipe; on a terminal, without its escapes.
+                click.echo(plain(text) if click.get_text_stream("stdout").isatty() else text, nl=False)
             else:
                 shown = listing.readable(labels, columns)
                 table = listing.render_table(labels, shown, max_width=max_width, max_rows=max_rows)
@@ -159,7 +161,7 @@ def list_command(
                 click.echo(f"{table}\n\nRoots relative to: {prefix}")
             return
         message = _no_experiments(result.patterns, params, type_, statuses)
-        click.echo(message, err=as_csv)  # keep --csv output pure: an empty stdout is an empty CSV
+        click.echo(plain(message), err=as_csv)  # keep --csv output pure: an empty stdout is an empty CSV
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 
 from xmen.cli import edge
-from xmen.cli._common import FOLDER, GLOB, Folder
+from xmen.cli._common import FOLDER, GLOB, Folder, say
 from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
 from xmen.run.planner import BLOCKED, release_for_rerun
 from xmen.sets.expset import ExperimentSet, SET_FILE, is_set, refuse_nested_set
+from xmen.sets import snakefile
 from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
@@ -123,11 +124,11 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
     pending, skipped = engine.plan(exp_set, patterns, changed=changed, adopt=adopt)
     for item in skipped:
         if item.status != "corrupt":  # damaged ones are the error at the end, after the healthy ones ran
-            click.echo(f"Skipping {item.name}: {item.reason}", err=True)
+            say(f"Skipping {item.name}: {item.reason}", err=True)
     if not pending and not skipped and not exp_set.match(patterns or ["*"]):
         if glob:
             raise XmenError(f"no linked experiment matches {glob!r} in {exp_set.root}")
-        click.echo("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
+        say("Nothing to run: the set has no experiments yet (add some with xmen register).", err=not dry_run)
         return
     if not skipped:
         finished = "every matching experiment is finished"
@@ -137,14 +138,14 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
         finished = "every matching experiment is skipped (see above)"  # queued, running, blocked: none finished
     if dry_run:
         if not pending:
-            click.echo(f"Nothing to run: {finished}.")
+            say(f"Nothing to run: {finished}.")
         else:
             _print_plan(pending)
         _say_left_out(skipped)
         _fail_on_damaged(skipped)
         return
     if not pending:
-        click.echo(f"Nothing to run: {finished}.", err=True)
+        say(f"Nothing to run: {finished}.", err=True)
         _say_left_out(skipped)
         _fail_on_damaged(skipped)
         return
@@ -152,7 +153,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
     if changed:
         release_for_rerun(str(exp_set.root / p.name) for p in pending if p.reason.startswith("changed:"))
     if launcher:
-        code = engine.launch(exp_set, pending, launcher, click.echo)
+        code = engine.launch(exp_set, pending, launcher, say)
     else:
         code = _run_quietly(
             exp_set, pending, glob, verbose, cores=jobs, profile=profile, extra=extra,
@@ -167,7 +168,7 @@ def run_command(ctx, glob, launcher, dry_run, profile, jobs, root, verbose, chan
 def _say_left_out(skipped) -> None:
     """At the end of the run: each experiment it left out that no run starts by itself (blocked, waiting)."""
     for line in engine.left_out_lines(skipped):
-        click.echo(line, err=True)
+        say(line, err=True)
 
 
 def _fail_on_damaged(skipped) -> None:
@@ -182,14 +183,14 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
     """Snakemake behind one progress line (its output in the set's .xmen/last-run.log), then the summary."""
     names = [p.name for p in pending]
     log_path = None if verbose else exp_set.root / layout.LAST_RUN_LOG
-    click.echo(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
+    say(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
     if log_path is not None:
-        click.echo(f"Snakemake's output: {log_path}", err=True)
+        say(f"Snakemake's output: {log_path}", err=True)
     outcomes = []
 
-    def runner(command, cwd) -> int:
+    def runner(command, cwd, env) -> int:
         watcher = progress.RunWatcher(exp_set.root, names)
-        outcomes.append(progress.run_quietly(command, cwd, watcher, log_path=log_path))
+        outcomes.append(progress.run_quietly(command, cwd, watcher, log_path=log_path, env=env))
         return outcomes[-1].returncode
 
     everything = glob in (None, "*") and not never_everything
@@ -202,12 +203,12 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
     )
     failed = len(lines) > 1
     for line in lines:
-        click.echo(line, err=True)
+        say(line, err=True)
     interrupted = bool(outcomes and outcomes[-1].interrupted)
     if code != 0 and not failed and not interrupted and log_path is not None:
-        click.echo(f"Snakemake failed (exit code {code}); the end of {log_path}:", err=True)
+        say(f"Snakemake failed (exit code {code}); the end of {log_path}:", err=True)
         for line in progress.tail(log_path):
-            click.echo(f"  {line}", err=True)
+            say(f"  {line}", err=True)
     if interrupted:
         where = f"; Snakemake's output: {log_path}" if log_path is not None else ""
         raise XmenError(f"interrupted{where}", exit_code=130)
@@ -216,10 +217,10 @@ def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False
 
 def _print_plan(pending) -> None:
     width = max(len(p.name) for p in pending)
-    click.echo(f"{'name':<{width}}  {'status':<10}  reason")
+    say(f"{'name':<{width}}  {'status':<10}  reason")
     for item in pending:
-        click.echo(f"{item.name:<{width}}  {item.status:<10}  {item.reason}")
-    click.echo(f"\n{len(pending)} experiment(s) would run.")
+        say(f"{item.name:<{width}}  {item.status:<10}  {item.reason}")
+    say(f"\n{len(pending)} experiment(s) would run.")
 
 
 @click.command("demo", context_settings=CONTEXT)
@@ -256,13 +257,13 @@ def demo_command(folder, jobs) -> None:
     cwd = os.getcwd()
     try:
         for step in steps:
-            click.echo(f"\n$ xmen {' '.join(_quote(s) for s in step)}", err=True)
+            say(f"\n$ xmen {' '.join(_quote(s) for s in step)}", err=True)
             code = edge.run(root_command, step)
             if code:
                 raise XmenError(f"demo step failed: xmen {' '.join(step)}", exit_code=code)
     finally:
         os.chdir(cwd)
-    click.echo(f"\nThe demo set is in {set_root} (global config of the demo: {global_config.config_dir()}).", err=True)
+    say(f"\nThe demo set is in {set_root} (global config of the demo: {global_config.config_dir()}).", err=True)
 
 
 def _quote(text: str) -> str:
@@ -285,8 +286,7 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
     """
     import subprocess
 
-
-    _relink_moved_sets(Path(folder))
+    _relink_moved_sets(Path(folder), dry_run=dry_run)  # a dry run writes nothing: it plans the sets as they are
     workflow = Path(str(asset("workflow", SNAKEFILE)))
     profile_path = profile or str(asset("config", "ci"))
     command = [
@@ -316,21 +316,29 @@ def workflow_command() -> None:
 
 def _relink_moved_sets(top: Path, recursive: bool = True, dry_run: bool = False) -> None:
     """Relink sets that were moved or cloned (their run.sh files name absolute paths) and migrate those the original
-    xmen wrote; a dry run only says so (it writes nothing: the planner reads such sets as they are)."""
+    xmen wrote; a dry run only says so (it writes nothing: the planner reads such sets as they are). A link where a
+    relink writes the set's workflow files is refused before any set is changed."""
     roots = list(sets_below(top)) if recursive else [top]
+    relink: list[tuple[Path, str]] = []
     for root in roots:
         raw = files.read_yaml(root / SET_FILE)
         recorded = ExperimentSet(root).data().get("root")  # checked: a damaged file is one clear error
         original = is_original_set(raw)
         if original or (recorded and os.path.realpath(str(recorded)) != os.path.realpath(root)):
-            why = "a set of the original xmen" if original else f"moved from {recorded}"
+            relink.append((root, "a set of the original xmen" if original else f"moved from {recorded}"))
+    if not dry_run:
+        for root, _ in relink:
+            snakefile.refuse_links(root)
+    for root in roots:
+        why = dict(relink).get(root)
+        if why is not None:
             if dry_run:
-                click.echo(f"Would relink {root} ({why}) before running", err=True)
+                say(f"Would relink {root} ({why}) before running", err=True)
                 continue
             ExperimentSet(root).relink()
-            click.echo(f"Relinked {root} ({why})", err=True)
+            say(f"Relinked {root} ({why})", err=True)
         elif not dry_run:
             written = ExperimentSet(root).finish_migration()
             if written:
-                click.echo(f"Recorded {len(written)} experiment(s) the original xmen finished in {root} as finished",
+                say(f"Recorded {len(written)} experiment(s) the original xmen finished in {root} as finished",
                            err=True)

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from xmen.errors import UsageError, XmenError
-from xmen.store import files
+from xmen.store import files, naming
 
 
 def parse_update(text: str) -> dict[str, Any]:
@@ -37,6 +37,9 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        bad = naming.not_utf8(sys.argv[1:] if args is None else list(args))
+        if bad is not None:
+            self.error(bad)
         for token in sys.argv[1:] if args is None else list(args):
             if token == "--":
                 break

@@ -36,13 +36,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from xmen.define.process import SignalTrap
+from xmen.store import files
 from xmen.store.status import STOPPED_ITSELF
 
 TRIGGERS = ("step", "epoch", "era", "eon", "supereon")
@@ -177,17 +177,8 @@ def _torch_for(obj: Any) -> Any:
 
 
 def _atomic(path: Path, write: Callable[[Any], None]) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    """Replace the checkpoint ``path`` atomically; a symbolic link there is refused (LinkError naming it)."""
+    files.write_atomic(path, write)
 
 
 def checkpoint_files(folder: Path) -> list[tuple[int, Path]]:
@@ -197,13 +188,14 @@ def checkpoint_files(folder: Path) -> list[tuple[int, Path]]:
     found = []
     for entry in folder.iterdir():
         match = _CHECKPOINT_NAME.match(entry.name)
-        if match is not None and entry.is_file():
+        if match is not None and entry.is_file() and not entry.is_symlink():  # xmen writes no link: never its own
             found.append((int(match.group(1)), entry))
     return sorted(found)
 
 
 def _save(monitor: "Monitor", name: str, obj: Any, keep: int | None) -> Path | None:
     folder = Path(monitor.directory) / CHECKPOINTS / name  # type: ignore[arg-type]
+    files.refuse_links(monitor.directory, [Path(CHECKPOINTS, name)])  # type: ignore[arg-type]  # never into a link
     folder.mkdir(parents=True, exist_ok=True)
     meta = {**monitor.counters(all_levels=True), "depth": monitor.depth, "positions": list(monitor._stack),
             "date": datetime.datetime.now().isoformat(timespec="seconds")}

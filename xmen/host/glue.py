@@ -45,6 +45,7 @@ from xmen.slurm import partitions
 from xmen.store.files import read_yaml_settled, update_yaml
 from xmen.store.layout import DONE_FILE, RUN_LOG
 from xmen.store import logs, retry
+from xmen.store.terminal import plain
 from xmen.sets.run_options import SBATCH_WORDS, sbatch_words, unsafe_resource_char
 from xmen.store.locks import ENV_PACK, done_token
 from xmen.store import layout
@@ -137,6 +138,8 @@ class XmenWorkflow:
         #: The experiments the default target left out that no run starts by itself (planner.left_out), named on
         #: stderr when this Snakemake ends (:meth:`say_left_out`), whatever it ran or said ("Nothing to be done").
         self.left_out: dict[str, planner.Verdict] = {}
+        #: Started by xmen run, which names them itself (taken out of the environment: its jobs never see it).
+        self.left_out_said = os.environ.pop(planner.LEFT_OUT_SAID_ENV, None) == "1"
         if self.workflow.is_main_process:
             self.workflow._xmen_glue = self  # the Job patches and the direct job step find the glue here
             with refusing():
@@ -259,8 +262,8 @@ class XmenWorkflow:
     def note_left_out(self) -> None:
         """Remember the chosen experiments the planner left out (blocked, or waiting for a queued requirement); the
         first time, arrange for :meth:`say_left_out` to name them when this Snakemake process ends."""
-        if not self.workflow.is_main_process:
-            return
+        if not self.workflow.is_main_process or self.left_out_said:
+            return  # xmen run names them itself, at the end of its summary
         first = not self.left_out
         for path in self.chosen:
             verdict = self.planner.verdict(path)  # decided already for the target: no second look at the disk
@@ -273,7 +276,7 @@ class XmenWorkflow:
         """Name each left-out experiment with its reason, on stderr, at the end of the run."""
         named = sorted(((self.rel(path), verdict) for path, verdict in self.left_out.items()), key=lambda n: n[0])
         for line in planner.left_out_lines(named):
-            print(f"xmen: {line}", file=sys.stderr, flush=True)
+            print(plain(f"xmen: {line}"), file=sys.stderr, flush=True)
 
     def adopt_jobs(self, verdicts: list[planner.Verdict]) -> None:
         """Say which experiments follow a SLURM job an earlier run left (the planner's verdict), and in a real run
@@ -284,7 +287,7 @@ class XmenWorkflow:
             return
         for verdict in verdicts:
             if verdict.path in adopted:
-                print(f"xmen: {self.rel(verdict.path)}: {verdict.reason}", file=sys.stderr, flush=True)
+                print(plain(f"xmen: {self.rel(verdict.path)}: {verdict.reason}"), file=sys.stderr, flush=True)
         if self.slurm:  # a real run (xmen.slurm follows the adopted jobs' status), not a dry run
             slurm_submit.adopt(adopted)
 

@@ -26,6 +26,7 @@ from xmen.run import rule_job
 from xmen.slurm.partitions import preflight_lines
 from xmen.slurm.queue import sbatch_message
 from xmen.store.markers import REFUSED, mark, record_rejected
+from xmen.store.terminal import plain
 
 _MARK = "_xmen_slurm"  # on a wrapper installed already
 
@@ -70,7 +71,7 @@ def _is_group(job: Any) -> bool:
 
 
 def _warn(text: str) -> None:
-    print(f"xmen: {text}", file=sys.stderr, flush=True)
+    print(plain(f"xmen: {text}"), file=sys.stderr, flush=True)
 
 
 def adopt(jobs: Mapping[str, str]) -> None:
@@ -283,7 +284,7 @@ def refuse(grouped: Mapping[str, list[str]], workdir: str, dry_run: bool) -> Non
     """Say what :func:`preflight` found; in a real run record each such experiment as error and have the hooked
     ``run_job`` refuse it (Snakemake counts it failed: the run ends non-zero, the others run)."""
     for line in preflight_lines(grouped, dry_run):
-        print(line, file=sys.stderr, flush=True)
+        print(plain(line), file=sys.stderr, flush=True)
     if dry_run:
         return
     for problem, names in grouped.items():

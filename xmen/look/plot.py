@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from xmen.errors import UsageError, XmenError
+from xmen.store import files
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy
@@ -258,19 +259,6 @@ def plot(
 
 
 def write_output(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` through a temporary file: an interrupted write never leaves half a file."""
-    import tempfile
-
-    target = os.path.abspath(os.fspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Replace ``path`` with ``data`` through a temporary file: an interrupted write never leaves half a file, and a
+    symbolic link at ``path`` is refused (LinkError naming it), neither followed nor replaced."""
+    files.write_atomic(os.path.abspath(os.fspath(path)), lambda handle: handle.write(data))

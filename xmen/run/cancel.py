@@ -27,6 +27,7 @@ from typing import Any
 from xmen.store import files
 from xmen.store import status as st
 from xmen.errors import UsageError, XmenError
+from xmen.store.layout import PARAMS_FILE
 from xmen.store.provenance import hostname, now_time
 from xmen.store.shown import shown_status
 from xmen.slurm.queue import is_job_id, marker
@@ -127,6 +128,8 @@ def cancel(exp_set: Any, pattern: str) -> CancelResult:
     targets = _members_alone(targets, result)
     if any(t.scancel_argument() for t in targets) and shutil.which("scancel") is None:
         raise XmenError("scancel not found: cannot cancel SLURM jobs from this machine (is SLURM installed here?)")
+    for target in targets:  # before the first signal: a link where a status is written stops it with nothing done
+        files.refuse_links(target.exp_dir, (PARAMS_FILE, files.lock_path(PARAMS_FILE)))
     by = f"{getpass.getuser()}@{hostname()}"
     for target in targets:
         record: dict[str, Any] = {"at": now_time(), "by": by}

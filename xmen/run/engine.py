@@ -190,7 +190,7 @@ def run_with_snakemake(
     """Run ``pending`` through Snakemake in the set's root; Snakemake's exit code.
 
     With ``everything`` the Snakefile's own default target is used (all pending experiments of the set).
-    ``runner(command, cwd)`` starts Snakemake (default: inheriting xmen's output; ``xmen run`` passes
+    ``runner(command, cwd, env)`` starts Snakemake (default: inheriting xmen's output; ``xmen run`` passes
     :func:`xmen.run.progress.run_quietly`).
     """
     root = exp_set.root
@@ -208,9 +208,10 @@ def run_with_snakemake(
                 targets_file.relative_to(root) if targets_file else None,
                 cores=cores, profile=profile, extra=extra,
             )
+            env = {**os.environ, planner.LEFT_OUT_SAID_ENV: "1"}  # xmen run names them itself, at its end
             if runner is not None:
-                return runner(command, root)
-            return subprocess.call(command, cwd=root)
+                return runner(command, root, env)
+            return subprocess.call(command, cwd=root, env=env)
         finally:
             if targets_file is not None:
                 targets_file.unlink(missing_ok=True)

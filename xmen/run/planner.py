@@ -352,6 +352,11 @@ def left_out(verdict: Verdict) -> str | None:
     return None
 
 
+#: Set (to 1) in the environment of the Snakemake that ``xmen run`` starts: xmen run names the left-out experiments
+#: itself, at the end of its summary, so the glue does not (``xmen run -v`` shows Snakemake's output: each once).
+LEFT_OUT_SAID_ENV = "XMEN_LEFT_OUT_SAID"
+
+
 def left_out_lines(named: Iterable[tuple[str, Verdict]]) -> list[str]:
     """One line per left-out experiment (``not run (blocked): NAME: reason``) of (name, verdict) pairs, then one
     line counting them; none when nothing was left out."""

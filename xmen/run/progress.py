@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Callable, Sequence
+from typing import IO, Callable, Mapping, Sequence
 
 from xmen.store import files
 from xmen.store import status as st
 from xmen.errors import StateFileError
 from xmen.sets.expset import PARAMS_FILE
 from xmen.store.shown import shown_status
+from xmen.store.terminal import plain
 
 #: Seconds between refreshes of the line on a terminal, and the least time between lines otherwise.
 TTY_INTERVAL = 0.5
@@ -155,7 +156,7 @@ class ProgressLine:
     def note(self, text: str) -> None:
         """A message of its own, on its own line (the progress line comes back at the next refresh)."""
         self.end()
-        self.stream.write(text + "\n")
+        self.stream.write(plain(text) + "\n")
         self.stream.flush()
 
     def end(self) -> None:
@@ -292,8 +293,10 @@ def run_quietly(
     stream: IO[str] | None = None,
     tty: bool | None = None,
     interval: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RunOutcome:
-    """Run Snakemake's ``command`` in ``cwd`` showing one progress line on ``stream`` (default stderr).
+    """Run Snakemake's ``command`` in ``cwd`` (with ``env``, default xmen's) showing one progress line on ``stream``
+    (default stderr).
 
     Snakemake's output goes to ``log_path`` (replaced), or, when it is None, to xmen's own stdout/stderr (``-v``);
     then no progress line is drawn, only the final one.
@@ -307,7 +310,7 @@ def run_quietly(
     try:
         with _Forwarder() as forwarder:
             child = subprocess.Popen(
-                list(command), cwd=cwd, stdin=subprocess.DEVNULL,
+                list(command), cwd=cwd, stdin=subprocess.DEVNULL, env=env,
                 stdout=log, stderr=subprocess.STDOUT if log is not None else None,
             )
             forwarder.child = child

@@ -52,6 +52,7 @@ from typing import Any
 
 from xmen.store import files
 from xmen.store import status as st
+from xmen.store.terminal import plain
 from xmen.errors import LinkError, XmenError
 from xmen.store.layout import EXPERIMENT_RUN_WRITES, RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
 from xmen.store.lifecycle import CancelledBeforeStart, Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
@@ -95,6 +96,12 @@ def time_limit() -> float | None:
     except ValueError:
         return None
     return minutes * 60 if minutes > 0 and minutes != float("inf") else None
+
+
+def _say(text: str) -> None:
+    """One line of the runner's on stderr (the terminal of whoever ran run.sh): the paths and errors it names are
+    shown without terminal escapes (xmen.store.terminal.plain)."""
+    print(plain(text), file=sys.stderr, flush=True)
 
 
 def _minutes(seconds: float) -> str:
@@ -229,7 +236,7 @@ class _Forwarder:
         try:
             self.child = subprocess.Popen(argv, env=env, pass_fds=pass_fds)
         except OSError as exc:  # no bash: the shell's own code for "command not found"
-            print(f"xmen.job: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
+            _say(f"xmen.job: cannot start {argv[0]}: {exc}")
             return 127
         if self.received:
             self._forward(self.received[-1])
@@ -242,16 +249,15 @@ class _Forwarder:
             except subprocess.TimeoutExpired:
                 pass
             if limit is not None and not self.received and time.monotonic() - started >= limit:
-                print(f"xmen.job: time limit of {_minutes(limit)} reached (runtime); sending SIGTERM",
-                      file=sys.stderr, flush=True)
+                _say(f"xmen.job: time limit of {_minutes(limit)} reached (runtime); sending SIGTERM")
                 self.stopped_at_limit = limit
                 self.received.append(signal.SIGTERM)
                 _signal_tree(self.child.pid, signal.SIGTERM)  # as SLURM signals every process of a job at its limit
             if self.received and signalled_at is None:
                 signalled_at = time.monotonic()
             if signalled_at is not None and time.monotonic() - signalled_at > grace:
-                print(f"xmen.job: the experiment ignored {_signal_name(self.received[0])} for {grace:g} s; "
-                      f"killing it", file=sys.stderr, flush=True)
+                _say(f"xmen.job: the experiment ignored {_signal_name(self.received[0])} for {grace:g} s; "
+                      f"killing it")
                 _kill_tree(self.child.pid)
                 rc = self.child.wait()
                 break
@@ -289,21 +295,20 @@ def run_job(params_path: str, script_path: str) -> int:
     life = Lifecycle(params, owner=True, on_full_disk=lambda: _release_space(exp_dir), prefix="xmen.job")
     if not life.acquire(wait=True):  # the holder ran it meanwhile: report that run, never start a second one
         status = life.ran_meanwhile[0] if life.ran_meanwhile else None
-        print(f"xmen.job: {exp_dir} was run by another process: {status}", file=sys.stderr, flush=True)
+        _say(f"xmen.job: {exp_dir} was run by another process: {status}")
         return 0 if status == st.FINISHED else 1
     try:
         if life.finished_since(os.environ.get(ENV_EXPECT_DONE)):
-            print(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again",
-                  file=sys.stderr, flush=True)
+            _say(f"xmen.job: {exp_dir} was finished by another run since it was planned; not run again")
             return 0
         with _Forwarder() as forwarder:
             try:
                 life.start()
             except CancelledBeforeStart as exc:  # a pack member cancelled while its pack ran others: skipped
-                print(f"xmen.job: {exc}", file=sys.stderr, flush=True)
+                _say(f"xmen.job: {exc}")
                 return 1
             except OSError as exc:  # disk full, read-only: nothing ran, nothing is claimed
-                print(f"xmen.job: cannot record the start in {params}: {exc}", file=sys.stderr, flush=True)
+                _say(f"xmen.job: cannot record the start in {params}: {exc}")
                 return 1
             env = dict(os.environ)
             env[ENV_JOB] = "1"
@@ -361,17 +366,17 @@ def _record_outcome(life: Lifecycle, rc: int, received: list[int], limit: float 
         final: str = life.end(rc, decide=decide)
         error = life.error
     except XmenError as exc:  # params.yml vanished or was corrupted by the script: report, keep the code
-        print(f"xmen.job: cannot record the outcome: {exc}", file=sys.stderr, flush=True)
+        _say(f"xmen.job: cannot record the outcome: {exc}")
         final, error = (st.FINISHED if rc == 0 else st.ERROR), None
         if final == st.FINISHED:
             life.write_done()
     except OSError as exc:  # disk full: readers see `running` with a free lock, i.e. lost; never `finished`
-        print(f"xmen.job: cannot record the outcome in {life.params}: {exc}", file=sys.stderr, flush=True)
+        _say(f"xmen.job: cannot record the outcome in {life.params}: {exc}")
         return _exit_code(rc, st.ERROR) or 1
     if final == st.FINISHED and not life.done_written:
         return 1
     if final != st.FINISHED:
-        print(_last_line(life.exp_dir, final, error, received, limit), file=sys.stderr, flush=True)
+        _say(_last_line(life.exp_dir, final, error, received, limit))
     return _exit_code(rc, final)
 
 
@@ -390,12 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry: one-line errors, exit code of the experiment."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0].startswith("-"):
-        print("error: usage: python -m xmen.job PARAMS_YML SCRIPT_SH", file=sys.stderr)
+        _say("error: usage: python -m xmen.job PARAMS_YML SCRIPT_SH")
         return 2
     try:
         return run_job(args[0], args[1])
     except XmenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return exc.exit_code
 
 

@@ -99,6 +99,7 @@ class ExperimentSet:
         except StateFileError:
             on_disk = {}
         if is_original_set(on_disk):
+            snakefile.refuse_links(self.root)  # migration ends with the Snakefile: refused before it starts
             self._migrate_original(on_disk, data)
         backup_if_original_set(self.set_file)
         files.write_yaml(self.set_file, data, SET_COMMENTS)
@@ -249,6 +250,7 @@ class ExperimentSet:
         created_root = not root_path.exists()
         root_path.mkdir(parents=True, exist_ok=True)
         before = sorted(os.listdir(root_path))  # what rm must never delete
+        files.refuse_links(root_path, [PROFILE_FILE])  # a linked profiles/ (or default/) is never written into
         staging = Path(tempfile.mkdtemp(prefix=".xmen-init-", dir=root_path))
         moved: list[Path] = []
         created: list[str] = []
@@ -351,6 +353,7 @@ class ExperimentSet:
         names = self.match(experiments)
         if not names:
             raise UsageError(f"no linked experiment matches {experiments!r}")
+        self._refuse_params_links(names)
         done: list[str] = []
         failed: list[tuple[str, str]] = []
         edit = edit_notes(EXPERIMENT_NOTES, message, delete)
@@ -364,6 +367,12 @@ class ExperimentSet:
         if failed:
             raise SomeFailed("removed the note from" if delete else "noted", done, failed)
         return done
+
+    def _refuse_params_links(self, names: Iterable[str]) -> None:
+        """Refuse (LinkError naming it) a symbolic link at the params.yml (or its lock) of any of ``names``, before a
+        command over them writes the first one: a link is no broken experiment to skip, and none is half done."""
+        for exp_name in names:
+            files.refuse_links(self.root / exp_name, (PARAMS_FILE, files.lock_path(PARAMS_FILE)))
 
     def _update_set(self, change) -> dict[str, Any]:
         """Locked read-modify-write of experiment.yml through ``data`` (checked, original format converted) and
@@ -391,6 +400,8 @@ class ExperimentSet:
         if not names:
             shown = pattern if isinstance(pattern, str) else " ".join(pattern)
             raise UsageError(f"no linked experiment matches {shown!r}")
+        snakefile.refuse_links(self.root)  # before the first params.yml changes
+        self._refuse_params_links(names)
         done: list[str] = []
         failed: list[tuple[str, str]] = []
 
@@ -424,6 +435,7 @@ class ExperimentSet:
         """Remove matching experiments from the set; their folders stay until ``clean``."""
         names = self.match(pattern)
         if names:
+            snakefile.refuse_links(self.root)  # before experiment.yml changes
             drop = set(names)
 
             def remove(data: dict[str, Any]) -> None:
@@ -440,6 +452,7 @@ class ExperimentSet:
         still names the old place; relinking rewrites them and the global configuration.
         """
         relinked: list[str] = []
+        snakefile.refuse_links(self.root)  # before any params.yml, run.sh or experiment.yml changes
         with files.locked(self.set_file):
             data = self.data()
             old_root = str(data.get("root") or "")

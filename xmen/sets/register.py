@@ -30,7 +30,8 @@ from xmen.sets.fitting import check_seed_param, fit_sweep, parameter_table
 from xmen.sets.run_options import check_threads, parse_run_options
 from xmen.sets.runscript import resolve_header, run_script_renderer
 from xmen.store import files, naming, ownership, statecheck, status, sweep
-from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, REGISTER_KEYS, RUN_FILE, SCRIPT_FILE, SET_FILE
+from xmen.store.layout import (DEFAULTS_FILE, DONE_FILE, EXPERIMENT_MARKER, PARAMS_FILE, REGISTER_KEYS, RUN_FILE,
+                               SCRIPT_FILE, SET_FILE)
 from xmen.store.layout import comments as comments_of
 from xmen.store.provenance import get_meta, now_time
 from xmen.store.setfile import is_glob
@@ -78,6 +79,7 @@ def register(
     parsed = check_request(updates, name, repeats, threads, retries, max_experiments)
     options = parse_run_options(resources, threads, retries, retry_on)
     set_file = set_root / SET_FILE
+    snakefile.refuse_links(set_root)  # it ends with the Snakefile: a link there stops it before any folder is made
     with files.locked(set_file):
         set_data = read_set()
         defaults_path = set_root / str(set_data.get("defaults") or DEFAULTS_FILE)
@@ -99,7 +101,8 @@ def register(
                                       param_comments)
         run_text = run_script_renderer(set_root / str(set_data.get("script") or SCRIPT_FILE), resolve_header(header),
                                        sys.executable)
-        new, leftovers, link_names = sort_out(set_root, planned, linked, name is not None, params_file, result)
+        roots = ownership.set_roots(set_root, set_data)  # a leftover folder is reused only when it is this set's
+        new, leftovers, link_names = sort_out(set_root, planned, linked, name is not None, params_file, result, roots)
 
         required = resolve_requires(set_root, list(requires), linked, link_names)
         if required:
@@ -173,9 +176,11 @@ def plan_names(parsed: dict[str, list[sweep.Choice]], fitted: dict[str, list[tup
 
 def sort_out(set_root: Path, planned: list[tuple[str, dict[str, Any]]], linked: dict[str, Any], named: bool,
              params_file: Callable[[str, dict[str, Any]], str],
-             result: RegisterResult) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str], list[str]]:
+             result: RegisterResult,
+             roots: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str], list[str]]:
     """(experiments to write, leftovers to finish by name: "repair" | "relink", names to link); the skipped and
-    blocked ones go into ``result``. ``named``: a name given with -n says nothing of the values."""
+    blocked ones go into ``result``. ``named``: a name given with -n says nothing of the values; ``roots``: every
+    folder the set is or was in (see ownership.set_roots)."""
     seen: set[str] = set()
     root_text = str(set_root)
     new: list[tuple[str, dict[str, Any]]] = []
@@ -198,7 +203,7 @@ def sort_out(set_root: Path, planned: list[tuple[str, dict[str, Any]]], linked: 
             new.append((exp_name, overrides))
             link_names.append(exp_name)
             continue
-        verdict, why = leftover(folder, params_file(exp_name, overrides))
+        verdict, why = leftover(folder, params_file(exp_name, overrides), roots)
         if verdict in ("repair", "relink"):
             leftovers[exp_name] = verdict
             link_names.append(exp_name)
@@ -355,14 +360,15 @@ def linked_clash(folder: str, overrides: dict[str, Any]) -> str | None:
     return same_parameters(found, {k: v for k, v in overrides.items() if not k.startswith("_")})
 
 
-def leftover(folder: str, params_text: str) -> tuple[str, str]:
+def leftover(folder: str, params_text: str, roots: list[str]) -> tuple[str, str]:
     """What to do with an unlinked ``folder`` where register would create one, and why.
 
     ``repair``: an empty folder, or one xmen marked that has no readable params.yml and nothing but register's own
     files (a kill left it half-written): write params.yml and run.sh. ``relink``: xmen's folder with the values
     register would write, never run: link it (rewriting run.sh if it is incomplete). ``skip``: the same values
     but it ran (``xmen relink -e`` links it with its results). ``blocked``: a folder xmen did not make, or one
-    with other values: never touched.
+    with other values, or one whose marker is not this set's (a copy of another experiment, another set's: the
+    ownership rule, ``ownership.why_not_xmen_experiment`` with the set's ``roots``): never touched.
     """
     if os.path.islink(folder) or not os.path.isdir(folder):
         return "blocked", "a file of that name is in the way; rename it"
@@ -382,6 +388,10 @@ def leftover(folder: str, params_text: str) -> tuple[str, str]:
         return "blocked", (f"folder exists and xmen did not make it (no {ownership.EXPERIMENT_MARKER}); "
                            "it is left untouched: rename it or register under another name")
     foreign = sorted(e for e in entries if not is_register_file(e))
+    why_not = ownership.why_not_xmen_experiment(folder, roots)
+    torn = ownership.marker_record(folder) is None  # empty: killed between creating the marker and writing it
+    if why_not is not None and not (torn and not foreign):
+        return "blocked", f"folder exists and is not this set's ({why_not}); it is left untouched: rename it"
     try:
         found = files.read_yaml(os.path.join(folder, PARAMS_FILE))
     except StateFileError:
@@ -406,6 +416,8 @@ def finish_leftover(folder: str, state: str, params_text: str, run_text: str) ->
     with files.locked(params_path):
         for own in _REGISTER_FILES:
             remove_stale_temps(os.path.join(folder, own))
+        if ownership.is_marked_experiment(folder) and ownership.marker_record(folder) is None:
+            os.unlink(os.path.join(folder, EXPERIMENT_MARKER))  # left empty by a kill: written again, whole
         if not ownership.is_marked_experiment(folder):
             ownership.mark_experiment(folder)
         if state == "repair":

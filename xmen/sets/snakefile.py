@@ -13,7 +13,7 @@ from pathlib import Path
 from xmen.store import files
 from xmen._assets import read_text
 from xmen._version import import_path
-from xmen.store.layout import PROFILE_DIR, SNAKEFILE, XMEN_PATH_FILE
+from xmen.store.layout import PROFILE_DIR, SET_WORKFLOW_WRITES, SNAKEFILE, XMEN_PATH_FILE
 
 
 _HEADER = """\
@@ -51,9 +51,17 @@ def default_profile() -> str:
     return read_text("config", "default", "config.yaml")
 
 
+def refuse_links(root: str | os.PathLike[str]) -> None:
+    """Refuse (LinkError naming it) a symbolic link where :func:`write_workflow` writes in the set at ``root``.
+    Every command that changes a set calls this before its first write, so a link there stops it with nothing
+    changed (not after experiment.yml or a params.yml was written)."""
+    files.refuse_links(root, SET_WORKFLOW_WRITES)
+
+
 def write_workflow(root: str | os.PathLike[str]) -> None:
     """(Re)write the Snakefile and the default profile of the set at ``root`` when their text changed."""
     root = Path(root)
+    refuse_links(root)  # every link refused before the first write
     _write_if_changed(root / SNAKEFILE, render_set_snakefile())
     files.own_folder((root / XMEN_PATH_FILE).parent)
     _write_if_changed(root / XMEN_PATH_FILE, xmen_import_path() + "\n")

@@ -9,6 +9,7 @@ its ``origin``, which ``xmen list`` shows.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shlex
@@ -17,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from xmen.errors import UsageError, XmenError
+from xmen.errors import LinkError, UsageError, XmenError
 from xmen.sets.expset import ExperimentSet
 from xmen.sets.finding import sets_below
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE, SNAKEFILE
@@ -149,6 +150,7 @@ def sync(
     if via == "rsync" and shutil.which("rsync") is None:
         raise XmenError("rsync is not installed here: install it, or use --via tar")
     dest_path = Path(os.path.abspath(os.path.expanduser(dest)))
+    refuse_links_in_copy(dest_path / os.path.basename(remote.path.rstrip("/")))
     created = _first_missing(dest_path)
     dest_path.mkdir(parents=True, exist_ok=True)
     try:
@@ -169,6 +171,26 @@ def sync(
     local = dest_path / os.path.basename(remote.path.rstrip("/"))
     _record_origin(local, remote)
     return local
+
+
+def refuse_links_in_copy(local: Path) -> None:
+    """Before a sync writes anything: a symbolic link at the local copy of the set, at a folder in it, or where a
+    record could be written (a file name RECORDS matches, or a link to nothing) is refused with a LinkError naming
+    it. A sync never writes through a link (tar would) nor replaces one (rsync would)."""
+    if local.is_symlink():
+        raise LinkError.at(local)
+    if not local.is_dir():
+        return
+    for folder, dirs, names in os.walk(local):  # never descends into a linked folder: it is refused first
+        for name in sorted(dirs) + sorted(names):
+            path = Path(folder, name)
+            if path.is_symlink() and (name in dirs or not path.is_file() or _is_record(name)):
+                raise LinkError.at(path)
+
+
+def _is_record(name: str) -> bool:
+    """True when a file called ``name`` is one of the records a sync copies."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in RECORDS)
 
 
 def _first_missing(path: Path) -> Path | None:

@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -123,15 +123,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file + fsync + rename + fsync of the folder); a symbolic link
-    at ``path`` is refused (LinkError), neither followed nor replaced."""
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], mode: int = 0o644) -> None:
+    """Replace ``path`` with what ``write`` writes into the binary handle it is given, atomically (temp file + fsync
+    + rename + fsync of the folder); a symbolic link at ``path`` is refused (LinkError naming it), neither followed
+    nor replaced. Every atomic replace of a whole file in xmen goes through here."""
     target = Path(path)
     refuse_link(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -141,6 +142,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o644
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
+    """:func:`write_atomic` of ``text`` (UTF-8): a symbolic link at ``path`` is refused, neither followed nor
+    replaced."""
+    data = text.encode("utf-8")
+    write_atomic(path, lambda handle: handle.write(data), mode)
 
 
 def write_new_file(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:

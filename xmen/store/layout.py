@@ -85,7 +85,9 @@ RESERVE_FILE = ".xmen-reserve"
 #: them is refused before the run starts (xmen never writes its own files through a link).
 EXPERIMENT_RUN_WRITES = (PARAMS_FILE, f".{PARAMS_FILE}.lock", LOCK_FILE, HEARTBEAT_FILE, RESERVE_FILE, RUN_LOG,
                          LOGS_DIR, HISTORY_FILE, DONE_FILE, MARKER_FILE, OUT_FILE)
-SET_RUN_WRITES = (LAST_RUN_LOG, SET_RUN_LOCK, XMEN_PATH_FILE, SNAKEFILE, PROFILE_FILE)
+#: A set's files every command that changes the set (re)writes: its Snakefile and default profile.
+SET_WORKFLOW_WRITES = (SNAKEFILE, XMEN_PATH_FILE, PROFILE_FILE)
+SET_RUN_WRITES = (LAST_RUN_LOG, SET_RUN_LOCK, *SET_WORKFLOW_WRITES)
 
 # ---------------------------------------------------------------------------------------------- the machine
 #: The global configuration, in ``$XMEN`` or ``~/.xmen``.

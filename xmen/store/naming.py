@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Iterable
 
 from xmen.errors import UsageError
 
@@ -23,6 +24,20 @@ RESERVED = frozenset(["default"])
 #: overrides and isolates, zero-width characters) and line or paragraph separators. A terminal shows them as
 #: nothing, or turns the text around them (``a=\u202ecod.exe``), so a name is not what it looks like.
 _HIDDEN_CATEGORIES = frozenset(["Cc", "Cf", "Zl", "Zp"])
+
+
+def not_utf8(args: Iterable[str]) -> str | None:
+    """Why the first of ``args`` (command-line arguments) that is not UTF-8 text is refused, naming its bytes
+    (``b'\\x9b'``); None when all are. Python hands such bytes of argv over as lone surrogates, which no file xmen
+    writes (YAML, UTF-8) can hold: every command line checks its arguments here before it writes anything."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            from_bytes = all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in arg)
+            shown = repr(arg.encode("utf-8", "surrogateescape")) if from_bytes else repr(arg)
+            return f"argument {shown} is not UTF-8 text (xmen keeps names, notes and paths as UTF-8)"
+    return None
 
 
 def hidden_char(text: str) -> str | None:

@@ -66,6 +66,20 @@ def _named(value: Any, roots: Iterable[str]) -> bool:
     return isinstance(value, str) and bool(value) and os.path.normpath(value) in {os.path.normpath(r) for r in roots if r}
 
 
+def marker_record(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What ``folder``'s experiment marker records (created_by, name, root), or None when there is no marker, it is
+    a link, or it holds no mapping (an empty one is what a kill between creating and writing it leaves)."""
+    marker = os.path.join(os.fspath(folder), EXPERIMENT_MARKER)
+    if os.path.islink(marker) or not os.path.isfile(marker):
+        return None
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            record = files.parse_yaml(handle.read(4096))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def why_not_xmen_experiment(folder: str | os.PathLike[str], roots: Iterable[str]) -> str | None:
     """None when xmen made ``folder`` as an experiment of the set whose folder is (or was) one of ``roots``;
     otherwise why not, for the user (a copy of another experiment, another set's, not xmen's at all)."""
@@ -77,12 +91,8 @@ def why_not_xmen_experiment(folder: str | os.PathLike[str], roots: Iterable[str]
         if is_legacy_experiment(folder, roots):
             return None
         return "xmen did not make it"
-    try:
-        with open(marker, encoding="utf-8") as handle:
-            record = files.parse_yaml(handle.read(4096))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
-        record = None
-    if isinstance(record, dict) and "name" in record:  # the marker names the folder and set it was made for
+    record = marker_record(folder)
+    if record is not None and "name" in record:  # the marker names the folder and set it was made for
         made_as, made_in = record.get("name"), record.get("root")
     else:  # a marker from before it named them: the params.yml register wrote beside it must
         params = files.read_mapping(os.path.join(folder, PARAMS_FILE)) or {}
