@@ -175,6 +175,34 @@ def test_only_the_layout_module_defines_state_file_names():
     assert defined == []
 
 
+def _layout_file_names() -> dict[str, str]:
+    """The layout's file and folder names that are only names of xmen's files (value -> constant): ``"xmen"`` (the
+    cache folder) is also the program's name, so it is left out."""
+    from xmen.store import layout
+
+    return {value: name for name, value in vars(layout).items()
+            if name.isupper() and name.endswith(("_FILE", "_DIR", "_LOG", "_LOCK", "_MARKER"))
+            and isinstance(value, str) and value != "xmen"}
+
+
+def test_no_module_spells_out_a_state_file_name():
+    """A file name is written once, in the layout: ``os.path.join(exp, "params.yml")`` elsewhere is a second home
+    (docstrings may name files; code uses the constants)."""
+    names = _layout_file_names()
+    spelled = []
+    for module, path in MODULES.items():
+        if module == LAYOUT:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        spelled += [f"{module}:{node.lineno}: {node.value!r} (layout.{names[node.value]})" for node in ast.walk(tree)
+                    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+                    and id(node) not in docstrings]
+    assert spelled == []
+
+
 def test_modules_stay_small_unless_they_hold_one_concept():
     large = []
     for module, path in MODULES.items():

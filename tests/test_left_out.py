@@ -3,6 +3,7 @@ reason at the end of every run (``xmen run``, ``xmen run -n``, plain ``snakemake
 and ``xmen ci`` fails on it instead of exiting 0 with Snakemake's "Nothing to be done". Local runs only."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import make_set, run_xmen, xmen
+from xmen.store import files
 
 BLOCKED_LINE = "not run (blocked): a=y: requirement ../b/* matches no linked experiment"
 
@@ -111,3 +113,19 @@ def test_xmen_run_verbose_names_a_blocked_experiment_once(orphan: Path) -> None:
     assert _tail(proc.stderr) == [
         BLOCKED_LINE, "1 blocked: not run, and no run starts them until what stops them changes"
     ], proc.stderr
+
+
+@pytest.mark.parametrize("planted", ["an empty file", "a symlink"])
+def test_reset_never_removes_a_status_file_xmen_did_not_write(planted: str, xmen_home: Path, tmp_path: Path) -> None:
+    """xmen reset removes the status files xmen wrote; a planted one (a link, a file without xmen's first line) is
+    the user's: it stays, the experiment is not reset, and the error names it. The other experiments are reset."""
+    (tmp_path / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    root = make_set(tmp_path, "set", "{a: x | y}")
+    PLANTED[planted](root / "a=x")
+    before = (root / "a=x" / "params.yml").read_bytes()
+    code, _, err = xmen(None, "reset", "-r", str(root))
+    assert code != 0 and "Traceback" not in err
+    assert f"a=x: {WHY[planted]}: remove it yourself" in err, err
+    assert os.path.lexists(root / "a=x" / "xmen.done") and (root / "a=x" / "params.yml").read_bytes() == before
+    assert "_reset" in files.read_yaml(root / "a=y" / "params.yml")

@@ -43,13 +43,14 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from xmen.define.process import SignalTrap
 from xmen.store import files
+from xmen.store.layout import CHECKPOINTS_DIR
 from xmen.store.status import STOPPED_ITSELF
 
 TRIGGERS = ("step", "epoch", "era", "eon", "supereon")
 BRIEF = {"step": "s", "epoch": "e", "era": "er", "eon": "eo", "supereon": "se"}
 _TRIGGER_OF = {**{k: k for k in TRIGGERS}, **{v: k for k, v in BRIEF.items()}}
 _CHECKPOINT_NAME = re.compile(r"^(\d+)\.(pt|pkl)$")
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = CHECKPOINTS_DIR  # its old name here
 
 
 class TimeLimit(Exception):

@@ -421,7 +421,7 @@ class XmenWorkflow:
         own = int(options.get("retries") or 0)
         if not own:
             return 0
-        params = os.path.join(self.cwd, exp, "params.yml")
+        params = os.path.join(self.cwd, exp, layout.PARAMS_FILE)
         decision = retry.decide(options, _read_params(params), attempt or 1)
         if decision.retry:
             return min(own, rule_retries)
@@ -474,7 +474,7 @@ class XmenWorkflow:
         options = self.options(exp)
         refused = rule_job.refusal(exp, attempt, int(options.get("retries") or 0))
         if refused is None and attempt > 1:
-            decision = retry.decide(options, _read_params(os.path.join(exp, "params.yml")), attempt - 1)
+            decision = retry.decide(options, _read_params(os.path.join(exp, layout.PARAMS_FILE)), attempt - 1)
             if not decision.retry:
                 refused = (f"{exp}: not run again, attempt {attempt - 1} ended by {decision.cause}: {decision.why} "
                            f"(see its params.yml _error and {os.path.join(exp, RUN_LOG)})")

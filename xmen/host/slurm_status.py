@@ -32,6 +32,7 @@ from xmen.slurm.queue import job_states
 from xmen.slurm.sacct import apply_verdict, job_record, member_row, normalise_statuses, query
 from xmen.store import files
 from xmen.store import status as st
+from xmen.store.layout import PARAMS_FILE
 
 
 #: The rule and wildcard of the Snakefile that runs experiments (rules/xmen_rule.smk).
@@ -248,7 +249,7 @@ def record_job_ends(job_infos: list[Any]) -> int:
     rows = query(list(dict.fromkeys(ids)))
     recorded = 0
     for job_id, exp, attempt, step in targets:
-        params = os.path.join(exp, "params.yml")
+        params = os.path.join(exp, PARAMS_FILE)
         if job_id not in rows or not os.path.isfile(params):
             continue
         row = rows[job_id] if step is None else member_row(rows[job_id], rows.get(f"{job_id}.{step[0]}"), step[1])
@@ -261,7 +262,7 @@ def record_job_ends(job_infos: list[Any]) -> int:
 def _step_in(exp: str, job_id: str) -> tuple[str, bool] | None:
     """``(step id, finished)`` of the experiment's run in SLURM job ``job_id`` (a pack member's own job step, which
     its runner recorded), or None when it did not run in that job."""
-    data = files.read_mapping(os.path.join(exp, "params.yml")) or {}
+    data = files.read_mapping(os.path.join(exp, PARAMS_FILE)) or {}
     run = data.get("_run") if isinstance(data.get("_run"), dict) else {}
     step = str(run.get("slurm_step_id") or "")
     if str(run.get("slurm_job_id") or "") != job_id or not step.isdigit():

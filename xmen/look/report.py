@@ -25,6 +25,7 @@ from xmen.look import compare as comparing, listing, plot
 from xmen.look.listing import readable
 from xmen.store import files
 from xmen.store.files import write_text_atomic
+from xmen.store.layout import PARAMS_FILE, RUN_LOG
 from xmen.store.provenance import parse_time
 from xmen.store.terminal import cut, plain
 
@@ -80,7 +81,7 @@ def default_by(experiments: "pandas.DataFrame", params: Sequence[str]) -> list[s
 def _details(root: str, name: str) -> dict[str, Any]:
     """What params.yml says beyond parameters and messages: failure reason, notes and provenance."""
     try:
-        params = files.read_yaml(os.path.join(root, name, "params.yml"))
+        params = files.read_yaml(os.path.join(root, name, PARAMS_FILE))
     except StateFileError as exc:
         return {"error": str(exc)}
     run = params.get("_run") if isinstance(params.get("_run"), dict) else {}
@@ -258,7 +259,7 @@ def _failures_html(data: ReportData) -> str:
         if str(status) not in _FAILED:
             continue
         detail = data.details.get((root, name), {})
-        log = os.path.join(root, name, "xmen.log")
+        log = os.path.join(root, name, RUN_LOG)
         rows.append([_e(name), f"<span class='badge bad'>{_e(status)}</span>", _e(detail.get("error")), _e(log)])
     if not rows:
         return "<p class='muted'>No experiment failed.</p>"

@@ -173,7 +173,7 @@ def cancel(exp_set: Any, pattern: str) -> CancelResult:
                 continue
         # After the signal: whoever writes first, the runner's `timeout` is replaced, or the runner keeps this.
         finished_meanwhile: list[bool] = []
-        files.update_yaml(target.exp_dir / "params.yml", mark)
+        files.update_yaml(target.exp_dir / PARAMS_FILE, mark)
         if finished_meanwhile:
             result.skipped.append((target.name, "finished before it could be cancelled"))
             continue

@@ -378,9 +378,6 @@ def release_for_rerun(paths: Iterable[str]) -> None:
     """Make finished experiments pending again (``xmen run --changed``): remove their status file, which xmen
     wrote, so that ``xmen run`` and Snakemake both see them as needing a run; params.yml keeps its history."""
     for path in paths:
-        try:
-            os.unlink(os.path.join(path, st.DONE_FILE))
-        except FileNotFoundError:
-            pass
+        statecheck.remove_status_file(path)
 
 

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 from xmen.store import logs
 from xmen.store import status as st
-from xmen.store.layout import RUN_LOG
+from xmen.store.layout import PARAMS_FILE, RUN_FILE, RUN_LOG
 
 #: What Snakemake sets to a job's threads for the libraries that start threads of their own (snakemake.shell).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -81,7 +81,7 @@ def environment(threads: int, resources: Mapping[str, Any], expect: str | None =
 def shell_line(exp: str, env: Mapping[str, str]) -> str:
     """The shell line of the rule's run block: run.sh with ``env``, its output in the experiment's log."""
     prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    return f"{prefix} bash {shlex.quote(os.path.join(exp, 'run.sh'))} > {shlex.quote(os.path.join(exp, RUN_LOG))} 2>&1"
+    return f"{prefix} bash {shlex.quote(os.path.join(exp, RUN_FILE))} > {shlex.quote(os.path.join(exp, RUN_LOG))} 2>&1"
 
 
 def refusal(exp: str, attempt: int, retries: int) -> str | None:
@@ -244,7 +244,7 @@ def run(spec: JobSpec) -> int:
     logs.keep_previous_log(spec.exp)
     _make_tmpdir(spec)
     log = os.path.join(spec.exp, RUN_LOG)
-    argv = [*spec.step, "bash", "-c", _TASK, "xmen-job", os.path.join(spec.exp, "run.sh"), log]
+    argv = [*spec.step, "bash", "-c", _TASK, "xmen-job", os.path.join(spec.exp, RUN_FILE), log]
     env = {key: value for key, value in os.environ.items() if not (spec.step and _launcher_default(key))}
     env.update(spec.env)
     try:
@@ -275,7 +275,7 @@ def _finished_since_planned(spec: JobSpec) -> bool:
         return False
     from xmen.store.locks import finished_since  # import weight: it loads PyYAML, which a direct job rarely needs
 
-    return finished_since(spec.exp, expect, os.path.join(spec.exp, "params.yml"))
+    return finished_since(spec.exp, expect, os.path.join(spec.exp, PARAMS_FILE))
 
 
 def _launcher_default(name: str) -> bool:

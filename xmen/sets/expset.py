@@ -419,8 +419,11 @@ class ExperimentSet:
                     continue
                 if current == status.RUNNING:
                     continue
+                foreign = statecheck.status_file_problem(exp_dir)
+                if foreign is not None:  # a file xmen did not write is never removed, and the experiment stays
+                    raise StateFileError(f"{foreign}: remove it yourself (xmen removes only its own)")
                 _update_params(exp_dir / PARAMS_FILE, back_to_registered)
-                (exp_dir / status.DONE_FILE).unlink(missing_ok=True)
+                statecheck.remove_status_file(exp_dir)
             except (XmenError, OSError) as exc:
                 failed.append((exp_name, _one_line(exc)))
                 continue

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from xmen.errors import StateFileError
 from xmen.store import files
-from xmen.store.layout import PARAMS_FILE, SET_FILE
+from xmen.store.layout import PARAMS_FILE, PROFILES_DIR, SET_FILE
 from xmen.store.legacy import convert_set
 from xmen.store.statecheck import check_set_data
 
@@ -64,7 +64,7 @@ def sets_below(top: str | os.PathLike[str], recursive: bool = True) -> Iterator[
                 continue
             if is_root and os.path.exists(os.path.join(entry.path, PARAMS_FILE)):
                 continue  # an experiment folder of this set
-            if entry.name in ("profiles",) and is_root:
+            if entry.name == PROFILES_DIR and is_root:
                 continue
             stack.append(Path(entry.path))
 

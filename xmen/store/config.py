@@ -17,14 +17,14 @@ from typing import Any, Callable
 
 from xmen.store import files, legacy
 from xmen.errors import StateFileError, UsageError
-from xmen.store.layout import CACHE_DIR, CONFIG_FILE, ORIGINAL_CONFIG_FILE
+from xmen.store.layout import CACHE_DIR, CONFIG_FILE, GLOBAL_CONFIG_DIR, ORIGINAL_CONFIG_FILE
 
 
 
 def config_dir() -> Path:
     """Folder of the global configuration (``$XMEN`` wins over ``~/.xmen``)."""
     env = os.environ.get("XMEN")
-    return Path(env).expanduser() if env else Path.home() / ".xmen"
+    return Path(env).expanduser() if env else Path.home() / GLOBAL_CONFIG_DIR
 
 
 def cache_dir() -> Path:

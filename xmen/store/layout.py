@@ -90,6 +90,8 @@ SET_WORKFLOW_WRITES = (SNAKEFILE, XMEN_PATH_FILE, PROFILE_FILE)
 SET_RUN_WRITES = (LAST_RUN_LOG, SET_RUN_LOCK, *SET_WORKFLOW_WRITES)
 
 # ---------------------------------------------------------------------------------------------- the machine
+#: The global configuration's folder in the home folder (``$XMEN`` names another).
+GLOBAL_CONFIG_DIR = ".xmen"
 #: The global configuration, in ``$XMEN`` or ``~/.xmen``.
 CONFIG_FILE = "config.yml"
 #: The original xmen's global configuration of 2021 (its ``Config``), read while no config.yml of ours exists.
@@ -154,3 +156,6 @@ CONFIG_COMMENTS = {
     "header": "Text put at the top of every generated run.sh (after the shebang)",
     "sets": "Experiment sets created on this machine",
 }
+
+#: A Monitor's checkpoints: ``<experiment>/checkpoints/<name>/<step>.pkl`` (or .pt).
+CHECKPOINTS_DIR = "checkpoints"

@@ -224,3 +224,17 @@ def status_file_problem(exp_dir: str | os.PathLike[str], recorded: str | None = 
     if recorded is not None and recorded not in (st.FINISHED, st.RUNNING):
         return f"its status file {DONE_FILE} says finished, but params.yml says {recorded}"
     return None
+
+
+def remove_status_file(exp_dir: str | os.PathLike[str]) -> None:
+    """Remove the status file xmen wrote in ``exp_dir`` (none there: nothing to do). One that xmen did not write
+    (:func:`status_file_problem`: a symlink, a folder, a file without xmen's first line) is never removed:
+    StateFileError naming it, for the user to remove."""
+    problem = status_file_problem(exp_dir)
+    if problem is not None:
+        raise StateFileError(f"{os.path.join(os.fspath(exp_dir), DONE_FILE)}: {problem.removeprefix('its ')}; "
+                             "xmen removes only the status files it wrote: remove it yourself")
+    try:
+        os.unlink(os.path.join(os.fspath(exp_dir), DONE_FILE))
+    except FileNotFoundError:
+        pass
