@@ -5,8 +5,9 @@ configuration), runs one command and asserts: exactly one stderr line starting `
 file, a non-zero exit, no traceback, and state files unchanged. Commands over many experiments (reset, note -e)
 finish the healthy experiments: those change, the damaged one does not, and the error names it.
 
-``xmen list`` reports a damaged set as a ``Warning: skipped ...`` line and lists the healthy sets, exit 0 (its
-design: one listing covers many sets); its rows assert that line instead.
+``xmen list`` run from a parent folder reports a damaged set found below it as a ``Warning: skipped ...`` line and
+lists the healthy sets, exit 0 (its design: one listing covers many sets); its rows assert that line instead. A set
+the listing names (ROOT, or the current folder's set) that cannot be read is an error like any other command's.
 
 ``python tests/test_damaged_state.py`` prints the tally (rows / clean one-line error / traceback / partial state).
 """
@@ -304,3 +305,42 @@ def test_healthy_sets_with_every_run_option_pass_the_checks(xmen_home, tmp_path,
     assert main(["unlink", "a=w"]) == 0 and main(["clean", "-y"]) == 0
     assert files.read_yaml(root / "a=x" / "params.yml")["_notes"] == ["a note"]
     assert not (root / "a=w").exists()
+
+
+@pytest.mark.parametrize("where, args", [
+    ("set_a", ("list",)),                    # the current folder's set
+    ("set_a/a=x", ("list",)),                # inside one of its experiment folders
+    (".", ("list", "set_a")),                # named as ROOT
+    (".", ("list", "set_a/a=*")),            # named through a glob over its experiments
+    (".", ("compare", "set_a")),
+    (".", ("report", "set_a")),
+])
+def test_a_named_set_with_a_damaged_experiment_yml_is_an_error(xmen_home, tmp_path, monkeypatch, capsys, where,
+                                                                  args):
+    """A set the command names (ROOT, or the current folder's) that cannot be read: one ``Error: FILE: ...`` line
+    and a non-zero exit, never a warning and exit 0."""
+    monkeypatch.chdir(tmp_path)
+    root = _healthy_set(tmp_path)
+    (root / "experiment.yml").write_text("experiments: [a, b\n")
+    monkeypatch.chdir(tmp_path / where)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert code != 0, out + err
+    assert err.splitlines() == [f"Error: {root / 'experiment.yml'}: invalid YAML (line 2, column 1): did not find "
+                                "expected ',' or ']'"], err
+
+
+def test_a_damaged_set_found_below_a_parent_folder_is_skipped_with_a_warning(xmen_home, tmp_path, monkeypatch,
+                                                                            capsys):
+    """Sets found below the folder a listing starts from: a damaged one is named and skipped, the others listed."""
+    monkeypatch.chdir(tmp_path)
+    root = _healthy_set(tmp_path)
+    (tmp_path / "other").mkdir()
+    make_set(tmp_path / "other", "set_b", "{a: q}", script="../script.sh", defaults="../defaults.yml")
+    (root / "experiment.yml").write_text("experiments: [a, b\n")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith(f"Warning: skipped {root}: experiment.yml: invalid YAML"), err
+    assert "a=q" in out and "a=x" not in out

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-from xmen.errors import UsageError
+from xmen.errors import StateFileError, UsageError
 from xmen.look.index import _Context, _SetState
 from xmen.look.predicates import Predicate, parse_param_filters
 from xmen.run.planner import BLOCKED, CHANGED, DONE, Planner
-from xmen.sets.finding import select_sets
+from xmen.sets.finding import named_sets, select_sets
 from xmen.slurm.queue import QueueView
 from xmen.store import status as st
 from xmen.store.layout import LOCK_FILE, SET_FILE
@@ -109,6 +109,17 @@ def _type_matches(pattern: str, value: Any) -> bool:
         return False
 
 
+def _refuse_named_damage(patterns: Sequence[Any], selected: dict[str, tuple[Any, Any]]) -> None:
+    """Raise StateFileError (``FILE: what is wrong``) when a set the globs name themselves (xmen.sets.finding.
+    named_sets: the current folder's set, ROOT) cannot be read; sets found below a parent are only skipped."""
+    for root in sorted(named_sets(patterns)):
+        state = selected.get(root, (None, None))[0]
+        problem = getattr(state, "problem", None)
+        if problem is not None:
+            prefix = f"{SET_FILE}: "
+            raise StateFileError(f"{os.path.join(root, SET_FILE)}: {problem.removeprefix(prefix)}")
+
+
 def collect(
     globs: Sequence[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
@@ -124,8 +135,9 @@ def collect(
     regex over the experiment class (``_version.class``, else the set's ``type``) and ``status`` the statuses to
     keep (``lost`` included). A predicate's name is looked up among the experiment's parameters first, then among
     its messages (``val_acc>0.9``); ``NAME [param]`` / ``NAME [message]`` (the table's labels for a name that is
-    both) look in one place only. ``sort`` orders the rows (see :func:`sort_rows`). Unreadable sets and
-    experiments are reported in ``problems``, never raised.
+    both) look in one place only. ``sort`` orders the rows (see :func:`sort_rows`). Unreadable experiments, and
+    unreadable sets found below a parent folder, are reported in ``problems``; a set the globs name themselves
+    (the current folder's set, ROOT, ROOT/GLOB) whose experiment.yml cannot be read raises StateFileError.
     """
     with no_gc():
         result = _collect(globs, cwd, params=params, type=type, status=status)
@@ -150,6 +162,7 @@ def _collect(
     base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     now_ns = time.time_ns()
     patterns, selected = select_sets(list(globs or [base]), base, lambda root: _SetState(root, now_ns))
+    _refuse_named_damage(patterns, selected)
 
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str]] = []

@@ -29,7 +29,7 @@ from xmen.store.layout import PARAMS_FILE, PROFILES_DIR, SET_FILE
 from xmen.store.legacy import convert_set
 from xmen.store.statecheck import check_set_data
 
-__all__ = ["Glob", "LinkedNames", "select_sets", "sets_below", "sets_selected"]
+__all__ = ["Glob", "LinkedNames", "named_sets", "select_sets", "sets_below", "sets_selected"]
 
 
 class _Set(Protocol):
@@ -283,6 +283,13 @@ def select_sets(
             tests = list(chosen)
             selected[root] = (states[root], lambda name, tests=tests: any(t(name) for t in tests))
     return patterns, selected
+
+
+def named_sets(patterns: Sequence[Glob]) -> set[str]:
+    """The set folders the globs name themselves rather than find below a parent: the set a glob starts in (the
+    current folder's set, ``ROOT``, ``ROOT/GLOB``, an experiment path inside it). A named set that cannot be read
+    is an error; a set found below a parent folder that cannot be read is skipped with a warning."""
+    return {p.start for p in patterns if os.path.isfile(os.path.join(p.start, SET_FILE))}
 
 
 def sets_selected(globs: Sequence[str] | None = None, cwd: str | os.PathLike[str] | None = None) -> list[Path]:
