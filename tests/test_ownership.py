@@ -171,6 +171,24 @@ def test_rm_keeps_what_was_there_before_init(env, capsys):
     assert str(root) not in global_config.load().sets
 
 
+def test_rm_keeps_the_users_files_in_the_sets_xmen_folder_and_names_them(env, capsys):
+    """.xmen/ holds xmen's files (the last run's log, the run lock, where xmen is installed): rm deletes those, and
+    a file, folder or link of the user's in it stays, named as kept."""
+    root = make_set(env, "set", "{a: x}")
+    xmen(capsys, "run", "-r", str(root))  # last-run.log, run.lock beside xmen-path
+    (root / ".xmen" / "mine.txt").write_text("u\n")
+    (root / ".xmen" / "notes").mkdir()
+    (root / ".xmen" / "notes" / "n.txt").write_text("n\n")
+    (root / ".xmen" / "link").symlink_to(env / "script.sh")
+    code, _, err = xmen(capsys, "rm", "-y", str(root))
+    assert code == 0, err
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        ".xmen", ".xmen/link", ".xmen/mine.txt", ".xmen/notes", ".xmen/notes/n.txt"]
+    assert (root / ".xmen" / "mine.txt").read_text() == "u\n"
+    assert "kept what xmen did not make: .xmen/link, .xmen/mine.txt, .xmen/notes" in err
+    assert (env / "script.sh").read_text() == SCRIPT
+
+
 def test_rm_of_a_set_in_its_own_folder_removes_the_folder(env, capsys):
     root = make_set(env)
     code, _, err = xmen(capsys, "rm", str(root), "-y")

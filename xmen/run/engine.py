@@ -27,7 +27,7 @@ from xmen.run import planner
 from xmen.run.progress import NOT_RUN
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
 from xmen.sets.finding import sets_below
-from xmen.store.layout import EXPERIMENT_RUN_WRITES, SET_RUN_LOCK, SET_RUN_WRITES, XMEN_DIR
+from xmen.store.layout import EXPERIMENT_RUN_WRITES, SET_RUN_LOCK, SET_RUN_WRITES, TARGETS_PREFIX, XMEN_DIR
 
 
 
@@ -199,7 +199,7 @@ def run_with_snakemake(
         try:
             if not everything:
                 handle = tempfile.NamedTemporaryFile(
-                    "w", dir=root / XMEN_DIR, prefix="targets-", suffix=".txt", delete=False, encoding="utf-8"
+                    "w", dir=root / XMEN_DIR, prefix=TARGETS_PREFIX, suffix=".txt", delete=False, encoding="utf-8"
                 )
                 with handle:
                     handle.write("".join(f"{p.name}\n" for p in pending))

@@ -7,6 +7,7 @@ changes nothing: folders are written only after the whole request was checked, a
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shutil
@@ -23,7 +24,7 @@ from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILE_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE,
-                               SET_COMMENTS, SET_FILE, SET_RUN_LOCK)
+                               SET_COMMENTS, SET_FILE, SET_RUN_LOCK, XMEN_DIR)
 from xmen.store.shown import shown_status
 from xmen.store.attempts import done_text
 from xmen.store.legacy import (backup_if_original_set, convert_set, finished_by_original, is_original_set,
@@ -641,6 +642,15 @@ class ExperimentSet:
                     plan.kept.append(PROFILES_DIR)  # the user's other profiles
             elif name in before:
                 plan.kept.append(name)
+            elif name == XMEN_DIR:  # xmen's files in it go; the user's stay (and so does the folder, then)
+                folder = self.root / XMEN_DIR
+                if folder.is_symlink() or not folder.is_dir():
+                    plan.kept.append(name)
+                    continue
+                for entry in sorted(os.listdir(folder)):
+                    ours = ownership.is_xmen_dir_entry(folder, entry)
+                    (plan.files if ours else plan.kept).append(f"{XMEN_DIR}/{entry}")
+                plan.files.append(XMEN_DIR)  # removed at the end only when nothing is left in it
             elif ownership.is_xmen_set_entry(name) or name.startswith(_TRASH_PREFIX):
                 plan.files.append(name)
             else:
@@ -666,6 +676,9 @@ class ExperimentSet:
                     for folder in (path.parent, path.parent.parent):
                         if folder.is_dir() and not any(folder.iterdir()):
                             folder.rmdir()
+                elif name == XMEN_DIR:
+                    with contextlib.suppress(OSError):  # only when empty: the user's files in it stay
+                        path.rmdir()
                 elif path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)
                 elif path.exists() or path.is_symlink():

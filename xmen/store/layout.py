@@ -53,6 +53,10 @@ INDEX_CACHE_DIR = "list-index"
 LAST_RUN_LOG = Path(XMEN_DIR) / "last-run.log"
 #: Lock a set-wide ``xmen run`` holds.
 SET_RUN_LOCK = Path(XMEN_DIR) / "run.lock"
+#: The files xmen writes in a set's XMEN_DIR (the listing index lived there before it moved to the user's cache),
+#: and the prefix of the list of targets ``xmen run`` hands Snakemake there: ``rm`` deletes these, keeps the rest.
+XMEN_DIR_FILES = (XMEN_PATH_FILE.name, LAST_RUN_LOG.name, SET_RUN_LOCK.name, INDEX_FILE, DELTA_FILE)
+TARGETS_PREFIX = "targets-"
 #: Top-level entries of a set that xmen itself writes (init, register, run, list, Snakemake started in the set).
 SET_ENTRIES = (SET_FILE, DEFAULTS_FILE, SCRIPT_FILE, SNAKEFILE, XMEN_DIR, ".snakemake")
 

@@ -27,7 +27,8 @@ from typing import Any, Iterable
 import yaml
 
 from xmen.store import files
-from xmen.store.layout import DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE
+from xmen.store.layout import (DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES,
+                               SET_FILE, SNAKEFILE, TARGETS_PREFIX, XMEN_DIR_FILES)
 
 #: Keys of experiment.yml written by ``init``: what it created, and what was in the folder before it.
 INIT_CREATED = "init_created"
@@ -148,6 +149,18 @@ def is_xmen_set_entry(name: str) -> bool:
         if name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp")):
             return True
     return name.startswith(".xmen-init-")  # staging folder an interrupted init left
+
+
+def is_xmen_dir_entry(folder: str | os.PathLike[str], name: str) -> bool:
+    """True for an entry ``name`` of a set's ``.xmen/`` folder (``folder``) that xmen wrote: a regular file (never a
+    link or a folder) at one of xmen's names there (XMEN_DIR_FILES, a list of run targets), their lock sidecars and
+    stray temp files. Anything else in ``.xmen/`` is the user's, and stays."""
+    if not os.path.isfile(os.path.join(os.fspath(folder), name)) or os.path.islink(os.path.join(os.fspath(folder), name)):
+        return False
+    if name in XMEN_DIR_FILES or (name.startswith(TARGETS_PREFIX) and name.endswith(".txt")):
+        return True
+    return any(name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp"))
+               for own in XMEN_DIR_FILES)
 
 
 def set_inside(folder: str | os.PathLike[str]) -> str | None:
