@@ -44,5 +44,14 @@ class LinkError(XmenError, OSError):
         return cls(f"{path} is a symbolic link; xmen never writes its own files through one (move the link away)")
 
 
+class ForeignFileError(XmenError, OSError):
+    """A file xmen did not write stands at one of xmen's names, where a command would overwrite or delete it."""
+
+    @classmethod
+    def at(cls, path: object, why: str) -> "ForeignFileError":
+        """The one-line refusal naming the file at ``path`` and why it is not xmen's."""
+        return cls(f"{path}: {why}; xmen never overwrites or deletes a file it did not write (move it away)")
+
+
 class ExperimentError(XmenError):
     """An experiment definition is invalid (parameter table, type mismatch, ...)."""

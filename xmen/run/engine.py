@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from xmen.store import files
+from xmen.store import files, ownership
 from xmen.errors import StateFileError, XmenError
 from xmen.sets.expset import RUN_FILE, SET_FILE, ExperimentSet
 from xmen.run import planner
@@ -126,10 +126,11 @@ def runs_on_slurm(profile: str | None, extra: Sequence[str], cwd: Path) -> bool:
 def refuse_links(root: Path, pending: Iterable[Any]) -> None:
     """Before anything runs: refuse (LinkError, one line naming it) a symbolic link where the run would write one
     of xmen's files, in the set or in a ``pending`` experiment's folder, so that no file a link points to is
-    overwritten or appended to."""
+    overwritten or appended to; nor a file of the user's where the run would replace or delete one of xmen's."""
     files.refuse_links(root, SET_RUN_WRITES)
     for item in pending:
         files.refuse_links(root / item.name, EXPERIMENT_RUN_WRITES)
+        ownership.refuse_foreign_run_files(root / item.name)  # nor over a file of the user's at xmen's names
 
 
 @contextlib.contextmanager

@@ -54,7 +54,8 @@ from xmen.store import files
 from xmen.store import status as st
 from xmen.store.terminal import plain
 from xmen.errors import LinkError, XmenError
-from xmen.store.layout import EXPERIMENT_RUN_WRITES, RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
+from xmen.store import ownership
+from xmen.store.layout import EXPERIMENT_RUN_WRITES, RESERVE_BYTES, RESERVE_FILE, RUN_COMMENTS  # noqa: F401 - RUN_COMMENTS: its old home
 from xmen.store.lifecycle import CancelledBeforeStart, Lifecycle, attempt_number as _attempt  # noqa: F401 - _attempt: its old name
 # The lock protocol's names, also importable from here (their old home; tests and tools use them).
 from xmen.store.locks import (DONE_MISSING, ENV_ATTEMPT, ENV_EXPECT_DONE, ENV_JOB, ENV_JOB_PARAMS,  # noqa: F401
@@ -68,7 +69,6 @@ ENV_KILL_GRACE = "XMEN_KILL_GRACE"
 KILL_GRACE_SECONDS = 30.0
 #: The experiment's time limit in minutes (the rule exports Snakemake's ``runtime`` resource under this name).
 ENV_RUNTIME = "XMEN_RUNTIME"
-RESERVE_BYTES = 256 * 1024
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 _TIMEOUT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -292,6 +292,7 @@ def run_job(params_path: str, script_path: str) -> int:
     if not os.path.isfile(script):
         raise XmenError(f"{script}: no such file", exit_code=2)
     files.refuse_links(exp_dir, EXPERIMENT_RUN_WRITES)  # before the lock: nothing written through a link
+    ownership.refuse_foreign_run_files(exp_dir)  # nor over (or instead of) a file of the user's at xmen's names
     life = Lifecycle(params, owner=True, on_full_disk=lambda: _release_space(exp_dir), prefix="xmen.job")
     if not life.acquire(wait=True):  # the holder ran it meanwhile: report that run, never start a second one
         status = life.ran_meanwhile[0] if life.ran_meanwhile else None
@@ -342,9 +343,10 @@ def _reserve_space(exp_dir: str) -> None:
 
 
 def _release_space(exp_dir: str) -> None:
-    """Free the reserve: delete RESERVE_FILE, unless a symbolic link stands there (xmen did not make that)."""
+    """Free the reserve: delete RESERVE_FILE, only when it is the reserve xmen writes (ownership.is_xmen_reserve:
+    never a symbolic link or a file of the user's)."""
     path = os.path.join(exp_dir, RESERVE_FILE)
-    if os.path.islink(path):
+    if not ownership.is_xmen_reserve(path):
         return
     try:
         os.unlink(path)

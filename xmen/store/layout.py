@@ -84,6 +84,9 @@ HEARTBEAT_FILE = ".xmen-heartbeat"
 MARKER_FILE = ".xmen-queued"
 #: Space the runner keeps aside while the experiment runs, freed to record the outcome when the disk filled up.
 RESERVE_FILE = ".xmen-reserve"
+#: The reserve's size: RESERVE_BYTES zero bytes (a file of zeros no longer than this is xmen's reserve, or what a
+#: kill while writing it left; anything else at that name is the user's, and a run refuses to touch it).
+RESERVE_BYTES = 256 * 1024
 
 #: An experiment's files and folders a run writes, and a set's that ``xmen run`` writes: a symbolic link at any of
 #: them is refused before the run starts (xmen never writes its own files through a link).

@@ -55,7 +55,7 @@ import sys
 from typing import Any, Callable, Mapping
 
 from xmen.errors import XmenError
-from xmen.store import attempts, files
+from xmen.store import attempts, files, ownership
 from xmen.store import status as st
 from xmen.store.heartbeat import Heartbeat
 from xmen.store.layout import DONE_FILE, RUN_COMMENTS
@@ -197,6 +197,7 @@ class Lifecycle:
         touching nothing, for an experiment ``xmen cancel`` cancelled in this SLURM job before the job reached it.
         """
         if self.owner:
+            ownership.refuse_foreign_run_files(self.exp_dir)  # a user's file at xmen's names: touch nothing
             if os.environ.get("SLURM_JOB_ID"):  # before anything is touched (checked again under the write's lock)
                 self._refuse_cancelled(files.read_mapping(self.params))
             if self._fd is not None:

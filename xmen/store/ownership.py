@@ -22,13 +22,18 @@ where experiment.yml says it was before a move), and a ``run.sh`` that xmen gene
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, Iterable
 
 import yaml
 
+from xmen.errors import ForeignFileError
 from xmen.store import files
-from xmen.store.layout import (DEFAULTS_FILE, EXPERIMENT_MARKER, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES,
-                               SET_FILE, SNAKEFILE, TARGETS_PREFIX, XMEN_DIR_FILES)
+from xmen.store.markers import marker
+from xmen.store.statecheck import status_file_problem
+from xmen.store.layout import (DEFAULTS_FILE, DONE_FILE, EXPERIMENT_MARKER, LOGS_DIR, MARKER_FILE, PARAMS_FILE,
+                               RESERVE_BYTES, RESERVE_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE,
+                               TARGETS_PREFIX, XMEN_DIR_FILES)
 
 #: Keys of experiment.yml written by ``init``: what it created, and what was in the folder before it.
 INIT_CREATED = "init_created"
@@ -155,12 +160,65 @@ def is_xmen_dir_entry(folder: str | os.PathLike[str], name: str) -> bool:
     """True for an entry ``name`` of a set's ``.xmen/`` folder (``folder``) that xmen wrote: a regular file (never a
     link or a folder) at one of xmen's names there (XMEN_DIR_FILES, a list of run targets), their lock sidecars and
     stray temp files. Anything else in ``.xmen/`` is the user's, and stays."""
-    if not os.path.isfile(os.path.join(os.fspath(folder), name)) or os.path.islink(os.path.join(os.fspath(folder), name)):
+    path = os.path.join(os.fspath(folder), name)
+    if os.path.islink(path) or not os.path.isfile(path):
         return False
     if name in XMEN_DIR_FILES or (name.startswith(TARGETS_PREFIX) and name.endswith(".txt")):
         return True
     return any(name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp"))
                for own in XMEN_DIR_FILES)
+
+
+def is_xmen_reserve(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is the reserve a run writes (RESERVE_FILE): a regular file (never a link) of zero bytes,
+    no longer than RESERVE_BYTES (shorter: what a kill while writing it left). Missing: False."""
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > RESERVE_BYTES:
+            return False
+        data = os.read(fd, RESERVE_BYTES + 1)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return len(data) <= RESERVE_BYTES and not data.strip(b"\0")
+
+
+def foreign_run_file(exp_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(path, why) of the first file in experiment folder ``exp_dir`` that a run would replace or delete although
+    xmen did not write it, or None. A run writes RESERVE_FILE over any old one and deletes it, deletes the queued
+    marker (MARKER_FILE) and the status file (DONE_FILE): at each of these names only what xmen writes is xmen's
+    (the reserve's zeros, a marker naming a SLURM job, a status file saying ``finished``). Its other files are never
+    truncated: the log (RUN_LOG) is set aside into LOGS_DIR as an earlier attempt's (so that must be a folder), the
+    rest are appended to or only touched.
+    Symbolic links are :func:`xmen.store.files.refuse_links`'s."""
+    folder = os.fspath(exp_dir)
+    reserve = os.path.join(folder, RESERVE_FILE)
+    if os.path.lexists(reserve) and not os.path.islink(reserve) and not is_xmen_reserve(reserve):
+        return reserve, f"not the reserve xmen writes (at most {RESERVE_BYTES} zero bytes)"
+    queued = os.path.join(folder, MARKER_FILE)
+    if os.path.lexists(queued) and not os.path.islink(queued) and marker(folder) is None:
+        return queued, "not a queued marker of xmen's (it names no SLURM job)"
+    logs = os.path.join(folder, LOGS_DIR)
+    if os.path.lexists(logs) and not os.path.islink(logs) and not os.path.isdir(logs):
+        return logs, "not a folder, where xmen keeps the earlier attempts' logs"
+    done = os.path.join(folder, DONE_FILE)
+    problem = status_file_problem(folder)
+    if problem is not None and not os.path.islink(done):
+        return done, problem.removeprefix(f"its status file {DONE_FILE} ")
+    return None
+
+
+def refuse_foreign_run_files(exp_dir: str | os.PathLike[str]) -> None:
+    """Before a run touches ``exp_dir``: ForeignFileError naming a file of the user's at one of xmen's names there
+    (:func:`foreign_run_file`); nothing is touched."""
+    found = foreign_run_file(exp_dir)
+    if found is not None:
+        raise ForeignFileError.at(*found)
 
 
 def set_inside(folder: str | os.PathLike[str]) -> str | None:
