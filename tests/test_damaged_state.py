@@ -5,9 +5,10 @@ configuration), runs one command and asserts: exactly one stderr line starting `
 file, a non-zero exit, no traceback, and state files unchanged. Commands over many experiments (reset, note -e)
 finish the healthy experiments: those change, the damaged one does not, and the error names it.
 
-``xmen list`` run from a parent folder reports a damaged set found below it as a ``Warning: skipped ...`` line and
-lists the healthy sets, exit 0 (its design: one listing covers many sets); its rows assert that line instead. A set
-the listing names (ROOT, or the current folder's set) that cannot be read is an error like any other command's.
+Every row runs in the damaged set, so ``xmen list`` names that set: a damaged experiment.yml is an error like any
+other command's. A damaged params.yml is one experiment: ``xmen list`` reports it as a ``Warning: skipped ...`` line
+and lists the others, exit 0 (its design: one listing covers many experiments and sets); those rows assert that line.
+A damaged set that a listing only finds below a parent folder is skipped with such a warning too (its own test).
 
 ``python tests/test_damaged_state.py`` prints the tally (rows / clean one-line error / traceback / partial state).
 """
@@ -235,7 +236,7 @@ def judge(row: Row, outcome: Outcome) -> tuple[bool, bool, bool]:
     lines = outcome.err.splitlines()
     damaged = str(outcome.damaged)
     changed = _changed(outcome)
-    if row.command == "list":
+    if row.command == "list" and row.kind != "set":  # a set's damage: it runs in the set, which it names
         reported = [line for line in lines if line.startswith("Warning: skipped ")]
         named = len(reported) == 1 and ("experiment.yml" in reported[0] or BROKEN in reported[0])
         return named and outcome.code == 0, False, bool(changed)

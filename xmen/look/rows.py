@@ -109,15 +109,24 @@ def _type_matches(pattern: str, value: Any) -> bool:
         return False
 
 
-def _refuse_named_damage(patterns: Sequence[Any], selected: dict[str, tuple[Any, Any]]) -> None:
-    """Raise StateFileError (``FILE: what is wrong``) when a set the globs name themselves (xmen.sets.finding.
-    named_sets: the current folder's set, ROOT) cannot be read; sets found below a parent are only skipped."""
-    for root in sorted(named_sets(patterns)):
+def _refuse_named_damage(named: set[str], selected: dict[str, tuple[Any, Any]]) -> None:
+    """Raise StateFileError (``FILE: what is wrong``) when a set the globs name themselves (``named``: xmen.sets.
+    finding.named_sets, the current folder's set or ROOT) cannot be read, or links an invalid experiment name;
+    sets found below a parent folder are only skipped, with a warning."""
+    for root in sorted(named):
         state = selected.get(root, (None, None))[0]
         problem = getattr(state, "problem", None)
+        if problem is None and state is not None:
+            bad = next((n for n in state.names if _invalid_name(n)), None)
+            problem = None if bad is None else f"'experiments' links an invalid experiment name {bad!r}"
         if problem is not None:
             prefix = f"{SET_FILE}: "
             raise StateFileError(f"{os.path.join(root, SET_FILE)}: {problem.removeprefix(prefix)}")
+
+
+def _invalid_name(name: str) -> bool:
+    """A linked name that is no experiment folder of the set (empty, a path, ``.`` or ``..``)."""
+    return not name or "/" in name or name in (".", "..")
 
 
 def collect(
@@ -162,7 +171,8 @@ def _collect(
     base = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     now_ns = time.time_ns()
     patterns, selected = select_sets(list(globs or [base]), base, lambda root: _SetState(root, now_ns))
-    _refuse_named_damage(patterns, selected)
+    named = named_sets(patterns)
+    _refuse_named_damage(named, selected)
 
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str]] = []
@@ -177,7 +187,7 @@ def _collect(
             continue
         info = state.info
         names = state.names if matcher is None else [n for n in state.names if matcher(n)]
-        for bad in [n for n in names if not n or "/" in n or n in (".", "..")]:
+        for bad in [n for n in names if _invalid_name(n)]:
             problems.append((root, f"{SET_FILE} links an invalid experiment name {bad!r}"))
             names = [n for n in names if n != bad]
         notes = info.get("notes")
