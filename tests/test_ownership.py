@@ -189,6 +189,29 @@ def test_rm_keeps_the_users_files_in_the_sets_xmen_folder_and_names_them(env, ca
     assert (env / "script.sh").read_text() == SCRIPT
 
 
+def test_clean_and_rm_keep_a_users_folder_named_like_xmens_trash(env, capsys):
+    """clean and rm delete the hidden trash folders an interrupted clean or rm left; a folder of the user's that
+    only shares their name prefix stays (rm names it as kept), and so does the .xmen/ file of the user's (unlink and
+    clean never touch .xmen/)."""
+    root = make_set(env, "set", "{a: x | y}")
+    (root / ".xmen-trash-mine").mkdir()
+    (root / ".xmen-trash-mine" / "notes.txt").write_text("mine\n")
+    (root / ".xmen" / "mine.txt").write_text("u\n")
+    left = root / ".xmen-trash-left"  # what a kill during an older clean left: one experiment folder xmen made
+    left.mkdir()
+    (root / "a=y").rename(left / "a=y")
+    assert xmen(capsys, "unlink", "a=x", "-r", str(root))[0] == 0
+    code, _, err = xmen(capsys, "clean", "-y", "-r", str(root))
+    assert code == 0, err
+    assert not (root / "a=x").exists() and not left.exists()
+    assert (root / ".xmen-trash-mine" / "notes.txt").read_text() == "mine\n"
+    assert (root / ".xmen" / "mine.txt").read_text() == "u\n"
+    code, _, err = xmen(capsys, "rm", "-y", str(root))
+    assert code == 0, err
+    assert (root / ".xmen-trash-mine" / "notes.txt").read_text() == "mine\n"
+    assert "kept what xmen did not make: .xmen/mine.txt, .xmen-trash-mine" in err
+
+
 def test_rm_of_a_set_in_its_own_folder_removes_the_folder(env, capsys):
     root = make_set(env)
     code, _, err = xmen(capsys, "rm", str(root), "-y")

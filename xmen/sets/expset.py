@@ -24,7 +24,8 @@ from xmen.sets import snakefile
 from xmen.store import origin as _origin
 from xmen.errors import NotASetError, SetExistsError, StateFileError, UsageError, XmenError
 from xmen.store.layout import (DEFAULTS_FILE, PARAMS_FILE, PROFILE_FILE, PROFILES_DIR, RUN_FILE, SCRIPT_FILE,
-                               SET_COMMENTS, SET_FILE, SET_RUN_LOCK, XMEN_DIR)
+                               SET_COMMENTS, SET_FILE, SET_RUN_LOCK, TRASH_MARKER, TRASH_PREFIX,
+                               XMEN_DIR)
 from xmen.store.shown import shown_status
 from xmen.store.attempts import done_text
 from xmen.store.legacy import (backup_if_original_set, convert_set, finished_by_original, is_original_set,
@@ -571,7 +572,7 @@ class ExperimentSet:
                 if _delete_experiment_folder(self.root, exp_name):
                     removed.append(exp_name)
             for entry in os.scandir(self.root):  # what an interrupted clean or rm left half-deleted
-                if entry.name.startswith(_TRASH_PREFIX) and entry.is_dir(follow_symlinks=False):
+                if ownership.is_xmen_trash(entry.path):  # never a folder of the user's with that prefix
                     shutil.rmtree(entry.path, ignore_errors=True)
         return removed
 
@@ -651,7 +652,7 @@ class ExperimentSet:
                     ours = ownership.is_xmen_dir_entry(folder, entry)
                     (plan.files if ours else plan.kept).append(f"{XMEN_DIR}/{entry}")
                 plan.files.append(XMEN_DIR)  # removed at the end only when nothing is left in it
-            elif ownership.is_xmen_set_entry(name) or name.startswith(_TRASH_PREFIX):
+            elif ownership.is_xmen_set_entry(name) or ownership.is_xmen_trash(self.root / name):
                 plan.files.append(name)
             else:
                 plan.kept.append(name)
@@ -700,7 +701,6 @@ class RemovalPlan:
     kept: list[str] = field(default_factory=list)
 
 
-_TRASH_PREFIX = ".xmen-trash-"
 
 
 def _names(names: list[str], limit: int = 20) -> str:
@@ -746,10 +746,12 @@ def _delete_experiment_folder(root: Path, exp_name: str) -> bool:
     if fd is None:
         return False
     try:
-        trash = Path(tempfile.mkdtemp(prefix=_TRASH_PREFIX, dir=root))
+        trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=root))
+        files.write_new_file(trash / TRASH_MARKER, "")  # xmen's trash until the end (ownership.is_xmen_trash)
         os.replace(folder, trash / exp_name)
     finally:
         release(fd)
+    shutil.rmtree(trash / exp_name)
     shutil.rmtree(trash)
     return True
 

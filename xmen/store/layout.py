@@ -57,6 +57,10 @@ SET_RUN_LOCK = Path(XMEN_DIR) / "run.lock"
 #: and the prefix of the list of targets ``xmen run`` hands Snakemake there: ``rm`` deletes these, keeps the rest.
 XMEN_DIR_FILES = (XMEN_PATH_FILE.name, LAST_RUN_LOG.name, SET_RUN_LOCK.name, INDEX_FILE, DELTA_FILE)
 TARGETS_PREFIX = "targets-"
+#: A hidden folder ``clean`` and ``rm`` move an experiment folder into before deleting it (one rename: a kill never
+#: leaves a half-deleted folder that still looks like an experiment), marked by TRASH_MARKER while it holds anything.
+TRASH_PREFIX = ".xmen-trash-"
+TRASH_MARKER = ".xmen-trash"
 #: Top-level entries of a set that xmen itself writes (init, register, run, list, Snakemake started in the set).
 SET_ENTRIES = (SET_FILE, DEFAULTS_FILE, SCRIPT_FILE, SNAKEFILE, XMEN_DIR, ".snakemake")
 

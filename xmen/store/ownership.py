@@ -33,7 +33,7 @@ from xmen.store.markers import marker
 from xmen.store.statecheck import status_file_problem
 from xmen.store.layout import (DEFAULTS_FILE, DONE_FILE, EXPERIMENT_MARKER, LOGS_DIR, MARKER_FILE, PARAMS_FILE,
                                RESERVE_BYTES, RESERVE_FILE, RUN_FILE, SCRIPT_FILE, SET_ENTRIES, SET_FILE, SNAKEFILE,
-                               TARGETS_PREFIX, XMEN_DIR_FILES)
+                               TARGETS_PREFIX, TRASH_MARKER, TRASH_PREFIX, XMEN_DIR_FILES)
 
 #: Keys of experiment.yml written by ``init``: what it created, and what was in the folder before it.
 INIT_CREATED = "init_created"
@@ -167,6 +167,25 @@ def is_xmen_dir_entry(folder: str | os.PathLike[str], name: str) -> bool:
         return True
     return any(name == f".{own}.lock" or (name.startswith(f".{own}.") and name.endswith(".tmp"))
                for own in XMEN_DIR_FILES)
+
+
+def is_xmen_trash(path: str | os.PathLike[str]) -> bool:
+    """True for a trash folder ``clean`` or ``rm`` made in a set (TRASH_PREFIX, a real folder, never a link) that
+    carries TRASH_MARKER, is empty (a kill right after it was made), or (an older xmen's, without the marker) holds
+    only one experiment folder xmen made. A folder of the user's that happens to have the prefix is none of these."""
+    path = os.fspath(path)
+    if not os.path.basename(path).startswith(TRASH_PREFIX) or os.path.islink(path) or not os.path.isdir(path):
+        return False
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return False
+    if not entries:
+        return True
+    marker_path = os.path.join(path, TRASH_MARKER)
+    if os.path.isfile(marker_path) and not os.path.islink(marker_path):
+        return True
+    return len(entries) == 1 and is_marked_experiment(os.path.join(path, entries[0]))
 
 
 def is_xmen_reserve(path: str | os.PathLike[str]) -> bool:
