@@ -8,7 +8,6 @@ An ``xmen.log`` the user put there is set aside like an earlier attempt's log, n
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from xmen.store.layout import RESERVE_BYTES
 from xmen.store.lifecycle import Lifecycle
 
 from cli_helpers import make_set, xmen
+from original_xmen import tree_bytes as tree
 
 DEFAULTS = "a: h  # (str) A parameter (default='h')\n"
 SCRIPT = "#!/bin/bash\necho ran\n"
@@ -31,16 +31,6 @@ def world(shell_experiment, tmp_path):
     """A set ``set`` with one registered experiment ``a=x``."""
     shell_experiment({"script.sh": SCRIPT, "defaults.yml": DEFAULTS})
     return make_set(tmp_path, "set", "{a: x}")
-
-
-def tree(top: Path) -> dict[str, bytes]:
-    """Every entry below ``top`` with its bytes (a folder as empty bytes)."""
-    found: dict[str, bytes] = {}
-    for folder, dirs, names in os.walk(top):
-        for name in dirs + names:
-            path = Path(folder, name)
-            found[os.path.relpath(path, top)] = b"" if path.is_dir() else path.read_bytes()
-    return found
 
 
 #: A file of the user's at one of xmen's names, and why it is not xmen's (the end of the refusal's reason).
