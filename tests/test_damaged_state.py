@@ -267,10 +267,11 @@ def tally() -> tuple[int, int, int, int]:
 
     counts = [0, 0, 0, 0]
     for row in ROWS:
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as cache:
             top = Path(folder)
             (top / "home").mkdir()
-            os.environ.update(HOME=str(top / "home"), XMEN=str(top / "cfg"), XDG_CONFIG_HOME=str(top / "xdg"))
+            os.environ.update(HOME=str(top / "home"), XMEN=str(top / "cfg"), XDG_CONFIG_HOME=str(top / "xdg"),
+                              XDG_CACHE_HOME=cache)  # the listing's index, beside the folder, as conftest has it
             try:
                 outcome = attempt(row, top)
             finally:
