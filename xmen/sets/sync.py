@@ -21,6 +21,7 @@ from pathlib import Path
 from xmen.errors import LinkError, UsageError, XmenError
 from xmen.sets.expset import ExperimentSet
 from xmen.sets.finding import sets_below
+from xmen.store import naming
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE, SNAKEFILE
 
 #: File names and patterns copied (rsync include patterns, matched against the file name).
@@ -150,6 +151,8 @@ def sync(
     if via == "rsync" and shutil.which("rsync") is None:
         raise XmenError("rsync is not installed here: install it, or use --via tar")
     dest_path = Path(os.path.abspath(os.path.expanduser(dest)))
+    naming.check_new_folder("folder", dest_path, itself=False)
+    naming.check_new_folder("set name", dest_path / os.path.basename(remote.path.rstrip("/")))
     refuse_links_in_copy(dest_path / os.path.basename(remote.path.rstrip("/")))
     created = _first_missing(dest_path)
     dest_path.mkdir(parents=True, exist_ok=True)
