@@ -172,3 +172,30 @@ def test_a_requirement_cycle_written_by_hand_blocks_its_experiments(edit: str, x
         f"Error: {len(cycles)} experiment(s) blocked, never run: "
         f"{', '.join('set/' + name for name in cycles)} (xmen list shows why)"], proc.stderr
     assert "Cyclic" not in proc.stdout + proc.stderr
+
+
+def test_plain_snakemake_with_the_ci_profile_is_what_the_readme_says(orphan: Path) -> None:
+    """README: `snakemake -s "$(xmen workflow)" --profile ci --directory experiments` needs the profile installed,
+    exits non-zero on a failed experiment, and names a blocked one with exit code 0 (xmen ci fails on it)."""
+    (orphan / "fails.sh").write_text("#!/bin/bash\nexit 3\n")
+    failing = make_set(orphan, "c", "{a: f}", script="fails.sh")
+    workflow = run_xmen("workflow", cwd=orphan).stdout.strip()
+    command = [sys.executable, "-m", "snakemake", "-s", workflow, "--profile", "ci", "--directory", str(orphan),
+               "--cores", "1"]
+
+    def snakemake() -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=orphan, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=300)
+
+    proc = snakemake()
+    assert proc.returncode != 0 and "ci" in proc.stderr and "profile" in proc.stderr.lower(), proc.stderr
+    assert not (failing / "a=f" / "xmen.log").exists()  # it stopped before running anything
+    assert xmen(None, "config", "--install-profiles")[0] == 0
+    proc = snakemake()
+    assert proc.returncode != 0, proc.stdout + proc.stderr  # c/a=f failed
+    assert f"xmen: {BLOCKED_LINE.replace('a=y', 'a/a=y', 1)}" in proc.stderr.splitlines(), proc.stderr
+    code, _, err = xmen(None, "unlink", "a=f", "-r", str(failing))
+    assert code == 0, err
+    proc = snakemake()
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # only a blocked experiment is left: exit 0
+    assert _tail(proc.stderr)[0] == f"xmen: {BLOCKED_LINE.replace('a=y', 'a/a=y', 1)}", proc.stderr
