@@ -131,6 +131,9 @@ ROWS: list[Row] = [
     row("no such folder: /path/that/does/not/exist", "list", "/path/that/does/not/exist"),
     row("no such folder: /path/that/does/not/exist", "compare", "/path/that/does/not/exist"),
     row("no such folder", "list", "nope/*", cwd="work"),
+    row("empty folder", "config", "--add_path", ""),
+    row("--max-size: 99999999999999999999... is not a finite size", "sync", "host:/a/set", "dest", "--max-size",
+        "9" * 400, cwd="work"),
     # ------------------------------------------------------------------------------- original xmen users (19)
     row("use --status-is finished", "reset", "*", "-s", "finished"),  # the original's -s SET the status
     row("use --status-is registered", "reset", "a=x", "--status", "registered"),

@@ -25,7 +25,7 @@ from xmen.store.layout import DEFAULTS_FILE, SCRIPT_FILE
 @click.option("--enable_prompt", "prompt", flag_value=True, default=None, help="Ask for a purpose at init.")
 @click.option("--disable_prompt", "prompt", flag_value=False, help="Never ask for a purpose at init.")
 @click.option("--add", "add", metavar="SCRIPT", help="Register the Experiment classes defined in a Python script.")
-@click.option("--add_path", metavar="DIR", help="Put DIR on the import path of experiment modules.")
+@click.option("--add_path", metavar="DIR", type=FOLDER, help="Put DIR on the import path of experiment modules.")
 @click.option("-r", "--remove", metavar="NAME_OR_DIR", help="Forget an experiment class or an import path.")
 @click.option("-H", "--header", metavar="FILE_OR_TEXT", help="Header put at the top of each generated run.sh.")
 @click.option("--list", "show", is_flag=True, help="Print the configuration.")

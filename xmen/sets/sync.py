@@ -10,6 +10,7 @@ its ``origin``, which ``xmen list`` shows.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 import shlex
@@ -73,11 +74,14 @@ def rsync_command(remote: Remote, dest: Path, rsh: str, max_size: str) -> list[s
 
 
 def size_in_bytes(max_size: str) -> int:
+    """Bytes of a ``--max-size`` (``500K``, ``20M``, ``1G``); UsageError for anything else."""
     if not _SIZE.match(max_size):
         raise UsageError(f"--max-size: expected a size such as 500K, 20M or 1G, got {max_size!r}")
     unit = max_size[-1].upper() if max_size[-1].isalpha() else ""
-    number = float(max_size[:-1] if unit else max_size)
-    return int(number * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit])
+    number = float(max_size[:-1] if unit else max_size) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+    if not math.isfinite(number):  # 400 digits: a float, but no int
+        raise UsageError(f"--max-size: {max_size[:20]}... is not a finite size")
+    return int(number)
 
 
 def tar_remote_command(remote: Remote, max_size: str) -> str:
