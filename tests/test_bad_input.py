@@ -107,7 +107,7 @@ ROWS: list[Row] = [
     row("set name '-x' may not start with '-'", "init", "-r", "sub/-x", "-s", "script.sh", "-d", "defaults.yml",
         cwd="work"),
     row("folder '-x' may not start with '-'", "demo", "--dir", "-x", cwd="work"),
-    row("set name '-x' may not start with '-'", "sync", "host:/a/-x", "dest", cwd="work"),
+    row("folder '-x' may not start with '-'", "sync", "--", "host:/a/set", "-x", cwd="work"),
     row("folder '-d' may not start with '-'", "sync", "host:/a/set", "new/-d", cwd="work"),
     row("no experiment set below", "ci", "../../mine"),
     row("empty PROFILE", "run", "--profile", ""),

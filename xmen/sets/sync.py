@@ -155,8 +155,7 @@ def sync(
     if via == "rsync" and shutil.which("rsync") is None:
         raise XmenError("rsync is not installed here: install it, or use --via tar")
     dest_path = Path(os.path.abspath(os.path.expanduser(dest)))
-    naming.check_new_folder("folder", dest_path, itself=False)
-    naming.check_new_folder("set name", dest_path / os.path.basename(remote.path.rstrip("/")))
+    naming.check_new_folder("folder", dest_path, itself=False)  # the set keeps its remote name, whatever it is
     refuse_links_in_copy(dest_path / os.path.basename(remote.path.rstrip("/")))
     created = _first_missing(dest_path)
     dest_path.mkdir(parents=True, exist_ok=True)
