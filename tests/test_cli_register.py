@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-import yaml
 
 from xmen.store import files
 
