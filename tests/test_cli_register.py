@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-import yaml
 
 from xmen.store import files
 
@@ -164,7 +163,7 @@ BAD_REGISTER = [
     (["{a: x}", "-n", "default"], "what Snakemake looks up as the set's profile"),
     (["{a: x}", "-x", "0"], "at least 1"),
     (["{a: x}", "--threads", "0"], "at least 1"),
-    (["{a: x}", "--retries", "-1"], "0 or more"),
+    (["{a: x}", "--retries", "-1"], "--retries: must be a whole number of at least 0, found -1"),
     (["{a: x}", "--resources", "mem_mb"], "NAME=VALUE"),
     (["{a: x}", "--resources", "mem_mb=1;touch pwned"], "NAME=VALUE"),
     (["{a: x}", "--resources", "slurm_partition=a;b"], "invalid value"),

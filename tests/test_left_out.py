@@ -129,3 +129,73 @@ def test_reset_never_removes_a_status_file_xmen_did_not_write(planted: str, xmen
     assert f"a=x: {WHY[planted]}: remove it yourself" in err, err
     assert os.path.lexists(root / "a=x" / "xmen.done") and (root / "a=x" / "params.yml").read_bytes() == before
     assert "_reset" in files.read_yaml(root / "a=y" / "params.yml")
+
+
+CYCLES = {
+    "a self-requirement": ({"a=y": ["a=y"]}, {"a=y": "a=y -> a=y"}),
+    "two requiring each other": ({"a=x": ["a=y"], "a=y": ["a=x"]}, {"a=x": "a=x -> a=y -> a=x",
+                                                                    "a=y": "a=y -> a=x -> a=y"}),
+}
+
+
+@pytest.mark.parametrize("edit", list(CYCLES))
+def test_a_requirement_cycle_written_by_hand_blocks_its_experiments(edit: str, xmen_home: Path,
+                                                                   tmp_path: Path) -> None:
+    """register refuses a cycle, but experiment.yml can be edited by hand: the planner sees the cycle and blocks the
+    experiments on it, named with the cycle at the end of the run, in xmen list and failing xmen ci (it was "1 would
+    run", then Snakemake's CyclicGraphException); the others run."""
+    (tmp_path / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    root = make_set(tmp_path, "set", "{a: x | y | z}")
+    requires, cycles = CYCLES[edit]
+
+    def add(data: dict) -> dict:
+        for name, specs in requires.items():
+            data["experiments"][name] = {**(data["experiments"][name] or {}), "requires": specs}
+        return data
+
+    files.update_yaml(root / "experiment.yml", add)
+    lines = [f"not run (blocked): {name}: requirement cycle: {shown}" for name, shown in cycles.items()]
+    proc = run_xmen("run", "-n", cwd=root)
+    free = 3 - len(cycles)  # the experiments on no cycle
+    assert f"{free} experiment(s) would run." in proc.stdout and "a=z" in proc.stdout, proc.stdout + proc.stderr
+    assert all(line in proc.stderr.splitlines() for line in lines), proc.stderr
+    proc = run_xmen("run", cwd=root)
+    assert f"Summary: {free} finished" in proc.stderr and "Cyclic" not in proc.stderr, proc.stderr
+    assert all(line in proc.stderr.splitlines() for line in lines), proc.stderr
+    code, out, err = xmen(None, "list", str(root))
+    assert code == 0, err
+    for shown in cycles.values():
+        assert f"! blocked: requirement cycle: {shown}" in out, out
+    proc = run_xmen("ci", ".", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and _tail(proc.stderr, 1) == [
+        f"Error: {len(cycles)} experiment(s) blocked, never run: "
+        f"{', '.join('set/' + name for name in cycles)} (xmen list shows why)"], proc.stderr
+    assert "Cyclic" not in proc.stdout + proc.stderr
+
+
+def test_plain_snakemake_with_the_ci_profile_is_what_the_readme_says(orphan: Path) -> None:
+    """README: `snakemake -s "$(xmen workflow)" --profile ci --directory experiments` needs the profile installed,
+    exits non-zero on a failed experiment, and names a blocked one with exit code 0 (xmen ci fails on it)."""
+    (orphan / "fails.sh").write_text("#!/bin/bash\nexit 3\n")
+    failing = make_set(orphan, "c", "{a: f}", script="fails.sh")
+    workflow = run_xmen("workflow", cwd=orphan).stdout.strip()
+    command = [sys.executable, "-m", "snakemake", "-s", workflow, "--profile", "ci", "--directory", str(orphan),
+               "--cores", "1"]
+
+    def snakemake() -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=orphan, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=300)
+
+    proc = snakemake()
+    assert proc.returncode != 0 and "ci" in proc.stderr and "profile" in proc.stderr.lower(), proc.stderr
+    assert not (failing / "a=f" / "xmen.log").exists()  # it stopped before running anything
+    assert xmen(None, "config", "--install-profiles")[0] == 0
+    proc = snakemake()
+    assert proc.returncode != 0, proc.stdout + proc.stderr  # c/a=f failed
+    assert f"xmen: {BLOCKED_LINE.replace('a=y', 'a/a=y', 1)}" in proc.stderr.splitlines(), proc.stderr
+    code, _, err = xmen(None, "unlink", "a=f", "-r", str(failing))
+    assert code == 0, err
+    proc = snakemake()
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # only a blocked experiment is left: exit 0
+    assert _tail(proc.stderr)[0] == f"xmen: {BLOCKED_LINE.replace('a=y', 'a/a=y', 1)}", proc.stderr

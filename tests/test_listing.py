@@ -102,7 +102,8 @@ def test_globs_match_set_roots_folders_and_experiment_paths(tmp_path):
     assert listed("**/set_c") == [("set_c", "i=0")]
     assert listed("**/i=0") == [("set_c", "i=0"), ("set_a", "i=0"), ("set_b", "i=0")]  # sets in path order
     assert listed("set_a/i=1", "set_a") == [("set_a", f"i={i}") for i in range(4)]  # union, no duplicates
-    assert listed("set_z") == []
+    with pytest.raises(UsageError, match="no such folder: .*set_z$"):  # a typo is an error, not "no experiments"
+        listed("set_z")
     assert listed("set_a/i=9") == []
     assert listing.find_sets(["set_a/i=1", "group/*"], cwd=tmp_path) == [c, a]
 

@@ -203,8 +203,9 @@ def test_sync_refuses_a_source_that_is_not_host_and_path(xmen_home, tmp_path, ca
 def test_sync_of_a_set_named_like_an_option_copies_it_and_touches_nothing_beside_it(via, xmen_home, tmp_path,
                                                                                     capsys, sshd):
     """A set called ``-delete`` reached the remote ``find`` as its action: nothing was copied, exit 0, and the
-    files beside the set were deleted."""
-    remote = make_set(tmp_path, "cluster/-delete", SWEEP)
+    files beside the set were deleted. (xmen init refuses such a name now: the set was named so before, by hand.)"""
+    remote = tmp_path / "cluster" / "-delete"
+    make_set(tmp_path, "cluster/delete", SWEEP).rename(remote)
     beside = tmp_path / "cluster" / "keep.txt"
     beside.write_text("the user's own\n")
     laptop = tmp_path / "laptop"

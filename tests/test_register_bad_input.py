@@ -40,7 +40,7 @@ BAD = [
     _expect("unknown parameter 'p0'", UNKNOWN_7, "--max-experiments", "100000000"),
     _expect("the sweep makes 100,000,000 experiments", "{a: x}", "-x", "100000000"),
     _expect("more than the limit of 10", "{b: 1 | 2 | 3}", "-x", "4", "--max-experiments", "10"),
-    _expect("--max-experiments must be at least 1", "{a: x}", "--max-experiments", "0"),
+    _expect("--max-experiments: must be a whole number of at least 1, found 0", "{a: x}", "--max-experiments", "0"),
     _expect("alias bomb", BOMB_SWEEP),
     _expect("alias bomb", "{a: 'x | " + BOMB_ANCHORS + "'}"),
     _expect("refers to the node that contains it", "{a: &x [1, *x]}"),

@@ -13,6 +13,7 @@ from xmen.look import listing
 from xmen.store import status as st
 from xmen.errors import UsageError
 from xmen.cli._common import GLOB
+from xmen.cli._values import NAME
 from xmen.look.compare import compare_rows
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -25,18 +26,18 @@ def _names(values: tuple[str, ...]) -> list[str]:
 
 @click.command("compare", context_settings=CONTEXT)
 @click.argument("globs", nargs=-1, metavar="[GLOB]...", type=GLOB)
-@click.option("-b", "--by", "by", multiple=True, metavar="PARAM",
+@click.option("-b", "--by", "by", multiple=True, metavar="PARAM", type=NAME,
               help="Group by these parameters (repeatable or comma-separated); the rest, such as seeds, is averaged "
               "over. Without --by, all experiments form one group.")
-@click.option("-m", "--metric", "metrics", multiple=True, metavar="MESSAGE",
+@click.option("-m", "--metric", "metrics", multiple=True, metavar="MESSAGE", type=NAME,
               help="Summarise these messages (repeatable or comma-separated; default: every numeric message).")
 @click.option("-p", "--param", "params", multiple=True, metavar="PREDICATE",
               help="Only experiments passing a predicate, as in xmen list ('seed<3', 'val_acc>0.9'). Repeatable.")
-@click.option("-n", "--type", "type_", metavar="TYPE", help="Only experiments whose type matches TYPE (glob or regex).")
+@click.option("-n", "--type", "type_", metavar="TYPE", type=NAME, help="Only experiments whose type matches TYPE (glob or regex).")
 @click.option("--status-is", "status_is", multiple=True, metavar="STATUS",
               type=click.Choice(st.ALL, case_sensitive=False),
               help="Only experiments with this status (e.g. finished). Repeatable.")
-@click.option("--sort", "sort", metavar="COLUMN",
+@click.option("--sort", "sort", metavar="COLUMN", type=NAME,
               help="Sort the groups by a column of the table, e.g. 'val_acc mean'; '-COLUMN' from largest.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout and nothing else.")
 def compare_command(

@@ -16,6 +16,7 @@ from xmen.look import listing
 from xmen.store import status as st
 from xmen.cli.compat import SeveralValuesCommand
 from xmen.cli._common import GLOB
+from xmen.cli._values import NAME, Seconds, count
 from xmen.errors import UsageError, XmenError
 from xmen.look.watch import watch as redraw
 
@@ -56,12 +57,12 @@ def _refuse_meta_regex(globs: Sequence[str]) -> None:
     "(-p a b), as the original did: put GLOBs before -p.",
 )
 @click.option(
-    "--sort", "sort", multiple=True, metavar="KEY",
+    "--sort", "sort", multiple=True, metavar="KEY", type=NAME,
     help="Sort by a column, parameter or message (looked up in that order); '-KEY' (or --sort=-KEY) sorts from "
     "largest to smallest. Repeatable: the first KEY decides first. Experiments without KEY come last.",
 )
 @click.option("--desc", is_flag=True, help="Sort from largest to smallest (every --sort KEY without '-').")
-@click.option("-n", "--type", "type_", metavar="TYPE", help="Only experiments whose type matches TYPE (glob or regex).")
+@click.option("-n", "--type", "type_", metavar="TYPE", type=NAME, help="Only experiments whose type matches TYPE (glob or regex).")
 @click.option("-s", "--status", "show_status", is_flag=True, help="Show the status column.")
 @click.option(
     "--status-is", "status_is", multiple=True, metavar="STATUS",
@@ -80,11 +81,11 @@ def _refuse_meta_regex(globs: Sequence[str]) -> None:
 @click.option("-P", "--purpose", is_flag=True, help="Show each experiment's purpose.")
 @click.option("-l", "--list", "notebook", is_flag=True, help="Show each set with its experiments, purpose and notes.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout and nothing else (roots relative).")
-@click.option("--max_width", "--max-width", "max_width", type=click.IntRange(min=4), metavar="N",
+@click.option("--max_width", "--max-width", "max_width", type=count(4), metavar="N",
               help="Cap each column at N characters (longer values end in '...').")
-@click.option("--max_rows", "--max-rows", "max_rows", type=click.IntRange(min=1), metavar="N",
+@click.option("--max_rows", "--max-rows", "max_rows", type=count(1), metavar="N",
               help="Show only the first and last rows when there are more than N.")
-@click.option("--watch", type=click.FloatRange(min=0.1), is_flag=False, flag_value=2.0, default=None,
+@click.option("--watch", type=Seconds(0.1), is_flag=False, flag_value=2.0, default=None,
               metavar="[SECONDS]", help="Redraw every SECONDS (default 2) until Ctrl-C. Put GLOBs first.")
 def list_command(
     globs: tuple[str, ...],

@@ -8,6 +8,7 @@ import click
 from xmen.store.terminal import plain
 from xmen.errors import UsageError
 from xmen.cli._common import GLOB
+from xmen.cli._values import NAME
 from xmen.look import plot, report
 from xmen.look.listing import to_dataframe
 
@@ -21,7 +22,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 
 @click.command("plot", context_settings=CONTEXT)
 @click.argument("args", nargs=-1, required=True, metavar="[GLOB]... METRIC")
-@click.option("--by", multiple=True, metavar="PARAM[,PARAM]",
+@click.option("--by", multiple=True, metavar="PARAM[,PARAM]", type=NAME,
               help="One curve per group of these parameters (mean, with a band of one std), not per experiment.")
 @click.option("-x", "--x", "x_axis", type=click.Choice(["step", "time"]), default="step", show_default=True,
               help="Against the step given to message() (else its position), or seconds since the first message.")
@@ -54,9 +55,9 @@ def plot_command(args, by, x_axis, params, output) -> None:
 @click.argument("sets", nargs=-1, metavar="[SET]...", type=GLOB)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html", show_default=True,
               help="The HTML file to write.")
-@click.option("--by", multiple=True, metavar="PARAM[,PARAM]",
+@click.option("--by", multiple=True, metavar="PARAM[,PARAM]", type=NAME,
               help="Compare and plot groups of these parameters (default: every varying parameter but seeds).")
-@click.option("-m", "--metric", "metrics", multiple=True, metavar="NAME",
+@click.option("-m", "--metric", "metrics", multiple=True, metavar="NAME", type=NAME,
               help="Compare and plot these metrics only (default: every numeric message). Repeatable.")
 @click.option("-x", "--x", "x_axis", type=click.Choice(["step", "time"]), default="step", show_default=True,
               help="x axis of the plots.")

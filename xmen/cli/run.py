@@ -11,6 +11,7 @@ import click
 
 from xmen.cli import edge
 from xmen.cli._common import FOLDER, GLOB, Folder, say
+from xmen.cli._values import NAME, count
 from xmen.errors import UsageError, XmenError
 from xmen._assets import asset
 from xmen.run import engine, progress
@@ -20,7 +21,7 @@ from xmen.sets import snakefile
 from xmen.sets.finding import sets_below
 from xmen.store import config as global_config, files
 from xmen.store.legacy import is_original_set
-from xmen.store import layout
+from xmen.store import layout, naming
 from xmen.store.layout import SNAKEFILE, XMEN_DIR
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -90,8 +91,8 @@ class _LauncherCommand(click.Command):
 @click.argument("glob", required=False, type=GLOB)
 @click.argument("launcher", nargs=-1)
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Show what would run and why; run nothing.")
-@click.option("--profile", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (Snakemake --cores/--jobs).")
+@click.option("--profile", type=NAME, metavar="PROFILE", help="Snakemake profile (e.g. slurm, local, ci; see xmen config --install-profiles).")
+@click.option("-j", "--jobs", type=count(1), help="Experiments at once (Snakemake --cores/--jobs).")
 @click.option("-r", "--root", type=FOLDER, help="The set (default: current folder).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output instead of one progress line.")
 @click.option("--changed", is_flag=True, help="Also rerun finished experiments whose params or code changed.")
@@ -226,11 +227,12 @@ def _print_plan(pending) -> None:
 @click.command("demo", context_settings=CONTEXT)
 @click.option("--dir", "folder", type=FOLDER,
               help="Where to build the demo (default: a temp folder).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Experiments at once.")
+@click.option("-j", "--jobs", type=count(1), default=2, show_default=True, help="Experiments at once.")
 def demo_command(folder, jobs) -> None:
     """Run the tutorial end to end: define, register a sweep, run it with Snakemake, list the results."""
     root_command = click.get_current_context().find_root().command
     base = Path(folder).absolute() if folder else Path(tempfile.mkdtemp(prefix="xmen-demo-"))
+    naming.check_new_folder("folder", base, itself=False)
     if is_set(base):  # its .xmen/ is the set's own folder, not a place for the demo's configuration
         raise UsageError(f"{base} is an experiment set; pick another --dir for the demo")
     refuse_nested_set(base)
@@ -274,8 +276,8 @@ def _quote(text: str) -> str:
 
 @click.command("ci", cls=_SplitDashDash, context_settings=CONTEXT)
 @click.argument("folder", default=".", type=Folder(exists=True))
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Experiments at once (default: all cores).")
-@click.option("--profile", help="Snakemake profile (default: xmen's shipped ci profile).")
+@click.option("-j", "--jobs", type=count(1), help="Experiments at once (default: all cores).")
+@click.option("--profile", type=NAME, metavar="PROFILE", help="Snakemake profile (default: xmen's shipped ci profile).")
 @click.option("-n", "--dry-run", "dry_run", is_flag=True, help="Only show what would run.")
 @click.pass_context
 def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
@@ -286,6 +288,8 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
     """
     import subprocess
 
+    if not any(True for _ in sets_below(Path(folder))):  # Snakemake would say "Nothing to be done" and write there
+        raise XmenError(f"no experiment set below {os.path.abspath(folder)}")
     _relink_moved_sets(Path(folder), dry_run=dry_run)  # a dry run writes nothing: it plans the sets as they are
     workflow = Path(str(asset("workflow", SNAKEFILE)))
     profile_path = profile or str(asset("config", "ci"))

@@ -10,6 +10,7 @@ import click
 from xmen.store import config as global_config
 from xmen.cli import _common
 from xmen.cli._common import CONTEXT, FOLDER, GLOB, confirm, fail
+from xmen.cli._values import NAME
 from xmen.errors import UsageError
 from xmen._assets import asset
 from xmen.define.loading import find_experiment_classes
@@ -24,7 +25,7 @@ from xmen.store.layout import DEFAULTS_FILE, SCRIPT_FILE
 @click.option("--enable_prompt", "prompt", flag_value=True, default=None, help="Ask for a purpose at init.")
 @click.option("--disable_prompt", "prompt", flag_value=False, help="Never ask for a purpose at init.")
 @click.option("--add", "add", metavar="SCRIPT", help="Register the Experiment classes defined in a Python script.")
-@click.option("--add_path", metavar="DIR", help="Put DIR on the import path of experiment modules.")
+@click.option("--add_path", metavar="DIR", type=FOLDER, help="Put DIR on the import path of experiment modules.")
 @click.option("-r", "--remove", metavar="NAME_OR_DIR", help="Forget an experiment class or an import path.")
 @click.option("-H", "--header", metavar="FILE_OR_TEXT", help="Header put at the top of each generated run.sh.")
 @click.option("--list", "show", is_flag=True, help="Print the configuration.")
@@ -112,7 +113,7 @@ def install_snakemake_profiles(force: bool = False) -> list[str]:
 
 # --------------------------------------------------------------------------- init
 @click.command("init", context_settings=CONTEXT)
-@click.option("-n", "--name", help="A configured Python experiment class (see xmen config --add).")
+@click.option("-n", "--name", type=NAME, help="A configured Python experiment class (see xmen config --add).")
 @click.option("-s", "--script", type=click.Path(dir_okay=False), help="A shell script taking a params.yml path.")
 @click.option("-d", "--defaults", type=click.Path(dir_okay=False), help="defaults.yml for --script.")
 @click.option("-r", "--root", type=FOLDER, help="Folder of the set (default: current).")
@@ -150,9 +151,9 @@ def init_command(name, script, defaults, root, purpose) -> None:
 @click.option("--retry-on", metavar="CAUSES", help="Failure causes retried, e.g. 'default,error' (error, oom, timeout, "
               "node, preempted, lost, all; default: node, preempted, lost, and oom/timeout when the next attempt "
               "asks for more memory/runtime).")
-@click.option("--requires", multiple=True, metavar="PATH_OR_GLOB",
+@click.option("--requires", multiple=True, metavar="PATH_OR_GLOB", type=NAME,
               help="Experiments that must finish first, e.g. ../train/lr=0.1 or 'train_*' (repeatable).")
-@click.option("--seed-param", metavar="PARAM", help="Set PARAM to each repeat's index (1..N), e.g. --seed-param seed.")
+@click.option("--seed-param", metavar="PARAM", type=NAME, help="Set PARAM to each repeat's index (1..N), e.g. --seed-param seed.")
 @click.option("--max-experiments", type=int, default=None, metavar="N",
               help="Refuse sweeps of more than N experiments (default: 100,000).")
 def register_command(sweep, updates, name, repeats, purpose, header, root, strict, resources, threads, retries,

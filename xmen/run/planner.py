@@ -7,7 +7,8 @@ disagree because there is one question.
 The rule, for a linked experiment E:
 
 - E is **blocked** while a requirement is unlinked, unreadable or blocked itself (the reason names it and its
-  status); a blocked experiment is never a target.
+  status), or while E is on a requirement cycle (a hand edit of experiment.yml: the reason names the cycle); a
+  blocked experiment is never a target.
 - E **runs** when its status file ``xmen.done`` is missing (reason: new, reset, failed (status), status file
   missing; in a set the original xmen wrote (migrated or not), one it recorded as finished is done:
   xmen.store.legacy.finished_by_original), when a requirement runs (``requirement R pending``), when a requirement finished after E did
@@ -63,6 +64,9 @@ _WAITS_FOR = "waits for "
 WAITING = "waiting"
 #: How the reason of an experiment whose status file contradicts its params.yml begins (it is BLOCKED).
 INCONSISTENT = "inconsistent"
+#: How the reason of an experiment on a requirement cycle begins (it is BLOCKED; register refuses cycles, a hand
+#: edit of experiment.yml can make one).
+CYCLE = "requirement cycle"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ class Planner(Requirements):
         self.adopt = adopt
         self._verdicts: dict[str, Verdict] = {}
         self._queue: Any = None  # xmen.slurm.queue.QueueView, made on first need
+        self._deciding: list[str] = []  # the experiments being decided, each waiting for the next (a requirement)
+        self._cycles: dict[str, str] = {}  # experiment -> the reason naming the requirement cycle it is on
 
     # ------------------------------------------------------------------ deciding
     def verdict(self, path: str) -> Verdict:
@@ -104,14 +110,32 @@ class Planner(Requirements):
         found = self._verdicts.get(path)
         if found is not None:
             return found
-        # A cycle (refused at register, but experiment.yml can be edited by hand): Snakemake reports it.
-        self._verdicts[path] = Verdict(path, RUN, "requirement cycle", st.UNKNOWN)
-        seen = done_token(path) if self.tokens else ""
-        result = self._decide(path)
+        if path in self._deciding:  # a cycle (refused at register, but experiment.yml can be edited by hand)
+            return self._cycle(path)
+        self._deciding.append(path)
+        try:
+            seen = done_token(path) if self.tokens else ""
+            result = self._decide(path)
+        finally:
+            self._deciding.pop()
+        cycle = self._cycles.get(path)
+        if cycle is not None:  # never a target: Snakemake would stop the whole run on a cyclic graph
+            status = result.status if result.status != st.UNKNOWN else self._status(path)
+            result = Verdict(path, BLOCKED, cycle, status)
         if seen:
             result = replace(result, seen=seen)
         self._verdicts[path] = result
         return result
+
+    def _cycle(self, path: str) -> Verdict:
+        """The verdict of ``path`` asked again while it is being decided: each experiment on the cycle (the
+        requirements from ``path`` back to it) is blocked with the cycle as its reason, once decided."""
+        members = self._deciding[self._deciding.index(path):]
+        for member in members:
+            trail = members[members.index(member):] + members[:members.index(member)] + [member]
+            shown = " -> ".join(os.path.relpath(p, os.path.dirname(member)) for p in trail)
+            self._cycles.setdefault(member, f"{CYCLE}: {shown}")
+        return Verdict(path, BLOCKED, self._cycles[path], st.UNKNOWN)
 
     def _decide(self, path: str) -> Verdict:
         if self.options(path) is None:

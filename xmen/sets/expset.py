@@ -248,6 +248,7 @@ class ExperimentSet:
         if root_path.exists() and not root_path.is_dir():
             raise UsageError(f"not a folder: {root_path}")
         naming.check_visible("set name", root_path.name)
+        naming.check_new_folder("set name", root_path)
         global_config.load()  # a damaged global configuration stops init before it writes anything
         created_root = not root_path.exists()
         root_path.mkdir(parents=True, exist_ok=True)

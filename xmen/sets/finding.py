@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from xmen.errors import StateFileError
+from xmen.errors import StateFileError, UsageError
 from xmen.store import files
 from xmen.store.layout import PARAMS_FILE, PROFILES_DIR, SET_FILE
 from xmen.store.legacy import convert_set
@@ -218,10 +218,14 @@ def select_sets(
     and ``problem`` (None, or why it cannot be read: then the walk does not descend into it); default
     :class:`LinkedNames`. The matcher is ``None`` when the whole set is selected. Linked experiment folders, hidden
     folders (``.xmen``, ``.snakemake``, ``.git``), unlinked experiment folders and Python/conda environments are
-    never descended into.
+    never descended into. A glob whose folder part (before its first wildcard) is not a folder: UsageError.
     """
     opener: Callable[[str], Any] = open_set or LinkedNames
     patterns = [_compile_glob(g, cwd) for g in globs]
+    for pattern in patterns:  # a path that is not there (a typo) is an error, never "no experiments found"
+        if not os.path.isdir(pattern.start):
+            raise UsageError(f"{'not a folder' if os.path.lexists(pattern.start) else 'no such folder'}: "
+                             f"{pattern.start}")
     states: dict[str, Any] = {}
     matchers: dict[str, list[Callable[[str], bool]] | None] = {}
     for pattern in patterns:

@@ -117,14 +117,14 @@ def register(
 def check_request(updates: str | dict[str, Any] | None, name: str | None, repeats: int, threads: int | None,
                   retries: int | None, max_experiments: int | None) -> dict[str, list[sweep.Choice]]:
     """The parsed sweep, once the numbers are sane and the sweep is not larger than ``max_experiments``."""
-    if repeats < 1:
-        raise UsageError(f"-x/--repeats must be at least 1, got {repeats}")
     if threads is not None:
         check_threads(threads)
-    if retries is not None and retries < 0:
-        raise UsageError(f"--retries must be 0 or more, got {retries}")
-    if max_experiments is not None and max_experiments < 1:
-        raise UsageError(f"--max-experiments must be at least 1, got {max_experiments}")
+    for option, value, least, most in (("-x/--repeats", repeats, 1, statecheck.MAX_COUNT),
+                                       ("--retries", retries, 0, statecheck.MAX_RETRIES),
+                                       ("--max-experiments", max_experiments, 1, statecheck.MAX_COUNT)):
+        problem = None if value is None else statecheck.count_problem(option, value, least, most)
+        if problem is not None:
+            raise UsageError(f"{option}: {problem.replace(repr(option) + ' ', '', 1)}")
     parsed = sweep.parse(updates if updates is not None else {})
     n_combos = sweep.count(parsed)
     total = n_combos * repeats

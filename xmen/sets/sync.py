@@ -10,6 +10,7 @@ its ``origin``, which ``xmen list`` shows.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 import shlex
@@ -21,6 +22,7 @@ from pathlib import Path
 from xmen.errors import LinkError, UsageError, XmenError
 from xmen.sets.expset import ExperimentSet
 from xmen.sets.finding import sets_below
+from xmen.store import naming
 from xmen.store.layout import DEFAULTS_FILE, DONE_FILE, PARAMS_FILE, RUN_FILE, SCRIPT_FILE, SET_FILE, SNAKEFILE
 
 #: File names and patterns copied (rsync include patterns, matched against the file name).
@@ -72,11 +74,14 @@ def rsync_command(remote: Remote, dest: Path, rsh: str, max_size: str) -> list[s
 
 
 def size_in_bytes(max_size: str) -> int:
+    """Bytes of a ``--max-size`` (``500K``, ``20M``, ``1G``); UsageError for anything else."""
     if not _SIZE.match(max_size):
         raise UsageError(f"--max-size: expected a size such as 500K, 20M or 1G, got {max_size!r}")
     unit = max_size[-1].upper() if max_size[-1].isalpha() else ""
-    number = float(max_size[:-1] if unit else max_size)
-    return int(number * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit])
+    number = float(max_size[:-1] if unit else max_size) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+    if not math.isfinite(number):  # 400 digits: a float, but no int
+        raise UsageError(f"--max-size: {max_size[:20]}... is not a finite size")
+    return int(number)
 
 
 def tar_remote_command(remote: Remote, max_size: str) -> str:
@@ -150,6 +155,7 @@ def sync(
     if via == "rsync" and shutil.which("rsync") is None:
         raise XmenError("rsync is not installed here: install it, or use --via tar")
     dest_path = Path(os.path.abspath(os.path.expanduser(dest)))
+    naming.check_new_folder("folder", dest_path, itself=False)  # the set keeps its remote name, whatever it is
     refuse_links_in_copy(dest_path / os.path.basename(remote.path.rstrip("/")))
     created = _first_missing(dest_path)
     dest_path.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ Changing this naming orphans users' folders, so tests pin known examples.
 """
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from typing import Iterable
@@ -55,6 +56,21 @@ def check_visible(what: str, text: str) -> str:
     if hidden is not None:
         raise UsageError(f"{what} {text!r} contains the control or formatting character {hidden}")
     return text
+
+
+def check_new_folder(what: str, path: str | os.PathLike[str], itself: bool = True) -> None:
+    """UsageError if a folder xmen is about to make at ``path`` (a set, a demo's or a sync's folder) would be named
+    with a leading ``-``: every later command line would read it as an option (``xmen init -r -x`` made a set
+    named ``-x``). Checked: ``path``'s own name (``itself``: also when it exists, as a set is made of it) and
+    every missing folder on the way to it. ``-n NAME`` of an experiment is refused the same way (check_name)."""
+    current = os.path.abspath(os.fspath(path))
+    names = [os.path.basename(current)] if itself else []
+    while current != os.path.dirname(current) and not os.path.lexists(current):
+        names.append(os.path.basename(current))
+        current = os.path.dirname(current)
+    for name in names:
+        if name.startswith("-"):
+            raise UsageError(f"{what} {name!r} may not start with '-' (command lines would read it as an option)")
 
 
 def check_name(name: str) -> str:

@@ -51,6 +51,16 @@ MAX_THREADS = 65536
 #: The largest number a resource may hold: SLURM keeps memory, time and counts in 32 bits.
 MAX_RESOURCE = 2**32 - 1
 
+#: The most attempts after a failure an experiment may ask for (``--retries``): a typo (``99999999999999999``) is
+#: refused, not stored and retried for ever.
+MAX_RETRIES = 1000
+
+#: The largest count any option takes (``-j``, ``--repeats``, ``--max-rows``...): SLURM's and most tools' 32 bits.
+MAX_COUNT = MAX_RESOURCE
+
+#: The longest interval a command waits between two looks (``xmen list --watch``): a day.
+MAX_SECONDS = 86400.0
+
 #: Resources that measure something (memory, disk, time, counts): zero of them is no run at all.
 _POSITIVE_RESOURCES = ("mem", "disk", "runtime", "time", "cpus", "tasks", "nodes")
 
@@ -102,7 +112,7 @@ def check_run_options(path: str | os.PathLike[str], where: str, options: Any) ->
                 problem = resource_problem(str(name), one)
                 if problem is not None:
                     _fail(path, f"{where}: {problem}")
-    for key, least, most in (("threads", 1, MAX_THREADS), ("retries", 0, None)):
+    for key, least, most in (("threads", 1, MAX_THREADS), ("retries", 0, MAX_RETRIES)):
         value = options.get(key)
         problem = None if value is None else count_problem(key, value, least, most)
         if problem is not None:
