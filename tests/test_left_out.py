@@ -199,3 +199,18 @@ def test_plain_snakemake_with_the_ci_profile_is_what_the_readme_says(orphan: Pat
     proc = snakemake()
     assert proc.returncode == 0, proc.stdout + proc.stderr  # only a blocked experiment is left: exit 0
     assert _tail(proc.stderr)[0] == f"xmen: {BLOCKED_LINE.replace('a=y', 'a/a=y', 1)}", proc.stderr
+
+
+def test_a_status_file_that_starts_like_xmens_is_taken_as_done_by_plain_snakemake_and_reset(xmen_home: Path,
+                                                                                           tmp_path: Path) -> None:
+    """What the README says of a copied status file beside a registered params.yml: xmen's commands name it (see
+    above), plain snakemake, which plans without reading params.yml, takes it as done, and reset removes it."""
+    (tmp_path / "script.sh").write_text("#!/bin/bash\ntrue\n")
+    (tmp_path / "defaults.yml").write_text("a: h  # (str) A parameter\n")
+    root = make_set(tmp_path, "set", "{a: x | y}")
+    PLANTED["a copy of a real one"](root / "a=x")
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-c1"], cwd=root, capture_output=True, text=True)
+    assert dry.returncode == 0 and "a=y/xmen.done" in dry.stdout and "a=x/xmen.done" not in dry.stdout, dry.stdout
+    code, _, err = xmen(None, "reset", "a=x", "-r", str(root))
+    assert code == 0, err
+    assert not os.path.lexists(root / "a=x" / "xmen.done")

@@ -60,7 +60,7 @@ def check_visible(what: str, text: str) -> str:
 
 def check_new_folder(what: str, path: str | os.PathLike[str], itself: bool = True) -> None:
     """UsageError if a folder xmen is about to make at ``path`` (a set, a demo's or a sync's folder) would be named
-    with a leading ``-``: every later command line would read it as an option (``xmen init -r -x`` made a set
+    with a leading ``-`` (every later command line would read it as an option) or hold a control or bidi character (``xmen init -r -x`` made a set
     named ``-x``). Checked: ``path``'s own name (``itself``: also when it exists, as a set is made of it) and
     every missing folder on the way to it. ``-n NAME`` of an experiment is refused the same way (check_name)."""
     current = os.path.abspath(os.fspath(path))
@@ -71,6 +71,7 @@ def check_new_folder(what: str, path: str | os.PathLike[str], itself: bool = Tru
     for name in names:
         if name.startswith("-"):
             raise UsageError(f"{what} {name!r} may not start with '-' (command lines would read it as an option)")
+        check_visible(what, name)  # nor hold a character that hides or reorders what a listing shows
 
 
 def check_name(name: str) -> str:
