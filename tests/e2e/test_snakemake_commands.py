@@ -152,7 +152,12 @@ def test_regenerating_the_snakefile_changes_no_finished_experiment_code(own_half
     assert jobs(snakemake("-n", cwd=root)) == {"a=3", "a=4"}
 
 
-def test_ci_dry_run_over_no_sets_says_nothing_to_be_done(xmen_home, tmp_path):
+@pytest.mark.parametrize("dry", [True, False])
+def test_ci_over_no_sets_is_an_error_and_writes_nothing(xmen_home, tmp_path, dry):
+    """A folder with no set below it (a mistyped path) is not "Nothing to be done", green: one Error line, exit 1,
+    and Snakemake never starts there (it wrote .snakemake/ into the user's folder)."""
     (tmp_path / "empty").mkdir()
-    output = xmen("ci", str(tmp_path / "empty"), "-n", cwd=tmp_path)
-    assert "Nothing to be done" in output.stdout + output.stderr
+    output = xmen("ci", str(tmp_path / "empty"), *(["-n"] if dry else []), cwd=tmp_path, check=False)
+    assert output.returncode == 1, output.stdout + output.stderr
+    assert output.stderr.strip().splitlines()[-1] == f"Error: no experiment set below {tmp_path / 'empty'}"
+    assert list((tmp_path / "empty").iterdir()) == []
