@@ -80,6 +80,10 @@ SET_DAMAGE: dict[str, Callable[[str], str]] = {
     "empty file": _whole(""),
     "a list, not a mapping": _whole("- a\n- b\n"),
     "invalid YAML": _whole("experiments: {a=x: {}\n"),
+    # a key given twice: the second would win silently (a=y unlinked, then cleaned with its files)
+    "duplicate key experiments": lambda text: text + "experiments:\n  a=x: {}\n",
+    "duplicate key inside experiments": _set_key("experiments", "{a=x: {}, a=y: {}, a=z: {}, a=y: {}}"),
+    "duplicate key in experiment options": _set_key("experiments", "{a=x: {threads: 1, threads: 2}, a=y: {}, a=z: {}}"),
 }
 SET_COMMANDS: dict[str, tuple[str, ...]] = {
     "register": ("register", "{a: w}"),
@@ -113,6 +117,13 @@ _PARAMS_EDITS = {
     "_messages: 5": ("_messages", 5),
     "_name: a mapping": ("_name", {"a": 1}),
 }
+# params.yml damaged by appending text to the healthy file: a key given twice
+_PARAMS_APPEND = {
+    "duplicate key _name": "_name: a=x\n",
+    "duplicate key a": "a: x\n",
+    "duplicate nested key": "extra:\n  k: 1\n  k: 2\n",
+}
+PARAMS_DAMAGE.update(dict.fromkeys(_PARAMS_APPEND))  # type: ignore[arg-type]
 PARAMS_COMMANDS: dict[str, tuple[str, ...]] = {
     "reset": ("reset",),
     "note -e": ("note", "hello", "-e", "*"),
@@ -130,6 +141,8 @@ CONFIG_DAMAGE: dict[str, str] = {
     "a list, not a mapping": "- a\n",
     "invalid YAML": "sets: [a\n",
     "empty file": "",
+    "duplicate key sets": "sets: []\nsets: []\n",
+    "duplicate nested key": "experiments: {a: x, a: y}\n",
 }
 CONFIG_COMMANDS: dict[str, tuple[str, ...]] = {
     "config": ("config",),
@@ -184,7 +197,9 @@ def _damage(row: Row, root: Path) -> Path:
         path.write_text(SET_DAMAGE[row.damage](path.read_text()))
     elif row.kind == "params":
         path = root / BROKEN / "params.yml"
-        if row.damage in _PARAMS_EDITS:
+        if row.damage in _PARAMS_APPEND:
+            path.write_text(path.read_text() + _PARAMS_APPEND[row.damage])
+        elif row.damage in _PARAMS_EDITS:
             key, value = _PARAMS_EDITS[row.damage]
             data = files.read_yaml(path)
             data[key] = value
@@ -332,17 +347,59 @@ def test_a_named_set_with_a_damaged_experiment_yml_is_an_error(xmen_home, tmp_pa
                                 "expected ',' or ']'"], err
 
 
+@pytest.mark.parametrize("damage, reason", [
+    (_whole("experiments: [a, b\n"), "experiment.yml: invalid YAML"),
+    (SET_DAMAGE["duplicate key experiments"], "experiment.yml: duplicate key 'experiments' (line "),
+], ids=["invalid YAML", "duplicate key"])
 def test_a_damaged_set_found_below_a_parent_folder_is_skipped_with_a_warning(xmen_home, tmp_path, monkeypatch,
-                                                                            capsys):
+                                                                            capsys, damage, reason):
     """Sets found below the folder a listing starts from: a damaged one is named and skipped, the others listed."""
     monkeypatch.chdir(tmp_path)
     root = _healthy_set(tmp_path)
     (tmp_path / "other").mkdir()
     make_set(tmp_path / "other", "set_b", "{a: q}", script="../script.sh", defaults="../defaults.yml")
-    (root / "experiment.yml").write_text("experiments: [a, b\n")
+    (root / "experiment.yml").write_text(damage((root / "experiment.yml").read_text()))
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["list"]) == 0
     out, err = capsys.readouterr()
-    assert err.startswith(f"Warning: skipped {root}: experiment.yml: invalid YAML"), err
+    assert err.startswith(f"Warning: skipped {root}: {reason}"), err
     assert "a=q" in out and "a=x" not in out
+
+
+def test_a_duplicate_experiments_key_loses_no_experiment(xmen_home, tmp_path, monkeypatch, capsys):
+    """A second ``experiments:`` key would silently unlink a=y; every command refuses the set in one line naming
+    the key and its line, and nothing is written or deleted (a=y's results among them)."""
+    monkeypatch.chdir(tmp_path)
+    root = _healthy_set(tmp_path)
+    (root / "a=y" / "results.csv").write_text("loss\n0.1\n")
+    set_file = root / "experiment.yml"
+    set_file.write_text(set_file.read_text() + "experiments:\n  a=x: {}\n")
+    line = set_file.read_text().splitlines().index("experiments:", 3) + 1  # the second key's line
+    before = _snapshot(tmp_path)
+    for args in (["list"], ["run", "-n"], ["note", "hi"], ["register", "{a: k}"], ["clean", "-y"]):
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+        assert code != 0, (args, out + err)
+        assert err.splitlines() == [f"Error: {set_file}: duplicate key 'experiments' (line {line})"], (args, err)
+    assert _snapshot(tmp_path) == before
+    assert (root / "a=y" / "results.csv").read_text() == "loss\n0.1\n"
+
+
+def test_a_duplicate_key_in_params_yml_is_refused_by_the_listing_fast_path(xmen_home, tmp_path, monkeypatch,
+                                                                          capsys):
+    """The listing parses params.yml entry by entry (xmen.look.index): a top-level key in two entries is damage
+    there too, named as the listing names an unreadable experiment, and the other experiments are listed."""
+    monkeypatch.chdir(tmp_path)
+    root = _healthy_set(tmp_path)
+    params = root / BROKEN / "params.yml"
+    text = params.read_text()
+    params.write_text(text + "_name: a=x\n")
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    line = len(text.splitlines()) + 1
+    assert [w for w in err.splitlines() if w.startswith("Warning:")] == [
+        f"Warning: skipped {params.parent}: duplicate key '_name' (line {line})"], err
+    assert "a=x" in out and "a=z" in out

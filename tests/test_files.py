@@ -186,3 +186,27 @@ def test_comments_round_trip(tmp_path: Path) -> None:
     files.update_yaml(path, lambda d: d.update(a="i"))
     assert files.read_yaml(path)["_purpose"] == long_text
     assert files.read_comments(path) == {**comments, "_purpose": "Why"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: 1\nb: {x: 1, x: 2}\n", "F: duplicate key 'x' (line 2)"),
+    ("a:\n- {k: 1}\n- {k: 1, k: 1}\n", "F: duplicate key 'k' (line 3)"),
+    ("<<: [{a: 1}, {a: 2}]\nb: 1\nb: 2\n", "F: duplicate key 'b' (line 3)"),
+    ("a: !!set {x, x}\n", "F: duplicate key 'x' (line 1)"),
+    # a merge (<<) brings keys an explicit key may override, also through aliases merged again: no duplicates
+    ("a: 1\n<<: {a: 2, z: 3}\n", {"a": 1, "z": 3}),
+    ("x: {m: &m {<<: {k: 1}, k: 2}}\ny: {<<: *m, k: 5}\n", {"x": {"m": {"k": 2}}, "y": {"k": 5}}),
+    ("a: &x {k: 1}\nb: *x\nc: *x\n", {"a": {"k": 1}, "b": {"k": 1}, "c": {"k": 1}}),
+])
+def test_every_state_file_read_refuses_a_key_given_twice(tmp_path, text, expected):
+    """The one YAML reader refuses a key given twice at any depth (the second would silently win), in one line
+    naming the key and its line; keys a merge brings in are not given twice."""
+    if isinstance(expected, str):
+        with pytest.raises(StateFileError) as caught:
+            files.load_yaml_text(text, "F")
+        assert str(caught.value) == expected
+        path = tmp_path / "state.yml"
+        path.write_text(text)
+        assert files.read_mapping(path) is None  # a reader that skips what it cannot read skips it
+    else:
+        assert files.load_yaml_text(text, "F") == expected

@@ -231,7 +231,7 @@ ODD_DOCUMENTS = [
     "a: 1\n...\n",
     "%YAML 1.1\n---\na: 1\n",
     "? a\n: 1\n",
-    "a: 1\na: 2\n",  # duplicate keys: the last wins in place
+    "a: 1\na: 2\n",  # a key given twice: both parsers refuse it (damage)
     "-x: 1\n-y: [2]\n",
     "1: one\nnull: nothing\ntrue: yes\n",
     "a: 1\r\nb: 2\r\n",

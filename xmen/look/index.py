@@ -128,7 +128,8 @@ def _parse_entries(text: str, memo: dict[str, Any]) -> dict[str, Any] | None:
     Experiments of a set share most of their text (``_version``, ``_meta``, ``_root``, most parameters), and the
     YAML constructor is the slow part of reading them, so each top-level ``key: value`` chunk is parsed once. A
     chunk boundary inside a quoted or flow value leaves an unparsable chunk, and anything that links entries
-    (aliases, merge keys, documents, directives) is sent to the whole-file parser, whose errors users then see.
+    (aliases, merge keys, documents, directives) is sent to the whole-file parser, whose errors users then see; so
+    is a top-level key given in two chunks (the whole-file parser refuses it: a duplicate key is damage).
     """
     if _NEEDS_WHOLE.search(text):
         return None
@@ -138,6 +139,7 @@ def _parse_entries(text: str, memo: dict[str, Any]) -> dict[str, Any] | None:
     starts[0] = 0  # leading comments and a BOM belong to the first entry, as in the whole document
     starts.append(len(text))
     result: dict[str, Any] = {}
+    given = 0
     for begin, end in zip(starts, starts[1:]):
         chunk = text[begin:end]
         parsed = memo.get(chunk)
@@ -152,6 +154,9 @@ def _parse_entries(text: str, memo: dict[str, Any]) -> dict[str, Any] | None:
                 memo.clear()
             memo[chunk] = parsed
         result.update(parsed)
+        given += len(parsed)
+    if given != len(result):  # a top-level key given twice: the whole-file parser names it (damage)
+        return None
     return result
 
 

@@ -34,25 +34,51 @@ PathLike = "str | os.PathLike[str]"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
-    """The safe loader, refusing a mapping that gives one key twice (``{b: 1, b: 2}`` silently kept ``b: 2``)."""
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that gives one key twice: the second would silently replace the first (and what it named)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = self.construct_object(key_node, deep=True)
+    def __init__(self, key: Any, mark: Any) -> None:
+        super().__init__(None, None, f"duplicate key {key!r}", mark)
+        self.key = key
+
+
+class UniqueKeyLoader(_Loader):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a mapping that gives one key twice at any depth (``{b: 1, b: 2}`` silently kept
+    ``b: 2``) with a :class:`DuplicateKeyError`. Keys a merge (``<<``) brings in may repeat and be overridden, as
+    YAML says. The check is part of the one construction pass (a dict lookup per key), so the reader every state
+    file goes through costs no more than the plain safe loader."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._merged_pairs: dict[yaml.Node, int] = {}  # mapping node -> how many pairs its merges put first
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        explicit = node.value
+        super().flatten_mapping(node)  # merged pairs first, then ``explicit`` (its merge keys removed in place)
+        if node.value is not explicit:  # recorded once: a node flattened again (an alias) has no merge keys left
+            self._merged_pairs[node] = len(node.value) - len(explicit)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)  # its error for a non-mapping
+        self.flatten_mapping(node)
+        first_explicit = self._merged_pairs.get(node, 0)
+        mapping: dict[Any, Any] = {}
+        given: Any = mapping if first_explicit == 0 else set()
+        for index, (key_node, value_node) in enumerate(node.value):
+            key = self.construct_object(key_node, deep=deep)
             try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: the constructor reports it
-                continue
-            if duplicate:
+                repeated = index >= first_explicit and key in given
+            except TypeError:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+                    "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
+                ) from None
+            if repeated:
+                raise DuplicateKeyError(key, key_node.start_mark)
+            if given is not mapping and index >= first_explicit:
+                given.add(key)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 def refuse_link(path: str | os.PathLike[str]) -> None:
@@ -251,12 +277,13 @@ def _alias_growth(root: yaml.Node) -> int:
 
 
 def parse_yaml(text: str, loader: Any = None) -> Any:
-    """``yaml.load`` with a safe ``loader`` (default: the safe loader), refusing alias bombs (AliasBombError).
+    """``yaml.load`` with a safe ``loader`` (default: :class:`UniqueKeyLoader`, the safe loader refusing a key given
+    twice), refusing alias bombs (AliasBombError).
 
     A document without anchors cannot hold aliases and is loaded directly; one with anchors is composed first and
     its expanded size checked before any value is built.
     """
-    loader = loader or _Loader
+    loader = loader or UniqueKeyLoader
     if "&" not in text:
         return yaml.load(text, Loader=loader)
     instance = loader(text)
@@ -272,11 +299,13 @@ def parse_yaml(text: str, loader: Any = None) -> Any:
         instance.dispose()
 
 
-def load_yaml_text(text: str, source: str = "<string>", unique_keys: bool = False) -> Any:
-    """Parse YAML with the safe loader (``unique_keys``: refusing a key given twice), turning parser errors into a
-    one-line StateFileError."""
+def load_yaml_text(text: str, source: str = "<string>") -> Any:
+    """Parse YAML with the safe loader, turning parser errors into a one-line StateFileError; a key given twice (at
+    any depth) is one too: ``SOURCE: duplicate key 'K' (line N)``, since the second would silently win."""
     try:
-        return parse_yaml(text, UniqueKeyLoader if unique_keys else None)
+        return parse_yaml(text)
+    except DuplicateKeyError as exc:
+        raise StateFileError(f"{source}: duplicate key {exc.key!r} (line {exc.problem_mark.line + 1})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -284,9 +313,9 @@ def load_yaml_text(text: str, source: str = "<string>", unique_keys: bool = Fals
         raise StateFileError(f"{source}: invalid YAML{where}: {problem}") from None
 
 
-def read_yaml(path: str | os.PathLike[str], unique_keys: bool = False) -> dict[str, Any]:
-    """Read a YAML mapping. Missing, unreadable, empty or non-mapping files are StateFileErrors; with
-    ``unique_keys``, so is a mapping that gives one key twice (a file a user writes, where the second would win)."""
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping. Missing, unreadable, empty or non-mapping files are StateFileErrors, and so is a
+    mapping that gives one key twice at any depth (the second would silently win: a linked experiment lost)."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -294,7 +323,7 @@ def read_yaml(path: str | os.PathLike[str], unique_keys: bool = False) -> dict[s
         raise StateFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{path}: cannot read: {exc}") from None
-    data = load_yaml_text(text, str(path), unique_keys)
+    data = load_yaml_text(text, str(path))
     if not isinstance(data, dict):
         raise StateFileError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
     return data
@@ -302,7 +331,7 @@ def read_yaml(path: str | os.PathLike[str], unique_keys: bool = False) -> dict[s
 
 def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """Read a YAML mapping for a reader that skips what it cannot read: ``{}`` for an empty file, ``None`` when the
-    file is missing, unreadable, not valid YAML (alias bombs included) or not a mapping. :func:`read_yaml` is the
+    file is missing, unreadable, not valid YAML (alias bombs and duplicate keys included) or not a mapping. :func:`read_yaml` is the
     same read for callers that report the problem."""
     text = _read_text(path)
     if text is None:

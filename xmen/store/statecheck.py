@@ -195,7 +195,7 @@ def read_defaults(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     A key given twice would silently keep the second value, and a ``_`` key other than :data:`DEFAULTS_KEYS`
     (``_status``, ``_name``...) is xmen's own: neither may pass as a parameter."""
-    data = files.read_yaml(path, unique_keys=True)
+    data = files.read_yaml(path)
     for key in data:
         if not isinstance(key, str) or not key:
             _fail(path, f"parameter names must be strings, got {key!r}")
