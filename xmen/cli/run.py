@@ -182,38 +182,62 @@ def _fail_on_damaged(skipped) -> None:
 
 def _run_quietly(exp_set, pending, glob, verbose, never_everything: bool = False, **snakemake) -> int:
     """Snakemake behind one progress line (its output in the set's .xmen/last-run.log), then the summary."""
-    names = [p.name for p in pending]
     log_path = None if verbose else exp_set.root / layout.LAST_RUN_LOG
     say(f"Running {len(pending)} experiment(s) with Snakemake in {exp_set.root}", err=True)
     if log_path is not None:
         say(f"Snakemake's output: {log_path}", err=True)
-    outcomes = []
-
-    def runner(command, cwd, env) -> int:
-        watcher = progress.RunWatcher(exp_set.root, names)
-        outcomes.append(progress.run_quietly(command, cwd, watcher, log_path=log_path, env=env))
-        return outcomes[-1].returncode
-
+    watched = WatchedRun(exp_set.root, [p.name for p in pending], log_path)
     everything = glob in (None, "*") and not never_everything
-    code = engine.run_with_snakemake(exp_set, pending, everything=everything, runner=runner, **snakemake)
-    grouped = engine.summary(exp_set, names, not_run=outcomes[-1].not_run if outcomes else names)
-    lines = progress.summary_lines(
-        grouped,
-        reasons=lambda name: engine.failure_reason(exp_set, name),
-        log_of=lambda name: str(exp_set.root / name / layout.RUN_LOG),
-    )
-    failed = len(lines) > 1
-    for line in lines:
-        say(line, err=True)
-    interrupted = bool(outcomes and outcomes[-1].interrupted)
-    if code != 0 and not failed and not interrupted and log_path is not None:
+    code = engine.run_with_snakemake(exp_set, pending, everything=everything, runner=watched.run, **snakemake)
+    failed = watched.report()
+    if code != 0 and not failed and not watched.interrupted and log_path is not None:
         say(f"Snakemake failed (exit code {code}); the end of {log_path}:", err=True)
         for line in progress.tail(log_path):
             say(f"  {line}", err=True)
-    if interrupted:
-        where = f"; Snakemake's output: {log_path}" if log_path is not None else ""
-        raise XmenError(f"interrupted{where}", exit_code=130)
+    watched.stop_if_interrupted()
     return code
+
+
+class WatchedRun:
+    """One Snakemake run of ``names`` (experiment folders relative to ``root``) as ``xmen run`` and ``xmen ci``
+    show it: Snakemake's output in ``log_path`` behind a progress line (or, when None, Snakemake's own output),
+    SIGINT/SIGTERM/SIGHUP passed on to Snakemake (xmen.run.progress), then the summary; an interrupted run ends
+    in ``Error: interrupted`` and exit 130."""
+
+    def __init__(self, root: Path, names: list[str], log_path: Path | None) -> None:
+        self.root = root
+        self.names = names
+        self.log_path = log_path
+        self.outcome: progress.RunOutcome | None = None
+
+    def run(self, command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> int:
+        """Run Snakemake's ``command`` in ``cwd``; its exit code."""
+        watcher = progress.RunWatcher(self.root, self.names)
+        self.outcome = progress.run_quietly(command, cwd, watcher, log_path=self.log_path, env=env)
+        return self.outcome.returncode
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.outcome and self.outcome.interrupted)
+
+    def report(self) -> bool:
+        """Say the summary: each experiment's state, the failed ones with their reasons; whether any failed."""
+        not_run = self.outcome.not_run if self.outcome else self.names
+        grouped = engine.summary(self.root, self.names, not_run=not_run)
+        lines = progress.summary_lines(
+            grouped,
+            reasons=lambda name: engine.failure_reason(self.root, name),
+            log_of=lambda name: str(self.root / name / layout.RUN_LOG),
+        )
+        for line in lines:
+            say(line, err=True)
+        return len(lines) > 1
+
+    def stop_if_interrupted(self) -> None:
+        """After the summary: an interrupted run is an error, exit 130, never a success."""
+        if self.interrupted:
+            where = f"; Snakemake's output: {self.log_path}" if self.log_path is not None else ""
+            raise XmenError(f"interrupted{where}", exit_code=130)
 
 
 def _print_plan(pending) -> None:
@@ -286,8 +310,6 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
     One command for a CI job: the shipped workflow/Snakefile over all sets, with the ci profile (keep going
     after a failure, show failed logs, fail at the end).
     """
-    import subprocess
-
     if not any(True for _ in sets_below(Path(folder))):  # Snakemake would say "Nothing to be done" and write there
         raise XmenError(f"no experiment set below {os.path.abspath(folder)}")
     _relink_moved_sets(Path(folder), dry_run=dry_run)  # a dry run writes nothing: it plans the sets as they are
@@ -301,8 +323,16 @@ def ci_command(ctx, folder, jobs, profile, dry_run) -> None:
         command += ["--cores", str(jobs)]
     if dry_run:
         command += ["--dry-run"]
-    command += ctx.meta.get("xmen_snakemake_args", [])
-    code = subprocess.call(command)
+    extra = ctx.meta.get("xmen_snakemake_args", [])
+    command += extra
+    # Watched like xmen run -v: Ctrl-C (SIGINT, SIGTERM) stops Snakemake and the running experiments, and ends in
+    # the summary and exit 130; Snakemake's own output stays in the CI log.
+    names = [] if dry_run else engine.pending_below(Path(folder), profile=profile_path, extra=extra)
+    watched = WatchedRun(Path(folder).absolute(), names, log_path=None)
+    code = watched.run(command)
+    if not dry_run:
+        watched.report()
+    watched.stop_if_interrupted()
     if code != 0:
         raise XmenError(f"the CI run failed (snakemake exit code {code})", exit_code=code)
     # Snakemake's "Nothing to be done" is not green while an experiment can never run (the glue named them above).

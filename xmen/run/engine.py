@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from xmen.store import files, ownership
 from xmen.errors import StateFileError, XmenError
-from xmen.sets.expset import RUN_FILE, SET_FILE, ExperimentSet
+from xmen.sets.expset import RUN_FILE, SET_FILE, ExperimentSet, params_of, status_of
 from xmen.run import planner
 from xmen.run.progress import NOT_RUN
 from xmen.store.locks import ENV_EXPECT_DONE, done_token
@@ -243,22 +243,36 @@ def launch(exp_set: ExperimentSet, pending: Sequence[Pending], launcher: Sequenc
     return 1 if failures else 0
 
 
-def summary(exp_set: ExperimentSet, names: Sequence[str], not_run: Sequence[str] = ()) -> dict[str, list[str]]:
-    """Names of ``names`` grouped by their status now; those in ``not_run`` (this run did not start them: their
-    status is from before, a ``finished`` one would say this run finished it) as ``not run``."""
+def summary(root: Path, names: Sequence[str], not_run: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Names of ``names`` (experiment folders relative to ``root``: a set, or the folder above sets for ``xmen
+    ci``) grouped by their status now; those in ``not_run`` (this run did not start them: their status is from
+    before, a ``finished`` one would say this run finished it) as ``not run``."""
     grouped: dict[str, list[str]] = {}
     skipped = set(not_run)
     for name in names:
-        grouped.setdefault(NOT_RUN if name in skipped else exp_set.status_of(name), []).append(name)
+        grouped.setdefault(NOT_RUN if name in skipped else status_of(root / name), []).append(name)
     return grouped
 
 
-def failure_reason(exp_set: ExperimentSet, name: str) -> str:
+def failure_reason(root: Path, name: str) -> str:
+    """Why the experiment ``root/name`` failed, as its runner recorded it (or why its params.yml is unreadable)."""
     try:
-        params = exp_set.params(name)
+        params = params_of(root / name)
     except StateFileError as exc:
         return str(exc)
     return str(params.get("_error") or "")
+
+
+def pending_below(top: Path, profile: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The experiments a run over every set below ``top`` (``xmen ci``) would run, named relative to ``top``:
+    each set planned like ``xmen run`` plans it (requirements in other sets included, each named once)."""
+    adopt = runs_on_slurm(profile, extra, top)
+    names: dict[str, None] = {}
+    for root in find_set_roots(top):
+        pending, _ = plan(ExperimentSet(root), adopt=adopt)
+        for item in pending:
+            names[os.path.relpath(os.path.normpath(root / item.name), top)] = None
+    return list(names)
 
 
 def find_set_roots(top: Path) -> list[Path]:

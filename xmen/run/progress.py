@@ -338,7 +338,8 @@ def run_quietly(
         if log is not None:
             log.close()
     counts = watcher.counts()
-    line.finish(format_line(counts, time.monotonic() - started))
+    if watcher.names:  # a dry run watches nothing: no line of zeros
+        line.finish(format_line(counts, time.monotonic() - started))
     return RunOutcome(returncode, list(forwarder.received), counts, watcher.untouched())
 
 

@@ -208,17 +208,11 @@ class ExperimentSet:
 
     def params(self, name: str) -> dict[str, Any]:
         """One experiment's params.yml, checked like ``data`` (StateFileError ``path: what is wrong``)."""
-        path = self.root / name / PARAMS_FILE
-        return statecheck.check_params(path, files.read_yaml(path))  # type: ignore[return-value]
+        return params_of(self.root / name)
 
     def status_of(self, name: str) -> str:
         """The status of one experiment as a user should see it (a dead ``running`` one is ``lost``)."""
-        exp_dir = self.root / name
-        try:
-            params = files.read_yaml(exp_dir / PARAMS_FILE)
-        except StateFileError:
-            return status.CORRUPT
-        return _effective_status(params, exp_dir)
+        return status_of(self.root / name)
 
     # ------------------------------------------------------------------ creating
     @classmethod
@@ -782,6 +776,22 @@ def _update_params(path: Path, change) -> dict[str, Any]:
         return change(data)
 
     return files.update_yaml(path, checked)
+
+
+def params_of(exp_dir: Path) -> dict[str, Any]:
+    """The params.yml of the experiment in ``exp_dir``, checked (StateFileError ``path: what is wrong``)."""
+    path = exp_dir / PARAMS_FILE
+    return statecheck.check_params(path, files.read_yaml(path))  # type: ignore[return-value]
+
+
+def status_of(exp_dir: Path) -> str:
+    """The status of the experiment in ``exp_dir`` as a user should see it (a dead ``running`` one is ``lost``,
+    an unreadable params.yml ``corrupt``), whichever set it is in."""
+    try:
+        params = files.read_yaml(exp_dir / PARAMS_FILE)
+    except StateFileError:
+        return status.CORRUPT
+    return _effective_status(params, exp_dir)
 
 
 def _effective_status(params: dict[str, Any], exp_dir: Path) -> str:
