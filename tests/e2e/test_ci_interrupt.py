@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -73,22 +74,34 @@ def _end(proc: subprocess.Popen, log: Path) -> str:
     return log.read_text(errors="replace")
 
 
-@pytest.mark.parametrize("to_group, background", [(True, False), (False, False), (True, True)],
-                         ids=["ctrl-c-to-the-group", "sigint-to-xmen", "sigint-to-a-script's-background-job"])
-def test_ctrl_c_stops_xmen_ci_like_xmen_run(top, tmp_path, to_group, background):
-    log = tmp_path / "ci.log"
+def _interrupt_when(top: Path, log: Path, ready: Callable[[subprocess.Popen], Any], what: str,
+                    send: Callable[[subprocess.Popen], None], *, background: bool = False,
+                    interval: float = 0.1) -> tuple[subprocess.Popen, Any, str]:
+    """Start ``xmen ci`` (:func:`_ci`), wait until ``ready(proc)`` is true (``what``), ``send`` it a signal, wait
+    for it to end (its group killed if it outlives the test); (the process, what ``ready`` returned, its output)."""
     proc = _ci(top, log, background)
     try:
-        running = wait_until(lambda: _running(top), 120, "an experiment running", interval=0.1, proc=proc,
-                             details=lambda: log.read_text(errors="replace"))
-        if to_group:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGINT)
+        found = wait_until(lambda: ready(proc), 120, what, interval=interval, proc=proc,
+                           details=lambda: log.read_text(errors="replace"))
+        send(proc)
         text = _end(proc, log)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    return proc, found, text
+
+
+@pytest.mark.parametrize("to_group, background", [(True, False), (False, False), (True, True)],
+                         ids=["ctrl-c-to-the-group", "sigint-to-xmen", "sigint-to-a-script's-background-job"])
+def test_ctrl_c_stops_xmen_ci_like_xmen_run(top, tmp_path, to_group, background):
+    def ctrl_c(proc: subprocess.Popen) -> None:
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+
+    proc, running, text = _interrupt_when(top, tmp_path / "ci.log", lambda _: _running(top), "an experiment running",
+                                          ctrl_c, background=background)
     assert proc.returncode == 130, text
     _no_traceback_of_xmen(text)
     assert len(running) == 1
@@ -102,16 +115,8 @@ def test_ctrl_c_stops_xmen_ci_like_xmen_run(top, tmp_path, to_group, background)
 
 
 def test_sigterm_to_xmen_ci_stops_it(top, tmp_path):
-    log = tmp_path / "ci.log"
-    proc = _ci(top, log)
-    try:
-        running = wait_until(lambda: _running(top), 120, "an experiment running", interval=0.1, proc=proc,
-                             details=lambda: log.read_text(errors="replace"))
-        proc.send_signal(signal.SIGTERM)
-        text = _end(proc, log)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, running, text = _interrupt_when(top, tmp_path / "ci.log", lambda _: _running(top), "an experiment running",
+                                          lambda proc: proc.send_signal(signal.SIGTERM))
     assert proc.returncode == 130, text
     assert _status(top, running[0]) == "timeout", text  # xmen's word for a SIGTERM (SLURM's time limit sends it)
     assert "Summary: 2 not run, 1 timeout" in text, text
@@ -122,16 +127,9 @@ def test_sigterm_to_xmen_ci_stops_it(top, tmp_path):
 
 def test_ctrl_c_before_snakemake_started_anything_runs_nothing(top, tmp_path):
     """The SIGINT comes once Snakemake has started, before any experiment: nothing runs, exit 130."""
-    log = tmp_path / "ci.log"
-    proc = _ci(top, log)
-    try:
-        wait_until(lambda: "snakemake" in _commands(proc.pid), 120, "Snakemake started", interval=0.02,
-                   proc=proc)
-        os.killpg(proc.pid, signal.SIGINT)
-        text = _end(proc, log)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, _, text = _interrupt_when(top, tmp_path / "ci.log", lambda proc: "snakemake" in _commands(proc.pid),
+                                    "Snakemake started", lambda proc: os.killpg(proc.pid, signal.SIGINT),
+                                    interval=0.02)
     assert proc.returncode == 130, text
     _no_traceback_of_xmen(text)
     assert "Summary: 3 not run" in text, text
